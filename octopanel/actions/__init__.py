@@ -1,0 +1,14 @@
+"""Every action octopanel knows, built into one registry by build_registry()."""
+
+from . import files, gcode, info, job, motion, system, temps
+from .registry import Registry
+
+MODULES = (info, system, gcode, job, motion, temps, files)
+
+
+def build_registry():
+    """A fresh registry holding every action (no module-level registry: two daemons may share a process)."""
+    registry = Registry()
+    for module in MODULES:
+        module.register(registry)
+    return registry

@@ -1,0 +1,104 @@
+"""What an action runs with (client, settings, output) and the one place state guards are applied."""
+
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SafetyError, UsageError
+from .registry import ANY
+
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass
+class Result:
+    """What an action did: text for people, data for --json, and whether anything was sent."""
+
+    text: str | None = None
+    data: Any = None
+    sent: bool = True
+
+    def as_json(self, action_name):
+        if self.data is not None:
+            return self.data
+        return {"action": action_name, "sent": self.sent, "message": self.text}
+
+
+@dataclass
+class Context:
+    """Everything an action needs; the CLI, the daemon and the control socket each build one."""
+
+    client: Any
+    settings: Any
+    out: Any = field(default_factory=lambda: sys.stdout)
+    err: Any = field(default_factory=lambda: sys.stderr)
+    tty: bool = False
+    sleep: Any = time.sleep
+
+    @property
+    def limits(self):
+        return self.settings.limits
+
+    def progress(self, text):
+        """A one-line progress display, shown only on a terminal (scripts piping us see nothing)."""
+        if self.tty:
+            print(f"\r\x1b[K{text}", end="", file=self.err, flush=True)
+
+    def progress_done(self):
+        if self.tty:
+            print(file=self.err, flush=True)
+
+
+def invoke(call, ctx):
+    """Run a parsed Call after checking the printer state it needs; returns a Result."""
+    action = call.action
+    if action.states != ANY:
+        state = ctx.client.state()
+        if state.name not in action.states:
+            if action.skip_when_not:
+                return Result(skip_message(action.name, state.name), sent=False)
+            raise SafetyError(f"{action.name} refused: the printer is {describe(state.name)}"
+                              f" ({action.name} needs it {' or '.join(sorted(action.states))}); nothing sent")
+    return action.run(ctx, **call.args)
+
+
+def skip_message(name, state):
+    if name == "pause" and state in ("paused", "pausing"):
+        return f"already {state}: nothing sent"
+    if name == "resume" and state in ("resuming",):
+        return "already resuming: nothing sent"
+    if state == "cancelling":
+        return "the print is being cancelled: nothing sent"
+    return f"not {'paused' if name == 'resume' else 'printing'} (printer is {describe(state)}): nothing sent"
+
+
+def describe(state):
+    return {"idle": "idle (operational, not printing)", "error": "in an error state"}.get(state, state)
+
+
+def gcode_line(text):
+    """Validate one G-code line: no newlines or control characters may smuggle in a second command."""
+    text = str(text).strip()
+    if not text:
+        raise ValueError("empty G-code")
+    if CONTROL_CHARS.search(text):
+        raise ValueError(f"G-code must be one line without control characters, got {text!r}")
+    return text
+
+
+def gcode_lines(value):
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [gcode_line(item) for item in items]
+
+
+def dump(data):
+    return json.dumps(data, indent=2, sort_keys=False)
+
+
+def require(condition, message):
+    if not condition:
+        raise UsageError(message)
+

@@ -1,0 +1,88 @@
+"""Files on OctoPrint's local storage: upload, print from a file or stdin, select, list."""
+
+import os
+import sys
+
+from ..bounds import to_str
+from ..errors import UsageError
+from .context import Result, dump
+from .registry import Action, Param
+
+GROUP = "Files"
+PROGRESS_MIN_BYTES = 256 * 1024  # smaller uploads finish before a progress bar is worth drawing
+
+
+def read_source(path, stdin=None):
+    """Bytes of `path`, or of stdin for '-'."""
+    if path == "-":
+        stream = stdin if stdin is not None else sys.stdin
+        return getattr(stream, "buffer", stream).read()
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def progress_bar(ctx, size):
+    if size < PROGRESS_MIN_BYTES or not ctx.tty:
+        return None
+
+    def show(sent, total):
+        filled = int(30 * sent / total) if total else 30
+        ctx.progress(f"uploading [{'#' * filled}{'.' * (30 - filled)}] {sent * 100 // max(total, 1)} %")
+    return show
+
+
+def upload(ctx, path, name=None, select=False, print_=False):
+    data = read_source(path, getattr(ctx, "stdin", None))
+    target = name or ("stdin.gcode" if path == "-" else os.path.basename(path))
+    result = ctx.client.upload(target, data, select=select, print_=print_, progress=progress_bar(ctx, len(data)))
+    ctx.progress_done() if len(data) >= PROGRESS_MIN_BYTES else None
+    return Result(f"uploaded {target} ({len(data)} bytes)" + (", printing" if print_ else ""), result)
+
+
+def runfile(ctx, path):
+    return upload(ctx, path, name="tmp.g", select=True, print_=True)
+
+
+def fselect(ctx, name):
+    ctx.client.select_file(name)
+    return Result(f"selected {name}")
+
+
+def ls_raw(ctx):
+    data = ctx.client.files()
+    return Result(dump(data), data)
+
+
+def ls(ctx):
+    data = ctx.client.files()
+    names = []
+
+    def walk(entries):
+        for entry in entries:
+            if entry.get("type") == "folder":
+                walk(entry.get("children") or [])
+            else:
+                names.append(entry.get("path") or entry.get("name"))
+    walk(data.get("files") or [])
+    return Result("\n".join(names), data)
+
+
+def ll(ctx, name):
+    data = ctx.client.file_info(name)
+    return Result(dump(data), data)
+
+
+def register(reg):
+    path = Param("path", to_str, help="a G-code file, or - for stdin")
+    reg.register(Action("upload", upload, "upload FILE (- for stdin) without printing it", GROUP,
+                        params=(path, Param("name", to_str, None, help="name on OctoPrint"))))
+    reg.register(Action("runfile", runfile, "upload FILE (- for stdin) as tmp.g and print it", GROUP,
+                        params=(path,), states=frozenset({"idle"})))
+    reg.register(Action("fselect", fselect, "select FILE for printing", GROUP, params=(Param("name", to_str),),
+                        states=frozenset({"idle", "disconnected", "error"})))
+    reg.register(Action("ls_raw", ls_raw, "print GET /api/files as JSON", GROUP))
+    reg.register(Action("ls", ls, "list the files, one per line", GROUP))
+    reg.register(Action("ll", ll, "print FILE's details as JSON", GROUP, params=(Param("name", to_str),)))

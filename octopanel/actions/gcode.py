@@ -1,0 +1,67 @@
+"""Raw G-code and the small commands that are one G-code line: messages, beeps, fans, servos, steppers."""
+
+from ..bounds import to_bool, to_float, to_int
+from .context import Result, gcode_line, gcode_lines
+from .registry import MOTION_OK, Action, Param
+
+GROUP = "G-code"
+GROUP_FAN = "Fans and servos"
+
+
+def send(ctx, *lines):
+    ctx.client.gcode(lines)
+    return Result(" | ".join(lines) + " sent")
+
+
+def fan_value(text):
+    lowered = str(text).lower()
+    if lowered == "on" or text is True:
+        return 255
+    if lowered == "off" or text is False:
+        return 0
+    try:
+        return to_int(text)
+    except ValueError:
+        raise ValueError(f"expected on, off or 0..255, got {text!r}") from None
+
+
+def register(reg):
+    def simple(name, code, help_, commands=(), **kw):
+        reg.register(Action(name, lambda ctx: send(ctx, code), help_, GROUP, commands=commands, **kw))
+
+    reg.register(Action("g", lambda ctx, code: send(ctx, code.upper()), "send one G-code line (upper-cased)",
+                        GROUP, params=(Param("code", gcode_line, rest=True),), commands=("g", "gcode")))
+    for axis_cmd in ("G0", "G1"):
+        reg.register(Action(axis_cmd.lower(), lambda ctx, coords, c=axis_cmd: send(ctx, f"{c} {coords.upper()}"),
+                            f"send {axis_cmd} COORDS (raw move: no safety checks beyond the G-code's own)",
+                            GROUP, params=(Param("coords", gcode_line, rest=True),), states=MOTION_OK))
+    reg.register(Action("gmulti", lambda ctx, commands: send(ctx, *(c.upper() for c in commands)),
+                        "send several G-code lines in one request", GROUP,
+                        params=(Param("commands", gcode_lines),), legacy=lambda words: {"commands": words}))
+    reg.register(Action("msg", lambda ctx, text: send(ctx, f"M117 {text}"),
+                        "show TEXT on the printer's display (case kept)", GROUP,
+                        params=(Param("text", gcode_line, rest=True),)))
+    reg.register(Action("beep", lambda ctx, ms, hz: send(ctx, f"M300 P{ms} S{hz}"), "beep (M300)", GROUP,
+                        params=(Param("ms", to_int, 500, 1, 10000, "duration (ms)"),
+                                Param("hz", to_int, 2000, 20, 20000, "pitch (Hz)"))))
+    simple("click", "M108", "M108: break a waiting heat-up (like clicking the printer's knob)")
+    simple("getpos", "M114", "M114: ask the printer to report its position")
+    simple("stepon", "M17", "M17: enable the stepper motors")
+    simple("stepoff", "M18", "M18: disable the stepper motors", states=MOTION_OK)
+    reg.register(Action("sleep", lambda ctx, s: send(ctx, f"G4 S{s:g}"), "G4 S: the printer dwells S seconds",
+                        GROUP, params=(Param("s", to_float, minval=0, maxval=3600),)))
+    reg.register(Action("sleepms", lambda ctx, ms: send(ctx, f"G4 P{ms}"), "G4 P: the printer dwells MS ms",
+                        GROUP, params=(Param("ms", to_int, minval=0, maxval=3600000),)))
+    reg.register(Action("fan", fan, "part fan: on, off or 0..255 (M106/M107)", GROUP_FAN,
+                        params=(Param("speed", fan_value, minval=0, maxval=255, help="on, off or 0..255"),)))
+    reg.register(Action("fan2", lambda ctx, on: send(ctx, f"M42 P57 S{255 if on else 0}"),
+                        "second fan on pin 57: on or off (M42)", GROUP_FAN, params=(Param("on", to_bool),)))
+    reg.register(Action("servo", lambda ctx, num, angle: send(ctx, f"M280 P{num} S{angle}"),
+                        "move servo NUM to ANGLE (M280)", GROUP_FAN,
+                        params=(Param("num", to_int, minval=0, maxval=15), Param("angle", to_int, minval=0,
+                                                                                 maxval=180))))
+
+
+def fan(ctx, speed):
+    return send(ctx, "M107" if speed == 0 else f"M106 S{speed}")
+

@@ -1,0 +1,56 @@
+"""Read-only information: configuration, API version, connection state, job."""
+
+from urllib.parse import urlsplit
+
+from .. import config
+from ..bounds import to_bool
+from .context import Result, dump
+from .registry import Action, Param
+
+GROUP = "Configuration and status"
+
+
+def checkcfg(ctx):
+    s = ctx.settings
+    lines = [
+        f"OctoPrint URL: {s.url or '(none)'}  [from {s.sources['url']}]",
+        f"API key:       {config.mask(s.api_key)}  [from {s.sources['api_key']}]",
+        f"Jog direction: {s.jog_direction}  [from {s.sources['jog_direction']}]",
+        "Limits:        " + ", ".join(f"{k}={v}" for k, v in s.limits.items()),
+    ]
+    lines += [f"warning: {w}" for w in s.warnings]
+    data = {"url": s.url, "api_key": config.mask(s.api_key), "sources": dict(s.sources), "limits": s.limits}
+    return Result("\n".join(lines), data, sent=False)
+
+
+def apiver(ctx):
+    data = ctx.client.version()
+    return Result(f"API {data.get('api')}, OctoPrint {data.get('server')}", data)
+
+
+def status_raw(ctx):
+    data = ctx.client.connection()
+    return Result(dump(data), data)
+
+
+def status(ctx, quiet=False):
+    data = ctx.client.connection()
+    state = (data.get("current") or {}).get("state", "unknown")
+    host = urlsplit(ctx.settings.url).netloc
+    return Result(state if quiet else f"Machine: {host}\n{state}", data)
+
+
+def getjob(ctx):
+    data = ctx.client.job()
+    return Result(dump(data), data)
+
+
+def register(reg):
+    reg.register(Action("checkcfg", checkcfg, "show the OctoPrint URL, API key (masked) and where each came from",
+                        GROUP))
+    reg.register(Action("apiver", apiver, "show OctoPrint's API and server version", GROUP))
+    reg.register(Action("status_raw", status_raw, "print GET /api/connection as JSON", GROUP,
+                        commands=("status_raw", "statusraw")))
+    reg.register(Action("status", status, "show the machine and its connection state (Operational, Printing…)",
+                        GROUP, params=(Param("quiet", to_bool, False, flag="-q", help="state only"),)))
+    reg.register(Action("getjob", getjob, "print the current job (GET /api/job)", GROUP))

@@ -1,0 +1,106 @@
+"""Print jobs: start, pause and resume (stateless), restart, cancel, wait for the end."""
+
+import time
+
+from ..bounds import to_float
+from ..errors import PrinterError, SafetyError
+from .context import Result
+from .registry import BUSY_STATES, Action, Param
+
+GROUP = "Job"
+ACTIVE = BUSY_STATES | {"paused"}
+
+
+def start(ctx):
+    job = ctx.client.job() or {}
+    if not ((job.get("job") or {}).get("file") or {}).get("name"):
+        # OctoPrint answers 204 and does nothing when no file is selected: say so instead.
+        raise SafetyError("no file is selected: select one with 8fselect or use 8runfile; nothing sent")
+    ctx.client.job_command("start")
+    return Result("print started")
+
+
+def restart(ctx):
+    ctx.client.job_command("restart")
+    return Result("print restarted from the beginning")
+
+
+def pause_raw(ctx):
+    ctx.client.job_command("pause")
+    return Result("pause toggle sent")
+
+
+def pause(ctx):
+    ctx.client.job_command("pause", "pause")
+    return Result("paused")
+
+
+def resume(ctx):
+    ctx.client.job_command("pause", "resume")
+    return Result("resumed")
+
+
+def cancel(ctx):
+    ctx.client.gcode(["M108", "M77"])  # break a waiting heat-up, stop the print timer
+    ctx.client.job_command("cancel")
+    return Result("print cancelled")
+
+
+def xcancel(ctx, timeout=60.0):
+    tool = ctx.client.tool().get("tool0", {}).get("target")
+    bed = (ctx.client.bed().get("bed") or {}).get("target")
+    cancel(ctx)
+    wait_until(ctx, lambda s: s.name not in ACTIVE, timeout, "the print to finish cancelling")
+    if tool is not None:
+        ctx.client.tool_target({"tool0": tool})
+    if bed is not None:
+        ctx.client.bed_target(bed)
+    ctx.client.home()
+    return Result(f"print cancelled, targets kept (tool {tool:g} °C, bed {bed:g} °C), homed")
+
+
+def waitend(ctx, timeout=None, interval=10.0):
+    started = time.monotonic()
+
+    def done(state):
+        elapsed = time.monotonic() - started
+        ctx.progress(f"waiting for the print to end: {state.name} ({elapsed:.0f} s)")
+        if state.name in ("disconnected", "error"):
+            raise PrinterError(f"the printer is {state.name}: the print will not end normally")
+        return state.name not in ACTIVE
+
+    wait_until(ctx, done, timeout, "the print to end", interval)
+    ctx.progress_done()
+    return Result("printer is operational", sent=False)
+
+
+def wait_until(ctx, predicate, timeout, what, interval=0.2):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not predicate(ctx.client.state()):
+        if deadline is not None and time.monotonic() >= deadline:
+            ctx.progress_done()
+            raise PrinterError(f"gave up waiting for {what} after {timeout:g} s")
+        ctx.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
+
+
+TIMEOUT = Param("timeout", to_float, None, 0, 7 * 86400, "give up after this many seconds", flag="--timeout",
+                takes_value=True)
+
+
+def register(reg):
+    reg.register(Action("start", start, "start the selected file", GROUP, states=frozenset({"idle"}),
+                        commands=("start", "print")))
+    reg.register(Action("restart", restart, "restart the paused print from the beginning", GROUP,
+                        states=frozenset({"paused"}), dangerous=True))
+    reg.register(Action("pause_raw", pause_raw, "the raw pause toggle (pauses or resumes)", GROUP))
+    reg.register(Action("pause", pause, "pause, only if printing; safe to repeat (runout sensors)", GROUP,
+                        states=frozenset({"printing", "resuming", "finishing"}), skip_when_not=True))
+    reg.register(Action("resume", resume, "resume, only if paused", GROUP, states=frozenset({"paused"}),
+                        skip_when_not=True))
+    reg.register(Action("cancel", cancel, "M108, M77, then cancel the print", GROUP, states=ACTIVE,
+                        skip_when_not=True, dangerous=True))
+    reg.register(Action("xcancel", xcancel, "cancel, keep the temperature targets, then home", GROUP,
+                        states=ACTIVE, skip_when_not=True, dangerous=True, params=(TIMEOUT,)))
+    reg.register(Action("waitend", waitend, "wait until the print has ended", GROUP, slow=True,
+                        params=(TIMEOUT, Param("interval", to_float, 10.0, 0.05, 3600, "seconds between polls",
+                                               flag="--interval", takes_value=True))))

@@ -1,0 +1,118 @@
+"""Moving the head and the filament: home, jog, extrude, eject; speed and flow factors."""
+
+from ..bounds import to_bool, to_float, to_int
+from ..errors import SafetyError, UsageError
+from .context import Result
+from .registry import MOTION_OK, Action, Param
+
+GROUP = "Motion"
+GROUP_EX = "Extrusion"
+GROUP_FACTOR = "Speed and flow"
+FORCE = Param("force", to_bool, False, flag="--force", help="extrude even below min_extrude_temp")
+
+
+def jog_legacy(words):
+    """8control: `8jog Z` or `8jog X Y Z`."""
+    if len(words) == 1:
+        return {"z": words[0]}
+    if len(words) == 3:
+        return dict(zip("xyz", words))
+    return None
+
+
+def jog_signs(ctx):
+    """Per-axis sign: follow the profile's inverted axes (as the web UI does), flip all, or none."""
+    mode = ctx.settings.jog_direction
+    if mode == "8control":
+        return {"x": -1, "y": -1, "z": -1}
+    if mode == "raw":
+        return {"x": 1, "y": 1, "z": 1}
+    axes = ctx.client.profile().get("axes") or {}
+    return {a: -1 if (axes.get(a) or {}).get("inverted") else 1 for a in "xyz"}
+
+
+def jog(ctx, x=None, y=None, z=None, speed=None):
+    moves = {a: v for a, v in (("x", x), ("y", y), ("z", z)) if v is not None}
+    if not moves:
+        raise UsageError("jog: give at least one of x, y, z")
+    signs = jog_signs(ctx)
+    sent = {a: v * signs[a] for a, v in moves.items()}
+    ctx.client.jog(speed=speed, **sent)
+    return Result("jogged " + " ".join(f"{a}={v:g}" for a, v in moves.items()))
+
+
+def home(ctx):
+    ctx.client.home()
+    return Result("homed x y z")
+
+
+def check_hot(ctx, force):
+    """Refuse cold extrusion ourselves: neither OctoPrint nor every firmware does."""
+    if force:
+        return
+    actual = (ctx.client.tool().get("tool0") or {}).get("actual")
+    minimum = ctx.settings.min_extrude_temp
+    if actual is None or actual < minimum:
+        shown = "unknown" if actual is None else f"{actual:g} °C"
+        raise SafetyError(f"the hotend is at {shown}, below min_extrude_temp {minimum:g} °C: heat it first "
+                          "(8settemp) or add --force; nothing sent")
+
+
+def extrude(ctx, amount, speed=None, force=False):
+    if amount == 0:
+        raise UsageError("extrude: amount must not be 0")
+    check_hot(ctx, force)
+    ctx.client.extrude(amount, speed)
+    return Result(f"{'extruded' if amount > 0 else 'retracted'} {abs(amount):g} mm")
+
+
+def fex(ctx, amount, speed=2000, force=False):
+    check_hot(ctx, force)
+    lines = ["G91", f"G1 E{amount:g} F{speed}", "G90"]
+    ctx.client.gcode(lines)
+    return Result(" | ".join(lines) + " sent")
+
+
+def eject(ctx, temp=None, force=False):
+    from .temps import wait_for_temperature
+
+    if temp is not None:
+        ctx.client.tool_target({"tool0": temp})
+        wait_for_temperature(ctx, "t", temp, falling=False, timeout=None, interval=2.0)
+    check_hot(ctx, force)
+    # Push the tip, then pull the filament out of an 800 mm bowden tube (8control's numbers).
+    ctx.client.gcode(["G91", "G1 E3 F700", "G1 E-800 F2500", "G90"])
+    if temp is not None:
+        ctx.client.tool_target({"tool0": 0})
+    return Result("filament ejected" + (", hotend off" if temp is not None else ""))
+
+
+def feedrate(ctx, percent):
+    ctx.client.feedrate(percent)
+    return Result(f"feed rate {percent} %")
+
+
+def flowrate(ctx, percent):
+    ctx.client.flowrate(percent)
+    return Result(f"flow rate {percent} %")
+
+
+def register(reg):
+    axis = lambda a: Param(a, to_float, None, "-max_jog", "max_jog", f"{a.upper()} distance (mm)")  # noqa: E731
+    reg.register(Action("home", home, "home x, y and z", GROUP, states=MOTION_OK))
+    reg.register(Action("jog", jog, "move the head by X Y Z mm (one number: Z only)", GROUP, states=MOTION_OK,
+                        params=(axis("x"), axis("y"), axis("z"),
+                                Param("speed", to_int, None, 1, 20000, "mm/min")),
+                        legacy=jog_legacy, mergeable=True))
+    amount = Param("amount", to_float, minval="-max_extrude", maxval="max_extrude", help="mm; negative retracts")
+    reg.register(Action("ex", extrude, "extrude MM of filament (negative retracts)", GROUP_EX, states=MOTION_OK,
+                        params=(amount, Param("speed", to_int, None, 1, 20000, "mm/min"), FORCE),
+                        commands=("ex", "extrude"), mergeable=True))
+    reg.register(Action("fex", fex, "extrude MM at SPEED mm/min with raw G-code (default 2000)", GROUP_EX,
+                        states=MOTION_OK, params=(amount, Param("speed", to_int, 2000, 1, 20000), FORCE)))
+    reg.register(Action("eject", eject, "pull the filament out (-t TEMP: heat first, then turn off)", GROUP_EX,
+                        states=MOTION_OK, params=(Param("temp", to_float, None, 0, "max_tool_temp", flag="-t",
+                                                        takes_value=True), FORCE)))
+    factor = Param("percent", to_int, minval="min_factor", maxval="max_factor")
+    reg.register(Action("speed", feedrate, "feed rate override in % (M220)", GROUP_FACTOR, params=(factor,)))
+    reg.register(Action("feed", flowrate, "flow rate override in % (M221)", GROUP_FACTOR, params=(factor,)))

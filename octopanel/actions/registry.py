@@ -1,0 +1,223 @@
+"""The action registry: every action defined once, and the one parser for action lines."""
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import bounds
+from ..errors import UsageError
+
+REQUIRED = object()
+
+# Fine-grained printer states, as derived from OctoPrint's state.flags (see client.PrinterState).
+STATES = frozenset(
+    {"disconnected", "error", "idle", "printing", "pausing", "paused", "resuming", "cancelling", "finishing"}
+)
+# Any state in which the print head may move on its own: jog, home and extrude are refused there.
+BUSY_STATES = frozenset({"printing", "pausing", "resuming", "cancelling", "finishing"})
+CONNECTED = STATES - {"disconnected", "error"}
+MOTION_OK = frozenset({"idle", "paused"})
+ANY = STATES
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed parameter; minval/maxval are numbers or names of a settings limit."""
+
+    name: str
+    convert: Callable[[Any], Any] = bounds.to_float
+    default: Any = REQUIRED
+    minval: Any = None
+    maxval: Any = None
+    help: str = ""
+    flag: str | None = None  # e.g. "-q": a switch (or, with takes_value, an option) on the command line
+    takes_value: bool = False
+    rest: bool = False  # swallows every remaining positional word (G-code text, messages)
+
+    def parse(self, raw, limits):
+        try:
+            value = self.convert(raw)
+        except ValueError as exc:
+            raise UsageError(f"{self.name}: {exc}") from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            lo, hi = resolve_limit(self.minval, limits), resolve_limit(self.maxval, limits)
+            problem = bounds.check_range(value, lo, hi)
+            if problem:
+                raise UsageError(f"{self.name}: {problem}")
+        return value
+
+
+def resolve_limit(bound, limits):
+    """A bound is a number, a settings limit name, or '-name' for its negation."""
+    if not isinstance(bound, str):
+        return bound
+    return -limits[bound[1:]] if bound.startswith("-") else limits[bound]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action: its name, parameters, help, and the printer states it may run in."""
+
+    name: str
+    run: Callable
+    help: str
+    group: str
+    params: tuple = ()
+    states: frozenset = ANY
+    commands: tuple = ()  # the 8xxx names (without the 8); default: (name,)
+    skip_when_not: bool = False  # outside `states`: say "nothing sent" and succeed (pause, resume)
+    legacy: Callable | None = None  # maps 8control positional words to {param: word}
+    mergeable: bool = False  # consecutive calls may be combined, conserving the total (jog, extrude)
+    dangerous: bool = False  # the panel needs a confirming gesture (hold or double)
+    slow: bool = False  # polls for a long time (alarm, waitend)
+
+    @property
+    def command_names(self):
+        return self.commands or (self.name,)
+
+
+@dataclass
+class Call:
+    """A parsed action line: the action and its converted arguments."""
+
+    action: Action
+    args: dict = field(default_factory=dict)
+
+    def __str__(self):
+        words = [self.action.name] + [f"{k}={shlex.quote(str(v))}" for k, v in self.args.items()]
+        return " ".join(words)
+
+
+class Registry:
+    """Holds every action by name and by 8xxx command name; registering twice is an error."""
+
+    def __init__(self):
+        self._actions = {}
+        self._commands = {}
+
+    def register(self, action):
+        for table, keys in ((self._actions, [action.name]), (self._commands, action.command_names)):
+            for key in keys:
+                if key in table:
+                    raise ValueError(f"action {key!r} is registered twice")
+        self._actions[action.name] = action
+        for key in action.command_names:
+            self._commands[key] = action
+        return action
+
+    def __iter__(self):
+        return iter(self._actions.values())
+
+    def __len__(self):
+        return len(self._actions)
+
+    def command_names(self):
+        return list(self._commands)
+
+    def get(self, name):
+        """The action called `name` (octopanel name or 8xxx name), or UsageError with a hint."""
+        action = self._actions.get(name) or self._commands.get(name)
+        if action is None:
+            names = set(self._actions) | set(self._commands)
+            raise UsageError(f"unknown action '{name}'{bounds.suggest(name, names)}")
+        return action
+
+    def parse_line(self, line, limits):
+        """Parse 'jog z=5' or 'jog 0 0 5' into a Call (the keymap and control socket use this)."""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"cannot split {line!r}: {exc}") from None
+        if not words:
+            raise UsageError("empty action line")
+        return self.parse(words[0], words[1:], limits)
+
+    def parse(self, name, words, limits):
+        """Parse the words after an action name into a Call; the single parser for every front end."""
+        action = self.get(name)
+        return Call(action, parse_args(action, words, limits))
+
+
+def parse_args(action, words, limits):
+    by_name = {p.name: p for p in action.params}
+    by_flag = {p.flag: p for p in action.params if p.flag}
+    raw, positional = {}, []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == "--":
+            positional.extend(words[i:])
+            break
+        if word in by_flag:
+            param = by_flag[word]
+            if param.takes_value:
+                if i >= len(words):
+                    raise UsageError(f"{action.name}: {word} needs a value")
+                raw[param.name] = words[i]
+                i += 1
+            else:
+                raw[param.name] = True
+            continue
+        key, eq, value = word.partition("=")
+        if eq and key in by_name and not positional_rest_started(action, positional):
+            if key in raw:
+                raise UsageError(f"{action.name}: {key} given twice")
+            raw[key] = value
+            continue
+        if eq and key.isidentifier() and key.islower() and not any(p.rest for p in action.params):
+            raise UsageError(f"{action.name}: unknown parameter '{key}'{bounds.suggest(key, by_name)}")
+        if word.startswith("--") and len(word) > 2 and not word[2:3].isdigit():
+            raise UsageError(f"{action.name}: unknown option '{word}'{bounds.suggest(word, by_flag)}")
+        positional.append(word)
+    if positional:
+        mapped = action.legacy(positional) if action.legacy else default_positional(action, positional)
+        if mapped is None:
+            raise UsageError(f"{action.name}: cannot read arguments {' '.join(positional)!r}; usage: {usage(action)}")
+        for key, value in mapped.items():
+            if key in raw:
+                raise UsageError(f"{action.name}: {key} given twice")
+            raw[key] = value
+    args = {}
+    for param in action.params:
+        if param.name in raw:
+            try:
+                args[param.name] = param.parse(raw[param.name], limits)
+            except UsageError as exc:
+                raise UsageError(f"{action.name}: {exc}") from None
+        elif param.default is REQUIRED:
+            raise UsageError(f"{action.name}: missing {param.name}; usage: {usage(action)}")
+        elif param.default is not None:
+            args[param.name] = param.default
+    return args
+
+
+def positional_rest_started(action, positional):
+    return bool(positional) and any(p.rest for p in action.params)
+
+
+def default_positional(action, words):
+    """Map words to the positional (non-flag) parameters in order; a `rest` parameter takes the remainder."""
+    params = [p for p in action.params if not p.flag]
+    mapped = {}
+    for index, param in enumerate(params):
+        if index >= len(words):
+            break
+        if param.rest:
+            mapped[param.name] = " ".join(words[index:])
+            return mapped
+        mapped[param.name] = words[index]
+    if len(words) > len(params):
+        return None
+    return mapped
+
+
+def usage(action):
+    parts = [action.command_names[0] if action.commands else action.name]
+    for p in action.params:
+        if p.flag:
+            text = f"{p.flag} {p.name.upper()}" if p.takes_value else p.flag
+        else:
+            text = f"{p.name.upper()}{'…' if p.rest else ''}"
+        parts.append(f"[{text}]" if p.default is not REQUIRED else text)
+    return " ".join(parts)

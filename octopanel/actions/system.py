@@ -1,0 +1,75 @@
+"""Connection and system commands: connect, disconnect, reconnect, custom actions, power."""
+
+from ..bounds import to_str
+from ..errors import NotFound
+from .context import Result
+from .registry import Action, Param
+
+GROUP_CONN = "Connection"
+GROUP_SYS = "System and power"
+
+
+def connect(ctx):
+    ctx.client.connect()
+    return Result("connect sent")
+
+
+def disconnect(ctx):
+    ctx.client.disconnect()
+    return Result("disconnect sent")
+
+
+def reconnect(ctx):
+    ctx.client.disconnect()
+    ctx.sleep(0.2)
+    note = ""
+    try:
+        ctx.client.system_command("reset")
+    except NotFound:
+        note = " (no custom system command 'reset' is defined: skipped it)"
+    ctx.sleep(0.5)  # 8control's pause: lets a reset board come back before connecting
+    ctx.client.connect()
+    return Result("reconnected" + note)
+
+
+def system(ctx, name):
+    ctx.client.system_command(name)
+    return Result(f"system command '{name}' run")
+
+
+def listcmds(ctx):
+    data = ctx.client.system_commands()
+    lines = [f"{source}/{c.get('action')}: {c.get('name', '')}" for source, cmds in data.items() for c in cmds]
+    return Result("\n".join(lines) if lines else "(no system commands)", data)
+
+
+def reset(ctx):
+    return system(ctx, "reset")
+
+
+def power_on(ctx):
+    ctx.client.system_command("reset")
+    ctx.client.gcode(["M80"])
+    return Result("reset run, M80 sent")
+
+
+def power_off(ctx):
+    ctx.client.gcode(["M81"])
+    return Result("M81 sent")
+
+
+def register(reg):
+    reg.register(Action("connect", connect, "connect OctoPrint to the printer", GROUP_CONN))
+    reg.register(Action("disconnect", disconnect, "disconnect OctoPrint from the printer", GROUP_CONN,
+                        dangerous=True))
+    reg.register(Action("reconnect", reconnect, "disconnect, run system command 'reset', connect", GROUP_CONN,
+                        dangerous=True))
+    reg.register(Action("system", system, "run OctoPrint custom system command NAME", GROUP_SYS,
+                        params=(Param("name", to_str, help="the action's name, see 8ListCmds"),),
+                        commands=("run",), dangerous=True))
+    reg.register(Action("listcmds", listcmds, "list OctoPrint's system commands", GROUP_SYS,
+                        commands=("ListCmds",)))
+    reg.register(Action("reset", reset, "run the custom system command 'reset'", GROUP_SYS, dangerous=True))
+    reg.register(Action("on", power_on, "run 'reset', then M80 (power supply on)", GROUP_SYS, dangerous=True))
+    reg.register(Action("off", power_off, "M81: power supply off", GROUP_SYS, dangerous=True))
+

@@ -1,0 +1,112 @@
+"""Temperatures: targets with enforced limits, readings, and waiting for a temperature (alarm)."""
+
+import time
+
+from ..bounds import to_bool, to_float
+from ..errors import PrinterError
+from .context import Result, dump
+from .gcode import send
+from .job import TIMEOUT
+from .registry import Action, Param
+
+GROUP = "Temperature"
+HEATERS = {"t": "tool", "tool": "tool", "b": "bed", "bed": "bed"}
+
+
+def heater(text):
+    try:
+        return HEATERS[str(text).lower()]
+    except KeyError:
+        raise ValueError(f"expected t (tool) or b (bed), got {text!r}") from None
+
+
+def reading(ctx, which):
+    data = ctx.client.tool() if which == "tool" else ctx.client.bed()
+    entry = data.get("tool0" if which == "tool" else "bed") or {}
+    return data, entry
+
+
+def settemp(ctx, temp):
+    ctx.client.tool_target({"tool0": temp})
+    return Result(f"tool target {temp:g} °C")
+
+
+def setbed(ctx, temp):
+    ctx.client.bed_target(temp)
+    return Result(f"bed target {temp:g} °C")
+
+
+def raw_reader(which):
+    def run(ctx):
+        data, _entry = reading(ctx, which)
+        return Result(dump(data), data)
+    return run
+
+
+def actual_reader(which):
+    def run(ctx):
+        data, entry = reading(ctx, which)
+        actual = entry.get("actual")
+        return Result("unknown" if actual is None else f"{actual:g}", data)
+    return run
+
+
+def wait_for_temperature(ctx, which, target, falling, timeout, interval):
+    """Poll until the heater reaches target (rising) or drops to it (falling); show progress on a TTY."""
+    which = heater(which)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        _data, entry = reading(ctx, which)
+        actual = entry.get("actual")
+        if actual is None:
+            raise PrinterError(f"OctoPrint reports no {which} temperature")
+        ctx.progress(f"{which}: {actual:.1f} °C → {target:g} °C ({'falling' if falling else 'rising'})")
+        if (actual <= target) if falling else (actual >= target):
+            ctx.progress_done()
+            return actual
+        if deadline is not None and time.monotonic() >= deadline:
+            ctx.progress_done()
+            raise PrinterError(f"{which} still at {actual:.1f} °C after {timeout:g} s (waiting for {target:g} °C)")
+        ctx.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
+
+
+def alarm_legacy(words):
+    """8control: `8alarm [d] t|b TEMP`."""
+    falling = bool(words) and words[0] == "d"
+    rest = words[1:] if falling else words
+    if len(rest) != 2:
+        return None
+    return {"heater": rest[0], "target": rest[1], "falling": "true" if falling else "false"}
+
+
+def alarm_action(beep):
+    def run(ctx, heater, target, falling=False, timeout=None, interval=2.0):
+        actual = wait_for_temperature(ctx, heater, target, falling, timeout, interval)
+        if beep:
+            ctx.client.gcode(["M300 P500 S2000"])
+        return Result(f"{heater} reached {actual:.1f} °C", sent=beep)
+    return run
+
+
+def register(reg):
+    tool_t = Param("temp", to_float, minval=0, maxval="max_tool_temp", help="°C")
+    bed_t = Param("temp", to_float, minval=0, maxval="max_bed_temp", help="°C")
+    reg.register(Action("settemp", settemp, "set the hotend target (°C)", GROUP, params=(tool_t,)))
+    reg.register(Action("setbed", setbed, "set the bed target (°C)", GROUP, params=(bed_t,)))
+    reg.register(Action("settempr", lambda ctx, temp: send(ctx, f"M104 R S{temp:g}"),
+                        "M104 R S: hotend target, firmware 'R' extension", GROUP, params=(tool_t,)))
+    reg.register(Action("setbedr", lambda ctx, temp: send(ctx, f"M140 R S{temp:g}"),
+                        "M140 R S: bed target, firmware 'R' extension", GROUP, params=(bed_t,)))
+    reg.register(Action("gettemp_raw", raw_reader("tool"), "print GET /api/printer/tool as JSON", GROUP))
+    reg.register(Action("gettemp", actual_reader("tool"), "print the hotend's actual temperature", GROUP))
+    reg.register(Action("getbed_raw", raw_reader("bed"), "print GET /api/printer/bed as JSON", GROUP))
+    reg.register(Action("getbed", actual_reader("bed"), "print the bed's actual temperature", GROUP))
+    params = (Param("heater", heater, help="t (tool) or b (bed)"), Param("target", to_float, minval=0, maxval=500),
+              Param("falling", to_bool, False, help="wait for it to drop (8control: d)"), TIMEOUT,
+              Param("interval", to_float, 2.0, 0.05, 600, "seconds between polls", flag="--interval",
+                    takes_value=True))
+    reg.register(Action("alarm", alarm_action(True), "wait for [d] t|b TEMP, then beep", GROUP, params=params,
+                        legacy=alarm_legacy, slow=True))
+    reg.register(Action("alarmq", alarm_action(False), "wait for [d] t|b TEMP, quietly", GROUP, params=params,
+                        legacy=alarm_legacy, slow=True))
+

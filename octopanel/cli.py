@@ -1,0 +1,183 @@
+"""Command line: `octopanel <action> ...` and `8<action> ...` → one registry action; output; exit codes."""
+
+import json
+import os
+import sys
+
+from .errors import OctopanelError, UsageError
+
+GLOBAL_HELP = """\
+global options (anywhere on the line):
+  -h, --help          this help; `COMMAND -h` shows one command
+  -v, -vv             print each request; -vv adds status and headers (the API key is redacted)
+  --json              print the parsed JSON (data commands) or a JSON result
+  --url URL           OctoPrint's base URL (default: environment, config files)
+  --api-key KEY       OctoPrint API key (prefer a config file or OCTOPRINT_API_KEY)
+  --config FILE       octopanel config file
+exit codes: 0 ok, 1 printer refused / unreachable / key rejected, 2 usage or config error"""
+
+# Commands that are not printer actions; each is a module with main(argv) -> int, imported only when used.
+META = {
+    "demo": ("octopanel.demo", "run a guided tour against a local virtual printer (no printer needed)"),
+    "login": ("octopanel.login", "get an API key from OctoPrint's app-keys workflow and save it"),
+}
+VALUE_FLAGS = {"--url": "url", "--api-key": "api_key", "--config": "config"}
+
+
+def split_globals(argv):
+    """Pull the global options out of argv, wherever they are (but never after `--`)."""
+    opts = {"verbose": 0, "json": False, "help": False, "url": None, "api_key": None, "config": None}
+    rest = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word == "--":
+            rest.append(word)
+            rest.extend(argv[i:])
+            break
+        if word in ("-h", "--help"):
+            opts["help"] = True
+        elif word == "-v":
+            opts["verbose"] += 1
+        elif word == "-vv":
+            opts["verbose"] += 2
+        elif word == "--json":
+            opts["json"] = True
+        elif word.split("=", 1)[0] in VALUE_FLAGS:
+            key, eq, value = word.partition("=")
+            if not eq:
+                if i >= len(argv):
+                    raise UsageError(f"{key} needs a value")
+                value = argv[i]
+                i += 1
+            opts[VALUE_FLAGS[key]] = value
+        else:
+            rest.append(word)
+    return opts, rest
+
+
+def main(argv=None, prog=None):
+    """Entry point of `octopanel` and of every `8xxx` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = os.path.basename(prog or sys.argv[0] or "octopanel")
+    try:
+        return run(argv, prog)
+    except OctopanelError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def run(argv, prog):
+    from .actions import build_registry
+
+    if prog.startswith("8") and len(prog) > 1:
+        name, rest = prog[1:], argv
+    else:
+        index = find_action(argv)
+        if index is None:
+            opts, _ = split_globals(argv)
+            print(full_help(build_registry()), file=sys.stdout if opts["help"] else sys.stderr)
+            return 0 if opts["help"] else 2
+        name, rest = argv[index], argv[:index] + argv[index + 1:]
+        if name in META:
+            return meta_main(name, rest)
+    opts, words = split_globals(rest)
+    registry = build_registry()
+    if name == "help":
+        print(command_help(registry.get(words[0])) if words else full_help(registry))
+        return 0
+    if opts["help"]:
+        print(command_help(registry.get(name)))
+        return 0
+    return run_action(registry, name, words, opts)
+
+
+def find_action(argv):
+    """Index of the action word in `octopanel [options] ACTION ...`, skipping options and their values."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in VALUE_FLAGS:
+            i += 2
+            continue
+        if not word.startswith("-"):
+            return i
+        i += 1
+    return None
+
+
+def run_action(registry, name, words, opts):
+    from . import config
+    from .actions.context import Context, invoke
+
+    settings = config.load({"url": opts["url"], "api_key": opts["api_key"]}, opts["config"])
+    config.print_warnings(settings)
+    call = registry.parse(name, words, settings.limits)  # every usage error is raised before any request
+    client = None
+    if call.action.name != "checkcfg":
+        settings.require_connection()
+        from .client import Client
+
+        client = Client(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout,
+                        verbose=opts["verbose"])
+    ctx = Context(client=client, settings=settings, tty=sys.stderr.isatty())
+    try:
+        result = invoke(call, ctx)
+    finally:
+        if client is not None:
+            client.close()
+    if opts["json"]:
+        print(json.dumps(result.as_json(call.action.name), indent=2))
+    elif result.text:
+        print(result.text)
+    return 0
+
+
+def meta_main(name, argv):
+    import importlib
+
+    return importlib.import_module(META[name][0]).main(argv)
+
+
+def full_help(registry):
+    lines = ["usage: octopanel [options] ACTION [ARGS | key=value ...]   or   8ACTION [ARGS]", ""]
+    groups = {}
+    for action in registry:
+        groups.setdefault(action.group, []).append(action)
+    for group, actions in groups.items():
+        lines.append(f"{group}:")
+        for action in actions:
+            names = " ".join("8" + c for c in action.command_names)
+            lines.append(f"  {names:<24} {action.help}")
+        lines.append("")
+    lines.append("octopanel only:")
+    for name, (_module, help_) in META.items():
+        lines.append(f"  octopanel {name:<14} {help_}")
+    lines += ["", GLOBAL_HELP]
+    return "\n".join(lines)
+
+
+def command_help(action):
+    from .actions.registry import ANY, REQUIRED, usage
+
+    lines = [f"usage: {usage(action)}", f"       octopanel {action.name} " + " ".join(
+        f"{p.name}=…" for p in action.params), "", action.help]
+    if action.params:
+        lines.append("")
+    for p in action.params:
+        bounds = []
+        if p.minval is not None or p.maxval is not None:
+            bounds.append(f"{p.minval if p.minval is not None else ''}..{p.maxval if p.maxval is not None else ''}")
+        if p.default is not REQUIRED and p.default is not None:
+            bounds.append(f"default {p.default}")
+        extra = f" ({', '.join(bounds)})" if bounds else ""
+        lines.append(f"  {p.flag or p.name:<12} {p.help}{extra}")
+    if action.states != ANY:
+        lines += ["", "runs only when the printer is " + " or ".join(sorted(action.states))]
+    return "\n".join(lines)

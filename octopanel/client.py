@@ -1,0 +1,297 @@
+"""OctoPrint REST client: one keep-alive session, a timeout on every call, typed errors.
+
+API reference: https://docs.octoprint.org/en/master/api/index.html
+"""
+
+import json
+import sys
+from dataclasses import dataclass
+
+import requests
+
+from .errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class PrinterState:
+    """The printer's state, derived from OctoPrint's state.flags (never from the translated text)."""
+
+    name: str
+    text: str = ""
+    flags: tuple = ()
+
+    @classmethod
+    def from_flags(cls, flags, text=""):
+        on = {k for k, v in (flags or {}).items() if v}
+        if not on & {"operational", "printing", "paused", "pausing", "cancelling"}:
+            name = "error" if "error" in on else "disconnected"
+        else:
+            # Order matters: a pausing or cancelling printer also reports 'printing'.
+            for flag in ("cancelling", "pausing", "resuming", "finishing", "paused", "printing"):
+                if flag in on:
+                    name = flag
+                    break
+            else:
+                name = "idle"
+        return cls(name, text, tuple(sorted(on)))
+
+
+class Client:
+    """One method per OctoPrint endpoint used; all requests share one requests.Session."""
+
+    def __init__(self, url, api_key, connect_timeout=5.0, read_timeout=10.0, verbose=0, log=None):
+        self.base = url.rstrip("/") + "/"
+        self.api_key = api_key
+        self.timeout = (connect_timeout, read_timeout)
+        self.verbose = verbose
+        self.log = log or sys.stderr
+        self.session = requests.Session()
+        if api_key:
+            self.session.headers["X-Api-Key"] = api_key
+        self._profile = None
+
+    def close(self):
+        self.session.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def send(self, method, path, json_body=None, **kwargs):
+        """Send one request and return the response, whatever its status; network failures raise Unreachable."""
+        url = self.base + path.lstrip("/")
+        if self.verbose:
+            body = "" if json_body is None else " " + json.dumps(json_body)
+            print(f"> {method} {self.redact(url)}{body}", file=self.log)
+        try:
+            resp = self.session.request(method, url, json=json_body, timeout=self.timeout, **kwargs)
+        except requests.Timeout:
+            raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from None
+        except requests.ConnectionError as exc:
+            raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from None
+        except requests.RequestException as exc:
+            raise Unreachable(f"request to OctoPrint failed: {short_reason(exc)}") from None
+        if self.verbose:
+            print(f"< {resp.status_code} {resp.reason}", file=self.log)
+            if self.verbose > 1:
+                for key, value in resp.request.headers.items():
+                    print(f">> {key}: {self.redact(value)}", file=self.log)
+                for key, value in resp.headers.items():
+                    print(f"<< {key}: {self.redact(value)}", file=self.log)
+        return resp
+
+    def request(self, method, path, json_body=None, **kwargs):
+        """Send one request; return parsed JSON (or None for an empty body); raise typed errors."""
+        resp = self.send(method, path, json_body, **kwargs)
+        self.raise_for_status(method, path, resp)
+        return parse_json(method, path, resp)
+
+    def raise_for_status(self, method, path, resp):
+        code = resp.status_code
+        if code < 400:
+            return
+        message = error_message(resp)
+        where = f"{method} /{path.lstrip('/')}"
+        if code == 403 or (code == 400 and "CSRF" in message):
+            raise KeyRejected("OctoPrint rejected the API key (check it with 8checkcfg)", code, message)
+        if code == 409:
+            raise Busy(f"the printer refused: {message or 'it is busy or in the wrong state'}", code, message)
+        if code == 404:
+            raise NotFound(f"not found: {where}" + (f" ({message})" if message else ""), code, message)
+        if code in (400, 415):
+            raise BadRequest(f"OctoPrint did not accept {where}: {message}", code, message)
+        if code >= 500:
+            raise ServerError(f"OctoPrint failed on {where} (HTTP {code})" + (f": {message}" if message else ""),
+                              code, message)
+        raise PrinterError(f"OctoPrint answered HTTP {code} to {where}: {message}", code, message)
+
+    def redact(self, text):
+        text = str(text)
+        return text.replace(self.api_key, REDACTED) if self.api_key else text
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def post(self, path, body):
+        return self.request("POST", path, body)
+
+    # -- information ----------------------------------------------------------------------
+
+    def version(self):
+        return self.get("api/version")
+
+    def connection(self):
+        return self.get("api/connection")
+
+    def printer(self):
+        return self.get("api/printer")
+
+    def job(self):
+        return self.get("api/job")
+
+    def tool(self):
+        return self.get("api/printer/tool")
+
+    def bed(self):
+        return self.get("api/printer/bed")
+
+    def files(self):
+        return self.get("api/files?recursive=true")
+
+    def file_info(self, name):
+        return self.get(f"api/files/local/{quote_path(name)}")
+
+    def system_commands(self):
+        return self.get("api/system/commands")
+
+    def state(self):
+        """The printer's PrinterState, from /api/printer or, when disconnected (409), /api/job."""
+        try:
+            data = self.get("api/printer?exclude=temperature,sd")
+            state = data.get("state", {})
+            return PrinterState.from_flags(state.get("flags"), state.get("text", ""))
+        except Busy:
+            data = self.job()
+            text = (data or {}).get("state", "")
+            return PrinterState("error" if "error" in text.lower() else "disconnected", text)
+
+    def profile(self):
+        """The active printer profile (cached for the life of the client)."""
+        if self._profile is None:
+            profiles = self.get("api/printerprofiles").get("profiles", {})
+            chosen = next((p for p in profiles.values() if p.get("current")), None)
+            chosen = chosen or next((p for p in profiles.values() if p.get("default")), None)
+            self._profile = chosen or {}
+        return self._profile
+
+    # -- commands -------------------------------------------------------------------------
+
+    def connect(self):
+        return self.post("api/connection", {"command": "connect"})
+
+    def disconnect(self):
+        return self.post("api/connection", {"command": "disconnect"})
+
+    def job_command(self, command, action=None):
+        body = {"command": command}
+        if action is not None:
+            body["action"] = action
+        return self.post("api/job", body)
+
+    def gcode(self, lines):
+        return self.post("api/printer/command", {"commands": list(lines)})
+
+    def jog(self, x=None, y=None, z=None, speed=None):
+        body = {"command": "jog"}
+        for axis, value in (("x", x), ("y", y), ("z", z)):
+            if value is not None:
+                body[axis] = value
+        if len(body) == 1:
+            raise ValueError("jog needs at least one axis")  # OctoPrint answers 500 here
+        if speed is not None:
+            body["speed"] = speed
+        return self.post("api/printer/printhead", body)
+
+    def home(self, axes=("x", "y", "z")):
+        return self.post("api/printer/printhead", {"command": "home", "axes": list(axes)})
+
+    def feedrate(self, factor):
+        # Any JSON float is multiplied by 100 by OctoPrint, so always send an integer percentage.
+        return self.post("api/printer/printhead", {"command": "feedrate", "factor": int(round(factor))})
+
+    def flowrate(self, factor):
+        return self.post("api/printer/tool", {"command": "flowrate", "factor": int(round(factor))})
+
+    def tool_target(self, targets):
+        return self.post("api/printer/tool", {"command": "target", "targets": targets})
+
+    def bed_target(self, target):
+        return self.post("api/printer/bed", {"command": "target", "target": target})
+
+    def extrude(self, amount, speed=None):
+        body = {"command": "extrude", "amount": amount}
+        if speed is not None:
+            body["speed"] = speed
+        return self.post("api/printer/tool", body)
+
+    def select_file(self, name, print_=False):
+        return self.post(f"api/files/local/{quote_path(name)}", {"command": "select", "print": print_})
+
+    def upload(self, name, data, select=False, print_=False, progress=None):
+        """Multipart upload to local storage; `progress(sent, total)` is called as the body goes out."""
+        boundary = "octopanel-" + __import__("uuid").uuid4().hex
+        fields = [("select", "true" if select else "false"), ("print", "true" if print_ else "false")]
+        parts = []
+        for key, value in fields:
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
+        safe_name = name.replace('"', "_").replace("\r", "_").replace("\n", "_")
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode())
+        parts.append(data)
+        parts.append(f"\r\n--{boundary}--\r\n".encode())
+        body = ProgressBody(b"".join(parts), progress)
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        return self.request("POST", "api/files/local", data=body, headers=headers)
+
+    def system_command(self, action, source="custom"):
+        return self.post(f"api/system/commands/{source}/{quote_path(action)}", None)
+
+
+class ProgressBody:
+    """A bytes body that requests streams by read(), reporting progress; len() sets Content-Length."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, data, progress):
+        self.data, self.progress, self.pos = data, progress, 0
+
+    def __len__(self):
+        return len(self.data)
+
+    def read(self, size=-1):
+        size = self.CHUNK if size is None or size < 0 else min(size, self.CHUNK)
+        chunk = self.data[self.pos:self.pos + size]
+        self.pos += len(chunk)
+        if self.progress is not None:
+            self.progress(self.pos, len(self.data))
+        return chunk
+
+
+def parse_json(method, path, resp):
+    if resp.status_code == 204 or not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        raise ServerError(f"OctoPrint sent something that is not JSON for {method} /{path.lstrip('/')}",
+                          resp.status_code, resp.text[:200]) from None
+
+
+def quote_path(name):
+    return requests.utils.quote(str(name), safe="/")
+
+
+def error_message(resp):
+    """OctoPrint's own words from an error response (JSON 'error' field or a short text body)."""
+    try:
+        data = resp.json()
+        if isinstance(data, dict) and data.get("error"):
+            return str(data["error"])
+    except ValueError:
+        pass
+    text = resp.text or ""
+    if "<" in text:  # Flask/Tornado HTML error pages: keep only the readable message
+        import re
+
+        match = re.search(r"<p>(.*?)</p>", text, re.S)
+        text = match.group(1) if match else ""
+    return " ".join(text.split())[:300]
+
+
+def short_reason(exc):
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host",
+                   "Connection reset", "Remote end closed"):
+        if marker in text:
+            return marker.lower()
+    return text.split(":")[-1].strip(" )'\"") or type(exc).__name__

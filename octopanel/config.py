@@ -1,0 +1,214 @@
+"""Settings: flags, environment, octopanel's YAML, octocmd.conf, systemd credential, in that order."""
+
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import bounds, yamlload
+from .errors import ConfigError
+
+# name: (converter, default, minval, maxval, help). Limits are also the bounds of action parameters.
+OPTIONS = {
+    "url": (bounds.to_str, None, None, None, "OctoPrint base URL, may carry a path prefix"),
+    "api_key": (bounds.to_str, None, None, None, "OctoPrint API key (prefer api_key_file)"),
+    "api_key_file": (bounds.to_str, None, None, None, "file holding the API key"),
+    "connect_timeout": (bounds.to_float, 5.0, 0.1, 120.0, "seconds to wait for a connection"),
+    "read_timeout": (bounds.to_float, 10.0, 0.1, 600.0, "seconds to wait for an answer"),
+    "jog_direction": (bounds.to_str, "profile", None, None,
+                      "profile (follow the printer profile's inverted axes, like the web UI), "
+                      "8control (flip every axis, like 8control) or raw"),
+    "max_tool_temp": (bounds.to_float, 285.0, 0.0, 500.0, "highest hotend target accepted (°C)"),
+    "max_bed_temp": (bounds.to_float, 120.0, 0.0, 200.0, "highest bed target accepted (°C)"),
+    "min_extrude_temp": (bounds.to_float, 170.0, 0.0, 400.0, "coldest hotend that may extrude (°C)"),
+    "min_factor": (bounds.to_int, 10, 1, 1000, "lowest speed or flow factor (%)"),
+    "max_factor": (bounds.to_int, 500, 1, 1000, "highest speed or flow factor (%)"),
+    "max_jog": (bounds.to_float, 300.0, 0.1, 2000.0, "longest single jog (mm)"),
+    "max_extrude": (bounds.to_float, 1000.0, 0.1, 5000.0, "longest single extrusion (mm)"),
+}
+JOG_DIRECTIONS = ("profile", "8control", "raw")
+LIMIT_NAMES = ("max_tool_temp", "max_bed_temp", "min_extrude_temp", "min_factor", "max_factor",
+               "max_jog", "max_extrude")
+CREDENTIAL_NAME = "octoprint-api-key"
+
+
+@dataclass
+class Settings:
+    """Resolved settings and, for 8checkcfg, where each one came from."""
+
+    values: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def limits(self):
+        return {name: self.values[name] for name in LIMIT_NAMES}
+
+    def require_connection(self):
+        """Raise ConfigError describing what is expected when no URL or key was found."""
+        missing = [name for name in ("url", "api_key") if not self.values.get(name)]
+        if missing:
+            raise ConfigError(
+                f"no OctoPrint {' and '.join(m.replace('_', ' ') for m in missing)} configured. Give one of:\n"
+                "  --url URL --api-key KEY\n"
+                "  OCTOPRINT_URL and OCTOPRINT_API_KEY in the environment\n"
+                f"  {user_config_path()}:  url: http://octopi.local\\n api_key_file: /path/to/key\n"
+                '  ~/.octocmd.conf or /etc/octocmd.conf:  {"OctoPrint_URL": "http://...", "OctoAPI_KEY": "..."}\n'
+                f"  a systemd credential named {CREDENTIAL_NAME}\n"
+                "or run: octopanel login URL")
+
+
+def user_config_path():
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "octopanel" / "config.yaml"
+
+
+def config_candidates():
+    if os.environ.get("OCTOPANEL_CONFIG"):
+        return [Path(os.environ["OCTOPANEL_CONFIG"])]
+    return [user_config_path(), Path("/etc/octopanel/config.yaml")]
+
+
+def load(flags=None, config_path=None, env=None):
+    """Resolve settings. `flags` holds values given on the command line (None = not given)."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    for name, (_conv, default, *_rest) in OPTIONS.items():
+        settings.values[name] = default
+        settings.sources[name] = "default"
+    layers = []  # lowest priority first; later layers override
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if cred_dir and (Path(cred_dir) / CREDENTIAL_NAME).is_file():
+        cred = Path(cred_dir) / CREDENTIAL_NAME
+        layers.append((f"systemd credential {cred}", {"api_key": read_secret(cred, settings, warn=False)}))
+    layers.extend(reversed(octocmd_layers(settings)))
+    path = Path(config_path) if config_path else next((p for p in config_candidates() if p.is_file()), None)
+    if config_path and not path.is_file():
+        raise ConfigError("config file not found", str(path))
+    if path is not None:
+        layers.append((str(path), read_yaml_config(path, settings)))
+    layers.append(("environment", {k: env[e] for k, e in (("url", "OCTOPRINT_URL"), ("api_key", "OCTOPRINT_API_KEY"))
+                                   if env.get(e)}))
+    layers.append(("command line", {k: v for k, v in (flags or {}).items() if v is not None}))
+    for source, values in layers:
+        for name, value in values.items():
+            settings.values[name] = value
+            settings.sources[name] = source
+    if settings.values["jog_direction"] not in JOG_DIRECTIONS:
+        raise ConfigError(f"jog_direction must be one of {', '.join(JOG_DIRECTIONS)}, got "
+                          f"'{settings.values['jog_direction']}'", settings.sources["jog_direction"])
+    if settings.values.get("url"):
+        url = settings.values["url"]
+        if "://" not in url:
+            url = "http://" + url  # octocmd.conf files often hold a bare host:port
+        settings.values["url"] = url
+    return settings
+
+
+def read_yaml_config(path, settings):
+    data = yamlload.load_file(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping of settings", str(path), getattr(data, "line", 1))
+    values = {}
+    for key, raw in data.items():
+        line = yamlload.line_of(data, key)
+        if key == "daemon":
+            continue  # the daemon's section is validated by the daemon's own loader
+        if key not in OPTIONS:
+            raise ConfigError(f"unknown setting{bounds.suggest(key, OPTIONS)}", str(path), line, str(key))
+        conv, _default, lo, hi, _help = OPTIONS[key]
+        try:
+            value = conv(raw)
+        except ValueError as exc:
+            raise ConfigError(str(exc), str(path), line, key) from None
+        problem = bounds.check_range(value, lo, hi) if isinstance(value, (int, float)) else None
+        if problem:
+            raise ConfigError(problem, str(path), line, key)
+        values[key] = value
+    if "api_key" in values:
+        warn_if_readable(path, settings)
+    if "api_key_file" in values:
+        key_path = Path(values["api_key_file"])
+        if not key_path.is_absolute():
+            key_path = path.parent / key_path
+        values["api_key"] = read_secret(key_path, settings)
+    return values
+
+
+def octocmd_layers(settings):
+    """8control's files: ~/.octocmd.conf wins over /etc/octocmd.conf, exactly as 8control reads them."""
+    for path in (Path(os.path.expanduser("~/.octocmd.conf")), Path("/etc/octocmd.conf")):
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"not valid JSON: {exc}", str(path)) from None
+        if not isinstance(data, dict):
+            raise ConfigError('expected {"OctoPrint_URL": ..., "OctoAPI_KEY": ...}', str(path))
+        values = {}
+        if data.get("OctoPrint_URL"):
+            values["url"] = str(data["OctoPrint_URL"])
+        if data.get("OctoAPI_KEY"):
+            values["api_key"] = str(data["OctoAPI_KEY"])
+            warn_if_readable(path, settings)
+        return [(str(path), values)]
+    return []
+
+
+def read_secret(path, settings, warn=True):
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the API key: {getattr(exc, 'strerror', exc)}", str(path)) from None
+    if warn:
+        warn_if_readable(path, settings)
+    return secret
+
+
+def warn_if_readable(path, settings):
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        settings.warnings.append(f"{path} holds the API key and is readable by others; run: chmod 600 {path}")
+
+
+def mask(secret):
+    """Show enough of a key to recognise it, never enough to use it."""
+    if not secret:
+        return "(none)"
+    return secret[:2] + "…" + secret[-2:] if len(secret) > 8 else "****"
+
+
+def write_user_config(values, path=None):
+    """Write (merging) octopanel's config file with mode 0600, since it may hold the API key."""
+    path = Path(path) if path else (config_candidates()[0])
+    existing = {}
+    if path.is_file():
+        existing = dict(yamlload.load_file(path) or {})
+    existing.update(values)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import yaml
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        yaml.safe_dump({k: v for k, v in existing.items()}, handle, default_flow_style=False, sort_keys=False)
+    return path
+
+
+def print_warnings(settings, stream=None):
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=stream or sys.stderr)
