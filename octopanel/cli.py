@@ -119,6 +119,8 @@ def run_action(registry, name, words, opts):
     settings = config.load({"url": opts["url"], "api_key": opts["api_key"]}, opts["config"])
     config.print_warnings(settings)
     call = registry.parse(name, words, settings.limits)  # every usage error is raised before any request
+    if not call.action.cli:
+        raise UsageError(f"'{call.action.name}' is a panel action: use it in keymap.yaml or on the control socket")
     client = None
     if call.action.name != "checkcfg":
         settings.require_connection()
@@ -148,7 +150,7 @@ def meta_main(name, argv):
 def full_help(registry):
     lines = ["usage: octopanel [options] ACTION [ARGS | key=value ...]   or   8ACTION [ARGS]", ""]
     groups = {}
-    for action in registry:
+    for action in (a for a in registry if a.cli):
         groups.setdefault(action.group, []).append(action)
     for group, actions in groups.items():
         lines.append(f"{group}:")

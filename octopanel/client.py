@@ -185,7 +185,7 @@ class Client:
         body = {"command": "jog"}
         for axis, value in (("x", x), ("y", y), ("z", z)):
             if value is not None:
-                body[axis] = value
+                body[axis] = plain(value)
         if len(body) == 1:
             raise ValueError("jog needs at least one axis")  # OctoPrint answers 500 here
         if speed is not None:
@@ -203,13 +203,13 @@ class Client:
         return self.post("api/printer/tool", {"command": "flowrate", "factor": int(round(factor))})
 
     def tool_target(self, targets):
-        return self.post("api/printer/tool", {"command": "target", "targets": targets})
+        return self.post("api/printer/tool", {"command": "target", "targets": {k: plain(v) for k, v in targets.items()}})
 
     def bed_target(self, target):
-        return self.post("api/printer/bed", {"command": "target", "target": target})
+        return self.post("api/printer/bed", {"command": "target", "target": plain(target)})
 
     def extrude(self, amount, speed=None):
-        body = {"command": "extrude", "amount": amount}
+        body = {"command": "extrude", "amount": plain(amount)}
         if speed is not None:
             body["speed"] = speed
         return self.post("api/printer/tool", body)
@@ -255,6 +255,11 @@ class ProgressBody:
         if self.progress is not None:
             self.progress(self.pos, len(self.data))
         return chunk
+
+
+def plain(number):
+    """2.0 -> 2, so the G-code reads `X2`, not `X2.0`."""
+    return int(number) if isinstance(number, float) and number.is_integer() else number
 
 
 def parse_json(method, path, resp):

@@ -1,9 +1,9 @@
 """Every action octopanel knows, built into one registry by build_registry()."""
 
-from . import files, gcode, info, job, motion, system, temps
+from . import files, gcode, info, job, motion, panel, system, temps
 from .registry import Registry
 
-MODULES = (info, system, gcode, job, motion, temps, files)
+MODULES = (info, system, gcode, job, motion, temps, files, panel)
 
 
 def build_registry():

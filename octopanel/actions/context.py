@@ -37,6 +37,7 @@ class Context:
     err: Any = field(default_factory=lambda: sys.stderr)
     tty: bool = False
     sleep: Any = time.sleep
+    panel: Any = None  # the daemon's panel state (modes), None outside the daemon
 
     @property
     def limits(self):
@@ -52,11 +53,11 @@ class Context:
             print(file=self.err, flush=True)
 
 
-def invoke(call, ctx):
-    """Run a parsed Call after checking the printer state it needs; returns a Result."""
+def invoke(call, ctx, state=None):
+    """Run a parsed Call after checking the printer state it needs (fetched unless given); returns a Result."""
     action = call.action
     if action.states != ANY:
-        state = ctx.client.state()
+        state = state if state is not None else ctx.client.state()
         if state.name not in action.states:
             if action.skip_when_not:
                 return Result(skip_message(action.name, state.name), sent=False)

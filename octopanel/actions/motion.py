@@ -1,7 +1,7 @@
 """Moving the head and the filament: home, jog, extrude, eject; speed and flow factors."""
 
 from ..bounds import to_bool, to_float, to_int
-from ..errors import SafetyError, UsageError
+from ..errors import SafetyError
 from .context import Result
 from .registry import MOTION_OK, Action, Param
 
@@ -33,8 +33,6 @@ def jog_signs(ctx):
 
 def jog(ctx, x=None, y=None, z=None, speed=None):
     moves = {a: v for a, v in (("x", x), ("y", y), ("z", z)) if v is not None}
-    if not moves:
-        raise UsageError("jog: give at least one of x, y, z")
     signs = jog_signs(ctx)
     sent = {a: v * signs[a] for a, v in moves.items()}
     ctx.client.jog(speed=speed, **sent)
@@ -59,8 +57,6 @@ def check_hot(ctx, force):
 
 
 def extrude(ctx, amount, speed=None, force=False):
-    if amount == 0:
-        raise UsageError("extrude: amount must not be 0")
     check_hot(ctx, force)
     ctx.client.extrude(amount, speed)
     return Result(f"{'extruded' if amount > 0 else 'retracted'} {abs(amount):g} mm")
@@ -103,11 +99,13 @@ def register(reg):
     reg.register(Action("jog", jog, "move the head by X Y Z mm (one number: Z only)", GROUP, states=MOTION_OK,
                         params=(axis("x"), axis("y"), axis("z"),
                                 Param("speed", to_int, None, 1, 20000, "mm/min")),
-                        legacy=jog_legacy, mergeable=True))
+                        legacy=jog_legacy, mergeable=True,
+                        check=lambda a: None if {"x", "y", "z"} & set(a) else "give at least one of x, y, z"))
     amount = Param("amount", to_float, minval="-max_extrude", maxval="max_extrude", help="mm; negative retracts")
     reg.register(Action("ex", extrude, "extrude MM of filament (negative retracts)", GROUP_EX, states=MOTION_OK,
                         params=(amount, Param("speed", to_int, None, 1, 20000, "mm/min"), FORCE),
-                        commands=("ex", "extrude"), mergeable=True))
+                        commands=("ex", "extrude"), mergeable=True,
+                        check=lambda a: "amount must not be 0" if a["amount"] == 0 else None))
     reg.register(Action("fex", fex, "extrude MM at SPEED mm/min with raw G-code (default 2000)", GROUP_EX,
                         states=MOTION_OK, params=(amount, Param("speed", to_int, 2000, 1, 20000), FORCE)))
     reg.register(Action("eject", eject, "pull the filament out (-t TEMP: heat first, then turn off)", GROUP_EX,

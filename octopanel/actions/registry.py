@@ -70,6 +70,8 @@ class Action:
     mergeable: bool = False  # consecutive calls may be combined, conserving the total (jog, extrude)
     dangerous: bool = False  # the panel needs a confirming gesture (hold or double)
     slow: bool = False  # polls for a long time (alarm, waitend)
+    cli: bool = True  # False: panel-only (no 8xxx command), e.g. mode changes
+    check: Callable | None = None  # cross-parameter rule: check(args) returns an error text or None
 
     @property
     def command_names(self):
@@ -112,7 +114,8 @@ class Registry:
         return len(self._actions)
 
     def command_names(self):
-        return list(self._commands)
+        """The 8xxx names (without the 8) of every action that has one."""
+        return [name for name, action in self._commands.items() if action.cli]
 
     def get(self, name):
         """The action called `name` (octopanel name or 8xxx name), or UsageError with a hint."""
@@ -189,6 +192,9 @@ def parse_args(action, words, limits):
             raise UsageError(f"{action.name}: missing {param.name}; usage: {usage(action)}")
         elif param.default is not None:
             args[param.name] = param.default
+    problem = action.check(args) if action.check else None
+    if problem:
+        raise UsageError(f"{action.name}: {problem}; usage: {usage(action)}")
     return args
 
 

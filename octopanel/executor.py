@@ -1,0 +1,226 @@
+"""Runs actions one at a time, in order, on a worker thread: merging, stale-event and state-guard policy.
+
+The daemon's select loop (daemon.py) only ever calls submit()/discard(); every HTTP request happens on
+this module's single worker thread, so a slow or hung OctoPrint never blocks reading input.
+"""
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Callable
+
+from .actions.context import Result, invoke
+from .errors import OctopanelError, SafetyError, Unreachable
+
+log = logging.getLogger("octopanel.executor")
+MAX_QUEUE = 256  # far more than a person can press; guards memory if OctoPrint hangs for long
+PAUSE_RETRY_S = 0.5
+SCALED = {"jog": ("x", "y", "z"), "ex": ("amount",)}  # per-unit distances multiplied when jobs merge
+
+
+@dataclass
+class Job:
+    """One thing to do. `resolve(state)` picks the Call for the printer's state (or None: nothing bound)."""
+
+    resolve: Callable[[Any], Any]
+    created: float
+    label: str = ""
+    merge_key: Any = None  # equal keys may merge: their units add up
+    units: int = 1
+    unit_mm: float = 0.0  # distance of one unit, for the outstanding-distance cap
+    retry_until: float | None = None  # pause: retried while OctoPrint is unreachable, until then
+    reply: Callable[[dict], None] | None = None
+    origin: str = ""  # device label or "socket": discard(origin) drops what an unplugged device queued
+
+
+@dataclass
+class Stats:
+    """Counters, for the status line, the tests and the benchmarks."""
+
+    sent: int = 0
+    merged: int = 0
+    stale: int = 0
+    capped_units: int = 0
+    refused: int = 0
+    failed: int = 0
+    dropped_queue_full: int = 0
+    units_sent: dict = field(default_factory=dict)
+
+
+class Executor:
+    """An ordered queue drained by one worker thread."""
+
+    def __init__(self, ctx, stale_s=2.0, max_outstanding_mm=50.0, clock=time.monotonic, on_done=None):
+        self.ctx = ctx
+        self.stale_s = stale_s
+        self.max_outstanding_mm = max_outstanding_mm
+        self.clock = clock
+        self.on_done = on_done or (lambda job, call, outcome: None)
+        self.stats = Stats()
+        self.last_state = None
+        self.busy = False
+        self._queue = deque()
+        self._inflight_units = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="octopanel-executor", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=5.0):
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def submit(self, job):
+        """Queue a job (never blocks). Units over the outstanding-distance cap are discarded, not delayed."""
+        with self._cond:
+            if job.merge_key is not None and job.unit_mm:
+                allowed = int(self.max_outstanding_mm // job.unit_mm) - self._outstanding_units(job.merge_key)
+                if abs(job.units) > max(allowed, 0):
+                    keep = max(allowed, 0) * (1 if job.units > 0 else -1)
+                    self.stats.capped_units += abs(job.units - keep)
+                    if keep == 0:
+                        log.info("%s: outstanding distance cap reached, detent discarded", job.label)
+                        return False
+                    job.units = keep
+            if len(self._queue) >= MAX_QUEUE:
+                self.stats.dropped_queue_full += 1
+                log.warning("%s: queue full, dropped", job.label)
+                self._reply(job, {"ok": False, "error": "queue full"})
+                return False
+            self._queue.append(job)
+            self._cond.notify()
+            return True
+
+    def discard(self, origin):
+        """Drop every queued job from `origin` (an unplugged device): its motion must stop."""
+        with self._cond:
+            kept = [j for j in self._queue if j.origin != origin]
+            dropped = len(self._queue) - len(kept)
+            self._queue = deque(kept)
+        return dropped
+
+    def pending(self):
+        with self._cond:
+            return len(self._queue) + (1 if self.busy else 0)
+
+    def wait_idle(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not self.pending()
+
+    def _outstanding_units(self, key):
+        queued = sum(abs(j.units) for j in self._queue if j.merge_key == key)
+        return queued + self._inflight_units.get(key, 0)
+
+    def _next(self):
+        """Pop the next job, merged with the compatible jobs right behind it (conserving the units)."""
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            job = self._queue.popleft()
+            while job.merge_key is not None and self._queue and self._queue[0].merge_key == job.merge_key:
+                other = self._queue.popleft()
+                job = replace(job, units=job.units + other.units, created=other.created,
+                              reply=job.reply or other.reply)
+                self.stats.merged += 1
+            if job.merge_key is not None:
+                self._inflight_units[job.merge_key] = abs(job.units)
+            self.busy = True
+            return job
+
+    def _run(self):
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            try:
+                self._execute(job)
+            except Exception:  # a bug in one action must not kill the panel
+                log.exception("%s: unexpected error", job.label)
+                self.stats.failed += 1
+            finally:
+                with self._cond:
+                    self._inflight_units.pop(job.merge_key, None)
+                    self.busy = False
+
+    def _execute(self, job):
+        age = self.clock() - job.created
+        if job.retry_until is None and age > self.stale_s:
+            self.stats.stale += 1
+            log.warning("%s: dropped, %.1f s old (stale_s=%g): a press made during an outage is never replayed",
+                        job.label, age, self.stale_s)
+            self._finish(job, None, SafetyError(f"dropped: the request was {age:.1f} s old"))
+            return
+        while True:
+            try:
+                state = self.ctx.client.state()
+                self.last_state = state
+                call = job.resolve(state)
+                if call is None:
+                    self.stats.refused += 1
+                    self._finish(job, None, SafetyError(f"nothing is bound to {job.label} while the printer is "
+                                                        f"{state.name}: nothing sent"))
+                    return
+                if job.units == 0:
+                    self._finish(job, call, Result("movements cancelled out: nothing sent", sent=False))
+                    return
+                call = scale(call, job.units)
+                result = invoke(call, self.ctx, state)
+            except Unreachable as exc:
+                if job.retry_until is not None and self.clock() < job.retry_until and not self._stopping:
+                    time.sleep(PAUSE_RETRY_S)
+                    continue
+                self.stats.failed += 1
+                self._finish(job, None, exc)
+                return
+            except OctopanelError as exc:
+                self.stats.refused += 1
+                self._finish(job, None, exc)
+                return
+            if result.sent:
+                self.stats.sent += 1
+                if job.merge_key is not None:
+                    self.stats.units_sent[job.merge_key] = self.stats.units_sent.get(job.merge_key, 0) + job.units
+            self._finish(job, call, result)
+            return
+
+    def _finish(self, job, call, outcome):
+        if isinstance(outcome, Result):
+            reply = {"ok": True, "sent": outcome.sent, "message": outcome.text}
+            if outcome.data is not None:
+                reply["data"] = outcome.data
+        else:
+            reply = {"ok": False, "error": str(outcome), "exit": getattr(outcome, "exit_code", 1)}
+        self._reply(job, reply)
+        self.on_done(job, call, outcome)
+
+    def _reply(self, job, reply):
+        if job.reply is not None:
+            try:
+                job.reply(reply)
+            except OSError:
+                pass  # the socket client went away; the action still ran
+
+
+def scale(call, units):
+    """The call for `units` repetitions: distances multiplied exactly (Decimal), other arguments kept."""
+    names = SCALED.get(call.action.name)
+    if units == 1 or not names:
+        return call
+    args = dict(call.args)
+    for name in names:
+        if args.get(name) is not None:
+            args[name] = float(Decimal(repr(args[name])) * units)
+    return type(call)(call.action, args)

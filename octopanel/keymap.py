@@ -1,0 +1,342 @@
+"""keymap.yaml → bindings, every action line validated through the registry at load time."""
+
+import itertools
+import re
+import string
+from dataclasses import dataclass, field
+
+from . import bounds, keynames, yamlload
+from .actions.registry import ANY, BUSY_STATES
+from .errors import ConfigError, UsageError
+
+GESTURES = ("press", "release", "hold", "repeat", "double")
+ROTARY_SOURCES = ("REL_DIAL", "REL_WHEEL", "REL_HWHEEL")
+WHEN = {"idle": frozenset({"idle"}), "printing": BUSY_STATES, "paused": frozenset({"paused"}),
+        "disconnected": frozenset({"disconnected", "error"}), "any": ANY}
+TOP_KEYS = ("devices", "modes", "settings", "keys", "rotary", "feedback")
+DEVICE_KEYS = ("name", "id", "phys", "path", "grab", "shuttle", "label")
+BINDING_KEYS = GESTURES + ("when", "hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance", "shift")
+ROTARY_KEYS = ("action", "keys", "when", "max_distance", "shuttle")
+# name: (converter, default, min, max)
+SETTINGS = {
+    "hold_s": (bounds.to_float, 0.8, 0.1, 10.0),
+    "double_s": (bounds.to_float, 0.35, 0.05, 2.0),
+    "repeat_delay_s": (bounds.to_float, 0.5, 0.05, 5.0),
+    "repeat_s": (bounds.to_float, 0.2, 0.02, 5.0),
+    "stale_s": (bounds.to_float, 2.0, 0.1, 60.0),
+    "pause_deadline_s": (bounds.to_float, 30.0, 1.0, 3600.0),
+    "max_outstanding_mm": (bounds.to_float, 50.0, 0.1, 1000.0),
+    "max_repeat_distance_mm": (bounds.to_float, 100.0, 0.1, 1000.0),
+    "shuttle_idle_s": (bounds.to_float, 0.3, 0.05, 5.0),
+}
+FEEDBACK = {"beep": (bounds.to_bool, False, None, None), "message": (bounds.to_bool, False, None, None),
+            "leds": (bounds.to_str, "mode", None, None)}
+LED_CHOICES = ("off", "mode", "state")
+YAML_TRAP = ("YAML read this as {got!r}: quote it if you meant the text (YAML turns on/off/yes/no into "
+             "true/false)")
+
+
+@dataclass
+class Mode:
+    """A named mode: an ordered list of values cycled by a key (`mode step next`)."""
+
+    values: list
+    default: object
+
+
+@dataclass
+class Binding:
+    """One gesture of one key: an action line template, valid in the states of `when`."""
+
+    line: str
+    when: frozenset
+    line_no: int
+    path: str
+    options: dict = field(default_factory=dict)
+    placeholders: tuple = ()
+
+    def render(self, modes):
+        """The action line with the current mode values put in."""
+        return self.line.format(**{name: modes[name] for name in self.placeholders}) if self.placeholders else self.line
+
+
+@dataclass
+class Keymap:
+    """A validated keymap: devices, modes, settings and bindings by (layer, key, gesture)."""
+
+    file: str
+    devices: list = field(default_factory=list)
+    modes: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    feedback: dict = field(default_factory=dict)
+    bindings: dict = field(default_factory=dict)  # (layer, key, gesture) -> [Binding]
+    shifts: dict = field(default_factory=dict)  # key -> layer held while the key is down
+    rotary: dict = field(default_factory=dict)  # source -> [Binding]
+    key_pairs: dict = field(default_factory=dict)  # knob name -> (up key, down key)
+    shuttle: bool = False
+
+    def gestures_of(self, key):
+        """Every gesture bound to `key` in any layer (the gesture engine needs them for its timing)."""
+        return {g for (_layer, k, g) in self.bindings if k == key}
+
+    def lookup(self, layer, key, gesture, state):
+        """The binding for this gesture in this printer state, falling back from `layer` to the base layer."""
+        for candidate_layer in ((layer, "") if layer else ("",)):
+            for binding in self.bindings.get((candidate_layer, key, gesture), ()):
+                if state in binding.when:
+                    return binding
+        return None
+
+    def lookup_rotary(self, source, state):
+        return next((b for b in self.rotary.get(source, ()) if state in b.when), None)
+
+
+def load(path, registry, limits):
+    """Read and validate a keymap file; raise ConfigError(file, line, key path) on the first problem."""
+    data = yamlload.load_file(path)
+    return build(data, str(path), registry, limits)
+
+
+def build(data, file, registry, limits):
+    if data is None:
+        data = yamlload.LineDict()
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with keys: " + ", ".join(TOP_KEYS), file, getattr(data, "line", 1))
+    check_keys(data, TOP_KEYS, file, "")
+    km = Keymap(file=file)
+    km.settings = typed_section(data.get("settings"), SETTINGS, file, "settings")
+    km.feedback = typed_section(data.get("feedback"), FEEDBACK, file, "feedback")
+    if km.feedback["leds"] not in LED_CHOICES:
+        raise ConfigError(f"expected one of {', '.join(LED_CHOICES)}", file, line(data.get("feedback"), "leds"),
+                          "feedback.leds")
+    km.devices = load_devices(data.get("devices"), file)
+    km.modes = load_modes(data.get("modes"), file)
+    ctx = (file, registry, limits, km.modes)
+    keys = data.get("keys") or {}
+    expect_mapping(keys, file, data, "keys")
+    for name, spec in keys.items():
+        load_key(km, str(name), spec, yamlload.line_of(keys, name), ctx)
+    layers = set(km.shifts.values())
+    for name in keys:
+        layer = str(name).rpartition("+")[0]
+        if layer and layer not in layers:
+            raise ConfigError(f"unknown layer '{layer}'{bounds.suggest(layer, layers)}: declare it with a key "
+                              f"bound to {{shift: {layer}}}", file, yamlload.line_of(keys, name), f"keys.{name}")
+    rotary = data.get("rotary") or {}
+    expect_mapping(rotary, file, data, "rotary")
+    for name, spec in rotary.items():
+        load_rotary(km, str(name), spec, yamlload.line_of(rotary, name), ctx)
+    return km
+
+
+def load_key(km, name, spec, line_no, ctx):
+    file = ctx[0]
+    path = f"keys.{name}"
+    layer, _, key = name.rpartition("+")
+    key = check_key_name(key, file, line_no, path)
+    alternatives = spec if isinstance(spec, list) else [spec]
+    for index, alt in enumerate(alternatives):
+        alt_path = f"{path}[{index}]" if isinstance(spec, list) else path
+        alt_line = getattr(alt, "line", line_no)
+        if isinstance(alt, dict):
+            check_keys(alt, BINDING_KEYS, file, alt_path)
+            if "shift" in alt:
+                km.shifts[key] = str(alt["shift"])
+                continue
+            when = parse_when(alt.get("when", "any"), file, line(alt, "when"), f"{alt_path}.when")
+            options = {k: typed(alt[k], SETTINGS.get(k) or SETTINGS["max_repeat_distance_mm"], file,
+                                line(alt, k), f"{alt_path}.{k}")
+                       for k in ("hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance") if k in alt}
+            gestures = [g for g in GESTURES if g in alt]
+            if not gestures:
+                raise ConfigError(f"no gesture given: use one of {', '.join(GESTURES)}", file, alt_line, alt_path)
+            for gesture in gestures:
+                binding = make_binding(alt[gesture], when, line(alt, gesture), f"{alt_path}.{gesture}", ctx, options)
+                check_dangerous(binding, gesture, ctx)
+                km.bindings.setdefault((layer, key, gesture), []).append(binding)
+        else:
+            binding = make_binding(alt, ANY, alt_line if isinstance(spec, list) else line_no, alt_path, ctx, {})
+            check_dangerous(binding, "press", ctx)
+            km.bindings.setdefault((layer, key, "press"), []).append(binding)
+
+
+def check_dangerous(binding, gesture, ctx):
+    """A single short press must never cancel a print or cut the power: require hold or double."""
+    action = ctx[1].get(binding.line.split()[0])
+    if action.dangerous and gesture not in ("hold", "double"):
+        raise ConfigError(f"'{action.name}' is dangerous: bind it to hold or double, not {gesture}",
+                          ctx[0], binding.line_no, binding.path)
+
+
+def load_rotary(km, name, spec, line_no, ctx):
+    file = ctx[0]
+    path = f"rotary.{name}"
+    if isinstance(spec, dict):
+        check_keys(spec, ROTARY_KEYS, file, path)
+        if "keys" in spec:
+            pair = spec["keys"]
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise ConfigError("keys: expected [UP_KEY, DOWN_KEY]", file, line(spec, "keys"), f"{path}.keys")
+            km.key_pairs[name] = tuple(check_key_name(str(k), file, line(spec, "keys"), f"{path}.keys")
+                                       for k in pair)
+        elif name not in ROTARY_SOURCES:
+            raise ConfigError(f"unknown rotary source{bounds.suggest(name, ROTARY_SOURCES)}; use one of "
+                              f"{', '.join(ROTARY_SOURCES)} or give keys: [UP, DOWN]", file, line_no, path)
+        if spec.get("shuttle") is not None:
+            km.shuttle = typed(spec["shuttle"], FEEDBACK["beep"], file, line(spec, "shuttle"), f"{path}.shuttle")
+        when = parse_when(spec.get("when", "any"), file, line(spec, "when"), f"{path}.when")
+        options = {}
+        if "max_distance" in spec:
+            options["max_distance"] = typed(spec["max_distance"], SETTINGS["max_outstanding_mm"], file,
+                                            line(spec, "max_distance"), f"{path}.max_distance")
+        if "action" not in spec:
+            raise ConfigError("missing action", file, line_no, path)
+        binding = make_binding(spec["action"], when, line(spec, "action"), f"{path}.action", ctx, options)
+    else:
+        if name not in ROTARY_SOURCES:
+            raise ConfigError(f"unknown rotary source{bounds.suggest(name, ROTARY_SOURCES)}", file, line_no, path)
+        binding = make_binding(spec, ANY, line_no, path, ctx, {})
+    action = ctx[1].get(binding.line.split()[0])
+    if not action.mergeable:
+        raise ConfigError(f"a rotary binding needs an action that adds up per detent (jog or ex), got "
+                          f"'{action.name}'", file, binding.line_no, binding.path)
+    km.rotary.setdefault(name, []).append(binding)
+
+
+def make_binding(value, when, line_no, path, ctx, options):
+    """Validate one action line: parse it through the registry with every value of every mode it uses."""
+    file, registry, limits, modes = ctx
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(YAML_TRAP.format(got=value), file, line_no, path)
+    if not isinstance(value, (str, int, float)):
+        raise ConfigError(f"expected an action line such as 'jog z=1', got a {type(value).__name__}",
+                          file, line_no, path)
+    text = str(value)
+    try:
+        names = [f[1] for f in string.Formatter().parse(text) if f[1] is not None]
+    except ValueError as exc:
+        raise ConfigError(f"bad placeholder: {exc}", file, line_no, path) from None
+    for name in names:
+        if name not in modes:
+            raise ConfigError(f"unknown mode '{{{name}}}'{bounds.suggest(name, modes)}", file, line_no, path)
+    placeholders = tuple(dict.fromkeys(names))
+    combos = itertools.product(*(modes[n].values for n in placeholders)) if placeholders else [()]
+    binding = Binding(text, when, line_no, path, options, placeholders)
+    for combo in combos:
+        rendered = binding.render(dict(zip(placeholders, combo)))
+        try:
+            call = registry.parse_line(rendered, limits)
+        except UsageError as exc:
+            shown = f" (with {', '.join(f'{n}={v}' for n, v in zip(placeholders, combo))})" if placeholders else ""
+            raise ConfigError(f"{exc}{shown}", file, line_no, path) from None
+        if call.action.name == "mode":
+            check_mode_call(call, modes, file, line_no, path)
+    return binding
+
+
+def check_mode_call(call, modes, file, line_no, path):
+    name, value = call.args["name"], call.args["value"]
+    if name not in modes:
+        raise ConfigError(f"unknown mode '{name}'{bounds.suggest(name, modes)}", file, line_no, path)
+    if value not in ("next", "prev") and value not in [str(v) for v in modes[name].values]:
+        raise ConfigError(f"mode {name}: '{value}' is not next, prev or one of "
+                          f"{', '.join(str(v) for v in modes[name].values)}", file, line_no, path)
+
+
+def load_modes(section, file):
+    modes = {}
+    if section is None:
+        return modes
+    expect_mapping(section, file, None, "modes")
+    for name, spec in section.items():
+        path = f"modes.{name}"
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", str(name)):
+            raise ConfigError("a mode name is lower-case letters, digits and _", file, line(section, name), path)
+        if not isinstance(spec, dict):
+            raise ConfigError("expected {values: [...], default: ...}", file, line(section, name), path)
+        check_keys(spec, ("values", "default"), file, path)
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise ConfigError("values: expected a non-empty list", file, line(spec, "values"), f"{path}.values")
+        for value in values:
+            if isinstance(value, bool) or value is None:
+                raise ConfigError(YAML_TRAP.format(got=value), file, line(spec, "values"), f"{path}.values")
+        default = spec.get("default", values[0])
+        if default not in values:
+            raise ConfigError(f"default {default!r} is not one of the values", file, line(spec, "default"),
+                              f"{path}.default")
+        modes[str(name)] = Mode(values, default)
+    return modes
+
+
+def load_devices(section, file):
+    if section is None:
+        return []
+    if not isinstance(section, list):
+        raise ConfigError("expected a list of devices (- name: '*Keypad*')", file, None, "devices")
+    devices = []
+    for index, spec in enumerate(section):
+        path = f"devices[{index}]"
+        if not isinstance(spec, dict):
+            raise ConfigError("expected a mapping such as {name: '*Keypad*'}", file, None, path)
+        check_keys(spec, DEVICE_KEYS, file, path)
+        if not {"name", "id", "phys", "path"} & set(spec):
+            raise ConfigError("give one of name, id, phys or path", file, spec.line, path)
+        devices.append({k: spec[k] for k in spec})
+    return devices
+
+
+def check_key_name(key, file, line_no, path):
+    """The canonical name of a key (any evdev alias is accepted), or a ConfigError with a hint."""
+    try:
+        return keynames.canonical(key)
+    except KeyError:
+        hint = bounds.suggest(key, keynames.all_key_names())
+        raise ConfigError(f"unknown key name '{key}'{hint}", file, line_no, path) from None
+
+
+def parse_when(value, file, line_no, path):
+    words = value if isinstance(value, list) else str(value).replace("|", " ").split()
+    states = frozenset()
+    for word in words:
+        if word not in WHEN:
+            raise ConfigError(f"unknown state '{word}'{bounds.suggest(word, WHEN)}; use "
+                              f"{' | '.join(WHEN)}", file, line_no, path)
+        states |= WHEN[word]
+    return states
+
+
+def typed_section(section, schema, file, path):
+    section = section or {}
+    expect_mapping(section, file, None, path)
+    check_keys(section, schema, file, path)
+    return {k: typed(section[k], spec, file, line(section, k), f"{path}.{k}") if k in section else spec[1]
+            for k, spec in schema.items()}
+
+
+def typed(value, spec, file, line_no, path):
+    convert, _default, lo, hi = spec
+    try:
+        result = convert(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc), file, line_no, path) from None
+    problem = bounds.check_range(result, lo, hi) if isinstance(result, (int, float)) else None
+    if problem:
+        raise ConfigError(problem, file, line_no, path)
+    return result
+
+
+def check_keys(mapping, allowed, file, path):
+    for key in mapping:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(f"unknown key{bounds.suggest(key, allowed)}", file, line(mapping, key), where)
+
+
+def expect_mapping(value, file, parent, path):
+    if not isinstance(value, dict):
+        raise ConfigError("expected a mapping", file, line(parent, path) if parent else None, path)
+
+
+def line(mapping, key):
+    return yamlload.line_of(mapping, key) if isinstance(mapping, dict) else None
