@@ -20,6 +20,11 @@ exit codes: 0 ok, 1 printer refused / unreachable / key rejected, 2 usage or con
 META = {
     "demo": ("octopanel.demo", "run a guided tour against a local virtual printer (no printer needed)"),
     "login": ("octopanel.login", "get an API key from OctoPrint's app-keys workflow and save it"),
+    "run": ("octopanel.panelcli", "run the control panel daemon (keypads, jog wheels, control socket)"),
+    "check": ("octopanel.panelcli", "validate a keymap file"),
+    "devices": ("octopanel.panelcli", "list input devices"),
+    "events": ("octopanel.panelcli", "print input events live as keymap lines"),
+    "record": ("octopanel.panelcli", "record raw input events to a file, for --replay"),
 }
 VALUE_FLAGS = {"--url": "url", "--api-key": "api_key", "--config": "config"}
 
@@ -144,7 +149,8 @@ def run_action(registry, name, words, opts):
 def meta_main(name, argv):
     import importlib
 
-    return importlib.import_module(META[name][0]).main(argv)
+    module = importlib.import_module(META[name][0])
+    return module.main(name, argv) if META[name][0] == "octopanel.panelcli" else module.main(argv)
 
 
 def full_help(registry):

@@ -14,7 +14,6 @@ ROTARY_SOURCES = ("REL_DIAL", "REL_WHEEL", "REL_HWHEEL")
 WHEN = {"idle": frozenset({"idle"}), "printing": BUSY_STATES, "paused": frozenset({"paused"}),
         "disconnected": frozenset({"disconnected", "error"}), "any": ANY}
 TOP_KEYS = ("devices", "modes", "settings", "keys", "rotary", "feedback")
-DEVICE_KEYS = ("name", "id", "phys", "path", "grab", "shuttle", "label")
 BINDING_KEYS = GESTURES + ("when", "hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance", "shift")
 ROTARY_KEYS = ("action", "keys", "when", "max_distance", "shuttle")
 # name: (converter, default, min, max)
@@ -74,6 +73,7 @@ class Keymap:
     rotary: dict = field(default_factory=dict)  # source -> [Binding]
     key_pairs: dict = field(default_factory=dict)  # knob name -> (up key, down key)
     shuttle: bool = False
+    timings: dict = field(default_factory=dict)  # key -> gestures.KeyTiming
 
     def gestures_of(self, key):
         """Every gesture bound to `key` in any layer (the gesture engine needs them for its timing)."""
@@ -126,7 +126,31 @@ def build(data, file, registry, limits):
     expect_mapping(rotary, file, data, "rotary")
     for name, spec in rotary.items():
         load_rotary(km, str(name), spec, yamlload.line_of(rotary, name), ctx)
+    build_timings(km, keys)
     return km
+
+
+def build_timings(km, keys):
+    """One KeyTiming per bound key: which gestures it has (a click waits for hold/double) and its thresholds."""
+    from .gestures import KeyTiming
+
+    for (_layer, key, _gesture), bindings in km.bindings.items():
+        if key in km.timings:
+            continue
+        options = dict(km.settings)
+        for (_l, k, _g), others in km.bindings.items():
+            if k == key:
+                for binding in others:
+                    options.update(binding.options)
+        try:
+            km.timings[key] = KeyTiming(km.gestures_of(key), options["hold_s"], options["double_s"],
+                                        options["repeat_delay_s"], options["repeat_s"])
+        except ValueError as exc:
+            first = km.bindings[(_layer, key, _gesture)][0]
+            raise ConfigError(str(exc), km.file, first.line_no, first.path.split(".")[0] + "." +
+                              first.path.split(".")[1]) from None
+    for key in km.shifts:
+        km.timings[key] = KeyTiming(frozenset({"press", "release"}))
 
 
 def load_key(km, name, spec, line_no, ctx):
@@ -270,20 +294,14 @@ def load_modes(section, file):
 
 
 def load_devices(section, file):
+    from .devices import DeviceSpec
+
     if section is None:
         return []
     if not isinstance(section, list):
         raise ConfigError("expected a list of devices (- name: '*Keypad*')", file, None, "devices")
-    devices = []
-    for index, spec in enumerate(section):
-        path = f"devices[{index}]"
-        if not isinstance(spec, dict):
-            raise ConfigError("expected a mapping such as {name: '*Keypad*'}", file, None, path)
-        check_keys(spec, DEVICE_KEYS, file, path)
-        if not {"name", "id", "phys", "path"} & set(spec):
-            raise ConfigError("give one of name, id, phys or path", file, spec.line, path)
-        devices.append({k: spec[k] for k in spec})
-    return devices
+    return [DeviceSpec.from_config(spec, file, getattr(spec, "line", None), f"devices[{index}]")
+            for index, spec in enumerate(section)]
 
 
 def check_key_name(key, file, line_no, path):

@@ -1,12 +1,11 @@
 """A real local OctoPrint 1.11.8 with its Virtual Printer on 127.0.0.1, for the tests and `octopanel demo`.
 
-OctoPrint lives in its own cached venv (its pins must not mix with ours); we talk to it over HTTP only.
+OctoPrint runs from its own cached venv (see octoprint_venv); we talk to it over HTTP only.
 Facts this relies on are in /work/shared/octoprint-facts.md and were re-checked against 1.11.8.
 """
 
 import atexit
 import ctypes
-import fcntl
 import json
 import os
 import re
@@ -22,8 +21,9 @@ from pathlib import Path
 
 import requests
 
-OCTOPRINT_VERSION = "1.11.8"
-READY_MARKER = ".octopanel-ready"  # written last, so a half-finished install is never mistaken for a venv
+from .octoprint_venv import VirtualPrinterError, admin_template, ensure_venv, tail
+from .seriallog import SerialLog
+
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 POLL_S = 0.02
@@ -32,12 +32,6 @@ AMBIENT_C = 21.3  # the Virtual Printer's default ambientTemperature
 # 2 s (M155 S2): 21 → 170 °C takes ~15 s, 200 °C ~18 s; cooling 200 → 21 °C would take 90 s, which is
 # why reset() reconnects (a fresh Virtual Printer starts at ambient) and set_ambient() exists.
 
-# Lines OctoPrint sends on its own, never because of an action: M105 temperature polls (rare: the
-# Virtual Printer autoreports), M110 line-number resets (connect, job start), and the M155/M27
-# autoreport setup after the handshake. M115, M21 and M20 (handshake) are kept: they show what connect does.
-NOISE = frozenset({"M105", "M110", "M155", "M27"})
-SEND_LINE = re.compile(r"^\S+ \S+ - Send: (.*)$")
-NUMBERED = re.compile(r"^N\d+ +(.*?)\*\d+$")
 ACTIVE_FLAGS = ("printing", "paused", "pausing", "resuming", "cancelling", "finishing")
 
 QUIET_CONFIG = {
@@ -64,76 +58,6 @@ QUIET_CONFIG = {
 LOGGING_CONFIG = {"handlers": {"serialFile": {"class": "logging.handlers.RotatingFileHandler"}}}
 
 
-class VirtualPrinterError(RuntimeError):
-    """OctoPrint could not be installed, started or driven; the message carries the log tail."""
-
-
-def cache_root():
-    return Path(os.environ.get("OCTOPANEL_CACHE") or Path.home() / ".cache" / "octopanel")
-
-
-def ensure_venv(cache_dir=None):
-    """Return the venv holding OctoPrint 1.11.8 under cache_dir, installing it once (~15 s) if needed."""
-    venv = Path(cache_dir or cache_root()) / f"octoprint-{OCTOPRINT_VERSION}"
-    if (venv / READY_MARKER).exists():
-        return venv
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".octoprint-{OCTOPRINT_VERSION}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel test run or demo waits for our install
-        if (venv / READY_MARKER).exists():
-            return venv
-        if _is_working_venv(venv):  # made before the marker existed
-            (venv / READY_MARKER).touch()
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)  # half-finished: start over
-        print(f"octopanel: installing OctoPrint {OCTOPRINT_VERSION} into {venv} "
-              "(one time, about 15 s)…", file=sys.stderr, flush=True)
-        # Built in place: a venv cannot be renamed afterwards, its scripts hold absolute paths.
-        for argv in ([sys.executable, "-m", "venv", str(venv)],
-                     [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                      "--disable-pip-version-check", f"OctoPrint=={OCTOPRINT_VERSION}"]):
-            done = subprocess.run(argv, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise VirtualPrinterError(f"{' '.join(argv)} failed:\n{_tail(done.stdout + done.stderr)}")
-        if not _is_working_venv(venv):
-            raise VirtualPrinterError(f"{venv}/bin/octoprint does not report version {OCTOPRINT_VERSION}")
-        (venv / READY_MARKER).touch()
-    return venv
-
-
-def _is_working_venv(venv):
-    exe = venv / "bin" / "octoprint"
-    if not exe.exists():
-        return False
-    done = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
-    return done.returncode == 0 and done.stdout.strip().endswith(OCTOPRINT_VERSION)
-
-
-def _template(venv):
-    """Return (users.yaml text, password) of a prepared admin user, made once per venv.
-
-    `octoprint user add` costs ~0.8 s (argon2 hashing plus startup), so its output is cached."""
-    template = venv / "octopanel-template"
-    if not template.exists():
-        build = Path(tempfile.mkdtemp(prefix="template-", dir=venv))
-        password = secrets.token_urlsafe(12)
-        done = subprocess.run([str(venv / "bin" / "octoprint"), "--basedir", str(build / "base"), "user",
-                               "add", "admin", "--password", password, "--admin"], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise VirtualPrinterError(f"octoprint user add failed:\n{_tail(done.stdout + done.stderr)}")
-        shutil.move(build / "base" / "users.yaml", build / "users.yaml")
-        (build / "password").write_text(password)
-        shutil.rmtree(build / "base")
-        try:
-            build.rename(template)  # atomic; a concurrent builder may have won, which is as good
-        except OSError:
-            shutil.rmtree(build)
-    users = (template / "users.yaml").read_text()
-    if users.count("apikey: null") != 1:
-        raise VirtualPrinterError(f"{template}/users.yaml: expected one 'apikey: null' line")
-    return users, (template / "password").read_text()
-
-
 def _die_with_parent():
     """Runs in the child before exec: Linux sends it SIGTERM when the thread that started it dies.
 
@@ -147,20 +71,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _tail(text, lines=40):
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _matches(expected, line):
-    return expected.fullmatch(line) is not None if isinstance(expected, re.Pattern) else expected == line
-
-
-def _in_order(expected, sent):
-    """True if every expected item (a str, or a compiled regex to fullmatch) appears in sent, in order."""
-    it = iter(sent)
-    return all(any(_matches(e, line) for line in it) for e in expected)
 
 
 class VirtualPrinter:
@@ -191,7 +101,7 @@ class VirtualPrinter:
     def start(self):
         """Write a fresh basedir, start `octoprint serve` on a free port and wait until it answers."""
         venv = ensure_venv(self.cache_dir)
-        users, self.password = _template(venv)
+        users, self.password = admin_template(venv)
         if self._own_basedir:
             self.basedir = Path(tempfile.mkdtemp(prefix="octopanel-octoprint-"))
         (self.basedir / "data" / "appkeys").mkdir(parents=True, exist_ok=True)
@@ -211,8 +121,8 @@ class VirtualPrinter:
                 [str(venv / "bin" / "octoprint"), "serve", "--basedir", str(self.basedir), "--host", "127.0.0.1",
                  "--port", str(self.port), "--iknowwhatimdoing"],  # refused as root without the flag
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # its own process group: stop() kills it whole, Ctrl-C does not
+                start_new_session=True,  # its own process group: stop() kills it whole, Ctrl-C misses it
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         atexit.register(self.stop)
         try:
             self._wait_until_up()
@@ -236,7 +146,7 @@ class VirtualPrinter:
 
     def log_tail(self, lines=40):
         try:
-            return _tail(self.server_log.read_text(errors="replace"), lines)
+            return tail(self.server_log.read_text(errors="replace"), lines)
         except OSError as exc:
             return f"(no log: {exc})"
 
@@ -305,10 +215,14 @@ class VirtualPrinter:
         # The first temperature autoreport (M155 S2) comes 2 s after the handshake; an M105 asks now, so
         # that /api/printer/tool has values as soon as connect() returns.
         self.command("M105")
+        self.wait_temperatures(timeout)
+
+    def wait_temperatures(self, timeout=5):
+        """Poll until OctoPrint has a hotend reading: /api/printer/tool is {} until the first report."""
         deadline = time.monotonic() + timeout
         while "tool0" not in self._ok("GET", "/api/printer/tool").json():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no temperature report within {timeout} s of connecting")
+                raise TimeoutError(f"no temperature report within {timeout} s")
             time.sleep(POLL_S)
 
     def disconnect(self, timeout=10):
@@ -321,53 +235,36 @@ class VirtualPrinter:
 
     # -- what the printer received ------------------------------------------------------------
 
+    @property
+    def serial(self):
+        return SerialLog(self.serial_log)
+
     def mark(self):
-        """The current size of serial.log; pass it to sent_since() or wait_sent()."""
-        try:
-            return self.serial_log.stat().st_size
-        except FileNotFoundError:
-            return 0
+        """The current size of serial.log; pass it to sent_since(), wait_sent() or settle()."""
+        return self.serial.mark()
 
     def sent_since(self, mark, raw=False):
-        """G-code lines sent to the printer after mark, without line numbers, checksums and NOISE."""
-        try:
-            with open(self.serial_log, "rb") as f:
-                f.seek(mark)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        sent = []
-        for line in data.decode("utf-8", "replace").split("\n")[:-1]:  # [:-1]: a line still being written
-            match = SEND_LINE.match(line)
-            if match is None:
-                continue
-            code = match.group(1).strip()
-            numbered = NUMBERED.match(code)
-            code = numbered.group(1) if numbered else code
-            if raw or code.split(" ", 1)[0] not in NOISE:
-                sent.append(code)
-        return sent
+        return self.serial.sent_since(mark, raw)
 
     def wait_sent(self, mark, expected, timeout=5):
-        """Poll until expected (a predicate on the list, or lines/regexes in order) was sent; return all sent."""
-        check = expected if callable(expected) else lambda sent: _in_order(expected, sent)
-        deadline = time.monotonic() + timeout
-        while True:
-            sent = self.sent_since(mark)
-            if check(sent):
-                return sent
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"after {timeout} s the printer received {sent}, expected {expected}")
-            time.sleep(POLL_S)
+        return self.serial.wait_sent(mark, expected, timeout)
+
+    def settle(self, mark, quiet=0.2, timeout=3):
+        return self.serial.settle(mark, quiet, timeout)
 
     # -- scenarios ------------------------------------------------------------------------------
 
     def print_file(self, n_moves=300, name="octopanel-long.gcode"):
-        """Upload n_moves G1 X180/X20 F3000 moves (300 print for ~48 s) and start printing them."""
+        """Upload n_moves G1 X180/X20 F3000 moves (300 print for ~48 s), start them, return the flags.
+
+        Returns once the first move was sent, so a mark() taken next sees only moves."""
         lines = ["G90"] + [f"G1 X{180 if i % 2 == 0 else 20} F3000" for i in range(n_moves)]
+        mark = self.mark()
         self._ok("POST", "/api/files/local", files={"file": (name, "\n".join(lines) + "\n")},
                  data={"select": "true", "print": "true"})
-        return self.wait_state("printing")
+        flags = self.wait_state("printing")
+        self.wait_sent(mark, lines[:2])
+        return flags
 
     def heat_tool(self, target=200, at_least=170, timeout=40):
         """Set the hotend target and wait until its actual temperature reaches at_least (~15 s for 170)."""

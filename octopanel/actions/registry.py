@@ -86,7 +86,8 @@ class Call:
     args: dict = field(default_factory=dict)
 
     def __str__(self):
-        words = [self.action.name] + [f"{k}={shlex.quote(str(v))}" for k, v in self.args.items()]
+        words = [self.action.name] + [f"{k}={shlex.quote(bounds.fmt(v) if isinstance(v, float) else str(v))}"
+                                      for k, v in self.args.items()]
         return " ".join(words)
 
 

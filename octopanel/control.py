@@ -1,0 +1,149 @@
+"""The control socket: a Unix stream socket taking action lines and answering one JSON line each.
+
+Scripts (a runout sensor, a vision check) and the fast CLI send `pause\\n` or `jog z=1\\n`; the daemon
+runs them through the same registry, the same state checks and the same ordered queue as the keypad.
+"""
+
+import grp
+import json
+import logging
+import os
+import selectors
+import socket
+import stat
+import threading
+
+log = logging.getLogger("octopanel.control")
+MAX_LINE = 4096  # an action line is short; anything longer is garbage or an attack
+MAX_CLIENTS = 32
+
+
+class Conn:
+    """One client: its socket, the bytes of an unfinished line, and a lock for replies from the worker."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = b""
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def reply(self, obj):
+        data = (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode()
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                self.closed = True  # the client left or stopped reading; its replies are dropped
+
+
+class ControlServer:
+    """Listens on `path`; hands each complete line to `on_line(line, reply)`; never blocks on a client."""
+
+    def __init__(self, path, on_line, selector, mode=0o660, group=None):
+        self.path, self.on_line, self.mode, self.group = str(path), on_line, mode, group
+        self.selector = selector  # the daemon's; listening and client sockets are registered as "control"
+        self.sock = None
+        self.conns = {}
+
+    def open(self):
+        if os.path.exists(self.path):
+            if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
+                raise OSError(f"{self.path} exists and is not a socket")
+            os.unlink(self.path)  # a stale socket from a previous run
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # never let the socket exist, even briefly, with wider permissions
+        try:
+            self.sock.bind(self.path)
+        finally:
+            os.umask(old)
+        if self.group:
+            try:
+                os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
+            except (KeyError, PermissionError) as exc:
+                log.warning("cannot give %s to group %s: %s", self.path, self.group, exc)
+        os.chmod(self.path, self.mode)
+        self.sock.listen(16)
+        self.sock.setblocking(False)
+        self.selector.register(self.sock, selectors.EVENT_READ, ("control", None))
+        return self
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def accept(self):
+        """Accept one pending client; returns its Conn (for the caller's selector) or None."""
+        try:
+            sock, _addr = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return None
+        sock.setblocking(False)
+        if len(self.conns) >= MAX_CLIENTS:
+            oldest = next(iter(self.conns))
+            self.close_conn(oldest)
+        conn = Conn(sock)
+        self.conns[sock.fileno()] = conn
+        self.selector.register(sock, selectors.EVENT_READ, ("control", sock.fileno()))
+        return conn
+
+    def readable(self, fd):
+        """Read what a client sent; run each complete line. Returns False once the client is gone."""
+        conn = self.conns.get(fd)
+        if conn is None:
+            return False
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            self.close_conn(fd)
+            return False
+        conn.buffer += data
+        while b"\n" in conn.buffer:
+            raw, conn.buffer = conn.buffer.split(b"\n", 1)
+            self.handle_line(conn, raw)
+        if len(conn.buffer) > MAX_LINE:
+            conn.reply({"ok": False, "error": f"line longer than {MAX_LINE} bytes", "exit": 2})
+            self.close_conn(fd)
+            return False
+        return True
+
+    def handle_line(self, conn, raw):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            conn.reply({"ok": False, "error": "the line is not UTF-8 text", "exit": 2})
+            return
+        if len(raw) > MAX_LINE:
+            conn.reply({"ok": False, "error": f"line longer than {MAX_LINE} bytes", "exit": 2})
+            return
+        if not line or line.startswith("#"):
+            return
+        try:
+            self.on_line(line, conn.reply)
+        except Exception as exc:  # a bad line must never take the daemon down
+            log.exception("control line %r failed", line)
+            conn.reply({"ok": False, "error": f"internal error: {exc}", "exit": 1})
+
+    def close_conn(self, fd):
+        conn = self.conns.pop(fd, None)
+        if conn is not None:
+            self.selector.unregister(conn.sock)
+            with conn.lock:
+                conn.closed = True
+                conn.sock.close()
+
+    def close(self):
+        for fd in list(self.conns):
+            self.close_conn(fd)
+        if self.sock is not None:
+            self.selector.unregister(self.sock)
+            self.sock.close()
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass

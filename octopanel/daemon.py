@@ -1,0 +1,236 @@
+"""`octopanel run`: the panel daemon's loop; signals, systemd notify and watchdog, reload, status.
+
+Concurrency model, in one place: this module's single-threaded `selectors` loop reads devices, the
+control socket and a wake-up pipe (signals, worker results); executor.py's one worker thread does all
+HTTP. The loop never waits on OctoPrint.
+"""
+
+import logging
+import os
+import selectors
+import signal
+import time
+
+from . import keymap as keymap_mod
+from .dispatch import STATE_LEDS, Dispatcher
+from .errors import ConfigError, Unreachable
+from .executor import Executor
+from .gestures import GestureEngine, KeyTiming, RotaryConfig
+from .replay import EndOfReplay
+
+log = logging.getLogger("octopanel.daemon")
+NO_TIMING = KeyTiming()
+IDLE_WAIT_S = 60.0  # longest select() with nothing due: no periodic wake-ups besides the watchdog
+FINISH_POLL_S = 0.02
+
+
+class Daemon:
+    """Wires devices → gestures → dispatcher → executor, and runs the loop until stopped."""
+
+    def __init__(self, keymap, keymap_path, registry, ctx, devices_factory, notifier, control_path=None,
+                 control_group=None, exit_at_end=False, clock=time.monotonic):
+        self.keymap_path, self.registry, self.ctx, self.notifier = keymap_path, registry, ctx, notifier
+        self.clock = clock
+        self.exit_at_end = exit_at_end  # replay: stop once the recording ended and the queue is drained
+        self.executor = Executor(ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"],
+                                 clock=clock, on_done=self._done)
+        self.dispatch = Dispatcher(keymap, registry, ctx, self.executor, clock, on_panel_change=self._wake)
+        self.shuttle_labels = frozenset()
+        self.engine = self._new_engine()
+        self.selector = selectors.DefaultSelector()
+        self.device_specs = keymap.devices
+        self.devices = devices_factory(keymap.devices, self._device_change)
+        self.control = None
+        if control_path:
+            from .control import ControlServer
+
+            self.control = ControlServer(control_path, self.dispatch.line, self.selector, group=control_group)
+        self.connected = set()
+        self.ended = False
+        self.stop_requested = self.reload_requested = False
+        self.unreachable = False
+        self._device_fds = set()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._last_watchdog = 0.0
+
+    # -- setup and teardown ------------------------------------------------------------------
+
+    def _new_engine(self):
+        km = self.dispatch.keymap
+        rotary = RotaryConfig(shuttle=self.shuttle_labels, key_pairs=km.key_pairs,
+                              shuttle_idle_s=km.settings["shuttle_idle_s"])
+        return GestureEngine(lambda key: self.dispatch.keymap.timings.get(key, NO_TIMING), rotary)
+
+    def install_signals(self):
+        signal.signal(signal.SIGHUP, lambda *_: self._request("reload_requested"))
+        signal.signal(signal.SIGTERM, lambda *_: self._request("stop_requested"))
+        signal.signal(signal.SIGINT, lambda *_: self._request("stop_requested"))
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+
+    def _request(self, flag):
+        setattr(self, flag, True)
+
+    def run(self):
+        """The loop. Returns an exit code."""
+        self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self.executor.start()
+        if self.control is not None:
+            self.control.open()
+            log.info("control socket: %s", self.control.path)
+        self.devices.rescan()
+        self._sync_fds()
+        self.notifier.ready(self.status())
+        try:
+            while not self.stop_requested:
+                self._step()
+                if self.reload_requested:
+                    self.reload()
+                if self.exit_at_end and self.ended and self._drained():
+                    break
+        finally:
+            self.notifier.stopping()
+            self.shutdown()
+        return 0
+
+    def shutdown(self):
+        self.executor.stop()
+        self.devices.close()
+        if self.control is not None:
+            self.control.close()
+        self.selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    # -- one turn of the loop ----------------------------------------------------------------
+
+    def _step(self):
+        now = self.clock()
+        deadlines = [d for d in (self.engine.next_deadline(), self.devices.next_deadline()) if d is not None]
+        timeout = min([IDLE_WAIT_S] + [d - now for d in deadlines])
+        if self.notifier.watchdog_interval_s:
+            timeout = min(timeout, self._last_watchdog + self.notifier.watchdog_interval_s - now)
+        if self.ended:
+            timeout = min(timeout, FINISH_POLL_S)
+        for key, _mask in self.selector.select(max(0.0, timeout)):
+            kind, fd = key.data
+            if kind == "wake":
+                self._drain_wake()
+            elif kind == "device":
+                for label, events in self.devices.handle_readable(fd):
+                    for event in events:
+                        for gesture in self.engine.feed(event, label):
+                            self.dispatch.gesture(gesture)
+            elif kind == "control":
+                if fd is None:
+                    self.control.accept()
+                else:
+                    self.control.readable(fd)
+        now = self.clock()
+        for gesture in self.engine.tick(now):
+            self.dispatch.gesture(gesture)
+        self.devices.tick(now)
+        self._sync_fds()
+        if self.notifier.watchdog_interval_s and now - self._last_watchdog >= self.notifier.watchdog_interval_s:
+            self.notifier.watchdog()  # sent from the loop itself, so a hung loop stops the pings
+            self._last_watchdog = now
+        self.notifier.status(self.status())
+
+    def _drained(self):
+        return self.engine.next_deadline() is None and not self.executor.pending()
+
+    def _sync_fds(self):
+        current = set(self.devices.fds())
+        for fd in self._device_fds - current:
+            self.selector.unregister(fd)
+        for fd in current - self._device_fds:
+            self.selector.register(fd, selectors.EVENT_READ, ("device", fd))
+        self._device_fds = current
+
+    def _drain_wake(self):
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        self._update_leds()
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"\xff")
+        except BlockingIOError:
+            pass  # already awake
+
+    # -- events from devices and the worker ---------------------------------------------------
+
+    def _device_change(self, label, present, error=None):
+        if present:
+            self.connected.add(label)
+            spec = self.devices.spec(label)
+            if spec is not None and spec.shuttle and label not in self.shuttle_labels:
+                self.shuttle_labels |= {label}
+                self.engine = self._new_engine()
+            log.info("%s: connected", label)
+            self._update_leds()
+            return
+        self.connected.discard(label)
+        self.engine.reset(label)
+        self.dispatch.device_lost(label)
+        if isinstance(error, EndOfReplay):
+            log.info("%s: end of recording", label)
+            self.ended = not self.connected
+        else:
+            log.warning("%s: lost (%s); waiting for it to come back", label, error)
+
+    def _done(self, job, call, outcome):
+        """Called on the worker thread after every job."""
+        self.unreachable = isinstance(outcome, Unreachable)
+        if isinstance(outcome, Exception):
+            self.dispatch.refused(job, outcome)
+        elif outcome.text and job.label != "feedback":
+            log.info("%s: %s", job.label, outcome.text)
+        self._wake()
+
+    def _update_leds(self):
+        mode = self.dispatch.keymap.feedback["leds"]
+        if mode == "off":
+            return
+        if mode == "mode":
+            leds = self.dispatch.panel.leds()
+        else:
+            state = self.executor.last_state.name if self.executor.last_state else ""
+            leds = {led: state in states for led, states in STATE_LEDS.items()}
+        for label in self.connected:
+            for led, on in leds.items():
+                self.devices.set_led(label, led, on)
+
+    # -- reload and status ----------------------------------------------------------------------
+
+    def reload(self):
+        self.reload_requested = False
+        self.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
+        try:
+            new = keymap_mod.load(self.keymap_path, self.registry, self.ctx.limits)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the keymap in force: %s", exc)
+        else:
+            self.dispatch.replace_keymap(new)
+            self.engine = self._new_engine()
+            log.info("keymap reloaded from %s", self.keymap_path)
+            if new.devices != self.device_specs:
+                log.warning("the devices section changed: restart octopanel to apply it")
+        self.notifier.ready(self.status())
+
+    def status(self):
+        if self.connected:
+            panel = f"keypad: connected ({len(self.connected)} device{'s' if len(self.connected) > 1 else ''})"
+        else:
+            panel = "waiting for keypad"
+        if self.unreachable:
+            printer = "OctoPrint unreachable, retrying"
+        else:
+            state = self.executor.last_state
+            printer = f"printer: {state.name if state else 'unknown'}"
+        parts = [panel, printer] + [f"mode: {n} {v}" for n, v in self.dispatch.panel.modes.items()]
+        return " · ".join(parts)

@@ -1,0 +1,175 @@
+"""Gestures and control-socket lines → executor jobs, through the keymap and the registry; panel modes."""
+
+import logging
+import time
+
+from .actions.context import invoke
+from .errors import OctopanelError, UsageError
+from .executor import Job
+
+log = logging.getLogger("octopanel.dispatch")
+LED_ORDER = ("NUML", "CAPSL", "SCROLLL")
+STATE_LEDS = {"NUML": frozenset({"printing", "pausing", "resuming", "cancelling", "finishing"}),
+              "CAPSL": frozenset({"paused"}), "SCROLLL": frozenset({"disconnected", "error"})}
+FEEDBACK_REFUSED = "beep 80 400"
+FEEDBACK_MODE = "beep 40 2500"
+
+
+class Panel:
+    """The panel's own state: the current value of each mode and the shift layer being held."""
+
+    def __init__(self, modes):
+        self.modes = {name: mode.default for name, mode in modes.items()}
+        self.values = {name: list(mode.values) for name, mode in modes.items()}
+        self.layer = ""
+
+    def set_mode(self, name, value):
+        values = self.values[name]
+        index = values.index(self.modes[name])
+        if value == "next":
+            index = (index + 1) % len(values)
+        elif value == "prev":
+            index = (index - 1) % len(values)
+        else:
+            index = [str(v) for v in values].index(str(value))
+        self.modes[name] = values[index]
+        return self.modes[name]
+
+    def leds(self):
+        """LEDs lit for the first mode: none for its first value, then NumLock, Caps Lock, Scroll Lock."""
+        if not self.modes:
+            return {}
+        name = next(iter(self.modes))
+        index = self.values[name].index(self.modes[name])
+        return {led: i < index for i, led in enumerate(LED_ORDER)}
+
+
+class Dispatcher:
+    """Turns each gesture or socket line into a Job; runs panel-only actions (modes) at once."""
+
+    def __init__(self, keymap, registry, ctx, executor, clock=time.monotonic, on_panel_change=None):
+        self.keymap, self.registry, self.ctx, self.executor = keymap, registry, ctx, executor
+        self.clock = clock
+        self.panel = Panel(keymap.modes)
+        self.ctx.panel = self.panel
+        self.on_panel_change = on_panel_change or (lambda: None)
+        self.repeat_units = {}  # (device, key) -> units sent by repeat during the current hold
+        self.trace = None  # --dry-run: trace(text) shows gesture → action
+
+    def replace_keymap(self, keymap):
+        """After a reload: keep the current mode values that still exist."""
+        old = self.panel.modes
+        self.keymap = keymap
+        self.panel = Panel(keymap.modes)
+        for name, value in old.items():
+            if name in self.panel.modes and value in self.panel.values[name]:
+                self.panel.modes[name] = value
+        self.ctx.panel = self.panel
+        self.repeat_units.clear()
+
+    def device_lost(self, device):
+        """Unplug: queued motion from the device is dropped and a held shift is released."""
+        dropped = self.executor.discard(device)
+        self.panel.layer = ""
+        self.repeat_units = {k: v for k, v in self.repeat_units.items() if k[0] != device}
+        if dropped:
+            log.info("%s lost: %d queued action(s) dropped", device, dropped)
+
+    def gesture(self, g):
+        km = self.keymap
+        if g.key in km.shifts and g.kind in ("press", "release"):
+            self.panel.layer = km.shifts[g.key] if g.kind == "press" else ""
+            return
+        if g.kind in ("rotary", "shuttle"):
+            bindings = km.rotary.get(g.key, ())
+            lookup = lambda state, layer=self.panel.layer: km.lookup_rotary(g.key, state)  # noqa: E731
+            units = g.steps
+            merge_base = ("rotary", g.key)
+        else:
+            layer = self.panel.layer
+            bindings = (km.bindings.get((layer, g.key, g.kind), ()) if layer else ()) or \
+                km.bindings.get(("", g.key, g.kind), ())
+            lookup = lambda state, layer=layer: km.lookup(layer, g.key, g.kind, state)  # noqa: E731
+            units = 1
+            merge_base = (layer, g.key)
+            if g.kind in ("press", "double", "hold"):
+                self.repeat_units.pop((g.device, g.key), None)
+        if not bindings or units == 0:
+            return
+        modes = dict(self.panel.modes)
+        first = self.registry.parse_line(bindings[0].render(modes), self.ctx.limits)
+        if first.action.name == "mode" and all(b.line.split()[0] == "mode" for b in bindings):
+            self.run_now(first)
+            return
+        label = f"{g.key} {g.kind}" + (f" {g.steps:+d}" if g.kind in ("rotary", "shuttle") else "")
+        job = Job(resolve=lambda state: self.resolve(lookup, state.name, modes, label), created=g.time,
+                  label=label, origin=g.device)
+        if first.action.mergeable:
+            unit_mm = unit_distance(first)
+            if g.kind == "repeat":
+                limit = bindings[0].options.get("max_distance", km.settings["max_repeat_distance_mm"])
+                done = self.repeat_units.get((g.device, g.key), 0)
+                if (done + 1) * unit_mm > limit + 1e-9:
+                    return  # the hold has travelled as far as one hold may
+                self.repeat_units[(g.device, g.key)] = done + 1
+            job.merge_key = (*merge_base, bindings[0].render(modes))
+            job.units, job.unit_mm = units, unit_mm
+        if any(b.line.split()[0] == "pause" for b in bindings):
+            job.retry_until = g.time + km.settings["pause_deadline_s"]
+        self.executor.submit(job)
+
+    def resolve(self, lookup, state, modes, label):
+        binding = lookup(state)
+        call = None if binding is None else self.registry.parse_line(binding.render(modes), self.ctx.limits)
+        if self.trace is not None:
+            self.trace(f"{label} → {call if call is not None else f'(nothing bound while {state})'}")
+        return call
+
+    def line(self, text, reply):
+        """A control-socket line: parsed now (errors answered at once), run in order with the panel's jobs."""
+        try:
+            call = self.registry.parse_line(text, self.ctx.limits)
+        except UsageError as exc:
+            reply({"ok": False, "error": str(exc), "exit": 2})
+            return
+        if call.action.slow:
+            reply({"ok": False, "error": f"'{call.action.name}' waits for a long time and would hold up the "
+                   "panel: run it with its 8xxx command instead", "exit": 2})
+            return
+        if call.action.name == "mode":
+            reply(self.run_now(call))
+            return
+        now = self.clock()
+        retry = now + self.keymap.settings["pause_deadline_s"] if call.action.name == "pause" else None
+        self.executor.submit(Job(resolve=lambda state: call, created=now, label=f"socket: {text}",
+                                 origin="socket", retry_until=retry, reply=reply))
+
+    def run_now(self, call):
+        try:
+            result = invoke(call, self.ctx)
+        except OctopanelError as exc:
+            return {"ok": False, "error": str(exc), "exit": exc.exit_code}
+        log.info("%s", result.text)
+        self.feedback(FEEDBACK_MODE, result.text)
+        self.on_panel_change()
+        return {"ok": True, "sent": False, "message": result.text}
+
+    def refused(self, job, error):
+        if job.label != "feedback":
+            log.warning("%s: %s", job.label, error)
+            self.feedback(FEEDBACK_REFUSED)
+
+    def feedback(self, beep_line, message=None):
+        """Optional beep and display message, queued behind the action they answer."""
+        fb = self.keymap.feedback
+        calls = [self.registry.parse_line(beep_line, self.ctx.limits)] if fb["beep"] else []
+        if message and fb["message"]:
+            calls.append(self.registry.parse("msg", [message], self.ctx.limits))
+        for call in calls:
+            self.executor.submit(Job(resolve=lambda state, c=call: c, created=self.clock(), label="feedback"))
+
+
+def unit_distance(call):
+    """The distance of one unit of a mergeable call (for the outstanding-distance cap)."""
+    values = [abs(call.args[k]) for k in ("x", "y", "z", "amount") if call.args.get(k) is not None]
+    return max(values) if values else 0.0

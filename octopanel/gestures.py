@@ -1,0 +1,322 @@
+"""Raw evdev events -> gestures (press, release, hold, repeat, double, rotary, shuttle), timed by event timestamps.
+
+All times are the events' own timestamps (already on the caller's clock); ``tick(now)`` only fires timers.
+
+Keys. Per key the caller's ``timing(name)`` says which gestures the keymap binds (``KeyTiming.gestures``):
+- ``release`` is the raw edge: emitted when a key seen going down comes up.
+- ``press`` is emitted at once on key down, unless the key binds ``press`` together with ``hold`` or
+  ``double``. Then it is a *click*: emitted when the key is released before ``hold_s`` (hold bound) and no
+  second press came within ``double_s`` (double bound), stamped with the moment it became certain.
+  A press that turned into a hold or a double never emits ``press``: one gesture, one action.
+- ``hold`` fires once if the key is still down ``hold_s`` after it went down (a release stamped exactly at
+  ``hold_s`` comes too late: the key was held for hold_s). A shorter press can never produce it.
+- ``double`` fires at a second press less than ``double_s`` after the first one went down. The second
+  press is consumed: no press, hold or repeat of its own, only its release. A press that became a hold
+  cannot start a double. A lone press can never produce it.
+- ``repeat`` fires ``repeat_delay_s`` after key down, then every ``repeat_s`` while the key stays down,
+  with ``steps`` = 1, 2, 3...; it cannot be combined with hold or double (``KeyTiming`` refuses).
+- Kernel autorepeat (value 2) changes nothing: repeats come from ``repeat_s`` so that they are timed per
+  key from event timestamps. It never starts a press (for a key held across start-up or SYN_DROPPED).
+- A release or autorepeat of a key never seen going down is ignored, and so is a second down without up.
+Timers fire in ``feed`` when a later event of the same device proves the time has passed, and in ``tick``
+only ``latency_s`` after they are due, so that a release already on its way cancels a hold.
+
+Rotary. ``REL_DIAL``, ``REL_WHEEL`` and ``REL_HWHEEL`` give ``rotary`` with signed ``steps``; the
+``*_HI_RES`` twins are ignored. Key pairs (``RotaryConfig.key_pairs``) turn presses and autorepeats of
+the pair into ``rotary`` steps +1/-1 of the pair's source name; those keys give no key gestures.
+ShuttleXpress devices (``RotaryConfig.shuttle``): ``REL_DIAL`` is an 8-bit counter, stepped by its
+difference modulo 256 (-128..127); the first report after start, reset or SYN_DROPPED only sets the
+baseline. ``REL_WHEEL`` is the ring position: ``shuttle`` with ``position`` -7..7 and ``steps`` = change.
+The kernel never reports the ring's return to 0, so 0 is synthesized when a report carries the dial
+but not the ring (that report is the return) or after ``shuttle_idle_s`` without a ring report.
+
+Loss. SYN_DROPPED forgets the device's held keys, pending clicks and dial baseline, emits nothing, and
+ignores events up to the next SYN_REPORT. ``reset(device)`` (unplug) forgets everything and emits nothing;
+the caller stops any motion itself.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from evdev import ecodes
+
+from .keynames import all_key_names, key_code, key_name  # noqa: F401  (re-exported for the keymap)
+
+HOLD_S = 0.8
+DOUBLE_S = 0.35
+REPEAT_DELAY_S = 0.5
+REPEAT_S = 0.2
+SHUTTLE_IDLE_S = 0.3
+# How late an event may be read after its timestamp (USB polling plus the loop's own delay).
+LATENCY_S = 0.05
+
+KEY_KINDS = frozenset({"press", "release", "hold", "repeat", "double"})
+KINDS = KEY_KINDS | {"rotary", "shuttle"}
+ROTARY_SOURCES = ("REL_DIAL", "REL_WHEEL", "REL_HWHEEL")
+_ROTARY_CODES = {ecodes.ecodes[name]: name for name in ROTARY_SOURCES}
+
+
+@dataclass(frozen=True)
+class Gesture:
+    """One gesture; ``key`` is a canonical key name, or for rotary/shuttle the source name."""
+
+    kind: str
+    key: str
+    time: float
+    device: str = ""
+    steps: int = 0
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class KeyTiming:
+    """Which gestures a key is bound to, and its thresholds in seconds."""
+
+    gestures: frozenset = frozenset()
+    hold_s: float = HOLD_S
+    double_s: float = DOUBLE_S
+    repeat_delay_s: float = REPEAT_DELAY_S
+    repeat_s: float = REPEAT_S
+
+    def __post_init__(self):
+        object.__setattr__(self, "gestures", frozenset(self.gestures))
+        unknown = self.gestures - KEY_KINDS
+        if unknown:
+            raise ValueError(f"unknown key gesture {sorted(unknown)[0]!r} (expected one of {sorted(KEY_KINDS)})")
+        if "repeat" in self.gestures and self.gestures & {"hold", "double"}:
+            other = "hold" if "hold" in self.gestures else "double"
+            raise ValueError(f"a key cannot bind both repeat and {other}: holding it would do both")
+        for name in ("hold_s", "double_s", "repeat_delay_s", "repeat_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be above 0, got {getattr(self, name)!r}")
+
+    @property
+    def click(self):
+        """True when press waits until it cannot become a hold or a double."""
+        return "press" in self.gestures and bool(self.gestures & {"hold", "double"})
+
+
+@dataclass(frozen=True)
+class RotaryConfig:
+    """ShuttleXpress devices (labels, or a predicate on the label), and key pairs acting as knobs.
+
+    ``key_pairs`` is {source name: (up key, down key)}, e.g. {"KNOB": ("KEY_VOLUMEUP", "KEY_VOLUMEDOWN")}.
+    """
+
+    shuttle: Any = frozenset()
+    key_pairs: dict = field(default_factory=dict)
+    shuttle_idle_s: float = SHUTTLE_IDLE_S
+
+    def __post_init__(self):
+        if not callable(self.shuttle):
+            object.__setattr__(self, "shuttle", frozenset(self.shuttle))
+        if not self.shuttle_idle_s > 0:
+            raise ValueError(f"shuttle_idle_s must be above 0, got {self.shuttle_idle_s!r}")
+        steps = {}
+        for source, pair in self.key_pairs.items():
+            if source in ROTARY_SOURCES:
+                raise ValueError(f"key pair {source!r}: the name is taken by a wheel axis")
+            if len(pair) != 2:
+                raise ValueError(f"key pair {source!r}: expected (up key, down key), got {pair!r}")
+            for name, step in zip(pair, (1, -1)):
+                code = key_code(name)  # KeyError names the unknown key
+                if code in steps:
+                    raise ValueError(f"key pair {source!r}: {name} is already used by another pair")
+                steps[code] = (source, step)
+        object.__setattr__(self, "_pair_steps", steps)
+
+    def is_shuttle(self, device):
+        """True if the device label is in ShuttleXpress mode."""
+        return self.shuttle(device) if callable(self.shuttle) else device in self.shuttle
+
+    def pair_step(self, code):
+        """(source, +1 or -1) if the key code belongs to a key pair, else None."""
+        return self._pair_steps.get(code)
+
+
+class _Key:
+    """One key between its down edge and the last gesture it can still produce."""
+
+    __slots__ = ("name", "down", "down_at", "consumed", "press_pending", "hold_at", "repeat_at", "repeats",
+                 "double_until", "timing")
+
+    def __init__(self, name, timing, now, consumed=False):
+        self.name, self.timing, self.down, self.down_at, self.consumed = name, timing, True, now, consumed
+        bound = timing.gestures
+        self.press_pending = timing.click and not consumed
+        self.hold_at = now + timing.hold_s if "hold" in bound and not consumed else None
+        self.repeat_at = now + timing.repeat_delay_s if "repeat" in bound and not consumed else None
+        self.repeats = 0
+        self.double_until = now + timing.double_s if "double" in bound and not consumed else None
+
+    def due(self):
+        times = [t for t in (self.hold_at, self.repeat_at, self.double_until) if t is not None]
+        return min(times) if times else None
+
+    def idle(self):
+        return not self.down and not self.press_pending and self.double_until is None
+
+
+class _Device:
+    """Per-device state: held keys, SYN_DROPPED resync, and the ShuttleXpress counter and ring."""
+
+    def __init__(self, shuttle):
+        self.keys = {}
+        self.dropping = False
+        self.shuttle = shuttle
+        self.counter = None
+        self.position = 0
+        self.ring_at = 0.0
+        self.frame_dial = self.frame_ring = False
+
+    def ring_due(self, idle_s):
+        return self.ring_at + idle_s if self.shuttle and self.position != 0 else None
+
+
+class GestureEngine:
+    """Feeds raw events, keeps per-device key state, and emits gestures; see the module docstring."""
+
+    def __init__(self, timing, rotary_config=None, latency_s=LATENCY_S):
+        self._timing = timing
+        self._rotary = rotary_config if rotary_config is not None else RotaryConfig()
+        self._latency_s = latency_s
+        self._devices = {}
+
+    def feed(self, event, device=""):
+        """Gestures caused by one event: timers of this device due by its timestamp, then the event."""
+        now = event.timestamp()
+        dev = self._device(device)
+        out = self._advance(device, dev, now)
+        if event.type == ecodes.EV_SYN:
+            self._syn(device, dev, event.code, now, out)
+        elif dev.dropping:
+            pass
+        elif event.type == ecodes.EV_KEY:
+            self._key(device, dev, event.code, event.value, now, out)
+        elif event.type == ecodes.EV_REL:
+            self._rel(device, dev, event.code, event.value, now, out)
+        return out
+
+    def tick(self, now):
+        """Timer gestures (hold, repeat, click after the double window, shuttle idle) due by now - latency_s."""
+        out = []
+        for name, dev in list(self._devices.items()):
+            out.extend(self._advance(name, dev, now - self._latency_s))
+        out.sort(key=lambda g: g.time)
+        return out
+
+    def next_deadline(self):
+        """When tick() next has something to do, or None."""
+        times = [t for name, dev in self._devices.items() if (t := self._due(dev)) is not None]
+        return min(times) + self._latency_s if times else None
+
+    def reset(self, device):
+        """Forget a device (unplugged): held keys, pending clicks, dial baseline. Emits nothing."""
+        self._devices.pop(device, None)
+
+    def _device(self, device):
+        dev = self._devices.get(device)
+        if dev is None:
+            dev = self._devices[device] = _Device(self._rotary.is_shuttle(device))
+        return dev
+
+    def _due(self, dev):
+        times = [t for key in dev.keys.values() if (t := key.due()) is not None]
+        ring = dev.ring_due(self._rotary.shuttle_idle_s)
+        if ring is not None:
+            times.append(ring)
+        return min(times) if times else None
+
+    def _advance(self, device, dev, limit):
+        """Fire this device's timers due at or before limit, in time order."""
+        out = []
+        while (due := self._due(dev)) is not None and due <= limit:
+            if due == dev.ring_due(self._rotary.shuttle_idle_s):
+                out.append(Gesture("shuttle", "REL_WHEEL", due, device, -dev.position, 0))
+                dev.position = 0
+                continue
+            code, key = min(((c, k) for c, k in dev.keys.items() if k.due() is not None), key=lambda ck: ck[1].due())
+            self._fire(device, key, due, out)
+            if key.idle():
+                del dev.keys[code]
+        return out
+
+    def _fire(self, device, key, due, out):
+        if key.hold_at == due:
+            key.hold_at = key.double_until = None
+            key.consumed, key.press_pending = True, False
+            out.append(Gesture("hold", key.name, due, device))
+        elif key.repeat_at == due:
+            key.repeats += 1
+            # From key down, not from the last repeat, so that float error does not pile up.
+            key.repeat_at = key.down_at + key.timing.repeat_delay_s + key.repeats * key.timing.repeat_s
+            out.append(Gesture("repeat", key.name, due, device, key.repeats))
+        elif key.double_until == due:
+            key.double_until = None
+            if key.press_pending and (not key.down or key.hold_at is None):
+                key.press_pending = False
+                out.append(Gesture("press", key.name, due, device))
+
+    def _syn(self, device, dev, code, now, out):
+        if code == ecodes.SYN_DROPPED:
+            dev.keys.clear()
+            dev.dropping, dev.counter = True, None
+        elif code == ecodes.SYN_REPORT:
+            # Every ShuttleXpress report carries the counter and the ring, each unless 0 (the kernel drops
+            # zero REL values): a report with the counter but no ring is the ring coming back to 0.
+            if not dev.dropping and dev.frame_dial and not dev.frame_ring and dev.position != 0:
+                out.append(Gesture("shuttle", "REL_WHEEL", now, device, -dev.position, 0))
+                dev.position = 0
+            dev.dropping = False
+        else:
+            return
+        dev.frame_dial = dev.frame_ring = False
+
+    def _key(self, device, dev, code, value, now, out):
+        pair = self._rotary.pair_step(code)
+        if pair is not None:
+            if value in (1, 2):
+                out.append(Gesture("rotary", pair[0], now, device, pair[1]))
+            return
+        key = dev.keys.get(code)
+        if value == 1:
+            if key is not None and key.down:
+                return
+            if key is not None and key.double_until is not None and now < key.double_until:
+                dev.keys[code] = _Key(key.name, key.timing, now, consumed=True)
+                out.append(Gesture("double", key.name, now, device))
+                return
+            name = key_name(code)
+            timing = self._timing(name)
+            dev.keys[code] = key = _Key(name, timing, now)
+            if not timing.click:
+                out.append(Gesture("press", name, now, device))
+        elif value == 0 and key is not None and key.down:
+            key.down = False
+            key.hold_at = key.repeat_at = None
+            if key.press_pending and key.double_until is None:
+                key.press_pending = False
+                out.append(Gesture("press", key.name, now, device))
+            out.append(Gesture("release", key.name, now, device))
+            if key.idle():
+                del dev.keys[code]
+
+    def _rel(self, device, dev, code, value, now, out):
+        source = _ROTARY_CODES.get(code)
+        if source is None:
+            return
+        if dev.shuttle and source == "REL_DIAL":
+            dev.frame_dial = True
+            counter = value & 0xFF
+            if dev.counter is not None:
+                steps = (counter - dev.counter + 128) % 256 - 128
+                if steps:
+                    out.append(Gesture("rotary", source, now, device, steps))
+            dev.counter = counter
+        elif dev.shuttle and source == "REL_WHEEL":
+            dev.frame_ring, dev.ring_at = True, now
+            if value != dev.position:
+                out.append(Gesture("shuttle", source, now, device, value - dev.position, value))
+                dev.position = value
+        elif value:
+            out.append(Gesture("rotary", source, now, device, value))

@@ -1,0 +1,82 @@
+"""When to rescan for input devices: inotify on /dev/input through libc (no dependency), else a timer."""
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import time
+
+log = logging.getLogger(__name__)
+
+IN_ATTRIB, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x4, 0x80, 0x100, 0x200
+# A new node is created root-only and made readable by udev just after (IN_ATTRIB): wait for that.
+SETTLE_S = 0.3
+RESCAN_INTERVAL_S = 2.0
+
+
+def _inotify(directory):
+    """An inotify fd watching directory, or None (no such directory, or no inotify in this libc)."""
+    if not os.path.isdir(directory):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, AttributeError):
+        return None
+    if fd < 0:
+        log.warning("inotify unavailable (%s); rescanning every %gs", os.strerror(ctypes.get_errno()),
+                    RESCAN_INTERVAL_S)
+        return None
+    mask = IN_ATTRIB | IN_MOVED_TO | IN_CREATE | IN_DELETE
+    if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
+        log.warning("cannot watch %s (%s); rescanning on a timer", directory, os.strerror(ctypes.get_errno()))
+        os.close(fd)
+        return None
+    return fd
+
+
+class Hotplug:
+    """Says when a rescan is due: soon after a change in ``directory``, or every ``interval_s`` without inotify."""
+
+    def __init__(self, directory="/dev/input", interval_s=RESCAN_INTERVAL_S, settle_s=SETTLE_S,
+                 now=time.monotonic):
+        self._directory, self._interval_s, self._settle_s, self._now = directory, interval_s, settle_s, now
+        self._fd = _inotify(directory) if directory is not None else None
+        self._due = None if self._fd is not None else now() + interval_s
+
+    def fileno(self):
+        """The inotify fd to select on, or None when running on the timer."""
+        return self._fd
+
+    def handle_readable(self):
+        """Drain the inotify events; schedule a rescan once the burst has settled."""
+        try:
+            while os.read(self._fd, 65536):
+                pass
+        except BlockingIOError:
+            pass
+        self._due = self._now() + self._settle_s
+
+    def request(self):
+        """Ask for a rescan soon, e.g. after a loss: a quick replug may have come and gone unnoticed."""
+        soon = self._now() + self._settle_s
+        self._due = soon if self._due is None else min(self._due, soon)
+
+    def next_deadline(self):
+        return self._due
+
+    def due(self, now):
+        """True (once) when a rescan is due; re-arms the timer, or upgrades to inotify if the directory appeared."""
+        if self._due is None or now < self._due:
+            return False
+        self._due = None
+        if self._fd is None and self._directory is not None:
+            self._fd = _inotify(self._directory)
+        if self._fd is None:
+            self._due = now + self._interval_s
+        return True
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

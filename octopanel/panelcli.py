@@ -1,0 +1,221 @@
+"""`octopanel run | check | devices | events | record`: the panel's command-line entry points."""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import OctopanelError, UsageError
+
+KEYMAP_CANDIDATES = ("/etc/octopanel/keymap.yaml",)
+
+
+def default_keymap():
+    env = os.environ.get("OCTOPANEL_KEYMAP")
+    if env:
+        return env
+    user = Path(os.path.expanduser("~/.config/octopanel/keymap.yaml"))
+    for path in (user, *map(Path, KEYMAP_CANDIDATES)):
+        if path.is_file():
+            return str(path)
+    return str(Path(__file__).resolve().parent.parent / "etc" / "keymap.yaml")
+
+
+def default_control_path():
+    """$RUNTIME_DIRECTORY (systemd RuntimeDirectory=) first, then /run/octopanel, then $XDG_RUNTIME_DIR."""
+    base = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if not base:
+        base = "/run/octopanel" if os.access("/run/octopanel", os.W_OK) else os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(base, "control.sock") if base else None
+
+
+def parser_for(name, description):
+    parser = argparse.ArgumentParser(prog=f"octopanel {name}", description=description)
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    return parser
+
+
+def parse(parser, argv):
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code:
+            raise UsageError(f"see octopanel {parser.prog.split()[-1]} -h") from None
+        raise
+
+
+def setup_logging(verbose):
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    handler = None
+    if os.environ.get("JOURNAL_STREAM"):
+        try:
+            from systemd.journal import JournalHandler
+
+            handler = JournalHandler(SYSLOG_IDENTIFIER="octopanel")
+        except ImportError:
+            handler = None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def load_keymap(path, settings=None):
+    from . import config, keymap
+    from .actions import build_registry
+
+    settings = settings or config.load()
+    registry = build_registry()
+    return keymap.load(path, registry, settings.limits), registry, settings
+
+
+def check(argv):
+    parser = parser_for("check", "validate a keymap (the same checks `octopanel run` makes at start)")
+    parser.add_argument("file", nargs="?", default=None)
+    args = parse(parser, argv)
+    path = args.file or default_keymap()
+    km, _registry, _settings = load_keymap(path)
+    count = sum(len(b) for b in km.bindings.values()) + sum(len(b) for b in km.rotary.values())
+    print(f"{path}: OK ({count} bindings, {len(km.modes)} modes, {len(km.devices)} device specs)")
+    return 0
+
+
+def run(argv):
+    parser = parser_for("run", "run the control panel: keypads and jog wheels → OctoPrint")
+    parser.add_argument("--keymap", default=None, help="keymap file (default: %(default)s)")
+    parser.add_argument("--replay", help="read a recording or FIFO of raw input events instead of devices")
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor (0: as fast as possible)")
+    parser.add_argument("--dry-run", action="store_true", help="print gesture → action → request, send nothing")
+    parser.add_argument("--dry-run-state", default="idle", help="printer state assumed by --dry-run")
+    parser.add_argument("--control", default=None, help="control socket path (default: runtime directory)")
+    parser.add_argument("--no-control", action="store_true", help="no control socket")
+    parser.add_argument("--control-group", default=None, help="group owning the control socket")
+    parser.add_argument("--url")
+    parser.add_argument("--api-key")
+    parser.add_argument("--config")
+    args = parse(parser, argv)
+    setup_logging(args.verbose)
+    from . import config
+    from .actions.context import Context
+    from .daemon import Daemon
+    from .notify import Notifier
+
+    settings = config.load({"url": args.url, "api_key": args.api_key}, args.config)
+    config.print_warnings(settings)
+    path = args.keymap or default_keymap()
+    km, registry, settings = load_keymap(path, settings)
+    if args.dry_run:
+        from .dryrun import DryRunClient
+
+        client = DryRunClient(args.dry_run_state, settings.min_extrude_temp)
+    else:
+        settings.require_connection()
+        from .client import Client
+
+        client = Client(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout,
+                        verbose=max(0, args.verbose - 1))
+    ctx = Context(client=client, settings=settings)
+    control = None if args.no_control else (args.control or default_control_path())
+    daemon = Daemon(km, path, registry, ctx, devices_factory(args), Notifier(), control, args.control_group,
+                    exit_at_end=bool(args.replay))
+    if args.dry_run:
+        daemon.dispatch.trace = lambda text: print(text, flush=True)
+    daemon.install_signals()
+    logging.getLogger("octopanel").info("octopanel running with %s", path)
+    return daemon.run()
+
+
+def devices_factory(args):
+    from . import devices
+
+    if args.replay:
+        from .discovery import DeviceInfo
+
+        if not os.path.exists(args.replay):
+            raise UsageError(f"--replay: {args.replay} does not exist")
+        info = DeviceInfo(path=args.replay, name=os.path.basename(args.replay))
+        return lambda _specs, on_change: devices.DeviceManager(
+            [devices.DeviceSpec(path=args.replay)], lister=lambda: [info],
+            opener=lambda p: devices.ReplaySource(p, speed=args.speed), on_change=on_change, watch_dir=None)
+    return lambda specs, on_change: devices.DeviceManager(specs, on_change=on_change)
+
+
+def list_devices(argv):
+    parse(parser_for("devices", "list input devices: name, vid:pid, phys, by-id path, capabilities"), argv)
+    from .discovery import print_devices
+
+    return print_devices(sys.stdout)
+
+
+def events(argv):
+    parser = parser_for("events", "print input events live as ready-to-paste keymap lines")
+    parser.add_argument("device", nargs="?", default="*", help="name glob, vid:pid or path (default: all)")
+    args = parse(parser, argv)
+    from .devices import DeviceManager, DeviceSpec
+    from .keynames import key_name
+
+    def change(label, present, error=None):
+        print(f"# {label}: {'connected' if present else f'lost ({error})'}", flush=True)
+
+    manager = DeviceManager([DeviceSpec.parse(args.device, grab=False)], on_change=change)
+    import selectors
+
+    from evdev import ecodes
+
+    sel = selectors.DefaultSelector()
+    manager.rescan()
+    print("# press keys or turn knobs; Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            for fd in manager.fds():
+                if fd not in sel.get_map():
+                    sel.register(fd, selectors.EVENT_READ)
+            for key, _ in sel.select(1.0):
+                for label, evs in manager.handle_readable(key.fd):
+                    for ev in evs:
+                        if ev.type == ecodes.EV_KEY and ev.value == 1:
+                            print(f"{key_name(ev.code)}: msg {key_name(ev.code)}   # {label}", flush=True)
+                        elif ev.type == ecodes.EV_REL and not ecodes.REL[ev.code].endswith("HI_RES"):
+                            print(f"# rotary: {{{ecodes.REL[ev.code]}: jog z={{step}}}}   # {label} "
+                                  f"value {ev.value}", flush=True)
+            manager.tick(__import__("time").monotonic())
+            for fd in list(sel.get_map()):
+                if fd not in manager.fds():
+                    sel.unregister(fd)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        manager.close()
+
+
+def record(argv):
+    parser = parser_for("record", "record raw input events (the bytes of /dev/input/eventN) to a file")
+    parser.add_argument("device", help="event node path, e.g. /dev/input/by-id/...-event-kbd")
+    parser.add_argument("file")
+    args = parse(parser, argv)
+    from .replay import record as record_events
+
+    print(f"recording {args.device} to {args.file}; Ctrl-C to stop", file=sys.stderr)
+    try:
+        written = record_events(args.device, args.file)
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        raise UsageError(f"cannot record {args.device}: {exc.strerror}") from None
+    print(f"{written} bytes recorded", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"run": run, "check": check, "devices": list_devices, "events": events, "record": record}
+
+
+def main(name, argv):
+    try:
+        return COMMANDS[name](argv)
+    except OctopanelError as exc:
+        print(f"octopanel {name}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
