@@ -176,11 +176,12 @@ class Daemon:
             return
         self.connected.discard(label)
         self.engine.reset(label)
-        self.dispatch.device_lost(label)
         if isinstance(error, EndOfReplay):
+            # A finished recording is not an unplug: what it queued still runs (and stale rules still apply).
             log.info("%s: end of recording", label)
             self.ended = not self.connected
         else:
+            self.dispatch.device_lost(label)
             log.warning("%s: lost (%s); waiting for it to come back", label, error)
 
     def _done(self, job, call, outcome):

@@ -119,7 +119,7 @@ def main(argv=None):
         if args.keep:
             keep_running(vp)
         return code
-    except VirtualPrinterError as exc:
+    except (VirtualPrinterError, OSError) as exc:  # OSError includes TimeoutError and requests' errors
         print(f"octopanel demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -117,15 +117,18 @@ class _Group:
 class DeviceManager:
     """Opens the devices matching the specs, reads them, and handles their loss and return.
 
-    ``lister()`` returns DeviceInfo for the nodes present, ``opener(path)`` a Source. ``on_change(label,
-    present, error)`` is called when a device appears (error None) or is lost (error the DeviceGone, an
-    EndOfReplay for a finished recording, which is never reopened); on loss the caller resets its gesture
-    state for that label; a rescan follows soon after any loss. Events come back on the time.monotonic() clock.
+    ``specs`` are DeviceSpecs or config entries (see DeviceSpec.from_config). ``lister()`` returns
+    DeviceInfo for the nodes present, ``opener(path)`` a Source. ``on_change(label, present, error)`` is
+    called when a device appears (error None) or is lost (error the DeviceGone; an EndOfReplay for a
+    finished recording, which is never reopened); on loss the caller resets its gesture state for that
+    label. A rescan follows soon after any loss. Events come back on the time.monotonic() clock.
     """
 
     def __init__(self, specs, lister=list_descriptors, opener=EvdevSource.open, on_change=None,
                  watch_dir="/dev/input", rescan_interval_s=RESCAN_INTERVAL_S, clock=None, now=time.monotonic):
-        self._specs = list(specs)
+        # Keymap entries may come as the config's own mappings or shorthand strings.
+        self._specs = [s if isinstance(s, DeviceSpec) else DeviceSpec.from_config(s, path=f"devices[{i}]")
+                       for i, s in enumerate(specs)]
         self._lister, self._opener, self._on_change = lister, opener, on_change
         self._hotplug = Hotplug(watch_dir, rescan_interval_s, now=now)
         self._clock = clock if clock is not None else Clock(now)

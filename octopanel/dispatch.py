@@ -121,8 +121,8 @@ class Dispatcher:
     def resolve(self, lookup, state, modes, label):
         binding = lookup(state)
         call = None if binding is None else self.registry.parse_line(binding.render(modes), self.ctx.limits)
-        if self.trace is not None:
-            self.trace(f"{label} → {call if call is not None else f'(nothing bound while {state})'}")
+        if self.trace is not None and call is None:
+            self.trace(f"{label} → (nothing bound while {state})")
         return call
 
     def line(self, text, reply):

@@ -61,6 +61,7 @@ class Executor:
         self.on_done = on_done or (lambda job, call, outcome: None)
         self.stats = Stats()
         self.last_state = None
+        self.trace = None  # --dry-run: trace(text) shows each gesture → action as it runs
         self.busy = False
         self._queue = deque()
         self._inflight_units = {}
@@ -83,9 +84,13 @@ class Executor:
         """Queue a job (never blocks). Units over the outstanding-distance cap are discarded, not delayed."""
         with self._cond:
             if job.merge_key is not None and job.unit_mm:
-                allowed = int(self.max_outstanding_mm // job.unit_mm) - self._outstanding_units(job.merge_key)
-                if abs(job.units) > max(allowed, 0):
-                    keep = max(allowed, 0) * (1 if job.units > 0 else -1)
+                limit = int(self.max_outstanding_mm // job.unit_mm + 1e-9)
+                net = self._outstanding_units(job.merge_key)
+                wanted = net + job.units
+                if abs(wanted) > limit and abs(wanted) > abs(net):
+                    # Only growth beyond the cap is cut; turning back always gets through.
+                    keep = max(0, limit - abs(net)) * (1 if job.units > 0 else -1) if net * job.units >= 0 \
+                        else job.units
                     self.stats.capped_units += abs(job.units - keep)
                     if keep == 0:
                         log.info("%s: outstanding distance cap reached, detent discarded", job.label)
@@ -119,7 +124,8 @@ class Executor:
         return not self.pending()
 
     def _outstanding_units(self, key):
-        queued = sum(abs(j.units) for j in self._queue if j.merge_key == key)
+        """Signed units queued or in flight for `key`: detents one way and back cancel out."""
+        queued = sum(j.units for j in self._queue if j.merge_key == key)
         return queued + self._inflight_units.get(key, 0)
 
     def _next(self):
@@ -136,7 +142,7 @@ class Executor:
                               reply=job.reply or other.reply)
                 self.stats.merged += 1
             if job.merge_key is not None:
-                self._inflight_units[job.merge_key] = abs(job.units)
+                self._inflight_units[job.merge_key] = job.units
             self.busy = True
             return job
 
@@ -177,6 +183,9 @@ class Executor:
                     self._finish(job, call, Result("movements cancelled out: nothing sent", sent=False))
                     return
                 call = scale(call, job.units)
+                if self.trace is not None:
+                    merged = f" (×{job.units} merged)" if job.units not in (1, -1) else ""
+                    self.trace(f"{job.label}{merged} → {call}")
                 result = invoke(call, self.ctx, state)
             except Unreachable as exc:
                 if job.retry_until is not None and self.clock() < job.retry_until and not self._stopping:

@@ -21,18 +21,14 @@ Keys. Per key the caller's ``timing(name)`` says which gestures the keymap binds
 Timers fire in ``feed`` when a later event of the same device proves the time has passed, and in ``tick``
 only ``latency_s`` after they are due, so that a release already on its way cancels a hold.
 
-Rotary. ``REL_DIAL``, ``REL_WHEEL`` and ``REL_HWHEEL`` give ``rotary`` with signed ``steps``; the
-``*_HI_RES`` twins are ignored. Key pairs (``RotaryConfig.key_pairs``) turn presses and autorepeats of
-the pair into ``rotary`` steps +1/-1 of the pair's source name; those keys give no key gestures.
-ShuttleXpress devices (``RotaryConfig.shuttle``): ``REL_DIAL`` is an 8-bit counter, stepped by its
-difference modulo 256 (-128..127); the first report after start, reset or SYN_DROPPED only sets the
-baseline. ``REL_WHEEL`` is the ring position: ``shuttle`` with ``position`` -7..7 and ``steps`` = change.
-The kernel never reports the ring's return to 0, so 0 is synthesized when a report carries the dial
-but not the ring (that report is the return) or after ``shuttle_idle_s`` without a ring report.
+Rotary (rotary.py). ``REL_DIAL``, ``REL_WHEEL`` and ``REL_HWHEEL`` give ``rotary`` with signed ``steps``,
+``*_HI_RES`` is ignored; on a ShuttleXpress (``RotaryConfig.shuttle``) the dial is an 8-bit counter and
+the ring gives ``shuttle`` with ``position`` -7..7, its return to 0 synthesized. Key pairs
+(``RotaryConfig.key_pairs``) make presses and autorepeats ``rotary`` steps +1/-1 of the pair's name.
 
 Loss. SYN_DROPPED forgets the device's held keys, pending clicks and dial baseline, emits nothing, and
 ignores events up to the next SYN_REPORT. ``reset(device)`` (unplug) forgets everything and emits nothing;
-the caller stops any motion itself.
+the caller stops any motion itself. ``finish(device)`` (end of a recording) first emits what is certain.
 """
 
 from dataclasses import dataclass, field
@@ -41,19 +37,17 @@ from typing import Any
 from evdev import ecodes
 
 from .keynames import all_key_names, key_code, key_name  # noqa: F401  (re-exported for the keymap)
+from .rotary import ROTARY_SOURCES, SHUTTLE_IDLE_S, Wheels
 
 HOLD_S = 0.8
 DOUBLE_S = 0.35
 REPEAT_DELAY_S = 0.5
 REPEAT_S = 0.2
-SHUTTLE_IDLE_S = 0.3
 # How late an event may be read after its timestamp (USB polling plus the loop's own delay).
 LATENCY_S = 0.05
 
 KEY_KINDS = frozenset({"press", "release", "hold", "repeat", "double"})
 KINDS = KEY_KINDS | {"rotary", "shuttle"}
-ROTARY_SOURCES = ("REL_DIAL", "REL_WHEEL", "REL_HWHEEL")
-_ROTARY_CODES = {ecodes.ecodes[name]: name for name in ROTARY_SOURCES}
 
 
 @dataclass(frozen=True)
@@ -158,19 +152,10 @@ class _Key:
 
 
 class _Device:
-    """Per-device state: held keys, SYN_DROPPED resync, and the ShuttleXpress counter and ring."""
+    """Per-device state: held keys, SYN_DROPPED resync, and the wheels."""
 
-    def __init__(self, shuttle):
-        self.keys = {}
-        self.dropping = False
-        self.shuttle = shuttle
-        self.counter = None
-        self.position = 0
-        self.ring_at = 0.0
-        self.frame_dial = self.frame_ring = False
-
-    def ring_due(self, idle_s):
-        return self.ring_at + idle_s if self.shuttle and self.position != 0 else None
+    def __init__(self, wheels):
+        self.keys, self.dropping, self.wheels = {}, False, wheels
 
 
 class GestureEngine:
@@ -214,26 +199,40 @@ class GestureEngine:
         """Forget a device (unplugged): held keys, pending clicks, dial baseline. Emits nothing."""
         self._devices.pop(device, None)
 
+    def finish(self, device):
+        """The device sends nothing more (its recording ended): emit what is already certain, then forget it.
+
+        A click waiting only for its double window is emitted, and a shuttle ring off 0 returns to 0;
+        keys still down are forgotten, as by reset().
+        """
+        dev = self._devices.pop(device, None)
+        out = []
+        for key in dev.keys.values() if dev is not None else ():
+            if key.press_pending and not key.down and key.double_until is not None:
+                out.append(Gesture("press", key.name, key.double_until, device))
+        if dev is not None and dev.wheels.due() is not None:
+            out += _wrap(device, dev.wheels.expire())
+        return sorted(out, key=lambda g: g.time)
+
     def _device(self, device):
         dev = self._devices.get(device)
         if dev is None:
-            dev = self._devices[device] = _Device(self._rotary.is_shuttle(device))
+            wheels = Wheels(self._rotary.is_shuttle(device), self._rotary.shuttle_idle_s)
+            dev = self._devices[device] = _Device(wheels)
         return dev
 
     def _due(self, dev):
         times = [t for key in dev.keys.values() if (t := key.due()) is not None]
-        ring = dev.ring_due(self._rotary.shuttle_idle_s)
-        if ring is not None:
-            times.append(ring)
+        if dev.wheels.due() is not None:
+            times.append(dev.wheels.due())
         return min(times) if times else None
 
     def _advance(self, device, dev, limit):
         """Fire this device's timers due at or before limit, in time order."""
         out = []
         while (due := self._due(dev)) is not None and due <= limit:
-            if due == dev.ring_due(self._rotary.shuttle_idle_s):
-                out.append(Gesture("shuttle", "REL_WHEEL", due, device, -dev.position, 0))
-                dev.position = 0
+            if due == dev.wheels.due():
+                out += _wrap(device, dev.wheels.expire())
                 continue
             code, key = min(((c, k) for c, k in dev.keys.items() if k.due() is not None), key=lambda ck: ck[1].due())
             self._fire(device, key, due, out)
@@ -260,17 +259,12 @@ class GestureEngine:
     def _syn(self, device, dev, code, now, out):
         if code == ecodes.SYN_DROPPED:
             dev.keys.clear()
-            dev.dropping, dev.counter = True, None
-        elif code == ecodes.SYN_REPORT:
-            # Every ShuttleXpress report carries the counter and the ring, each unless 0 (the kernel drops
-            # zero REL values): a report with the counter but no ring is the ring coming back to 0.
-            if not dev.dropping and dev.frame_dial and not dev.frame_ring and dev.position != 0:
-                out.append(Gesture("shuttle", "REL_WHEEL", now, device, -dev.position, 0))
-                dev.position = 0
+            dev.dropping = True
+            dev.wheels.dropped()
+        elif code == ecodes.SYN_REPORT and dev.dropping:
             dev.dropping = False
-        else:
-            return
-        dev.frame_dial = dev.frame_ring = False
+        elif code == ecodes.SYN_REPORT:
+            out += _wrap(device, dev.wheels.report(now))
 
     def _key(self, device, dev, code, value, now, out):
         pair = self._rotary.pair_step(code)
@@ -302,21 +296,8 @@ class GestureEngine:
                 del dev.keys[code]
 
     def _rel(self, device, dev, code, value, now, out):
-        source = _ROTARY_CODES.get(code)
-        if source is None:
-            return
-        if dev.shuttle and source == "REL_DIAL":
-            dev.frame_dial = True
-            counter = value & 0xFF
-            if dev.counter is not None:
-                steps = (counter - dev.counter + 128) % 256 - 128
-                if steps:
-                    out.append(Gesture("rotary", source, now, device, steps))
-            dev.counter = counter
-        elif dev.shuttle and source == "REL_WHEEL":
-            dev.frame_ring, dev.ring_at = True, now
-            if value != dev.position:
-                out.append(Gesture("shuttle", source, now, device, value - dev.position, value))
-                dev.position = value
-        elif value:
-            out.append(Gesture("rotary", source, now, device, value))
+        out += _wrap(device, dev.wheels.rel(code, value, now))
+
+
+def _wrap(device, steps):
+    return [Gesture(kind, source, when, device, count, position) for kind, source, when, count, position in steps]

@@ -1,7 +1,6 @@
 """When to rescan for input devices: inotify on /dev/input through libc (no dependency), else a timer."""
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import time
@@ -19,7 +18,7 @@ def _inotify(directory):
     if not os.path.isdir(directory):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc is already loaded
         fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
     except (OSError, AttributeError):
         return None

@@ -156,10 +156,11 @@ class ReplaySource:
                     frame_due = due
                     frame.append((type_, code, value))
                 buffer = buffer[usable:]
+            if frame:  # now, not when more input comes: a live FIFO may pause after any frame
+                self._write(write_end, frame, frame_due)
+                frame = []
             if chunk == b"":
                 break
-        if frame and not self._stop.is_set():
-            self._write(write_end, frame, frame_due)
         if buffer:
             log.warning("%s: ignoring %d trailing bytes (not a whole record)", self.path, len(buffer))
 

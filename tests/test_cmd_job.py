@@ -265,3 +265,28 @@ def test_waitend_fails_when_the_printer_disconnects(run8, printer):
     printer.disconnect()
     failed(run8("8waitend", "--interval", "0.2", "--timeout", "5"), 1,
            "the printer is disconnected: the print will not end normally")
+
+
+@pytest.fixture
+def no_heated_bed(printer):
+    """The default profile without a heated bed (OctoPrint then answers 409 on /api/printer/bed), restored after."""
+    def patch(heated):
+        response = printer.request("PATCH", "/api/printerprofiles/_default", json={"profile": {"heatedBed": heated}})
+        assert response.status_code == 200 and response.json()["profile"]["heatedBed"] is heated, response.text
+    patch(False)
+    try:
+        yield
+    finally:
+        patch(True)
+
+
+def test_xcancel_on_a_printer_without_a_heated_bed(run8, printer, no_heated_bed):
+    start_print(printer)
+    ok(run8("8settemp", "45"))
+    mark = printer.mark()
+    proc = ok(run8("8xcancel", "--timeout", "20"))
+    assert proc.stdout.startswith("print cancelled, targets kept (tool 45 °C")
+    assert not ACTIVE & printer.flags()
+    sent = sent_by(printer, mark)
+    assert "G28 X0 Y0 Z0" in sent and not [line for line in sent if line.startswith("M140")], sent
+    assert printer.request("GET", "/api/printer/tool").json()["tool0"]["target"] == 45

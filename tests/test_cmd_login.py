@@ -59,7 +59,7 @@ def test_login_approved_writes_a_private_config_with_a_working_key(printer, tmp_
     saved = yaml.safe_load(target.read_text())
     assert saved["url"] == printer.url
     key = saved["api_key"]
-    assert key and key not in (printer.api_key, printer.admin_key)
+    assert key and key != printer.admin_key  # an application key (OctoPrint reuses the one it has for 'octopanel')
     assert key not in out + err
     # The key works, through our own entry point and the saved file alone.
     status = subprocess.run([str(BIN / "8status"), "-q", "--config", str(target)], env=clean_env(home),
@@ -98,3 +98,15 @@ def test_login_usage_error_exits_2(tmp_path):
                           timeout=30)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_login_nobody_approves_within_the_timeout(printer, tmp_path):
+    proc, target, _home = start_login(printer, tmp_path, "--timeout", "1")
+    try:
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        decide(printer, False)  # withdraw the request it left pending, for the next test
+    assert proc.returncode == 1
+    assert "octopanel login: nobody approved the access request within 1 s" in err
+    assert not target.exists()

@@ -237,6 +237,12 @@ def test_api_key_file_relative_to_the_config(home):
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
+def test_api_key_file_with_a_tilde_is_in_home(home):
+    write(home / ".octoprint-key", "tilde-key-0123456\n")
+    yaml_config(home, "api_key_file: ~/.octoprint-key\n")
+    assert config.load({}, None, env={}).api_key == "tilde-key-0123456"
+
+
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
 def test_a_readable_key_file_warns(home, mode):
     key_file = write(home / "key.txt", "file-key-0123456\n", mode)

@@ -155,6 +155,8 @@ def test_replay_from_a_fifo_ends_when_the_writer_closes(tmp_path):
     assert [(ev.code, ev.value) for _, ev in got if ev.type == e.EV_KEY] == [(KP1, 1), (KP1, 0)]
     stamps = [ev.timestamp() for _, ev in got if ev.type == e.EV_KEY]
     assert stamps[1] - stamps[0] == pytest.approx(0.2, abs=1e-6)
+    arrivals = [when for when, ev in got if ev.type == e.EV_KEY]
+    assert arrivals[1] - arrivals[0] > 0.15  # the first frame was not held back until the second came
 
 
 def test_replay_close_does_not_hang_on_a_fifo_without_writer(tmp_path):
@@ -425,9 +427,9 @@ def test_grab_waits_until_no_key_is_held():
     mgr.close()
 
 
-def test_no_grab_when_the_spec_says_so():
+def test_no_grab_when_the_spec_says_so_and_config_entries_are_accepted():
     bus, changes = FakeBus(), []
-    mgr = manager(bus, [DeviceSpec(name="USB Keypad", grab=False)], changes)
+    mgr = manager(bus, [{"name": "USB Keypad", "grab": False}], changes)
     pad = bus.plug("/dev/input/event3", "USB Keypad")
     mgr.rescan()
     assert mgr.labels() == ["USB Keypad"] and not pad.grabbed

@@ -166,6 +166,14 @@ def test_reset_on_unplug_emits_nothing():
     assert feed(eng, key(100.1, "KEY_KP9", 0)) == []
 
 
+def test_finish_emits_only_what_is_certain():
+    eng = engine({"KEY_KP0": CLICK, "KEY_KP5": KeyTiming({"press", "hold"})},
+                 RotaryConfig(shuttle={"pad"}, shuttle_idle_s=0.3))
+    feed(eng, key(0.0, "KEY_KP0", 1), key(0.1, "KEY_KP0", 0), key(0.2, "KEY_KP5", 1), rel(0.2, e.REL_WHEEL, 4))
+    assert summary(eng.finish("pad")) == [("press", "KEY_KP0", 0.35), ("shuttle", "REL_WHEEL", 0.5)]
+    assert eng.next_deadline() is None and eng.finish("pad") == []
+
+
 def test_timers_of_one_device_ignore_events_of_another():
     eng = engine({"KEY_KP5": KeyTiming({"press", "hold"})})
     feed(eng, key(0.0, "KEY_KP5", 1), device="a")

@@ -295,3 +295,36 @@ def test_usage_errors_exit_2_before_any_config_is_needed(tmp_path, monkeypatch, 
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     assert cli.main(["256"], prog="8fan") == 2
     assert "8fan: fan: speed: 256 is above the maximum 255" in capsys.readouterr().err
+
+
+def test_jog_needs_an_axis(registry, limits):
+    for line in ("jog", "jog speed=1000"):
+        with pytest.raises(UsageError, match="give at least one of x, y, z"):
+            registry.parse_line(line, limits)
+
+
+def test_extrude_zero_is_refused_while_parsing(registry, limits):
+    with pytest.raises(UsageError, match="amount must not be 0"):
+        registry.parse_line("ex 0 --force", limits)
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("msg '--- done ---'", {"text": "--- done ---"}),
+    ("msg '-- 50% --'", {"text": "-- 50% --"}),
+    ("msg -- --x", {"text": "--x"}),
+])
+def test_free_text_may_start_with_dashes(registry, limits, line, expected):
+    """A message or G-code comment is text: `8msg "--- done ---"` must not be read as an unknown option."""
+    assert args(registry, limits, line) == expected
+
+
+def test_options_accept_the_equals_form_like_the_global_ones(registry, limits):
+    """`--url=X` works for the global options, so `--timeout=5` should work for an action's options."""
+    assert args(registry, limits, "waitend --timeout=5 --interval=0.5") == {"timeout": 5.0, "interval": 0.5}
+
+
+def test_every_command_is_run_end_to_end_somewhere(registry):
+    """Each 8xxx name is invoked by name in at least one end-to-end test file (tests/test_cmd_*.py)."""
+    sources = "".join(p.read_text() for p in sorted((ROOT / "tests").glob("test_cmd_*.py")))
+    missing = [name for name in registry.command_names() if f'"8{name}"' not in sources]
+    assert not missing, f"no end-to-end test runs: {missing}"

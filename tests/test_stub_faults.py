@@ -220,3 +220,28 @@ def test_verbose_output_redacts_the_key_even_when_the_server_echoes_it(stub, tmp
     assert "X-Api-Key: ***" in proc.stderr
     assert "<< X-Echo: key=***" in proc.stderr
     assert f"> GET {stub.url}/api/version" in proc.stderr
+
+
+def test_reconnect_still_connects_when_the_reset_command_fails(stub, tmp_path):
+    """8reconnect must not leave the printer disconnected because the custom 'reset' command failed."""
+    stub.route("POST", "/api/connection", Reply(204))
+    stub.route("POST", "/api/system/commands/custom/reset", Reply(500, {"error": "Command failed: exit 1"}))
+    proc = run_cli(tmp_path, "8reconnect", "--url", stub.url, "--api-key", KEY)
+    assert "Traceback" not in proc.stderr
+    bodies = [r.json() for r in stub.received("POST", "/api/connection")]
+    assert bodies == [{"command": "disconnect"}, {"command": "connect"}], bodies
+    assert "reset" in proc.stderr + proc.stdout  # the failure is still reported
+
+
+def test_reconnect_without_a_reset_command_skips_it(stub, tmp_path):
+    stub.route("POST", "/api/connection", Reply(204))
+    proc = run_cli(tmp_path, "8reconnect", "--url", stub.url, "--api-key", KEY)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "reconnected (no custom system command 'reset' is defined: skipped it)\n"
+    assert [r.json() for r in stub.received("POST", "/api/connection")] == [{"command": "disconnect"},
+                                                                             {"command": "connect"}]
+
+
+def test_an_invalid_url_is_named_in_the_message(tmp_path):
+    proc = run_cli(tmp_path, "8status", "--url", "http://127.0.0.1:99999", "--api-key", KEY)
+    assert_clean_failure(proc, 1, "http://127.0.0.1:99999")

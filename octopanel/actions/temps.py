@@ -57,16 +57,15 @@ def wait_for_temperature(ctx, which, target, falling, timeout, interval):
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         _data, entry = reading(ctx, which)
-        actual = entry.get("actual")
-        if actual is None:
-            raise PrinterError(f"OctoPrint reports no {which} temperature")
-        ctx.progress(f"{which}: {actual:.1f} °C → {target:g} °C ({'falling' if falling else 'rising'})")
-        if (actual <= target) if falling else (actual >= target):
+        actual = entry.get("actual")  # None for ~2 s after connecting, until the first report
+        shown = "no reading yet" if actual is None else f"{actual:.1f} °C"
+        ctx.progress(f"{which}: {shown} → {target:g} °C ({'falling' if falling else 'rising'})")
+        if actual is not None and ((actual <= target) if falling else (actual >= target)):
             ctx.progress_done()
             return actual
         if deadline is not None and time.monotonic() >= deadline:
             ctx.progress_done()
-            raise PrinterError(f"{which} still at {actual:.1f} °C after {timeout:g} s (waiting for {target:g} °C)")
+            raise PrinterError(f"{which} still at {shown} after {timeout:g} s (waiting for {target:g} °C)")
         ctx.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
 
 

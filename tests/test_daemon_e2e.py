@@ -1,0 +1,271 @@
+"""The whole daemon end to end: raw input_event bytes on a FIFO → `octopanel run` → real OctoPrint → serial.log."""
+
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from evdev import ecodes as e
+
+from conftest import BIN, LEAKY_PREFIXES
+
+FMT = "llHHi"  # native struct input_event
+KEYMAP = """\
+modes:
+  step: {values: [1, 10], default: 1}
+feedback: {beep: false, message: false, leds: "off"}
+settings: {stale_s: 2.0}
+keys:
+  KEY_KP8: {press: "jog y={step}", when: idle paused}
+  KEY_KP7: {press: home}
+  KEY_KP1: {press: "ex 5 --force"}
+  KEY_KPPLUS: "mode step next"
+  KEY_KPENTER:
+    - {press: pause, when: printing}
+    - {press: resume, when: paused}
+  KEY_KPDOT: {hold: cancel}
+  KEY_KP5: {press: "msg panel {step}"}
+rotary:
+  REL_DIAL: "jog z={step}"
+"""
+
+
+def move(axes):
+    """A G0 line with any feed rate: OctoPrint adds the profile's F."""
+    return re.compile(rf"G0 {axes}( F\d+)?")
+
+
+def rec(t, type_, code, value):
+    sec = int(t)
+    return struct.pack(FMT, sec, int((t - sec) * 1e6), type_, code, value)
+
+
+def syn(t):
+    return rec(t, e.EV_SYN, e.SYN_REPORT, 0)
+
+
+class Panel:
+    """A running `octopanel run --replay FIFO` and the FIFO's write end: a fake keypad on a real fd."""
+
+    def __init__(self, printer, tmp_path, keymap=KEYMAP, extra=()):
+        self.keymap = tmp_path / "keymap.yaml"
+        self.keymap.write_text(keymap)
+        self.fifo = tmp_path / "keys.fifo"
+        os.mkfifo(self.fifo)
+        self.control = tmp_path / "control.sock"
+        self.log = open(tmp_path / "daemon.log", "w+")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k != "NOTIFY_SOCKET"}
+        env.update(HOME=str(tmp_path), OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key)
+        self.proc = subprocess.Popen([str(BIN / "octopanel"), "run", "--replay", str(self.fifo), "--keymap",
+                                      str(self.keymap), "--control", str(self.control), *extra],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.writer = os.open(self.fifo, os.O_WRONLY)  # blocks until the daemon opened the FIFO
+        self.t = time.time()
+
+    def write(self, data):
+        os.write(self.writer, data)
+
+    def tap(self, code, hold_s=0.05):
+        now = time.time()
+        self.write(rec(now, e.EV_KEY, code, 1) + syn(now))
+        time.sleep(hold_s)
+        now = time.time()
+        self.write(rec(now, e.EV_KEY, code, 0) + syn(now))
+
+    def dial(self, steps):
+        now = time.time()
+        self.write(rec(now, e.EV_REL, e.REL_DIAL, steps) + syn(now))
+
+    def ask(self, line, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not self.control.exists():
+            assert time.monotonic() < deadline, self.output()
+            time.sleep(0.02)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.control))
+            sock.sendall(line.encode() + b"\n")
+            return json.loads(sock.makefile().readline())
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def close(self):
+        """End the recording; the daemon drains its queue and exits 0."""
+        os.close(self.writer)
+        code = self.proc.wait(timeout=20)
+        return code
+
+
+@pytest.fixture
+def panel(printer, tmp_path):
+    panels = []
+
+    def start(**kw):
+        p = Panel(printer, tmp_path, **kw)
+        panels.append(p)
+        return p
+
+    yield start
+    for p in panels:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+        p.log.close()
+
+
+def test_keys_become_gcode_in_serial_log(printer, panel):
+    mark = printer.mark()
+    p = panel()
+    p.tap(e.KEY_KP8)
+    printer.wait_sent(mark, ["G91", move("Y1"), "G90"], timeout=10)
+    p.tap(e.KEY_KPPLUS)  # step 1 -> 10
+    p.tap(e.KEY_KP8)
+    printer.wait_sent(mark, [move("Y10")], timeout=10)
+    p.tap(e.KEY_KP5)
+    printer.wait_sent(mark, ["M117 panel 10"], timeout=10)
+    assert p.close() == 0, p.output()
+    sent = printer.sent_since(mark)
+    assert [line for line in sent if line.startswith("G0")] == ["G0 Y1 F6000", "G0 Y10 F6000"] or \
+        [line.split(" F")[0] for line in sent if line.startswith("G0")] == ["G0 Y1", "G0 Y10"]
+
+
+def test_dial_burst_is_merged_and_conserves_distance(printer, panel):
+    mark = printer.mark()
+    p = panel()
+    for _ in range(40):
+        p.dial(1)
+    for _ in range(15):
+        p.dial(-1)
+    assert p.close() == 0, p.output()
+
+    def z_moves(sent):
+        return [float(line.split("Z")[1].split()[0]) for line in sent if line.startswith("G0")]
+
+    # The log trails the API by a few ms: wait for the total, and fail if it never matches exactly.
+    sent = printer.wait_sent(mark, lambda sent: sum(z_moves(sent)) == 25, timeout=5)
+    assert len(z_moves(sent)) < 55  # merged while requests were in flight
+
+
+def test_no_motion_reaches_the_printer_while_printing_and_pause_is_stateless(printer, panel):
+    printer.set_ambient(210)  # hot, so only the printing state could stop an extrusion
+    printer.print_file()
+    mark = printer.mark()
+    p = panel()
+    for code in (e.KEY_KP8, e.KEY_KP7, e.KEY_KP1):
+        p.tap(code)
+    p.dial(5)
+    p.tap(e.KEY_KPENTER)  # pause (printing)
+    printer.wait_state("paused", timeout=15)
+    reply = p.ask("pause")
+    assert reply["ok"] and reply["sent"] is False and "already paused" in reply["message"]
+    assert p.close() == 0, p.output()
+    sent = printer.sent_since(mark)
+    forbidden = [line for line in sent if line.split()[0] in ("G91", "G28", "M83") or line.startswith("G0 ")]
+    assert forbidden == [], sent
+    assert "refused" in p.output()
+
+
+def test_stale_presses_are_dropped_not_replayed(printer, panel):
+    p = panel()
+    assert p.ask("msg ready")["ok"]
+    printer.command("!!DEBUG:sleep 4")  # the printer stalls: OctoPrint answers, the queue does not move
+    mark = printer.mark()
+    long_ago = time.time() - 10  # a press whose timestamp is far older than stale_s when its turn comes
+    p.ask("g G4 P3000")  # occupies the worker for ~3 s
+    p.tap(e.KEY_KP8)
+    time.sleep(2.5)
+    assert p.close() == 0
+    out = p.output()
+    assert "dropped" in out and "old" in out, out
+    assert not [line for line in printer.sent_since(mark) if line.startswith("G0")]
+    del long_ago
+
+
+def test_sighup_with_a_bad_keymap_keeps_the_old_one(printer, panel):
+    p = panel()
+    mark = printer.mark()
+    p.tap(e.KEY_KP8)
+    printer.wait_sent(mark, [move("Y1")], timeout=10)
+    p.keymap.write_text(KEYMAP.replace("jog y={step}", "jgo y={step}"))
+    p.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload failed" not in p.output():
+        assert time.monotonic() < deadline, p.output()
+        time.sleep(0.05)
+    assert "unknown action 'jgo' (did you mean 'jog'?)" in p.output()
+    mark = printer.mark()
+    p.tap(e.KEY_KP8)
+    printer.wait_sent(mark, [move("Y1")], timeout=10)
+    p.keymap.write_text(KEYMAP.replace("jog y={step}", "jog y=-2"))
+    p.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "keymap reloaded" not in p.output():
+        assert time.monotonic() < deadline, p.output()
+        time.sleep(0.05)
+    mark = printer.mark()
+    p.tap(e.KEY_KP8)
+    printer.wait_sent(mark, [move("Y-2")], timeout=10)
+    assert p.close() == 0
+
+
+def test_dry_run_prints_and_sends_nothing(printer, tmp_path):
+    keymap = tmp_path / "keymap.yaml"
+    keymap.write_text(KEYMAP)
+    recording = tmp_path / "rec.bin"
+    t = 1000.0
+    recording.write_bytes(rec(t, e.EV_KEY, e.KEY_KP8, 1) + syn(t) + rec(t + 0.05, e.EV_KEY, e.KEY_KP8, 0)
+                          + syn(t + 0.05))
+    mark = printer.mark()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+    env["HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--keymap",
+                          str(keymap), "--dry-run", "--no-control"], capture_output=True, text=True, env=env,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "KEY_KP8 press → jog y=1" in out.stdout
+    assert 'POST /api/printer/printhead {"command": "jog", "y": 1}' in out.stdout
+    time.sleep(0.1)
+    assert printer.sent_since(mark) == []
+
+
+def test_socket_rejects_garbage_and_keeps_running(printer, panel):
+    p = panel()
+    assert p.ask("jgo z=1") == {"ok": False, "error": "unknown action 'jgo' (did you mean 'jog'?)", "exit": 2}
+    assert p.ask("settemp 999")["exit"] == 2
+    assert p.ask("alarm t 50")["exit"] == 2
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(p.control))
+        sock.sendall(b"\xff\xfe garbage\n")
+        assert json.loads(sock.makefile("rb").readline())["ok"] is False
+    idle = socket.socket(socket.AF_UNIX)
+    idle.connect(str(p.control))  # half-open: sends nothing, must not block anyone
+    mark = printer.mark()
+    assert p.ask("msg still here")["ok"]
+    printer.wait_sent(mark, ["M117 still here"])
+    idle.close()
+    assert p.close() == 0
+
+
+def test_keymap_path_is_reported_when_invalid_at_start(tmp_path):
+    keymap = tmp_path / "keymap.yaml"
+    keymap.write_text("keys:\n  KEY_KP8: jgo y=1\n")
+    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "OCTOPRINT_URL": "http://127.0.0.1:9",
+           "OCTOPRINT_API_KEY": "x" * 32}
+    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--keymap", str(keymap), "--no-control"],
+                         capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 2
+    assert f"{keymap}:2: keys.KEY_KP8: unknown action 'jgo' (did you mean 'jog'?)" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+Path  # noqa: B018  (kept for readers: paths above are pathlib objects)

@@ -1,0 +1,91 @@
+"""keymap.yaml validation: golden bad files with their exact messages, and the shipped keymaps load."""
+
+from pathlib import Path
+
+import pytest
+
+from octopanel import config, keymap
+from octopanel.actions import build_registry
+from octopanel.errors import ConfigError
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+LIMITS = config.load(env={}).limits
+GOLDEN = sorted((HERE / "keymaps").glob("*.yaml"))
+
+
+def load(path):
+    return keymap.load(path, build_registry(), LIMITS)
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
+def test_golden_bad_keymap_gives_its_exact_message(path, monkeypatch):
+    expected = path.read_text().splitlines()[0].removeprefix("# error: ")
+    monkeypatch.chdir(path.parent)  # messages name the file as given
+    with pytest.raises(ConfigError) as info:
+        load(path.name)
+    assert str(info.value) == expected
+
+
+def test_there_are_golden_files():
+    assert len(GOLDEN) >= 15
+
+
+@pytest.mark.parametrize("path", [ROOT / "etc" / "keymap.yaml", *sorted((ROOT / "etc" / "examples").glob("*.yaml"))],
+                         ids=lambda p: p.name)
+def test_shipped_keymaps_load(path):
+    km = load(path)
+    assert km.bindings or km.rotary
+
+
+def test_default_keymap_binds_both_numlock_states_and_guards_danger():
+    km = load(ROOT / "etc" / "keymap.yaml")
+    for on, off in (("KEY_KP8", "KEY_UP"), ("KEY_KP2", "KEY_DOWN"), ("KEY_KP4", "KEY_LEFT"),
+                    ("KEY_KP6", "KEY_RIGHT"), ("KEY_KPDOT", "KEY_DELETE"), ("KEY_KP0", "KEY_INSERT")):
+        assert km.gestures_of(on) == km.gestures_of(off) != set()
+    registry = build_registry()
+    for (_layer, key, gesture), bindings in km.bindings.items():
+        for binding in bindings:
+            action = registry.get(binding.line.split()[0])
+            if action.dangerous:
+                assert gesture in ("hold", "double"), (key, gesture, binding.line)
+
+
+def test_when_guards_pick_the_binding_for_the_state():
+    km = load(ROOT / "etc" / "keymap.yaml")
+    assert km.lookup("", "KEY_KPENTER", "press", "printing").line == "pause"
+    assert km.lookup("", "KEY_KPENTER", "press", "paused").line == "resume"
+    assert km.lookup("", "KEY_KPENTER", "press", "idle") is None
+    assert km.lookup("", "KEY_KP9", "press", "idle").line == "jog z={step}"
+    assert km.lookup("", "KEY_KP9", "press", "printing").line == "g M290 Z0.02"
+
+
+def test_layers_fall_back_to_the_base_layer(tmp_path):
+    path = tmp_path / "keymap.yaml"
+    path.write_text("keys:\n  KEY_KPMINUS: {shift: fn}\n  KEY_KP8: jog y=1\n  fn+KEY_KP8: jog z=1\n"
+                    "  KEY_KP2: jog y=-1\n")
+    km = load(path)
+    assert km.lookup("fn", "KEY_KP8", "press", "idle").line == "jog z=1"
+    assert km.lookup("fn", "KEY_KP2", "press", "idle").line == "jog y=-1"
+    assert km.lookup("", "KEY_KP8", "press", "idle").line == "jog y=1"
+
+
+def test_aliases_are_accepted_and_canonicalised(tmp_path):
+    path = tmp_path / "keymap.yaml"
+    path.write_text("keys:\n  BTN_MISC: home\n")
+    km = load(path)
+    assert ("", "BTN_0", "press") in km.bindings
+
+
+def test_check_command_reports_ok_and_errors(tmp_path):
+    import subprocess
+    import sys
+
+    good = subprocess.run([sys.executable, "-m", "octopanel", "check", str(ROOT / "etc" / "keymap.yaml")],
+                          capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert good.returncode == 0 and "OK" in good.stdout, good.stderr
+    bad = subprocess.run([sys.executable, "-m", "octopanel", "check", "unknown_action.yaml"], cwd=HERE / "keymaps",
+                         capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert bad.returncode == 2
+    assert "unknown_action.yaml:5: keys.KEY_KP5: unknown action 'jgo' (did you mean 'jog'?)" in bad.stderr
+    assert "Traceback" not in bad.stderr
