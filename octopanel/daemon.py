@@ -35,11 +35,10 @@ class Daemon:
         self.executor = Executor(ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"],
                                  clock=clock, on_done=self._done)
         self.dispatch = Dispatcher(keymap, registry, ctx, self.executor, clock, on_panel_change=self._wake)
-        self.shuttle_labels = frozenset()
-        self.engine = self._new_engine()
         self.selector = selectors.DefaultSelector()
         self.device_specs = keymap.devices
         self.devices = devices_factory(keymap.devices, self._device_change)
+        self.engine = self._new_engine()
         self.control = None
         if control_path:
             from .control import ControlServer
@@ -59,9 +58,13 @@ class Daemon:
 
     def _new_engine(self):
         km = self.dispatch.keymap
-        rotary = RotaryConfig(shuttle=self.shuttle_labels, key_pairs=km.key_pairs,
+        rotary = RotaryConfig(shuttle=self._is_shuttle, key_pairs=km.key_pairs,
                               shuttle_idle_s=km.settings["shuttle_idle_s"])
         return GestureEngine(lambda key: self.dispatch.keymap.timings.get(key, NO_TIMING), rotary)
+
+    def _is_shuttle(self, label):
+        spec = self.devices.spec(label)
+        return (spec is not None and spec.shuttle) or self.dispatch.keymap.shuttle
 
     def install_signals(self):
         signal.signal(signal.SIGHUP, lambda *_: self._request("reload_requested"))
@@ -167,20 +170,19 @@ class Daemon:
     def _device_change(self, label, present, error=None):
         if present:
             self.connected.add(label)
-            spec = self.devices.spec(label)
-            if spec is not None and spec.shuttle and label not in self.shuttle_labels:
-                self.shuttle_labels |= {label}
-                self.engine = self._new_engine()
             log.info("%s: connected", label)
             self._update_leds()
             return
         self.connected.discard(label)
-        self.engine.reset(label)
         if isinstance(error, EndOfReplay):
-            # A finished recording is not an unplug: what it queued still runs (and stale rules still apply).
+            # A finished recording is not an unplug: a click waiting for its double window still fires,
+            # and what it queued still runs (stale rules still apply).
+            for gesture in self.engine.finish(label):
+                self.dispatch.gesture(gesture)
             log.info("%s: end of recording", label)
             self.ended = not self.connected
         else:
+            self.engine.reset(label)
             self.dispatch.device_lost(label)
             log.warning("%s: lost (%s); waiting for it to come back", label, error)
 

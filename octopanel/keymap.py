@@ -5,7 +5,7 @@ import re
 import string
 from dataclasses import dataclass, field
 
-from . import bounds, keynames, yamlload
+from . import bounds, gestures, keynames, yamlload
 from .actions.registry import ANY, BUSY_STATES
 from .errors import ConfigError, UsageError
 
@@ -18,15 +18,15 @@ BINDING_KEYS = GESTURES + ("when", "hold_s", "double_s", "repeat_s", "repeat_del
 ROTARY_KEYS = ("action", "keys", "when", "max_distance", "shuttle")
 # name: (converter, default, min, max)
 SETTINGS = {
-    "hold_s": (bounds.to_float, 0.8, 0.1, 10.0),
-    "double_s": (bounds.to_float, 0.35, 0.05, 2.0),
-    "repeat_delay_s": (bounds.to_float, 0.5, 0.05, 5.0),
-    "repeat_s": (bounds.to_float, 0.2, 0.02, 5.0),
+    "hold_s": (bounds.to_float, gestures.HOLD_S, 0.1, 10.0),
+    "double_s": (bounds.to_float, gestures.DOUBLE_S, 0.05, 2.0),
+    "repeat_delay_s": (bounds.to_float, gestures.REPEAT_DELAY_S, 0.05, 5.0),
+    "repeat_s": (bounds.to_float, gestures.REPEAT_S, 0.02, 5.0),
     "stale_s": (bounds.to_float, 2.0, 0.1, 60.0),
     "pause_deadline_s": (bounds.to_float, 30.0, 1.0, 3600.0),
     "max_outstanding_mm": (bounds.to_float, 50.0, 0.1, 1000.0),
     "max_repeat_distance_mm": (bounds.to_float, 100.0, 0.1, 1000.0),
-    "shuttle_idle_s": (bounds.to_float, 0.3, 0.05, 5.0),
+    "shuttle_idle_s": (bounds.to_float, gestures.SHUTTLE_IDLE_S, 0.05, 5.0),
 }
 FEEDBACK = {"beep": (bounds.to_bool, False, None, None), "message": (bounds.to_bool, False, None, None),
             "leds": (bounds.to_str, "mode", None, None)}
@@ -132,8 +132,6 @@ def build(data, file, registry, limits):
 
 def build_timings(km, keys):
     """One KeyTiming per bound key: which gestures it has (a click waits for hold/double) and its thresholds."""
-    from .gestures import KeyTiming
-
     for (_layer, key, _gesture), bindings in km.bindings.items():
         if key in km.timings:
             continue
@@ -143,14 +141,14 @@ def build_timings(km, keys):
                 for binding in others:
                     options.update(binding.options)
         try:
-            km.timings[key] = KeyTiming(km.gestures_of(key), options["hold_s"], options["double_s"],
+            km.timings[key] = gestures.KeyTiming(km.gestures_of(key), options["hold_s"], options["double_s"],
                                         options["repeat_delay_s"], options["repeat_s"])
         except ValueError as exc:
             first = km.bindings[(_layer, key, _gesture)][0]
             raise ConfigError(str(exc), km.file, first.line_no, first.path.split(".")[0] + "." +
                               first.path.split(".")[1]) from None
     for key in km.shifts:
-        km.timings[key] = KeyTiming(frozenset({"press", "release"}))
+        km.timings[key] = gestures.KeyTiming(frozenset({"press", "release"}))
 
 
 def load_key(km, name, spec, line_no, ctx):
@@ -171,10 +169,10 @@ def load_key(km, name, spec, line_no, ctx):
             options = {k: typed(alt[k], SETTINGS.get(k) or SETTINGS["max_repeat_distance_mm"], file,
                                 line(alt, k), f"{alt_path}.{k}")
                        for k in ("hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance") if k in alt}
-            gestures = [g for g in GESTURES if g in alt]
-            if not gestures:
+            bound = [g for g in GESTURES if g in alt]
+            if not bound:
                 raise ConfigError(f"no gesture given: use one of {', '.join(GESTURES)}", file, alt_line, alt_path)
-            for gesture in gestures:
+            for gesture in bound:
                 binding = make_binding(alt[gesture], when, line(alt, gesture), f"{alt_path}.{gesture}", ctx, options)
                 check_dangerous(binding, gesture, ctx)
                 km.bindings.setdefault((layer, key, gesture), []).append(binding)

@@ -192,11 +192,19 @@ def events(argv):
 
 def record(argv):
     parser = parser_for("record", "record raw input events (the bytes of /dev/input/eventN) to a file")
-    parser.add_argument("device", help="event node path, e.g. /dev/input/by-id/...-event-kbd")
+    parser.add_argument("device", help="event node path (/dev/input/by-id/...-event-kbd), vid:pid or name glob")
     parser.add_argument("file")
     args = parse(parser, argv)
+    from .devices import find_devices
     from .replay import record as record_events
 
+    if not os.path.exists(args.device):
+        nodes = find_devices(args.device)
+        if len(nodes) != 1:
+            found = ", ".join(n.path for n in nodes) or "none"
+            raise UsageError(f"'{args.device}' must name exactly one event node (found: {found}); "
+                             "see octopanel devices")
+        args.device = nodes[0].path
     print(f"recording {args.device} to {args.file}; Ctrl-C to stop", file=sys.stderr)
     try:
         written = record_events(args.device, args.file)

@@ -15,6 +15,7 @@ import pytest
 from evdev import ecodes as e
 
 from conftest import BIN, LEAKY_PREFIXES
+from freezeproxy import FreezeProxy
 
 FMT = "llHHi"  # native struct input_event
 KEYMAP = """\
@@ -54,7 +55,7 @@ def syn(t):
 class Panel:
     """A running `octopanel run --replay FIFO` and the FIFO's write end: a fake keypad on a real fd."""
 
-    def __init__(self, printer, tmp_path, keymap=KEYMAP, extra=()):
+    def __init__(self, printer, tmp_path, keymap=KEYMAP, extra=(), url=None):
         self.keymap = tmp_path / "keymap.yaml"
         self.keymap.write_text(keymap)
         self.fifo = tmp_path / "keys.fifo"
@@ -62,7 +63,7 @@ class Panel:
         self.control = tmp_path / "control.sock"
         self.log = open(tmp_path / "daemon.log", "w+")
         env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k != "NOTIFY_SOCKET"}
-        env.update(HOME=str(tmp_path), OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key)
+        env.update(HOME=str(tmp_path), OCTOPRINT_URL=url or printer.url, OCTOPRINT_API_KEY=printer.api_key)
         self.proc = subprocess.Popen([str(BIN / "octopanel"), "run", "--replay", str(self.fifo), "--keymap",
                                       str(self.keymap), "--control", str(self.control), *extra],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
@@ -175,20 +176,46 @@ def test_no_motion_reaches_the_printer_while_printing_and_pause_is_stateless(pri
     assert "refused" in p.output()
 
 
-def test_stale_presses_are_dropped_not_replayed(printer, panel):
-    p = panel()
-    assert p.ask("msg ready")["ok"]
-    printer.command("!!DEBUG:sleep 4")  # the printer stalls: OctoPrint answers, the queue does not move
+@pytest.fixture
+def frozen_panel(printer, panel):
+    """A panel whose OctoPrint connection goes through a proxy the test can freeze (an outage)."""
+    proxy = FreezeProxy(int(printer.url.rsplit(":", 1)[1]))
+    yield lambda: panel(url=proxy.url), proxy
+    proxy.close()
+
+
+def test_presses_made_during_an_outage_are_dropped_not_replayed(printer, frozen_panel):
+    start, proxy = frozen_panel
+    p = start()
+    assert p.ask("msg before")["ok"]  # the keep-alive connection exists
     mark = printer.mark()
-    long_ago = time.time() - 10  # a press whose timestamp is far older than stale_s when its turn comes
-    p.ask("g G4 P3000")  # occupies the worker for ~3 s
-    p.tap(e.KEY_KP8)
-    time.sleep(2.5)
+    proxy.freeze()
+    p.tap(e.KEY_KP5)  # its request hangs: the worker is stuck like on a hung OctoPrint
+    time.sleep(0.3)
+    p.tap(e.KEY_KP8)  # pressed during the outage
+    time.sleep(2.5)  # longer than stale_s
+    proxy.thaw()
     assert p.close() == 0
     out = p.output()
-    assert "dropped" in out and "old" in out, out
-    assert not [line for line in printer.sent_since(mark) if line.startswith("G0")]
-    del long_ago
+    assert "KEY_KP8 press: dropped" in out and "s old" in out, out
+    sent = printer.settle(mark)
+    assert "M117 panel 1" in sent  # the request in flight when it froze did complete
+    assert not [line for line in sent if line.startswith("G0")], sent
+
+
+def test_pause_pressed_during_an_outage_is_honoured(printer, frozen_panel):
+    start, proxy = frozen_panel
+    printer.print_file()
+    p = start()
+    assert p.ask("msg before")["ok"]
+    proxy.freeze()
+    p.tap(e.KEY_KP5)
+    time.sleep(0.3)
+    p.tap(e.KEY_KPENTER)  # pause while printing, during the outage
+    time.sleep(2.5)
+    proxy.thaw()
+    printer.wait_state("paused", timeout=15)
+    assert p.close() == 0, p.output()
 
 
 def test_sighup_with_a_bad_keymap_keeps_the_old_one(printer, panel):
