@@ -1,0 +1,183 @@
+"""The executor against a stateful fake of the client: order, merging, the cap, staleness, pause retries."""
+
+import threading
+import time
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from octopanel import config
+from octopanel.actions import build_registry
+from octopanel.actions.context import Context
+from octopanel.client import PrinterState
+from octopanel.errors import Unreachable
+from octopanel.executor import Executor, Job
+
+REGISTRY = build_registry()
+SETTINGS = config.load(env={})
+
+
+class FakePrinter:
+    """Implements the client methods the actions use; records what would reach the printer.
+
+    `gate` cleared = OctoPrint hangs; `unreachable` = connection refused; `delay_s` = a slow answer."""
+
+    def __init__(self, state="idle", hotend=210.0, delay_s=0.0):
+        self.state_name, self.hotend, self.delay_s = state, hotend, delay_s
+        self.gate = threading.Event()
+        self.gate.set()
+        self.unreachable = False
+        self.sent = []
+
+    def _call(self):
+        self.gate.wait()
+        if self.unreachable:
+            raise Unreachable("cannot reach OctoPrint: connection refused")
+        if self.delay_s:
+            time.sleep(self.delay_s)
+
+    def state(self):
+        self._call()
+        return PrinterState(self.state_name)
+
+    def profile(self):
+        return {}
+
+    def tool(self):
+        self._call()
+        return {"tool0": {"actual": self.hotend, "target": 0}}
+
+    def jog(self, x=None, y=None, z=None, speed=None):
+        self._call()
+        self.sent.append(("jog", x, y, z))
+
+    def extrude(self, amount, speed=None):
+        self._call()
+        self.sent.append(("extrude", amount))
+
+    def home(self, axes=("x", "y", "z")):
+        self._call()
+        self.sent.append(("home",))
+
+    def job_command(self, command, action=None):
+        self._call()
+        self.sent.append((command, action))
+
+    def gcode(self, lines):
+        self._call()
+        self.sent.append(("gcode", *lines))
+
+
+def make(printer, **kw):
+    ctx = Context(client=printer, settings=SETTINGS)
+    return Executor(ctx, **kw).start()
+
+
+def job_for(line, created=None, **kw):
+    call = REGISTRY.parse_line(line, SETTINGS.limits)
+    return Job(resolve=lambda state: call, created=time.monotonic() if created is None else created, label=line,
+               **kw)
+
+
+def test_jobs_run_in_order_one_at_a_time():
+    printer = FakePrinter(delay_s=0.005)
+    ex = make(printer)
+    for i in range(5):
+        ex.submit(job_for(f"msg {i}"))
+    assert ex.wait_idle()
+    ex.stop()
+    assert printer.sent == [("gcode", f"M117 {i}") for i in range(5)]
+
+
+def test_jog_refused_while_printing_sends_nothing():
+    printer = FakePrinter(state="printing")
+    done = []
+    ex = make(printer)
+    ex.on_done = lambda job, call, outcome: done.append(outcome)
+    for line in ("jog z=1", "home", "ex 5"):
+        ex.submit(job_for(line))
+    assert ex.wait_idle()
+    ex.stop()
+    assert printer.sent == []
+    assert all("refused" in str(o) for o in done) and len(done) == 3
+
+
+def test_a_job_older_than_stale_s_is_dropped():
+    printer = FakePrinter()
+    ex = make(printer, stale_s=2.0)
+    printer.gate.clear()  # OctoPrint hangs on the first request
+    ex.submit(job_for("msg first"))
+    time.sleep(0.05)
+    ex.submit(job_for("jog z=1", created=time.monotonic() - 0.5))
+    clock_jump = time.monotonic() + 3.0
+    ex.clock = lambda: clock_jump  # 3 s pass before the outage ends
+    printer.gate.set()
+    assert ex.wait_idle()
+    ex.stop()
+    assert printer.sent == [("gcode", "M117 first")]
+    assert ex.stats.stale == 1
+
+
+def test_pause_is_retried_through_an_outage_until_it_succeeds():
+    printer = FakePrinter(state="printing")
+    printer.unreachable = True
+    ex = make(printer)
+    ex.submit(job_for("msg not retried"))  # an ordinary action fails at once during the outage
+    ex.submit(job_for("pause", retry_until=time.monotonic() + 5))
+    time.sleep(0.8)
+    printer.unreachable = False
+    assert ex.wait_idle()
+    ex.stop()
+    assert printer.sent == [("pause", "pause")]
+    assert ex.stats.failed == 1
+
+
+def test_pause_gives_up_at_its_deadline():
+    printer = FakePrinter(state="printing")
+    printer.unreachable = True
+    ex = make(printer)
+    ex.submit(job_for("pause", retry_until=time.monotonic() + 0.3))
+    assert ex.wait_idle(5)
+    ex.stop()
+    assert printer.sent == [] and ex.stats.failed == 1
+
+
+def test_discard_drops_what_an_unplugged_device_queued():
+    printer = FakePrinter()
+    printer.gate.clear()
+    ex = make(printer)
+    ex.submit(job_for("msg in flight", origin="other"))
+    time.sleep(0.05)
+    for _ in range(3):
+        ex.submit(job_for("jog z=1", origin="keypad"))
+    assert ex.discard("keypad") == 3
+    printer.gate.set()
+    assert ex.wait_idle()
+    ex.stop()
+    assert printer.sent == [("gcode", "M117 in flight")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(burst=st.lists(st.sampled_from([1, 1, 1, -1, 2, -3]), min_size=1, max_size=120),
+       step=st.sampled_from(["0.1", "0.05", "1", "10"]),
+       delay=st.sampled_from([0.0, 0.001, 0.003]),
+       cap=st.sampled_from([5.0, 50.0]))
+def test_detents_are_conserved_exactly_and_respect_the_cap(burst, step, delay, cap):
+    printer = FakePrinter(delay_s=delay)
+    ex = make(printer, max_outstanding_mm=cap)
+    call = REGISTRY.parse_line(f"jog z={step}", SETTINGS.limits)
+    accepted = 0
+    for units in burst:
+        job = Job(resolve=lambda state: call, created=time.monotonic(), label="dial", merge_key=("dial",),
+                  units=units, unit_mm=float(step))
+        if ex.submit(job):
+            accepted += job.units  # submit() trims units beyond the cap
+    assert ex.wait_idle(30)
+    ex.stop()
+    sent = sum(Decimal(repr(z)) for _kind, _x, _y, z in printer.sent)
+    assert sent == Decimal(step) * accepted
+    for _kind, _x, _y, z in printer.sent:
+        assert abs(z) <= cap + 1e-9
+    if sum(abs(u) for u in burst) * float(step) <= cap:
+        assert accepted == sum(burst) and ex.stats.capped_units == 0
