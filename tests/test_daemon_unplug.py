@@ -1,0 +1,140 @@
+"""The daemon in-process with fake devices on pipes (the device seam) and a fake printer: unplug and replug."""
+
+import threading
+import time
+
+import pytest
+from evdev import ecodes as e
+
+from octopanel import config, keymap
+from octopanel.actions import build_registry
+from octopanel.actions.context import Context
+from octopanel.daemon import Daemon
+from octopanel.devices import DeviceManager
+from octopanel.notify import Notifier
+
+from fakedevices import FakeBus
+from fakeprinter import FakePrinter
+
+KEYMAP = """\
+devices:
+  - name: "Test Keypad"
+feedback: {beep: false, message: false, leds: mode}
+modes:
+  step: {values: [1, 10]}
+settings: {repeat_delay_s: 0.1, repeat_s: 0.05, max_repeat_distance_mm: 1000}
+keys:
+  KEY_KP8: {press: "jog y={step}", repeat: "jog y={step}"}
+  KEY_KP5: "msg hello"
+  KEY_KPPLUS: "mode step next"
+"""
+
+
+class Running:
+    """A Daemon running its loop in a thread, over a FakeBus and a FakePrinter."""
+
+    def __init__(self, tmp_path, printer):
+        path = tmp_path / "keymap.yaml"
+        path.write_text(KEYMAP)
+        settings = config.load(env={})
+        registry = build_registry()
+        km = keymap.load(path, registry, settings.limits)
+        self.bus = FakeBus()
+        self.printer = printer
+        ctx = Context(client=printer, settings=settings)
+
+        def devices(specs, on_change):
+            return DeviceManager(specs, lister=self.bus.lister, opener=self.bus.opener, on_change=on_change,
+                                 watch_dir=None, rescan_interval_s=0.05)
+
+        self.daemon = Daemon(km, path, registry, ctx, devices, Notifier(env={}))
+        self.thread = threading.Thread(target=self.daemon.run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.daemon.stop_requested = True
+        self.daemon._wake()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def running(tmp_path):
+    r = Running(tmp_path, FakePrinter(delay_s=0.002))
+    yield r
+    if r.thread.is_alive():
+        r.stop()
+
+
+def jogs(printer):
+    return [s for s in printer.sent if s[0] == "jog"]
+
+
+def test_a_keypad_missing_at_start_is_picked_up_when_plugged(running):
+    running.start()
+    time.sleep(0.2)
+    assert running.daemon.status().startswith("waiting for keypad")
+    node = running.bus.plug("/dev/input/event3", "Test Keypad", phys="usb-1/input0")
+    wait_for(lambda: running.daemon.connected)
+    wait_for(lambda: node.grabbed)
+    node.emit(e.KEY_KP5, 1)
+    node.emit(e.KEY_KP5, 0)
+    wait_for(lambda: ("gcode", "M117 hello") in running.printer.sent)
+
+
+def test_unplug_mid_hold_stops_motion_and_replug_resumes_without_replay(running):
+    node = running.bus.plug("/dev/input/event3", "Test Keypad", phys="usb-1/input0")
+    running.start()
+    wait_for(lambda: node.grabbed)
+    node.emit(e.KEY_KP8, 1)  # held: press, then repeats every 50 ms
+    wait_for(lambda: len(jogs(running.printer)) >= 3)
+    running.bus.unplug("/dev/input/event3")
+    wait_for(lambda: not running.daemon.connected)
+    time.sleep(0.1)  # a request already in flight may still land
+    after_unplug = len(jogs(running.printer))
+    time.sleep(0.5)  # ten repeat periods: a held key that survived the unplug would keep jogging
+    assert len(jogs(running.printer)) == after_unplug
+    node2 = running.bus.plug("/dev/input/event7", "Test Keypad", phys="usb-2/input0")  # another port
+    wait_for(lambda: node2.grabbed)
+    time.sleep(0.3)
+    assert len(jogs(running.printer)) == after_unplug  # nothing pressed before the unplug is replayed
+    node2.emit(e.KEY_KP5, 1)
+    node2.emit(e.KEY_KP5, 0)
+    wait_for(lambda: ("gcode", "M117 hello") in running.printer.sent)
+    assert len(jogs(running.printer)) == after_unplug
+
+
+def test_grab_waits_until_no_key_is_held(running):
+    node = running.bus.plug("/dev/input/event3", "Test Keypad", phys="usb-1/input0")
+    node.held.add(e.KEY_KP5)  # a key already down when the daemon opens the device
+    running.start()
+    wait_for(lambda: running.daemon.connected)
+    time.sleep(0.1)
+    assert not node.grabbed
+    node.emit(e.KEY_KP5, 0)
+    wait_for(lambda: node.grabbed)
+
+
+def test_status_line_and_mode_change(running):
+    node = running.bus.plug("/dev/input/event3", "Test Keypad", phys="usb-1/input0")
+    running.start()
+    wait_for(lambda: node.grabbed)
+    node.emit(e.KEY_KPPLUS, 1)
+    node.emit(e.KEY_KPPLUS, 0)
+    wait_for(lambda: running.daemon.dispatch.panel.modes["step"] == 10)
+    node.emit(e.KEY_KP8, 1)
+    node.emit(e.KEY_KP8, 0)
+    wait_for(lambda: jogs(running.printer))
+    assert jogs(running.printer)[0] == ("jog", None, 10, None)
+    wait_for(lambda: "printer: idle" in running.daemon.status())
+    assert running.daemon.status() == "keypad: connected (1 device) · printer: idle · mode: step 10"
