@@ -60,6 +60,8 @@ def to_bool(text):
 
 
 def to_str(text):
+    if text is None:
+        raise ValueError("expected a value, got nothing")
     if isinstance(text, (dict, list)):
         raise ValueError(f"expected text, got {type(text).__name__}")
     return str(text)

@@ -70,7 +70,7 @@ class Client:
         except requests.ConnectionError as exc:
             raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from None
         except requests.RequestException as exc:
-            raise Unreachable(f"request to OctoPrint failed: {short_reason(exc)}") from None
+            raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from None
         if self.verbose:
             print(f"< {resp.status_code} {resp.reason}", file=self.log)
             if self.verbose > 1:

@@ -138,7 +138,7 @@ def read_yaml_config(path, settings):
     if "api_key" in values:
         warn_if_readable(path, settings)
     if "api_key_file" in values:
-        key_path = Path(values["api_key_file"])
+        key_path = Path(os.path.expanduser(values["api_key_file"]))
         if not key_path.is_absolute():
             key_path = path.parent / key_path
         values["api_key"] = read_secret(key_path, settings)

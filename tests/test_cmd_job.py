@@ -283,6 +283,11 @@ def no_heated_bed(printer):
 def test_xcancel_on_a_printer_without_a_heated_bed(run8, printer, no_heated_bed):
     start_print(printer)
     ok(run8("8settemp", "45"))
+    # OctoPrint learns a new target from the printer's next temperature report (every 2 s here).
+    deadline = time.monotonic() + 10
+    while printer.request("GET", "/api/printer/tool").json().get("tool0", {}).get("target") != 45:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     mark = printer.mark()
     proc = ok(run8("8xcancel", "--timeout", "20"))
     assert proc.stdout.startswith("print cancelled, targets kept (tool 45 °C")

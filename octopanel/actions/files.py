@@ -38,8 +38,11 @@ def upload(ctx, path, name=None, select=False, print_=False):
     data = read_source(path, getattr(ctx, "stdin", None))
     target = name or ("stdin.gcode" if path == "-" else os.path.basename(path))
     result = ctx.client.upload(target, data, select=select, print_=print_, progress=progress_bar(ctx, len(data)))
-    ctx.progress_done() if len(data) >= PROGRESS_MIN_BYTES else None
-    return Result(f"uploaded {target} ({len(data)} bytes)" + (", printing" if print_ else ""), result)
+    if len(data) >= PROGRESS_MIN_BYTES:
+        ctx.progress_done()
+    # OctoPrint sanitizes names (it drops '?', for one): report the name it actually stored.
+    stored = ((result or {}).get("files", {}).get("local") or {}).get("name") or target
+    return Result(f"uploaded {stored} ({len(data)} bytes)" + (", printing" if print_ else ""), result)
 
 
 def runfile(ctx, path):

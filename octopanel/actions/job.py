@@ -3,7 +3,7 @@
 import time
 
 from ..bounds import to_float
-from ..errors import PrinterError, SafetyError
+from ..errors import Busy, PrinterError, SafetyError
 from .context import Result
 from .registry import BUSY_STATES, Action, Param
 
@@ -48,7 +48,10 @@ def cancel(ctx):
 
 def xcancel(ctx, timeout=60.0):
     tool = ctx.client.tool().get("tool0", {}).get("target")
-    bed = (ctx.client.bed().get("bed") or {}).get("target")
+    try:
+        bed = (ctx.client.bed().get("bed") or {}).get("target")
+    except Busy:
+        bed = None  # OctoPrint answers 409 when the profile has no heated bed
     cancel(ctx)
     wait_until(ctx, lambda s: s.name not in ACTIVE, timeout, "the print to finish cancelling")
     if tool is not None:
@@ -56,7 +59,8 @@ def xcancel(ctx, timeout=60.0):
     if bed is not None:
         ctx.client.bed_target(bed)
     ctx.client.home()
-    return Result(f"print cancelled, targets kept (tool {tool:g} °C, bed {bed:g} °C), homed")
+    kept = ", ".join(f"{name} {value:g} °C" for name, value in (("tool", tool), ("bed", bed)) if value is not None)
+    return Result(f"print cancelled, targets kept ({kept or 'none set'}), homed")
 
 
 def waitend(ctx, timeout=None, interval=10.0):

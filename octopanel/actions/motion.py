@@ -72,6 +72,9 @@ def fex(ctx, amount, speed=2000, force=False):
 def eject(ctx, temp=None, force=False):
     from .temps import wait_for_temperature
 
+    if temp is not None and temp < ctx.settings.min_extrude_temp and not force:
+        raise SafetyError(f"eject -t {temp:g}: below min_extrude_temp {ctx.settings.min_extrude_temp:g} °C, "
+                          "the filament could not move; nothing sent")
     if temp is not None:
         ctx.client.tool_target({"tool0": temp})
         wait_for_temperature(ctx, "t", temp, falling=False, timeout=None, interval=2.0)

@@ -153,13 +153,19 @@ def parse_args(action, words, limits):
         if word == "--":
             positional.extend(words[i:])
             break
-        if word in by_flag:
-            param = by_flag[word]
+        flag, has_value, flag_value = word.partition("=")
+        if flag in by_flag and (has_value or word in by_flag):
+            param = by_flag[flag]
             if param.takes_value:
-                if i >= len(words):
+                if has_value:
+                    raw[param.name] = flag_value
+                elif i >= len(words):
                     raise UsageError(f"{action.name}: {word} needs a value")
-                raw[param.name] = words[i]
-                i += 1
+                else:
+                    raw[param.name] = words[i]
+                    i += 1
+            elif has_value:
+                raise UsageError(f"{action.name}: {flag} takes no value")
             else:
                 raw[param.name] = True
             continue
@@ -171,7 +177,8 @@ def parse_args(action, words, limits):
             continue
         if eq and key.isidentifier() and key.islower() and not any(p.rest for p in action.params):
             raise UsageError(f"{action.name}: unknown parameter '{key}'{bounds.suggest(key, by_name)}")
-        if word.startswith("--") and len(word) > 2 and not word[2:3].isdigit():
+        free_text = any(p.rest for p in action.params)  # a message may well start with dashes
+        if word.startswith("--") and len(word) > 2 and not word[2:3].isdigit() and not free_text:
             raise UsageError(f"{action.name}: unknown option '{word}'{bounds.suggest(word, by_flag)}")
         positional.append(word)
     if positional:

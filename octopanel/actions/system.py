@@ -1,7 +1,7 @@
 """Connection and system commands: connect, disconnect, reconnect, custom actions, power."""
 
 from ..bounds import to_str
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound, ServerError
 from .context import Result
 from .registry import Action, Param
 
@@ -27,6 +27,8 @@ def reconnect(ctx):
         ctx.client.system_command("reset")
     except NotFound:
         note = " (no custom system command 'reset' is defined: skipped it)"
+    except (BadRequest, ServerError) as exc:
+        note = f" (the system command 'reset' failed: {exc}; connected anyway)"
     ctx.sleep(0.5)  # 8control's pause: lets a reset board come back before connecting
     ctx.client.connect()
     return Result("reconnected" + note)
