@@ -79,19 +79,27 @@ def main(argv=None, prog=None):
 
 
 def run(argv, prog):
-    from .actions import build_registry
-
     if prog.startswith("8") and len(prog) > 1:
         name, rest = prog[1:], argv
     else:
         index = find_action(argv)
         if index is None:
+            from .actions import build_registry
+
             opts, _ = split_globals(argv)
             print(full_help(build_registry()), file=sys.stdout if opts["help"] else sys.stderr)
             return 0 if opts["help"] else 2
         name, rest = argv[index], argv[:index] + argv[index + 1:]
         if name in META:
             return meta_main(name, rest)
+    if name != "help" and not os.environ.get("OCTOPANEL_NO_DAEMON"):
+        from . import fastpath
+
+        code = fastpath.run(name, rest, prog, sys.stdout, sys.stderr)
+        if code is not None:
+            return code
+    from .actions import build_registry
+
     opts, words = split_globals(rest)
     registry = build_registry()
     if name == "help":

@@ -1,5 +1,6 @@
 """Gestures and control-socket lines → executor jobs, through the keymap and the registry; panel modes."""
 
+import json
 import logging
 import time
 
@@ -126,11 +127,30 @@ class Dispatcher:
         return call
 
     def line(self, text, reply):
-        """A control-socket line: parsed now (errors answered at once), run in order with the panel's jobs."""
+        """A control-socket line: parsed now (errors answered at once), run in order with the panel's jobs.
+
+        A line is an action line (`jog z=1`) or, from the fast CLI, JSON `{"argv": [name, *words]}`."""
+        from_cli = text.startswith("{")
         try:
-            call = self.registry.parse_line(text, self.ctx.limits)
+            if from_cli:
+                argv = json.loads(text)["argv"]
+                if not (isinstance(argv, list) and argv and all(isinstance(w, str) for w in argv)):
+                    raise ValueError("argv must be a non-empty list of strings")
+                call = self.registry.parse(argv[0], argv[1:], self.ctx.limits)
+            else:
+                call = self.registry.parse_line(text, self.ctx.limits)
         except UsageError as exc:
             reply({"ok": False, "error": str(exc), "exit": 2})
+            return
+        except (ValueError, KeyError, TypeError) as exc:
+            reply({"ok": False, "error": f"malformed request: {exc}", "exit": 2})
+            return
+        if from_cli and (call.action.slow or call.action.local or not call.action.cli):
+            reply({"ok": False, "local": True})  # the CLI runs it itself
+            return
+        if call.action.local:
+            reply({"ok": False, "error": f"'{call.action.name}' works on the caller's files: run its 8xxx "
+                   "command instead", "exit": 2})
             return
         if call.action.slow:
             reply({"ok": False, "error": f"'{call.action.name}' waits for a long time and would hold up the "

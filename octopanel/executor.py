@@ -207,7 +207,8 @@ class Executor:
 
     def _finish(self, job, call, outcome):
         if isinstance(outcome, Result):
-            reply = {"ok": True, "sent": outcome.sent, "message": outcome.text}
+            reply = {"ok": True, "action": call.action.name if call is not None else None, "sent": outcome.sent,
+                     "message": outcome.text}
             if outcome.data is not None:
                 reply["data"] = outcome.data
         else:

@@ -81,9 +81,9 @@ def ll(ctx, name):
 def register(reg):
     path = Param("path", to_str, help="a G-code file, or - for stdin")
     reg.register(Action("upload", upload, "upload FILE (- for stdin) without printing it", GROUP,
-                        params=(path, Param("name", to_str, None, help="name on OctoPrint"))))
+                        params=(path, Param("name", to_str, None, help="name on OctoPrint")), local=True))
     reg.register(Action("runfile", runfile, "upload FILE (- for stdin) as tmp.g and print it", GROUP,
-                        params=(path,), states=frozenset({"idle"})))
+                        params=(path,), states=frozenset({"idle"}), local=True))
     reg.register(Action("fselect", fselect, "select FILE for printing", GROUP, params=(Param("name", to_str),),
                         states=frozenset({"idle", "disconnected", "error"})))
     reg.register(Action("ls_raw", ls_raw, "print GET /api/files as JSON", GROUP))

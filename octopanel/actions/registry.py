@@ -71,6 +71,7 @@ class Action:
     dangerous: bool = False  # the panel needs a confirming gesture (hold or double)
     slow: bool = False  # polls for a long time (alarm, waitend)
     cli: bool = True  # False: panel-only (no 8xxx command), e.g. mode changes
+    local: bool = False  # reads the caller's files, stdin or config: never delegated to the daemon
     check: Callable | None = None  # cross-parameter rule: check(args) returns an error text or None
 
     @property
