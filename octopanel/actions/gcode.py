@@ -1,16 +1,32 @@
 """Raw G-code and the small commands that are one G-code line: messages, beeps, fans, servos, steppers."""
 
 from ..bounds import to_bool, to_float, to_int
+from ..errors import SafetyError
 from .context import Result, gcode_line, gcode_lines
-from .registry import MOTION_OK, Action, Param
+from .registry import BUSY_STATES, MOTION_OK, Action, Param
 
 GROUP = "G-code"
 GROUP_FAN = "Fans and servos"
 
 
+# Raw G-code that moves the head, homes or extrudes: refused while printing, like jog, home and extrude.
+MOTION_GCODES = frozenset({"G0", "G1", "G2", "G3", "G5", "G28", "G29", "G30", "G34", "G35", "G80", "G425"})
+
+
 def send(ctx, *lines):
     ctx.client.gcode(lines)
     return Result(" | ".join(lines) + " sent")
+
+
+def send_raw(ctx, lines, force=False):
+    """Raw G-code from the user: motion commands only when the printer is not printing (or --force)."""
+    motion = [line for line in lines if line.split()[0] in MOTION_GCODES]
+    if motion and not force:
+        state = ctx.client.state()
+        if state.name in BUSY_STATES:
+            raise SafetyError(f"'{motion[0]}' moves the printer, refused while it is {state.name} "
+                              "(--force overrides); nothing sent")
+    return send(ctx, *lines)
 
 
 def fan_value(text):
@@ -29,15 +45,17 @@ def register(reg):
     def simple(name, code, help_, commands=(), **kw):
         reg.register(Action(name, lambda ctx: send(ctx, code), help_, GROUP, commands=commands, **kw))
 
-    reg.register(Action("g", lambda ctx, code: send(ctx, code.upper()), "send one G-code line (upper-cased)",
-                        GROUP, params=(Param("code", gcode_line, rest=True),), commands=("g", "gcode")))
+    force = Param("force", to_bool, False, flag="--force", help="allow motion G-code while printing")
+    reg.register(Action("g", lambda ctx, code, force=False: send_raw(ctx, [code.upper()], force),
+                        "send one G-code line (upper-cased)", GROUP,
+                        params=(Param("code", gcode_line, rest=True), force), commands=("g", "gcode")))
     for axis_cmd in ("G0", "G1"):
         reg.register(Action(axis_cmd.lower(), lambda ctx, coords, c=axis_cmd: send(ctx, f"{c} {coords.upper()}"),
                             f"send {axis_cmd} COORDS (raw move: no safety checks beyond the G-code's own)",
                             GROUP, params=(Param("coords", gcode_line, rest=True),), states=MOTION_OK))
-    reg.register(Action("gmulti", lambda ctx, commands: send(ctx, *(c.upper() for c in commands)),
+    reg.register(Action("gmulti", lambda ctx, commands, force=False: send_raw(ctx, [c.upper() for c in commands], force),
                         "send several G-code lines in one request", GROUP,
-                        params=(Param("commands", gcode_lines),), legacy=lambda words: {"commands": words}))
+                        params=(Param("commands", gcode_lines), force), legacy=lambda words: {"commands": words}))
     reg.register(Action("msg", lambda ctx, text: send(ctx, f"M117 {text}"),
                         "show TEXT on the printer's display (case kept)", GROUP,
                         params=(Param("text", gcode_line, rest=True),)))

@@ -1,0 +1,34 @@
+"""Raw G-code that moves the printer is refused while printing, like jog, home and extrude."""
+
+BUSY_LINES = ("G28", "g1 x5", "G0 Z10")
+
+
+def test_motion_gcode_is_refused_while_printing_and_nothing_is_sent(run8, printer):
+    printer.print_file()
+    for line in BUSY_LINES:
+        mark = printer.mark()
+        proc = run8("8g", line)
+        assert proc.returncode == 1, proc.stderr
+        assert "refused while it is printing" in proc.stderr and "Traceback" not in proc.stderr
+        proc = run8("8gmulti", "M117 first", line)
+        assert proc.returncode == 1
+        sent = printer.settle(mark, quiet=0.1)
+        assert not {line.upper(), "M117 FIRST"} & set(sent), sent
+
+
+def test_other_gcode_still_goes_through_while_printing(run8, printer):
+    printer.print_file()
+    mark = printer.mark()
+    proc = run8("8g", "m117 still printing")
+    assert proc.returncode == 0, proc.stderr
+    printer.wait_sent(mark, ["M117 STILL PRINTING"])
+
+
+def test_force_overrides_and_idle_needs_no_force(run8, printer):
+    mark = printer.mark()
+    assert run8("8g", "G28 X0").returncode == 0
+    printer.wait_sent(mark, ["G28 X0"])
+    printer.print_file()
+    mark = printer.mark()
+    assert run8("8g", "--force", "G0 Z1").returncode == 0
+    printer.wait_sent(mark, lambda sent: "G0 Z1" in sent)
