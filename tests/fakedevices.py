@@ -36,6 +36,7 @@ class FakeNode:
     def __init__(self, path, name):
         self.path, self.name = path, name
         self.held, self.handles, self.gone, self.monotonic = set(), [], False, True
+        self.leds = {}  # LED name -> lit, as the daemon last set it
 
     def open(self):
         if self.gone:
@@ -85,7 +86,7 @@ class FakeSource(EvdevSource):
         return sorted(self.node.held)
 
     def set_led(self, name, on):
-        pass
+        self.node.leds[name] = on
 
     def close(self):
         self.closed = True

@@ -9,7 +9,6 @@ import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from evdev import ecodes as e
@@ -295,4 +294,18 @@ def test_keymap_path_is_reported_when_invalid_at_start(tmp_path):
     assert "Traceback" not in out.stderr
 
 
-Path  # noqa: B018  (kept for readers: paths above are pathlib objects)
+
+
+
+def test_feedback_beeps_on_refusal_and_shows_the_mode(printer, panel):
+    p = panel(keymap=KEYMAP.replace('feedback: {beep: false, message: false, leds: "off"}',
+                                    'feedback: {beep: true, message: true, leds: "off"}'))
+    mark = printer.mark()
+    p.tap(e.KEY_KPPLUS)
+    printer.wait_sent(mark, ["M300 P40 S2500", "M117 mode step: 10"], timeout=10)
+    printer.print_file()
+    mark = printer.mark()
+    p.tap(e.KEY_KP7)  # home while printing: refused
+    printer.wait_sent(mark, lambda sent: "M300 P80 S400" in sent, timeout=10)
+    assert "G28 X0 Y0 Z0" not in printer.sent_since(mark)
+    assert p.close() == 0

@@ -129,9 +129,11 @@ def test_status_line_and_mode_change(running):
     node = running.bus.plug("/dev/input/event3", "Test Keypad", phys="usb-1/input0")
     running.start()
     wait_for(lambda: node.grabbed)
+    wait_for(lambda: node.leds.get("NUML") is False)  # first step value: no LED
     node.emit(e.KEY_KPPLUS, 1)
     node.emit(e.KEY_KPPLUS, 0)
     wait_for(lambda: running.daemon.dispatch.panel.modes["step"] == 10)
+    wait_for(lambda: node.leds.get("NUML") is True)  # the LEDs show the mode
     node.emit(e.KEY_KP8, 1)
     node.emit(e.KEY_KP8, 0)
     wait_for(lambda: jogs(running.printer))
