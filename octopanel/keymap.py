@@ -1,48 +1,21 @@
 """keymap.yaml → bindings, every action line validated through the registry at load time."""
 
 import itertools
-import re
 import string
 from dataclasses import dataclass, field
 
-from . import bounds, gestures, keynames, yamlload
-from .actions.registry import ANY, BUSY_STATES
+from . import bounds, gestures, yamlload
+from .keymap_schema import (FEEDBACK, LED_CHOICES, SETTINGS, YAML_TRAP, Mode, check_key_name,  # noqa: F401
+                            check_keys, expect_mapping, line, load_devices, load_modes, parse_when, typed,
+                            typed_section)
+from .actions.registry import ANY
 from .errors import ConfigError, UsageError
 
 GESTURES = ("press", "release", "hold", "repeat", "double")
 ROTARY_SOURCES = ("REL_DIAL", "REL_WHEEL", "REL_HWHEEL")
-WHEN = {"idle": frozenset({"idle"}), "printing": BUSY_STATES, "paused": frozenset({"paused"}),
-        "disconnected": frozenset({"disconnected", "error"}), "any": ANY}
 TOP_KEYS = ("devices", "modes", "settings", "keys", "rotary", "feedback")
 BINDING_KEYS = GESTURES + ("when", "hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance", "shift")
 ROTARY_KEYS = ("action", "keys", "when", "max_distance", "shuttle")
-# name: (converter, default, min, max)
-SETTINGS = {
-    "hold_s": (bounds.to_float, gestures.HOLD_S, 0.1, 10.0),
-    "double_s": (bounds.to_float, gestures.DOUBLE_S, 0.05, 2.0),
-    "repeat_delay_s": (bounds.to_float, gestures.REPEAT_DELAY_S, 0.05, 5.0),
-    "repeat_s": (bounds.to_float, gestures.REPEAT_S, 0.02, 5.0),
-    "stale_s": (bounds.to_float, 2.0, 0.1, 60.0),
-    "pause_deadline_s": (bounds.to_float, 30.0, 1.0, 3600.0),
-    "max_outstanding_mm": (bounds.to_float, 50.0, 0.1, 1000.0),
-    "max_repeat_distance_mm": (bounds.to_float, 100.0, 0.1, 1000.0),
-    "shuttle_idle_s": (bounds.to_float, gestures.SHUTTLE_IDLE_S, 0.05, 5.0),
-}
-FEEDBACK = {"beep": (bounds.to_bool, False, None, None), "message": (bounds.to_bool, False, None, None),
-            "leds": (bounds.to_str, "mode", None, None)}
-LED_CHOICES = ("off", "mode", "state")
-YAML_TRAP = ("YAML read this as {got!r}: quote it if you meant the text (YAML turns on/off/yes/no into "
-             "true/false)")
-
-
-@dataclass
-class Mode:
-    """A named mode: an ordered list of values cycled by a key (`mode step next`)."""
-
-    values: list
-    default: object
-
-
 @dataclass
 class Binding:
     """One gesture of one key: an action line template, valid in the states of `when`."""
@@ -263,96 +236,3 @@ def check_mode_call(call, modes, file, line_no, path):
     if value not in ("next", "prev") and value not in [str(v) for v in modes[name].values]:
         raise ConfigError(f"mode {name}: '{value}' is not next, prev or one of "
                           f"{', '.join(str(v) for v in modes[name].values)}", file, line_no, path)
-
-
-def load_modes(section, file):
-    modes = {}
-    if section is None:
-        return modes
-    expect_mapping(section, file, None, "modes")
-    for name, spec in section.items():
-        path = f"modes.{name}"
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", str(name)):
-            raise ConfigError("a mode name is lower-case letters, digits and _", file, line(section, name), path)
-        if not isinstance(spec, dict):
-            raise ConfigError("expected {values: [...], default: ...}", file, line(section, name), path)
-        check_keys(spec, ("values", "default"), file, path)
-        values = spec.get("values")
-        if not isinstance(values, list) or not values:
-            raise ConfigError("values: expected a non-empty list", file, line(spec, "values"), f"{path}.values")
-        for value in values:
-            if isinstance(value, bool) or value is None:
-                raise ConfigError(YAML_TRAP.format(got=value), file, line(spec, "values"), f"{path}.values")
-        default = spec.get("default", values[0])
-        if default not in values:
-            raise ConfigError(f"default {default!r} is not one of the values", file, line(spec, "default"),
-                              f"{path}.default")
-        modes[str(name)] = Mode(values, default)
-    return modes
-
-
-def load_devices(section, file):
-    from .devices import DeviceSpec
-
-    if section is None:
-        return []
-    if not isinstance(section, list):
-        raise ConfigError("expected a list of devices (- name: '*Keypad*')", file, None, "devices")
-    return [DeviceSpec.from_config(spec, file, getattr(spec, "line", None), f"devices[{index}]")
-            for index, spec in enumerate(section)]
-
-
-def check_key_name(key, file, line_no, path):
-    """The canonical name of a key (any evdev alias is accepted), or a ConfigError with a hint."""
-    try:
-        return keynames.canonical(key)
-    except KeyError:
-        hint = bounds.suggest(key, keynames.all_key_names())
-        raise ConfigError(f"unknown key name '{key}'{hint}", file, line_no, path) from None
-
-
-def parse_when(value, file, line_no, path):
-    words = value if isinstance(value, list) else str(value).replace("|", " ").split()
-    states = frozenset()
-    for word in words:
-        if word not in WHEN:
-            raise ConfigError(f"unknown state '{word}'{bounds.suggest(word, WHEN)}; use "
-                              f"{' | '.join(WHEN)}", file, line_no, path)
-        states |= WHEN[word]
-    return states
-
-
-def typed_section(section, schema, file, path):
-    section = section or {}
-    expect_mapping(section, file, None, path)
-    check_keys(section, schema, file, path)
-    return {k: typed(section[k], spec, file, line(section, k), f"{path}.{k}") if k in section else spec[1]
-            for k, spec in schema.items()}
-
-
-def typed(value, spec, file, line_no, path):
-    convert, _default, lo, hi = spec
-    try:
-        result = convert(value)
-    except ValueError as exc:
-        raise ConfigError(str(exc), file, line_no, path) from None
-    problem = bounds.check_range(result, lo, hi) if isinstance(result, (int, float)) else None
-    if problem:
-        raise ConfigError(problem, file, line_no, path)
-    return result
-
-
-def check_keys(mapping, allowed, file, path):
-    for key in mapping:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise ConfigError(f"unknown key{bounds.suggest(key, allowed)}", file, line(mapping, key), where)
-
-
-def expect_mapping(value, file, parent, path):
-    if not isinstance(value, dict):
-        raise ConfigError("expected a mapping", file, line(parent, path) if parent else None, path)
-
-
-def line(mapping, key):
-    return yamlload.line_of(mapping, key) if isinstance(mapping, dict) else None
