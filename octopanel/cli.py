@@ -25,6 +25,8 @@ META = {
     "devices": ("octopanel.panelcli", "list input devices"),
     "events": ("octopanel.panelcli", "print input events live as keymap lines"),
     "record": ("octopanel.panelcli", "record raw input events to a file, for --replay"),
+    "install": ("octopanel.install", "install the systemd service: user, /etc/octopanel, unit, udev rule"),
+    "uninstall": ("octopanel.install", "remove the service (--purge: /etc/octopanel too)"),
 }
 VALUE_FLAGS = {"--url": "url", "--api-key": "api_key", "--config": "config"}
 
@@ -158,7 +160,8 @@ def meta_main(name, argv):
     import importlib
 
     module = importlib.import_module(META[name][0])
-    return module.main(name, argv) if META[name][0] == "octopanel.panelcli" else module.main(argv)
+    multi = ("octopanel.panelcli", "octopanel.install")  # modules serving several commands take the name
+    return module.main(name, argv) if META[name][0] in multi else module.main(argv)
 
 
 def full_help(registry):

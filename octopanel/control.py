@@ -26,16 +26,22 @@ class Conn:
         self.buffer = b""
         self.lock = threading.Lock()
         self.closed = False
+        self.pending = 0  # lines handed on whose reply has not been sent yet
+        self.eof = False  # the client shut down its side (`echo pause | socat ...`): close after the last reply
 
     def reply(self, obj):
         data = (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode()
         with self.lock:
+            self.pending = max(0, self.pending - 1)
             if self.closed:
                 return
             try:
                 self.sock.sendall(data)
             except OSError:
                 self.closed = True  # the client left or stopped reading; its replies are dropped
+            if self.eof and not self.pending:
+                self.closed = True
+                self.sock.close()
 
 
 class ControlServer:
@@ -80,6 +86,8 @@ class ControlServer:
         except (BlockingIOError, InterruptedError):
             return None
         sock.setblocking(False)
+        for fd in [fd for fd, c in self.conns.items() if c.closed and c.eof]:
+            del self.conns[fd]  # half-closed clients whose last reply went out
         if len(self.conns) >= MAX_CLIENTS:
             oldest = next(iter(self.conns))
             self.close_conn(oldest)
@@ -100,6 +108,11 @@ class ControlServer:
         except OSError:
             data = b""
         if not data:
+            with conn.lock:
+                if conn.pending and not conn.closed:
+                    self.selector.unregister(conn.sock)  # read no more, but the replies still go out
+                    conn.eof = True
+                    return False
             self.close_conn(fd)
             return False
         conn.buffer += data
@@ -113,6 +126,11 @@ class ControlServer:
         return True
 
     def handle_line(self, conn, raw):
+        text = raw.decode("utf-8", "replace").strip()
+        if len(raw) <= MAX_LINE and (not text or text.startswith("#")):
+            return  # blank lines and comments get no reply
+        with conn.lock:
+            conn.pending += 1  # every other line gets exactly one reply, perhaps later from the worker thread
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
@@ -120,8 +138,6 @@ class ControlServer:
             return
         if len(raw) > MAX_LINE:
             conn.reply({"ok": False, "error": f"line longer than {MAX_LINE} bytes", "exit": 2})
-            return
-        if not line or line.startswith("#"):
             return
         try:
             self.on_line(line, conn.reply)
@@ -132,8 +148,9 @@ class ControlServer:
     def close_conn(self, fd):
         conn = self.conns.pop(fd, None)
         if conn is not None:
-            self.selector.unregister(conn.sock)
             with conn.lock:
+                if not conn.eof:
+                    self.selector.unregister(conn.sock)
                 conn.closed = True
                 conn.sock.close()
 

@@ -45,10 +45,22 @@ def parse(parser, argv):
         raise
 
 
+def stderr_is_journal():
+    """True when stderr is the stream systemd connected to journald: JOURNAL_STREAM names its device and inode.
+
+    The variable alone is not enough (systemd.exec(5)): a terminal started from a systemd unit passes it on."""
+    try:
+        dev, ino = (int(part) for part in os.environ["JOURNAL_STREAM"].split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (KeyError, ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
 def setup_logging(verbose):
     level = logging.DEBUG if verbose > 1 else logging.INFO
     handler = None
-    if os.environ.get("JOURNAL_STREAM"):
+    if stderr_is_journal():
         try:
             from systemd.journal import JournalHandler
 

@@ -150,7 +150,10 @@ def test_raw_gcode_is_allowed_while_printing(run8, printer):
     start_print(printer)
     mark = printer.mark()
     ok(run8("8msg", "during print"))
-    assert "M117 during print" in sent_by(printer, mark)
+    ok(run8("8g", "m117 raw during print"))
+    ok(run8("8gmulti", "m106 s100", "m117 multi"))
+    sent = sent_by(printer, mark)
+    assert {"M117 during print", "M117 RAW DURING PRINT", "M106 S100", "M117 MULTI"} <= set(sent), sent
 
 
 def test_json_result_of_a_refusal_is_not_printed_on_stdout(run8, printer):
@@ -158,3 +161,38 @@ def test_json_result_of_a_refusal_is_not_printed_on_stdout(run8, printer):
     assert proc.stdout == ""
     data = json.loads(ok(run8("8beep", "--json")).stdout)
     assert data["sent"] is True and data["action"] == "beep"
+
+
+@pytest.mark.parametrize("command, args", [
+    ("8g", ["G0 X5"]),
+    ("8g", ["g28"]),  # upper-cased before the check
+    ("8gcode", ["G1 E5 F300"]),
+    ("8gmulti", ["M117 harmless", "G28 X"]),
+    ("8g", ["G1X5"]),  # firmware reads this as G1 X5
+    ("8g", ["G01 X5"]),  # and this
+    ("8g", ["G00 Y5"]),
+    ("8g", ["N10 G1 X5"]),  # a line number in front
+])
+def test_raw_motion_gcode_is_refused_while_printing(run8, printer, command, args):
+    start_print(printer)
+    mark = printer.mark()
+    proc = failed(run8(command, "-v", *args), 1, "refused while it is printing (--force overrides); nothing sent")
+    assert not [m for m in requests_made(proc.stderr) if not m.startswith("GET")]
+    sent = sent_by(printer, mark)
+    assert all(re.fullmatch(r"G1 X(180|20) F3000", line) for line in sent), sent
+
+
+def test_raw_motion_gcode_with_force_while_printing(run8, printer):
+    start_print(printer)
+    mark = printer.mark()
+    ok(run8("8g", "G0 Z0.2", "--force"))
+    ok(run8("8gmulti", "G91", "G1 Z0.1", "G90", "--force"))
+    sent = [line for line in sent_by(printer, mark) if not re.fullmatch(r"G1 X(180|20) F3000", line)]
+    assert sent == ["G0 Z0.2", "G91", "G1 Z0.1", "G90"]
+
+
+def test_raw_motion_gcode_when_idle_needs_no_force(run8, printer):
+    mark = printer.mark()
+    ok(run8("8g", "g0 x5"))
+    ok(run8("8gmulti", "g28 x", "m117 done"))
+    assert sent_by(printer, mark) == ["G0 X5", "G28 X", "M117 DONE"]

@@ -249,8 +249,9 @@ def test_unreachable_server_exits_1(run8):
 
 def test_usage_errors_exit_2_without_traceback(run8, printer):
     mark = printer.mark()
-    for args, text in ((["8jog", "1", "2"], "cannot read arguments '1 2'"), (["8servo"], "missing num"),
-                       (["8jog", "--speed"], "unknown option '--speed'"), (["8status", "--url"], "--url needs a value")):
+    cases = ((["8jog", "1", "2"], "cannot read arguments '1 2'"), (["8servo"], "missing num"),
+             (["8jog", "--speed"], "unknown option '--speed'"), (["8status", "--url"], "--url needs a value"))
+    for args, text in cases:
         proc = failed(run8(args[0], "-v", *args[1:]), 2, text)
         assert requests_made(proc.stderr) == []
     assert sent_by(printer, mark) == []

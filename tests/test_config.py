@@ -340,7 +340,8 @@ def test_checkcfg_text_and_the_permission_warning(run8, tmp_path):
 
 def test_missing_config_exits_2_and_says_what_is_expected(run8, printer):
     mark = printer.mark()
-    proc = run8("8status", env={"OCTOPRINT_URL": None, "OCTOPRINT_API_KEY": None})
+    # OCTOPANEL_NO_DAEMON: a panel daemon running on this machine must not answer in our place.
+    proc = run8("8status", env={"OCTOPRINT_URL": None, "OCTOPRINT_API_KEY": None, "OCTOPANEL_NO_DAEMON": "1"})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "8status: no OctoPrint url and api key configured. Give one of:" in proc.stderr

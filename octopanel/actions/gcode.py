@@ -1,5 +1,7 @@
 """Raw G-code and the small commands that are one G-code line: messages, beeps, fans, servos, steppers."""
 
+import re
+
 from ..bounds import to_bool, to_float, to_int
 from ..errors import SafetyError
 from .context import Result, gcode_line, gcode_lines
@@ -10,7 +12,16 @@ GROUP_FAN = "Fans and servos"
 
 
 # Raw G-code that moves the head, homes or extrudes: refused while printing, like jog, home and extrude.
-MOTION_GCODES = frozenset({"G0", "G1", "G2", "G3", "G5", "G28", "G29", "G30", "G34", "G35", "G80", "G425"})
+MOTION_GCODES = frozenset({"G0", "G1", "G2", "G3", "G5", "G10", "G11", "G28", "G29", "G30", "G34", "G35", "G80",
+                           "G425"})
+# Firmware reads `N10 G01X5` as `G1 X5`: strip a line number, leading zeros and what follows the number.
+COMMAND = re.compile(r"^\s*(?:N\d+\s*)?([GMT])0*(\d+)(?:\.\d+)?", re.IGNORECASE)
+
+
+def command_word(line):
+    """The G-code command a line starts with, normalised ('N10 g01x5' -> 'G1'), or ''."""
+    match = COMMAND.match(line)
+    return f"{match.group(1).upper()}{match.group(2) or '0'}" if match else ""
 
 
 def send(ctx, *lines):
@@ -20,13 +31,19 @@ def send(ctx, *lines):
 
 def send_raw(ctx, lines, force=False):
     """Raw G-code from the user: motion commands only when the printer is not printing (or --force)."""
-    motion = [line for line in lines if line.split()[0] in MOTION_GCODES]
+    motion = [line for line in lines if command_word(line) in MOTION_GCODES]
     if motion and not force:
         state = ctx.client.state()
         if state.name in BUSY_STATES:
             raise SafetyError(f"'{motion[0]}' moves the printer, refused while it is {state.name} "
                               "(--force overrides); nothing sent")
     return send(ctx, *lines)
+
+
+def message_text(text):
+    """Display text: one line, may be empty (a bare M117 clears the display)."""
+    text = str(text).strip()
+    return gcode_line(text) if text else ""
 
 
 def fan_value(text):
@@ -56,9 +73,9 @@ def register(reg):
     reg.register(Action("gmulti", lambda ctx, commands, force=False: send_raw(ctx, [c.upper() for c in commands], force),
                         "send several G-code lines in one request", GROUP,
                         params=(Param("commands", gcode_lines), force), legacy=lambda words: {"commands": words}))
-    reg.register(Action("msg", lambda ctx, text: send(ctx, f"M117 {text}"),
-                        "show TEXT on the printer's display (case kept)", GROUP,
-                        params=(Param("text", gcode_line, rest=True),)))
+    reg.register(Action("msg", lambda ctx, text="": send(ctx, f"M117 {text}".rstrip()),
+                        "show TEXT on the printer's display (case kept; no text clears it)", GROUP,
+                        params=(Param("text", message_text, "", rest=True),)))
     reg.register(Action("beep", lambda ctx, ms, hz: send(ctx, f"M300 P{ms} S{hz}"), "beep (M300)", GROUP,
                         params=(Param("ms", to_int, 500, 1, 10000, "duration (ms)"),
                                 Param("hz", to_int, 2000, 20, 20000, "pitch (Hz)"))))

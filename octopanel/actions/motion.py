@@ -69,7 +69,7 @@ def fex(ctx, amount, speed=2000, force=False):
     return Result(" | ".join(lines) + " sent")
 
 
-def eject(ctx, temp=None, force=False):
+def eject(ctx, temp=None, force=False, timeout=600.0):
     from .temps import wait_for_temperature
 
     if temp is not None and temp < ctx.settings.min_extrude_temp and not force:
@@ -77,7 +77,7 @@ def eject(ctx, temp=None, force=False):
                           "the filament could not move; nothing sent")
     if temp is not None:
         ctx.client.tool_target({"tool0": temp})
-        wait_for_temperature(ctx, "t", temp, falling=False, timeout=None, interval=2.0)
+        wait_for_temperature(ctx, "t", temp, falling=False, timeout=timeout, interval=2.0)
     check_hot(ctx, force)
     # Push the tip, then pull the filament out of an 800 mm bowden tube (8control's numbers).
     ctx.client.gcode(["G91", "G1 E3 F700", "G1 E-800 F2500", "G90"])
@@ -113,7 +113,9 @@ def register(reg):
                         states=MOTION_OK, params=(amount, Param("speed", to_int, 2000, 1, 20000), FORCE)))
     reg.register(Action("eject", eject, "pull the filament out (-t TEMP: heat first, then turn off)", GROUP_EX,
                         states=MOTION_OK, params=(Param("temp", to_float, None, 0, "max_tool_temp", flag="-t",
-                                                        takes_value=True), FORCE)))
+                                                        takes_value=True), FORCE,
+                                                  Param("timeout", to_float, 600.0, 1, 7200, "give up heating after",
+                                                        flag="--timeout", takes_value=True)), slow=True))
     factor = Param("percent", to_int, minval="min_factor", maxval="max_factor")
     reg.register(Action("speed", feedrate, "feed rate override in % (M220)", GROUP_FACTOR, params=(factor,)))
     reg.register(Action("feed", flowrate, "flow rate override in % (M221)", GROUP_FACTOR, params=(factor,)))

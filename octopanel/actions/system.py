@@ -19,16 +19,21 @@ def disconnect(ctx):
     return Result("disconnect sent")
 
 
-def reconnect(ctx):
-    ctx.client.disconnect()
-    ctx.sleep(0.2)
-    note = ""
+def try_reset(ctx, then):
+    """Run the custom system command 'reset'; a missing or failing one is reported, not fatal."""
     try:
         ctx.client.system_command("reset")
     except NotFound:
-        note = " (no custom system command 'reset' is defined: skipped it)"
+        return f" (no custom system command 'reset' is defined: skipped it, {then} anyway)"
     except (BadRequest, ServerError) as exc:
-        note = f" (the system command 'reset' failed: {exc}; connected anyway)"
+        return f" (the system command 'reset' failed: {exc}; {then} anyway)"
+    return ""
+
+
+def reconnect(ctx):
+    ctx.client.disconnect()
+    ctx.sleep(0.2)
+    note = try_reset(ctx, "connected")
     ctx.sleep(0.5)  # 8control's pause: lets a reset board come back before connecting
     ctx.client.connect()
     return Result("reconnected" + note)
@@ -50,9 +55,9 @@ def reset(ctx):
 
 
 def power_on(ctx):
-    ctx.client.system_command("reset")
+    note = try_reset(ctx, "sent M80")
     ctx.client.gcode(["M80"])
-    return Result("reset run, M80 sent")
+    return Result(("M80 sent" + note) if note else "reset run, M80 sent")
 
 
 def power_off(ctx):

@@ -1,0 +1,116 @@
+"""Runs both benchmarks (bench/daemon.py, bench/cli.py) against one OctoPrint and writes bench/RESULTS.md.
+
+Usage: python bench/run.py [--quick] [--out FILE]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import benchenv
+import cli as cli_bench
+import daemon as daemon_bench
+
+NOTES = """\
+## How to read these figures
+
+* **Side by side.** Every comparison is measured in the same run, interleaved in a random order, on a
+  noisy 2-core machine that other jobs share (see the load average above). Medians and p50 are stable
+  from run to run; p99 is not: one scheduling hiccup of a few ms in 100 samples moves it, for the
+  daemon and for the bare client alike. Compare p99 figures only within one table.
+* **Key press → request.** The benchmark writes one `struct input_event` press (+ `SYN_REPORT`) into the
+  daemon's replay FIFO (`octopanel run --replay FIFO --speed 0`) and takes t0 just before the write. A
+  timing server in a child process stamps the request's arrival on the same CLOCK_MONOTONIC: for the stub,
+  in its handler (the whole request read); for OctoPrint, in a small TCP proxy in front of it (first byte
+  of the request), which also stamps when the answer went back ("answered"). The bare client is a
+  keep-alive `requests.Session` in the benchmark process sending the same jog; t0 just before `post()`.
+  `sh -c curl` is one curl spawned per key press, as actkbd's `system()` runs a command.
+  *daemon − bare* is the difference of the percentiles.
+* **First request vs jog request.** Before every action the daemon asks OctoPrint for the printer's
+  state (`GET /api/printer`): stateless safety, so that a jog is never sent to a printing machine on the
+  strength of an old answer. The *first request* is what a key press costs the daemon itself (evdev
+  read, gesture, keymap, queue, worker thread); the *jog request* adds a whole round trip to OctoPrint
+  (≈ 4 ms here), by design.
+* **Replay hop.** The replay source has a feeder thread between the FIFO and the pipe the daemon
+  selects on; a real keypad has not (the kernel wakes the select directly). So the measured daemon
+  path carries one thread hop more than on a Pi.
+* **Key → G0 in serial.log** is end to end to the (virtual) printer, with serial.log's 1 ms wall-clock
+  stamps; OctoPrint logs a line about 6 ms after it accepted the request.
+* **Burst.** 1,000 `REL_DIAL` +1 events at 500 Hz, keymap `REL_DIAL: "jog z=0.1"`, `max_outstanding_mm:
+  1000`; the daemon merges the detents that arrive while a request is in flight. *Error* is the sum of
+  the z distances the server received (and, for OctoPrint, of the G0 Z moves in serial.log) minus
+  100 mm, in exact decimal arithmetic. The lag runs from the last detent written to the last jog's
+  arrival / answer.
+* **Wall time** is the time from spawning the command to its exit, from Python (`subprocess.run`), for
+  the bench venv's console scripts (a regular, non-editable install) and `bench/8status.sh` /
+  `bench/8jog.sh`. *Through the daemon*: `OCTOPANEL_SOCKET` set and no `OCTOPRINT_URL`, so a success
+  proves the fast path was taken. *In-process*: `OCTOPANEL_NO_DAEMON=1` with `OCTOPRINT_URL`/`KEY`.
+  *bash+curl* takes the connection from the environment too; *8control config* reads `~/.octocmd.conf`
+  with `cat | grep | cut` as 8control does (four processes more). The ratios use the faster bash variant.
+* **At rest.** Two daemons with the shipped `etc/keymap.yaml`, a control socket and no replay, idle side
+  by side: one as it runs here, where `/dev/input` does not exist, and one "Pi-like", pointed at an
+  existing empty directory so that its hotplug watch is inotify, as on a Pi with `/dev/input`. Wake-ups
+  are voluntary context switches per thread (each time a thread blocks again after waking); strace
+  then shows which blocking call returned and with what timeout. No systemd watchdog is configured.
+"""
+
+
+def loadavg():
+    return Path("/proc/loadavg").read_text().split()[:3]
+
+
+def verdicts(daemon_results, cli_result):
+    lines = []
+    for text, met in cli_bench.targets_met(cli_result) + daemon_bench.targets_met(daemon_results):
+        lines.append(f"* {'✅ met' if met else '❌ **not met**'}: {text}")
+    return "\n".join(lines)
+
+
+def render(info, daemon_results, cli_result, quick, loads):
+    machine = (f"| CPU | {info['cpu']} |\n|---|---|\n| cores | {info['cores']} |\n| memory | {info['memory']} |\n"
+               f"| kernel | {info['kernel']} |\n| Python (bench venv) | {info['python']} |\n"
+               f"| OctoPrint | {info['octoprint']} with its Virtual Printer, on 127.0.0.1 |\n"
+               f"| input devices | {info['input']} |\n| date | {info['date']} |\n"
+               f"| load average (1, 5, 15 min) at start / end | {' '.join(loads[0])} / {' '.join(loads[1])} |\n"
+               f"| run | `python bench/run.py{' --quick' if quick else ''}` |")
+    trials = daemon_results[0]["latency"]["daemon"]["first"]["n"]
+    return "\n\n".join([
+        "# octopanel benchmark results",
+        "Written by `bench/run.py`; see `bench/README.md` for how to run it and what each figure means.",
+        "## Machine", machine,
+        "## Targets", verdicts(daemon_results, cli_result),
+        "## Figures",
+        cli_bench.report(cli_result, ["wall", "breakdown"]),
+        f"### Key press → request, both servers ({trials} interleaved presses per sender)",
+        daemon_bench.latency_table(daemon_results),
+        cli_bench.report(cli_result, ["overhead"]),
+        "### Jog-wheel burst: 1,000 detents at 500 Hz",
+        daemon_bench.burst_table(daemon_results),
+        cli_bench.report(cli_result, ["idle", "imports_fast", "imports_inproc"]),
+        NOTES,
+    ]) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer trials and runs, shorter idle period")
+    parser.add_argument("--out", default=str(benchenv.HERE / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    venv = benchenv.bench_venv()
+    info = benchenv.machine()
+    from octopanel.virtualprinter import VirtualPrinter
+
+    load_start = loadavg()
+    with VirtualPrinter() as vp:
+        vp.connect()
+        daemon_results = daemon_bench.collect(venv, vp, 100 if args.quick else 400)
+        cli_result = cli_bench.collect(venv, vp, args.quick, latency_result=daemon_results[1])
+    text = render(info, daemon_results, cli_result, args.quick, (load_start, loadavg()))
+    Path(args.out).write_text(text)
+    print(text)
+    print(f"bench: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
