@@ -32,3 +32,9 @@ def test_force_overrides_and_idle_needs_no_force(run8, printer):
     mark = printer.mark()
     assert run8("8g", "--force", "G0 Z1").returncode == 0
     printer.wait_sent(mark, lambda sent: "G0 Z1" in sent)
+
+
+def test_msg_without_text_sends_a_bare_m117(run8, printer):
+    mark = printer.mark()
+    assert run8("8msg").returncode == 0
+    printer.wait_sent(mark, ["M117"])
