@@ -19,22 +19,24 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # octopanel.virtualprinter for the parent, whether or not it is installed
 
-from octopanel.octoprint_venv import OCTOPRINT_VERSION, cache_root  # noqa: E402
+from octopanel.octoprint_venv import OCTOPRINT_VERSION, cache_root
 
 LEAKY_PREFIXES = ("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_", "NOTIFY_SOCKET", "WATCHDOG_", "JOURNAL_STREAM")
 STAMP = ".octopanel-source"
 
 
 def source_digest():
-    """A hash of what `pip install` would install: the package sources and pyproject.toml."""
+    """A hash of what `pip install` would install: the package, the build files and the data files shipped."""
     digest = hashlib.sha256()
-    for path in sorted([ROOT / "pyproject.toml", *(ROOT / "octopanel").rglob("*.py")]):
+    files = [ROOT / name for name in ("pyproject.toml", "setup.py", "MANIFEST.in")]
+    files += [p for top in ("octopanel", "etc", "systemd", "udev") for p in (ROOT / top).rglob("*")]
+    for path in sorted(p for p in files if p.is_file() and "__pycache__" not in p.parts):
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
 def bench_venv():
-    """The bench venv ($OCTOPANEL_BENCH_VENV, else ~/.cache/octopanel/benchvenv), (re)installed when the source changed."""
+    """The bench venv ($OCTOPANEL_BENCH_VENV, else ~/.cache/octopanel/benchvenv), reinstalled when the source changed."""
     venv = Path(os.environ.get("OCTOPANEL_BENCH_VENV") or cache_root() / "benchvenv")
     want = source_digest()
     stamp = venv / STAMP
@@ -47,7 +49,7 @@ def bench_venv():
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     steps.append(pip + [str(ROOT)] if fresh else pip + ["--no-deps", "--force-reinstall", str(ROOT)])
     for argv in steps:
-        done = subprocess.run(argv, capture_output=True, text=True)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             sys.exit(f"bench: {' '.join(argv)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     stamp.write_text(want)
@@ -105,7 +107,7 @@ def machine():
         pass
     venv_python = bench_venv() / "bin" / "python"
     version = subprocess.run([str(venv_python), "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True).stdout.strip()
+                             capture_output=True, text=True, check=False).stdout.strip()
     return {
         "cpu": model,
         "cores": os.cpu_count(),

@@ -52,6 +52,27 @@ NOTES = """\
   existing empty directory so that its hotplug watch is inotify, as on a Pi with `/dev/input`. Wake-ups
   are voluntary context switches per thread (each time a thread blocks again after waking); strace
   then shows which blocking call returned and with what timeout. No systemd watchdog is configured.
+
+## Where the time goes (mechanisms, from the code and from tracing)
+
+* **The daemon's answer to `8status` is two requests**, `GET /api/printer` then `GET /api/connection`:
+  the executor fetches the printer state before every job (`Executor._execute`), even for an action
+  allowed in any state. `8jog` needs it (jogging is refused while printing); `8status` does not.
+* **Fast-path imports**: `re` (pip's console-script wrapper imports it, and so does `json.decoder`),
+  `socket` (most of it is the `IntEnum` conversions of its constants) and `json`. None of requests,
+  yaml or evdev.
+* **In-process**: importing `requests` (through `octopanel.client`) and `octopanel.actions` (which
+  imports `octopanel.config`, hence `yamlload` and `yaml`, even when no YAML file is read) is most of
+  the time; `8jog` then sends three requests (state, printer profile, jog) where bash sends one.
+* **At rest**, the loop's select timeout is the smaller of the hotplug rescan timer (every 2 s, only
+  while `/dev/input` does not exist: `hotplug.py`) and `IDLE_WAIT_S` (60 s, `daemon.py`). Where
+  `/dev/input` exists the only periodic wake-up left is that one, once a minute; the worker thread
+  sleeps on a condition variable with no timeout.
+* **A key press**, before requests takes over, crosses the replay's feeder thread (benchmark only),
+  evdev decoding, the gesture engine and the keymap's action parse on the main thread, then a
+  hand-off to the worker thread, which waits for the GIL until the main thread is back in select().
+  `requests` itself then spends about as long in Python before writing to the socket as it does for
+  the bare client.
 """
 
 

@@ -12,10 +12,10 @@ import shutil
 import stat
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 
 from .errors import OctopanelError, UsageError
+from .shipped import shipped_path
 
 USER = GROUP = "octopanel"
 UNIT = "octopanel.service"
@@ -38,12 +38,9 @@ NO_SYSTEMD = ("System has not been booted with systemd", "Failed to connect to b
 
 def data_file(rel):
     """A shipped file's bytes: from the wheel (octopanel/_data, see setup.py) or the source tree (editable)."""
-    packaged = resources.files("octopanel").joinpath("_data", rel)
-    if packaged.is_file():
-        return packaged.read_bytes()
-    source = Path(__file__).resolve().parent.parent / rel
-    if source.is_file():
-        return source.read_bytes()
+    path = shipped_path(rel)
+    if path is not None:
+        return path.read_bytes()
     raise OctopanelError(f"{rel} is missing from this octopanel installation; reinstall it with pip")
 
 
@@ -161,8 +158,10 @@ def ensure_user(inst):
         pass
     groups = ["--groups", "input"] if group_exists("input") else []
     shell = next((s for s in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(s)), "/bin/false")
-    inst.run("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", shell, *groups, USER)
+    created = inst.run("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                       "--shell", shell, *groups, USER)
+    if inst.live and not created:
+        raise OctopanelError(f"could not create the user {USER} (see above): create it, then run this again")
 
 
 def group_exists(name):
@@ -190,6 +189,7 @@ def install(args, inst):
     if inst.live and not binary.is_file():
         raise UsageError(f"{binary} does not exist; give --prefix so that PREFIX/bin/octopanel is the executable")
     unit = render_unit(binary)
+    key = read_key(args.api_key_file) if args.api_key_file else None  # every check before the first change
     ensure_user(inst)
     inst.directory(CONF_DIR, 0o750, GROUP)
     changed = {}
@@ -197,22 +197,27 @@ def install(args, inst):
         data = unit if source.startswith("systemd/") else data_file(source)
         group = GROUP if target.startswith(CONF_DIR) else "root"
         changed[source] = inst.file(target, data, mode, replace, group)
-    if args.api_key_file:
-        try:
-            key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--api-key-file: cannot read {args.api_key_file}: {exc}") from None
-        if not key or any(c.isspace() for c in key):
-            raise UsageError(f"--api-key-file: {args.api_key_file} must hold one API key on one line")
+    if key is not None:
         inst.file(API_KEY, key.encode() + b"\n", 0o600, True)
     have_key = inst.path(API_KEY).is_file()
     inst.run("systemctl", "daemon-reload")
-    inst.run("udevadm", "control", "--reload")
+    if inst.run("udevadm", "control", "--reload") and changed["udev/70-octopanel.rules"] != "kept":
+        inst.run("udevadm", "trigger", "--subsystem-match=input", "--action=change")  # panels already plugged in
     if not args.no_enable:
         inst.run("systemctl", "enable", *(["--now"] if have_key else []), UNIT)
         if have_key and changed["systemd/octopanel.service"] == "updated":
             inst.run("systemctl", "try-restart", UNIT)
     print(next_steps(have_key, args.no_enable), file=inst.out)
+
+
+def read_key(path):
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--api-key-file: cannot read {path}: {exc}") from None
+    if not key or any(c.isspace() for c in key):
+        raise UsageError(f"--api-key-file: {path} must hold one API key on one line")
+    return key
 
 
 def next_steps(have_key, no_enable):

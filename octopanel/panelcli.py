@@ -19,7 +19,9 @@ def default_keymap():
     for path in (user, *map(Path, KEYMAP_CANDIDATES)):
         if path.is_file():
             return str(path)
-    return str(Path(__file__).resolve().parent.parent / "etc" / "keymap.yaml")
+    from .shipped import shipped_path
+
+    return str(shipped_path("etc/keymap.yaml") or "/etc/octopanel/keymap.yaml")
 
 
 def default_control_path():

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from daemonproc import DaemonProc, wait_for
+from daemonproc import DaemonProc
 
 CLIENTS = 10
 LINES_PER_CLIENT = 3
@@ -56,9 +56,9 @@ def test_concurrent_clients_each_get_their_replies_in_order(daemon, printer):
         thread.join(30)
     assert not errors, (errors, d.output())
     assert sorted(replies) == list(range(CLIENTS))
-    for n, got in replies.items():
-        assert [r["ok"] for r in got] == [True] * LINES_PER_CLIENT, got
-        assert [r["action"] for r in got] == ["msg"] * LINES_PER_CLIENT
+    for n, got in replies.items():  # each client's replies, in the order of its lines
+        assert [(r["ok"], r["action"], r["message"]) for r in got] == \
+            [(True, "msg", f"M117 client {n} line {i} sent") for i in range(LINES_PER_CLIENT)], got
     expected = {f"M117 client {n} line {i}" for n in range(CLIENTS) for i in range(LINES_PER_CLIENT)}
     sent = printer.wait_sent(mark, lambda sent: expected <= set(sent), timeout=15)
     for n in range(CLIENTS):  # one client's lines reach the printer in the order it sent them

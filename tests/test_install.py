@@ -74,6 +74,7 @@ def test_install_puts_every_file_in_place_with_its_mode(tmp_path):
     # Nothing is done to this machine: the commands are printed.
     assert "would run systemctl daemon-reload" in out
     assert "would run udevadm control --reload" in out
+    assert "would run udevadm trigger --subsystem-match=input --action=change" in out
     assert "would run systemctl enable octopanel.service" in out  # no API key yet: enabled, not started
     assert "/etc/octopanel/api-key" in out and "--api-key-file" in out
 
@@ -85,7 +86,7 @@ def test_second_run_changes_nothing_and_says_kept(tmp_path):
     assert snapshot(tmp_path) == before
     for rel in EXPECTED:
         assert report(out, rel, tmp_path) == "kept", out
-    assert "created" not in out and "updated" not in out
+    assert "created" not in out and "updated" not in out and "udevadm trigger" not in out
 
 
 def test_an_edited_keymap_or_config_is_never_overwritten_but_the_unit_is_ours(tmp_path):
@@ -125,6 +126,7 @@ def test_an_empty_api_key_file_is_a_usage_error(tmp_path):
     out = octopanel("install", "--destdir", tmp_path / "dest", "--api-key-file", key)
     assert out.returncode == 2
     assert "must hold one API key on one line" in out.stderr
+    assert not (tmp_path / "dest").exists()  # checked before anything was written
 
 
 def test_prefix_names_the_executable_and_a_home_venv_gets_a_readable_home(tmp_path):

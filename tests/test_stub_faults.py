@@ -237,7 +237,7 @@ def test_reconnect_without_a_reset_command_skips_it(stub, tmp_path):
     stub.route("POST", "/api/connection", Reply(204))
     proc = run_cli(tmp_path, "8reconnect", "--url", stub.url, "--api-key", KEY)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "reconnected (no custom system command 'reset' is defined: skipped it)\n"
+    assert proc.stdout == "reconnected (no custom system command 'reset' is defined: skipped it, connected anyway)\n"
     assert [r.json() for r in stub.received("POST", "/api/connection")] == [{"command": "disconnect"},
                                                                              {"command": "connect"}]
 
