@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import bounds, yamlload
+from . import bounds
 from .errors import ConfigError
 
 # name: (converter, default, minval, maxval, help). Limits are also the bounds of action parameters.
@@ -114,6 +114,8 @@ def load(flags=None, config_path=None, env=None):
 
 
 def read_yaml_config(path, settings):
+    from . import yamlload  # PyYAML costs ~10 ms to import: only when a YAML file is read
+
     data = yamlload.load_file(path)
     if data is None:
         return {}
@@ -195,6 +197,8 @@ def mask(secret):
 def write_user_config(values, path=None):
     """Write (merging) octopanel's config file with mode 0600, since it may hold the API key."""
     path = Path(path) if path else (config_candidates()[0])
+    from . import yamlload
+
     existing = {}
     if path.is_file():
         existing = dict(yamlload.load_file(path) or {})

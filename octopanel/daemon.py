@@ -20,7 +20,6 @@ from .replay import EndOfReplay
 
 log = logging.getLogger("octopanel.daemon")
 NO_TIMING = KeyTiming()
-IDLE_WAIT_S = 60.0  # longest select() with nothing due: no periodic wake-ups besides the watchdog
 FINISH_POLL_S = 0.02
 
 
@@ -110,13 +109,13 @@ class Daemon:
 
     def _step(self):
         now = self.clock()
-        deadlines = [d for d in (self.engine.next_deadline(), self.devices.next_deadline()) if d is not None]
-        timeout = min([IDLE_WAIT_S] + [d - now for d in deadlines])
+        deadlines = [d - now for d in (self.engine.next_deadline(), self.devices.next_deadline()) if d is not None]
         if self.notifier.watchdog_interval_s:
-            timeout = min(timeout, self._last_watchdog + self.notifier.watchdog_interval_s - now)
+            deadlines.append(self._last_watchdog + self.notifier.watchdog_interval_s - now)
         if self.ended:
-            timeout = min(timeout, FINISH_POLL_S)
-        for key, _mask in self.selector.select(max(0.0, timeout)):
+            deadlines.append(FINISH_POLL_S)
+        timeout = max(0.0, min(deadlines)) if deadlines else None  # nothing due: sleep until an fd wakes us
+        for key, _mask in self.selector.select(timeout):
             kind, fd = key.data
             if kind == "wake":
                 self._drain_wake()

@@ -5,6 +5,7 @@ import logging
 import time
 
 from .actions.context import invoke
+from .actions.registry import ANY
 from .errors import OctopanelError, UsageError
 from .executor import Job
 
@@ -103,8 +104,9 @@ class Dispatcher:
             self.run_now(first)
             return
         label = f"{g.key} {g.kind}" + (f" {g.steps:+d}" if g.kind in ("rotary", "shuttle") else "")
-        job = Job(resolve=lambda state: self.resolve(lookup, state.name, modes, label), created=g.time,
-                  label=label, origin=g.device)
+        job = Job(resolve=lambda state: self.resolve(lookup, state.name if state else None, modes, label),
+                  created=g.time, label=label, origin=g.device,
+                  needs_state=km.needs_state(bindings) or first.action.states != ANY)
         if first.action.mergeable:
             unit_mm = unit_distance(first)
             if g.kind == "repeat":
@@ -162,7 +164,8 @@ class Dispatcher:
         now = self.clock()
         retry = now + self.keymap.settings["pause_deadline_s"] if call.action.name == "pause" else None
         self.executor.submit(Job(resolve=lambda state: call, created=now, label=f"socket: {text}",
-                                 origin="socket", retry_until=retry, reply=reply))
+                                 origin="socket", retry_until=retry, reply=reply,
+                                 needs_state=call.action.states != ANY))
 
     def run_now(self, call):
         try:
@@ -186,7 +189,8 @@ class Dispatcher:
         if message and fb["message"]:
             calls.append(self.registry.parse("msg", [message], self.ctx.limits))
         for call in calls:
-            self.executor.submit(Job(resolve=lambda state, c=call: c, created=self.clock(), label="feedback"))
+            self.executor.submit(Job(resolve=lambda state, c=call: c, created=self.clock(), label="feedback",
+                                     needs_state=False))
 
 
 def unit_distance(call):

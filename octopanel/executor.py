@@ -32,6 +32,7 @@ class Job:
     units: int = 1
     unit_mm: float = 0.0  # distance of one unit, for the outstanding-distance cap
     retry_until: float | None = None  # pause: retried while OctoPrint is unreachable, until then
+    needs_state: bool = True  # False: resolve(None) works and the action runs in any state (saves a request)
     reply: Callable[[dict], None] | None = None
     origin: str = ""  # device label or "socket": discard(origin) drops what an unplugged device queued
 
@@ -171,13 +172,15 @@ class Executor:
             return
         while True:
             try:
-                state = self.ctx.client.state()
-                self.last_state = state
+                state = None
+                if job.needs_state:
+                    state = self.ctx.client.state()
+                    self.last_state = state
                 call = job.resolve(state)
                 if call is None:
                     self.stats.refused += 1
                     self._finish(job, None, SafetyError(f"nothing is bound to {job.label} while the printer is "
-                                                        f"{state.name}: nothing sent"))
+                                                        f"{state.name if state else 'in this state'}: nothing sent"))
                     return
                 if job.units == 0:
                     self._finish(job, call, Result("movements cancelled out: nothing sent", sent=False))

@@ -56,12 +56,21 @@ class Keymap:
         """The binding for this gesture in this printer state, falling back from `layer` to the base layer."""
         for candidate_layer in ((layer, "") if layer else ("",)):
             for binding in self.bindings.get((candidate_layer, key, gesture), ()):
-                if state in binding.when:
+                if fits(binding, state):
                     return binding
         return None
 
     def lookup_rotary(self, source, state):
-        return next((b for b in self.rotary.get(source, ()) if state in b.when), None)
+        return next((b for b in self.rotary.get(source, ()) if fits(b, state)), None)
+
+    def needs_state(self, bindings):
+        """Whether choosing among these bindings depends on the printer's state."""
+        return any(b.when != ANY for b in bindings)
+
+
+def fits(binding, state):
+    """state None means 'not fetched': only bindings valid in any state fit."""
+    return binding.when == ANY if state is None else state in binding.when
 
 
 def load(path, registry, limits):

@@ -1,0 +1,90 @@
+"""The fast CLI path (argv handed to a running daemon) prints and exits exactly like the in-process path."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, LEAKY_PREFIXES
+
+CASES = [
+    ("8status",), ("8status", "-q"), ("8status", "--json"), ("8apiver",), ("8getjob",), ("8gettemp", "--json"),
+    ("8ls",), ("8msg", "same on both paths"), ("8beep", "50", "440"), ("8jog", "1", "0", "0"),
+    ("octopanel", "jog", "z=1"), ("8home",), ("8speed", "100"), ("8fan", "off"), ("8pause",), ("8resume",),
+    ("8pause", "--json"), ("8ex", "5"), ("8settemp", "400"), ("8fan", "256"), ("octopanel", "jgo"),
+    ("8jog", "1", "2"), ("8g", "G28", "X0"), ("8gmulti", "M117 a", "M117 b"), ("8run", "nosuchaction"),
+    ("8start",), ("8g0", "X1"), ("octopanel", "mode", "step"),
+]
+
+
+@pytest.fixture(scope="module")
+def daemon(octoprint, tmp_path_factory):
+    home = tmp_path_factory.mktemp("fastpath")
+    keymap = home / "keymap.yaml"
+    keymap.write_text("devices: []\nkeys:\n  KEY_KP5: msg hello\n")
+    sock = home / "control.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k != "NOTIFY_SOCKET"}
+    env.update(HOME=str(home), OCTOPRINT_URL=octoprint.url, OCTOPRINT_API_KEY=octoprint.api_key)
+    log = open(home / "daemon.log", "w+")
+    proc = subprocess.Popen([str(BIN / "octopanel"), "run", "--keymap", str(keymap), "--control", str(sock)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 20
+    while not sock.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, (log.seek(0), log.read())
+        time.sleep(0.02)
+    yield sock, home, log
+    proc.terminate()
+    assert proc.wait(10) == 0
+    log.close()
+
+
+def run(argv, env, home):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+    base.update(HOME=str(home), **env)
+    return subprocess.run([str(BIN / argv[0]), *argv[1:]], env=base, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("argv", CASES, ids=" ".join)
+def test_same_output_and_exit_code_through_the_daemon_and_in_process(argv, daemon, printer):
+    sock, home, _log = daemon
+    # No URL or key here: in-process, anything but a usage error would fail with "no OctoPrint url".
+    fast = run(argv, {"OCTOPANEL_SOCKET": str(sock)}, home)
+    printer.reset()
+    local = run(argv, {"OCTOPRINT_URL": printer.url, "OCTOPRINT_API_KEY": printer.api_key,
+                       "OCTOPANEL_NO_DAEMON": "1"}, home)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (local.returncode, local.stdout, local.stderr)
+    assert "Traceback" not in fast.stderr and "no OctoPrint url" not in fast.stderr
+
+
+def test_the_fast_path_really_goes_through_the_daemon(daemon, printer):
+    sock, home, log = daemon
+    mark = printer.mark()
+    proc = run(("8msg", "via the daemon"), {"OCTOPANEL_SOCKET": str(sock)}, home)
+    assert proc.returncode == 0 and proc.stdout == "M117 via the daemon sent\n", proc.stderr
+    printer.wait_sent(mark, ["M117 via the daemon"])
+    log.seek(0)
+    assert 'socket: {"argv": ["msg", "via the daemon"]}' in log.read()
+
+
+def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, tmp_path):
+    sock, home, _log = daemon
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+    env.update(HOME=str(home), OCTOPANEL_SOCKET=str(sock), PYTHONPROFILEIMPORTTIME="1")
+    proc = subprocess.run([str(BIN / "8status")], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("Machine: ")
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
+    assert "octopanel.fastpath" in imported
+    assert not {"requests", "yaml", "evdev", "octopanel.client", "octopanel.actions"} & imported
+
+
+def test_local_actions_fall_back_to_in_process(daemon, printer, tmp_path):
+    sock, home, _log = daemon
+    gcode = tmp_path / "part.gcode"
+    gcode.write_text("G28\n")
+    proc = run(("8upload", str(gcode)), {"OCTOPANEL_SOCKET": str(sock), "OCTOPRINT_URL": printer.url,
+                                         "OCTOPRINT_API_KEY": printer.api_key}, home)
+    assert proc.returncode == 0 and proc.stdout == "uploaded part.gcode (4 bytes)\n", proc.stderr
+    proc = run(("8checkcfg", "--json"), {"OCTOPANEL_SOCKET": str(sock)}, home)
+    assert json.loads(proc.stdout)["url"] is None  # the caller's own config, not the daemon's
