@@ -55,19 +55,19 @@ NOTES = """\
 
 ## Where the time goes (mechanisms, from the code and from tracing)
 
-* **The daemon's answer to `8status` is two requests**, `GET /api/printer` then `GET /api/connection`:
-  the executor fetches the printer state before every job (`Executor._execute`), even for an action
-  allowed in any state. `8jog` needs it (jogging is refused while printing); `8status` does not.
-* **Fast-path imports**: `re` (pip's console-script wrapper imports it, and so does `json.decoder`),
-  `socket` (most of it is the `IntEnum` conversions of its constants) and `json`. None of requests,
-  yaml or evdev.
-* **In-process**: importing `requests` (through `octopanel.client`) and `octopanel.actions` (which
-  imports `octopanel.config`, hence `yamlload` and `yaml`, even when no YAML file is read) is most of
-  the time; `8jog` then sends three requests (state, printer profile, jog) where bash sends one.
-* **At rest**, the loop's select timeout is the smaller of the hotplug rescan timer (every 2 s, only
-  while `/dev/input` does not exist: `hotplug.py`) and `IDLE_WAIT_S` (60 s, `daemon.py`). Where
-  `/dev/input` exists the only periodic wake-up left is that one, once a minute; the worker thread
-  sleeps on a condition variable with no timeout.
+* **The daemon asks OctoPrint for the printer state only when the action needs it** (`Job.needs_state`):
+  `8status` is one request (`GET /api/connection`); `8jog` is two, `GET /api/printer` then the jog,
+  because jogging is refused while printing and that check is read fresh from `state.flags`. bash+curl
+  jogs blindly in one request, so `8jog` through the daemon cannot get below about two round trips.
+* **Fast-path imports** (`octopanel.fastpath`, standard library only): `re` (pip's console-script
+  wrapper imports it, and so does `json.decoder`), `_socket` and `json`. None of requests, yaml or
+  evdev (a test pins this). Python's own start-up (`python -c pass`) is the largest single part.
+* **In-process**: importing `requests` (through `octopanel.client`, about 55 ms) is most of the time;
+  PyYAML is imported only when a YAML file is read. `8jog` sends three requests (state, printer profile
+  for the jog direction, jog) where bash sends one.
+* **At rest**, the loop blocks in select() with no timeout unless something is due: a gesture timer, the
+  systemd watchdog, or the hotplug rescan timer, which only runs while `/dev/input` does not exist
+  (`hotplug.py`; here, not on a Pi). The worker thread sleeps on a condition variable with no timeout.
 * **A key press**, before requests takes over, crosses the replay's feeder thread (benchmark only),
   evdev decoding, the gesture engine and the keymap's action parse on the main thread, then a
   hand-off to the worker thread, which waits for the GIL until the main thread is back in select().
