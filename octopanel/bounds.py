@@ -1,6 +1,22 @@
 """The one bounds vocabulary: typed values with min/max, shared by config and action parameters."""
 
 import difflib
+import reprlib
+
+# Error messages quote what they got, but never a whole (maybe aliased, maybe huge) YAML structure.
+_SHORT = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 3, 3
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 60, 60, 40
+
+
+def show(value):
+    """A short repr for messages."""
+    return _SHORT.repr(value)
+
+
+def reject_structures(text, expected):
+    if isinstance(text, (list, dict, tuple, set)):
+        raise ValueError(f"expected {expected}, got a {type(text).__name__}")
 
 
 def check_range(value, minval=None, maxval=None):
@@ -20,20 +36,22 @@ def fmt(value):
 
 
 def to_float(text):
+    reject_structures(text, "a number")
     if isinstance(text, bool):
-        raise ValueError(f"expected a number, got {text!r}")
+        raise ValueError(f"expected a number, got {show(text)}")
     try:
         value = float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {text!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too big for a float
+        raise ValueError(f"expected a number, got {show(text)}") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"expected a finite number, got {text!r}")
+        raise ValueError(f"expected a finite number, got {show(text)}")
     return value
 
 
 def to_int(text):
+    reject_structures(text, "a whole number")
     if isinstance(text, bool):
-        raise ValueError(f"expected a whole number, got {text!r}")
+        raise ValueError(f"expected a whole number, got {show(text)}")
     if isinstance(text, int):
         return text
     try:
@@ -45,10 +63,11 @@ def to_int(text):
             value = None
         if value is not None and value.is_integer():
             return int(value)
-        raise ValueError(f"expected a whole number, got {text!r}") from None
+        raise ValueError(f"expected a whole number, got {show(text)}") from None
 
 
 def to_bool(text):
+    reject_structures(text, "true or false")
     if isinstance(text, bool):
         return text
     lowered = str(text).lower()
@@ -56,7 +75,7 @@ def to_bool(text):
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"expected true or false, got {text!r}")
+    raise ValueError(f"expected true or false, got {show(text)}")
 
 
 def to_str(text):

@@ -78,6 +78,12 @@ def main(argv=None, prog=None):
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # an answer of an unexpected shape, or a bug: one line, not a traceback
+        if os.environ.get("OCTOPANEL_DEBUG"):
+            raise
+        print(f"{prog}: internal error: {type(exc).__name__}: {exc} (an unexpected answer from OctoPrint, or a "
+              "bug; -vv shows the exchange, OCTOPANEL_DEBUG=1 the traceback)", file=sys.stderr)
+        return 1
 
 
 def run(argv, prog):

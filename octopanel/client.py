@@ -90,7 +90,7 @@ class Client:
         code = resp.status_code
         if code < 400:
             return
-        message = error_message(resp)
+        message = self.redact(error_message(resp))  # an error page may echo the request headers
         where = f"{method} /{path.lstrip('/')}"
         if code == 403 or (code == 400 and "CSRF" in message):
             raise KeyRejected("OctoPrint rejected the API key (check it with 8checkcfg)", code, message)
@@ -293,10 +293,27 @@ def error_message(resp):
     return " ".join(text.split())[:300]
 
 
+REASONS = (  # what requests/urllib3 say, in words a person at the printer understands
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "unknown host name"),
+    ("timed out", "timed out"),
+    ("No route to host", "no route to host"),
+    ("Connection reset", "the connection was reset"),
+    ("Remote end closed", "the server closed the connection"),
+    ("IncompleteRead", "the answer was cut short"),
+    ("BadStatusLine", "the answer was not HTTP"),
+    ("InvalidChunkLength", "the answer was garbled"),
+    ("Connection aborted", "the connection was aborted"),
+    ("Failed to parse", "the URL is not valid"),
+    ("Invalid URL", "the URL is not valid"),
+    ("Max retries exceeded", "no connection could be made"),
+)
+
+
 def short_reason(exc):
+    """A plain-words reason for a network failure, never a Python repr."""
     text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host",
-                   "Connection reset", "Remote end closed"):
+    for marker, words in REASONS:
         if marker in text:
-            return marker.lower()
-    return text.split(":")[-1].strip(" )'\"") or type(exc).__name__
+            return words
+    return type(exc).__name__

@@ -13,7 +13,7 @@ import time
 
 from . import keymap as keymap_mod
 from .dispatch import STATE_LEDS, Dispatcher
-from .errors import ConfigError, Unreachable
+from .errors import ConfigError
 from .executor import Executor
 from .gestures import GestureEngine, KeyTiming, RotaryConfig
 from .replay import EndOfReplay
@@ -46,7 +46,6 @@ class Daemon:
         self.connected = set()
         self.ended = False
         self.stop_requested = self.reload_requested = False
-        self.unreachable = False
         self._device_fds = set()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -186,9 +185,10 @@ class Daemon:
             log.warning("%s: lost (%s); waiting for it to come back", label, error)
 
     def _done(self, job, call, outcome):
-        """Called on the worker thread after every job."""
-        self.unreachable = isinstance(outcome, Unreachable)
-        if isinstance(outcome, Exception):
+        """Called on the worker thread after every job (job None: OctoPrint answers again after an outage)."""
+        if job is None:
+            log.info("OctoPrint answers again")
+        elif isinstance(outcome, Exception):
             self.dispatch.refused(job, outcome)
         elif outcome.text and job.label != "feedback":
             log.info("%s: %s", job.label, outcome.text)
@@ -229,7 +229,7 @@ class Daemon:
             panel = f"keypad: connected ({len(self.connected)} device{'s' if len(self.connected) > 1 else ''})"
         else:
             panel = "waiting for keypad"
-        if self.unreachable:
+        if self.executor.unreachable:
             printer = "OctoPrint unreachable, retrying"
         else:
             state = self.executor.last_state

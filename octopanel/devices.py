@@ -49,7 +49,7 @@ class DeviceSpec:
         if isinstance(value, str):
             return cls.parse(value)
         if not isinstance(value, dict):
-            raise ConfigError(f"expected a device name, id, path or a mapping, got {value!r}", file, line, path)
+            raise ConfigError(f"expected a device name, id, path or a mapping, got {bounds.show(value)}", file, line, path)
         fields = {}
         for key, item in value.items():
             where = f"{path}.{key}"
@@ -58,14 +58,14 @@ class DeviceSpec:
                 raise ConfigError(f"unknown option '{key}'{hint}", file, line, path)
             if key in ("grab", "shuttle"):
                 if not isinstance(item, bool):
-                    raise ConfigError(f"expected true or false, got {item!r}", file, line, where)
+                    raise ConfigError(f"expected true or false, got {bounds.show(item)}", file, line, where)
                 fields[key] = item
             elif not isinstance(item, str) or not item:
-                raise ConfigError(f"expected a non-empty string, got {item!r}", file, line, where)
+                raise ConfigError(f"expected a non-empty string, got {bounds.show(item)}", file, line, where)
             elif key == "id":
                 match = _ID.fullmatch(item)
                 if not match:
-                    raise ConfigError(f"expected vendor:product in hex like 0b33:0020, got {item!r}", file, line,
+                    raise ConfigError(f"expected vendor:product in hex like 0b33:0020, got {bounds.show(item)}", file, line,
                                       where)
                 fields["vendor"], fields["product"] = int(match.group(1), 16), int(match.group(2), 16)
             else:

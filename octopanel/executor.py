@@ -13,11 +13,13 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from .actions.context import Result, invoke
-from .errors import OctopanelError, SafetyError, Unreachable
+from .errors import OctopanelError, PrinterError, SafetyError, Unreachable
 
 log = logging.getLogger("octopanel.executor")
 MAX_QUEUE = 256  # far more than a person can press; guards memory if OctoPrint hangs for long
 PAUSE_RETRY_S = 0.5
+RECOVERY_POLL_S = 1.0  # while OctoPrint is unreachable, how often an idle worker checks it is back
+PROBE = object()  # _next's "nothing queued, check on OctoPrint" answer
 SCALED = {"jog": ("x", "y", "z"), "ex": ("amount",)}  # per-unit distances multiplied when jobs merge
 
 
@@ -62,6 +64,7 @@ class Executor:
         self.on_done = on_done or (lambda job, call, outcome: None)
         self.stats = Stats()
         self.last_state = None
+        self.unreachable = False  # the last request could not reach OctoPrint
         self.trace = None  # --dry-run: trace(text) shows each gesture → action as it runs
         self.busy = False
         self._queue = deque()
@@ -129,47 +132,77 @@ class Executor:
         queued = sum(j.units for j in self._queue if j.merge_key == key)
         return queued + self._inflight_units.get(key, 0)
 
+    def _is_stale(self, job, now):
+        return job.retry_until is None and now - job.created > self.stale_s
+
     def _next(self):
-        """Pop the next job, merged with the compatible jobs right behind it (conserving the units)."""
+        """Pop the next job, merged with the compatible jobs right behind it (conserving the units).
+
+        Returns (job or None, stale jobs): stale jobs never ride along with a fresh one into a merge.
+        While OctoPrint is unreachable and nothing is queued, returns (PROBE, []) every RECOVERY_POLL_S."""
         with self._cond:
             while not self._queue and not self._stopping:
-                self._cond.wait()
+                if self.unreachable:
+                    if not self._cond.wait(RECOVERY_POLL_S) and not self._queue:
+                        return PROBE, []
+                else:
+                    self._cond.wait()
             if self._stopping:
-                return None
-            job = self._queue.popleft()
-            while job.merge_key is not None and self._queue and self._queue[0].merge_key == job.merge_key:
-                other = self._queue.popleft()
-                job = replace(job, units=job.units + other.units, created=other.created,
-                              reply=job.reply or other.reply)
+                return None, []
+            now = self.clock()
+            group = [self._queue.popleft()]
+            while group[0].merge_key is not None and self._queue and self._queue[0].merge_key == group[0].merge_key:
+                group.append(self._queue.popleft())
+            stale = [j for j in group if self._is_stale(j, now)]
+            fresh = [j for j in group if not self._is_stale(j, now)]
+            job = fresh[0] if fresh else None
+            for other in fresh[1:]:
+                job = replace(job, units=job.units + other.units, reply=job.reply or other.reply)
                 self.stats.merged += 1
-            if job.merge_key is not None:
+            if job is not None and job.merge_key is not None:
                 self._inflight_units[job.merge_key] = job.units
             self.busy = True
-            return job
+            return job, stale
 
     def _run(self):
         while True:
-            job = self._next()
-            if job is None:
+            job, stale = self._next()
+            if job is None and not stale:
                 return
             try:
-                self._execute(job)
-            except Exception:  # a bug in one action must not kill the panel
-                log.exception("%s: unexpected error", job.label)
+                for old in stale:
+                    self.stats.stale += 1
+                    age = self.clock() - old.created
+                    self._finish(old, None, SafetyError(f"dropped: the request was {age:.1f} s old (stale_s="
+                                                        f"{self.stale_s:g}); a press made during an outage is "
+                                                        "never replayed"))
+                if job is PROBE:
+                    self._probe()
+                elif job is not None:
+                    self._execute(job)
+            except Exception as exc:  # a bug in one action must not kill the panel, nor leave a client waiting
+                log.exception("%s: unexpected error", getattr(job, "label", "?"))
                 self.stats.failed += 1
+                if isinstance(job, Job):
+                    self._finish(job, None, PrinterError(f"internal error: {type(exc).__name__}: {exc}"))
             finally:
                 with self._cond:
-                    self._inflight_units.pop(job.merge_key, None)
+                    if isinstance(job, Job):
+                        self._inflight_units.pop(job.merge_key, None)
                     self.busy = False
 
-    def _execute(self, job):
-        age = self.clock() - job.created
-        if job.retry_until is None and age > self.stale_s:
-            self.stats.stale += 1
-            log.warning("%s: dropped, %.1f s old (stale_s=%g): a press made during an outage is never replayed",
-                        job.label, age, self.stale_s)
-            self._finish(job, None, SafetyError(f"dropped: the request was {age:.1f} s old"))
+    def _probe(self):
+        """During an outage: notice OctoPrint's return without waiting for a key press."""
+        try:
+            self.last_state = self.ctx.client.state()
+        except Unreachable:
             return
+        except OctopanelError:
+            pass  # it answers again: that is all the status needs to know
+        self.unreachable = False
+        self.on_done(None, None, None)
+
+    def _execute(self, job):
         while True:
             try:
                 state = None
@@ -191,6 +224,7 @@ class Executor:
                     self.trace(f"{job.label}{merged} → {call}")
                 result = invoke(call, self.ctx, state)
             except Unreachable as exc:
+                self.unreachable = True
                 if job.retry_until is not None and self.clock() < job.retry_until and not self._stopping:
                     time.sleep(PAUSE_RETRY_S)
                     continue
@@ -198,9 +232,11 @@ class Executor:
                 self._finish(job, None, exc)
                 return
             except OctopanelError as exc:
+                self.unreachable = False
                 self.stats.refused += 1
                 self._finish(job, None, exc)
                 return
+            self.unreachable = False
             if result.sent:
                 self.stats.sent += 1
                 if job.merge_key is not None:

@@ -45,6 +45,8 @@ REPEAT_DELAY_S = 0.5
 REPEAT_S = 0.2
 # How late an event may be read after its timestamp (USB polling plus the loop's own delay).
 LATENCY_S = 0.05
+# Repeats fired at once when time jumped ahead (a stalled loop, a gap in a recording); the rest are skipped.
+MAX_REPEAT_CATCHUP = 10
 
 KEY_KINDS = frozenset({"press", "release", "hold", "repeat", "double"})
 KINDS = KEY_KINDS | {"rotary", "shuttle"}
@@ -235,17 +237,20 @@ class GestureEngine:
                 out += _wrap(device, dev.wheels.expire())
                 continue
             code, key = min(((c, k) for c, k in dev.keys.items() if k.due() is not None), key=lambda ck: ck[1].due())
-            self._fire(device, key, due, out)
+            self._fire(device, key, due, out, limit)
             if key.idle():
                 del dev.keys[code]
         return out
 
-    def _fire(self, device, key, due, out):
+    def _fire(self, device, key, due, out, limit):
         if key.hold_at == due:
             key.hold_at = key.double_until = None
             key.consumed, key.press_pending = True, False
             out.append(Gesture("hold", key.name, due, device))
         elif key.repeat_at == due:
+            missed = int((limit - due) // key.timing.repeat_s)
+            if missed > MAX_REPEAT_CATCHUP:  # never flood: skip what is long overdue
+                key.repeats += missed - MAX_REPEAT_CATCHUP
             key.repeats += 1
             # From key down, not from the last repeat, so that float error does not pile up.
             key.repeat_at = key.down_at + key.timing.repeat_delay_s + key.repeats * key.timing.repeat_s

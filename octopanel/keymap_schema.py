@@ -58,7 +58,7 @@ def load_modes(section, file):
                 raise ConfigError(YAML_TRAP.format(got=value), file, line(spec, "values"), f"{path}.values")
         default = spec.get("default", values[0])
         if default not in values:
-            raise ConfigError(f"default {default!r} is not one of the values", file, line(spec, "default"),
+            raise ConfigError(f"default {bounds.show(default)} is not one of the values", file, line(spec, "default"),
                               f"{path}.default")
         modes[str(name)] = Mode(values, default)
     return modes

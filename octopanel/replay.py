@@ -24,6 +24,7 @@ FORMATS = {24: "=qqHHi", 16: "=iiHHi"}
 SNIFF_BYTES = 480  # up to twenty records decide the layout ...
 SNIFF_MIN_BYTES = 48  # ... but two already do, so that a FIFO fed frame by frame is not held back
 POLL_S = 0.1  # how often a blocked reader looks at its stop flag
+MAX_GAP_S = 60.0  # a longer pause in a recording (or a wild timestamp) is replayed as this long
 
 
 class EndOfReplay(DeviceGone):
@@ -130,6 +131,8 @@ class ReplaySource:
             pass  # the reader closed the source
         except OSError as exc:
             log.error("replay of %s stopped: %s", self.path, exc.strerror or exc)
+        except (struct.error, OverflowError, ValueError) as exc:
+            log.error("replay of %s stopped: not a recording of input events (%s)", self.path, exc)
         finally:
             os.close(source)
             os.close(write_end)
@@ -148,7 +151,8 @@ class ReplaySource:
                     stamp = sec + usec / 1e6
                     if start is None:
                         start, first = self._clock(), stamp
-                    last = max(last, stamp - first)  # a recording never makes time run backwards
+                    # A recording never makes time run backwards, nor jumps ahead by more than MAX_GAP_S.
+                    last = max(last, min(stamp - first, last + MAX_GAP_S))
                     due = start + (last / self._speed if self._speed else last)
                     if frame and due != frame_due:
                         self._write(write_end, frame, frame_due)

@@ -45,7 +45,7 @@ def load(text, filename):
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", filename, line) from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: int() over 4300 digits, a bad date
         raise ConfigError(f"invalid YAML: {exc}", filename) from None
     except RecursionError:
         raise ConfigError("invalid YAML: nested too deeply", filename) from None

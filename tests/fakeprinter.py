@@ -98,7 +98,7 @@ class FakeOctoPrint:
     by its own doing, which it then refuses with 409 itself)."""
 
     def __init__(self, state="idle", hotend=AMBIENT_C, bed=AMBIENT_C, rng=None, chaos=0.0, file="part.gcode"):
-        self.state_name, self.hotend, self.bed = state, float(hotend), float(bed)
+        self.state_name, self.hotend, self.bed_temp = state, float(hotend), float(bed)
         self.tool_target_c, self.bed_target_c = 0.0, 0.0
         self.rng, self.chaos, self.file = rng, chaos, file
         self.unreachable = False
@@ -123,7 +123,7 @@ class FakeOctoPrint:
         """Temperatures move towards their targets (a reading is a tick too: waiting for heat must end)."""
         if self.state_name in OFFLINE:
             return
-        for name, target in (("hotend", self.tool_target_c), ("bed", self.bed_target_c)):
+        for name, target in (("hotend", self.tool_target_c), ("bed_temp", self.bed_target_c)):
             goal = max(target, AMBIENT_C)
             now = getattr(self, name)
             step = self.heat_per_poll_c if goal > now else -COOL_PER_POLL_C
@@ -186,11 +186,35 @@ class FakeOctoPrint:
         if self.state_name in OFFLINE:
             raise Busy("the printer refused: Printer is not operational", 409, "Printer is not operational")
         self._heat()
-        return {"bed": {"actual": self.bed, "target": self.bed_target_c}}
+        return {"bed": {"actual": self.bed_temp, "target": self.bed_target_c}}
 
     def system_commands(self):
         self._check()
         return {"core": [], "custom": [{"action": "reset", "name": "Reset"}]}
+
+    def printer(self):
+        self._check()
+        if self.state_name in OFFLINE:
+            raise Busy("the printer refused: Printer is not operational", 409, "Printer is not operational")
+        return {"state": {"text": self.state_name.title(), "flags": {self.state_name: True}}}
+
+    def files(self):
+        self._check()
+        return {"files": [{"name": self.file, "path": self.file, "type": "machinecode"}] if self.file else []}
+
+    def file_info(self, name):
+        self._check()
+        if name != self.file:
+            raise NotFound(f"not found: GET /api/files/local/{name}", 404)
+        return {"name": name, "path": name, "type": "machinecode"}
+
+    def upload(self, name, data, select=False, print_=False, progress=None):
+        self._receive("upload", name, len(data), select, print_)
+        if select:
+            self.file = name
+        if print_:
+            self.job_command("start")
+        return {"files": {"local": {"name": name}}}
 
     # -- commands ------------------------------------------------------------------------------------
 

@@ -53,6 +53,10 @@ class FreezeProxy:
 
     def close(self):
         self.thaw()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() thread; close() alone may not
+        except OSError:
+            pass
         self.listener.close()
         for sock in self.sockets:
             sock.close()

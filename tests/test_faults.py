@@ -1,10 +1,15 @@
 """Fault injection: OctoPrint killed and restarted, refusing connections, answering badly; keypads yanked.
 
-- A separate OctoPrint is SIGKILLed under a running `octopanel run` and restarted on the same port.
+- A separate OctoPrint is SIGKILLed under a running `octopanel run` and restarted on the same port: the
+  daemon lives on, says so in its systemd STATUS, drops the presses made meanwhile, and a press after the
+  return reaches serial.log within 2 s.
 - A pause pressed while OctoPrint refuses connections (a proxy in front of it goes down; OctoPrint
   itself keeps printing) is honoured if OctoPrint comes back within pause_deadline_s, and not after.
+- Stale presses must not ride along when a fresh press of the same key merges with them; the status
+  must notice OctoPrint's return by itself (both in-process, deterministic).
 - 1,000 control-socket requests through the in-process daemon and the real Client against a faulty
-  HTTP server: exactly one clear reply each, no crash, no hang.
+  HTTP server (500s, timeouts, resets, slow and stalled bodies, invalid JSON, 409s, truncated answers,
+  garbage): exactly one clear reply each, no crash, no hang. Answers of the wrong JSON shape too.
 - 100 unplug/replug cycles at random moments through the device seam: no motion after an unplug.
 """
 
@@ -41,7 +46,7 @@ from octopanel.virtualprinter import VirtualPrinter, _die_with_parent
 from conftest import BIN, LEAKY_PREFIXES
 from fakedevices import FakeBus, raw
 from fakeprinter import FakeOctoPrint, FakePrinter
-from stubserver import IDLE_PRINTER
+from stubserver import IDLE_PRINTER, Reply, StubServer, idle_octoprint_routes
 
 FMT = "llHHi"
 KEY = "fault-key-5b1e0c9d7a"
@@ -198,8 +203,8 @@ def test_octoprint_killed_and_restarted_under_a_running_daemon(own_octoprint, tm
     panel = PanelProcess(tmp_path, vp.url, vp.api_key, KILL_KEYMAP, notify)
     try:
         mark = vp.mark()
-        panel.tap(e.KEY_KP5)
-        vp.wait_sent(mark, ["M117 hello"], timeout=10)
+        panel.tap(e.KEY_KP8)
+        vp.wait_sent(mark, [re.compile(r"G0 Y1( F\d+)?")], timeout=10)
         notify.wait("printer: idle")
         vp.print_file(n_moves=100)
 
@@ -229,8 +234,9 @@ def test_octoprint_killed_and_restarted_under_a_running_daemon(own_octoprint, tm
         out = panel.output()
         assert "KEY_KP8 press: dropped" in out, out
         assert "KEY_KP5 press: cannot reach OctoPrint" in out, out
-        assert "KEY_KPENTER press: nothing is bound to KEY_KPENTER press while the printer is disconnected" in out \
-            or "KEY_KPENTER press: pause" in out, out
+        # The lost print cannot be paused: the pause resolves against the fresh OctoPrint, and sends nothing.
+        assert re.search(r"KEY_KPENTER press: nothing is bound to KEY_KPENTER press while the printer is "
+                         r"(disconnected|idle)", out), out
         assert "Traceback" not in out, out
         assert panel.close() == 0, panel.output()
     finally:
@@ -310,8 +316,8 @@ def test_status_follows_octoprint_back_without_a_key_press(tmp_path):
         node.emit(e.KEY_KP5, 0)
         wait_for(lambda: "OctoPrint unreachable, retrying" in daemon.status(), 5, "status: unreachable")
         printer.unreachable = False  # OctoPrint is back; nobody touches the keypad
-        wait_for(lambda: "printer: idle" in daemon.status(), 3,
-                 f"status back to 'printer: idle' (still {daemon.status()!r})")
+        wait_for(lambda: "unreachable" not in daemon.status(), 3,
+                 f"the status to notice OctoPrint is back (still {daemon.status()!r})")
     finally:
         stop_daemon(daemon, thread)
 
@@ -429,7 +435,7 @@ EXPECTED = {
     "busy": r"^the printer refused: Printer is not operational$",
     "timeout": r"^OctoPrint at http://127\.0\.0\.1:\d+/ did not answer in time$",
     "stalled_body": r"^cannot reach OctoPrint at http://127\.0\.0\.1:\d+/: timed out$|did not answer in time$",
-    "reset": r"^cannot reach OctoPrint at http://127\.0\.0\.1:\d+/: (connection reset|remote end closed)$",
+    "reset": r"^cannot reach OctoPrint at http://127\.0\.0\.1:\d+/: (the connection was reset|the server closed the connection|the connection was aborted)$",
     "truncated": r"^(cannot reach )?OctoPrint( at http://127\.0\.0\.1:\d+/)?.+",
     "garbage": r"^(cannot reach )?OctoPrint( at http://127\.0\.0\.1:\d+/)?.+",
 }
@@ -624,7 +630,7 @@ def test_a_thousand_faulty_answers_each_get_exactly_one_clear_reply(tmp_path):
             def client(numbers):
                 replies, extra = ask_many(panel.control, [f"msg {n}" for n in numbers])
                 with lock:
-                    results.update(zip(numbers, replies))
+                    results.update(zip(numbers, replies, strict=True))
                     results.setdefault("extra", []).append(extra)
 
             threads = [threading.Thread(target=client, args=(range(i, 1000, 4),)) for i in range(4)]
@@ -665,6 +671,40 @@ def test_a_thousand_faulty_answers_each_get_exactly_one_clear_reply(tmp_path):
     by_fault = {fault: (sum(1 for w in wrong if w[1] == fault), next(w[2] for w in wrong if w[1] == fault))
                 for fault in sorted({w[1] for w in wrong})}
     assert not wrong, f"{len(wrong)} unclear or wrong replies; by fault (count, example): {by_fault}"
+
+
+# -- answers of an unexpected shape -----------------------------------------------------------------------
+
+MALFORMED = {"a list": "[]", "actual as text": '{"tool0": {"actual": "hot"}}'}  # JSON texts of the wrong shape
+
+
+@pytest.mark.parametrize("shape", sorted(MALFORMED))
+def test_an_answer_of_the_wrong_shape_still_gets_one_reply(tmp_path, shape):
+    """GET /api/printer/tool answers valid JSON of the wrong shape: the action fails unexpectedly (AttributeError
+    and the like). The socket client must still get its one reply; today the executor logs 'unexpected error'
+    and never answers, so the client waits (and the fast CLI, after 30 s, runs the command a second time)."""
+    with StubServer(idle_octoprint_routes()) as stub:
+        stub.route("GET", "/api/printer/tool", Reply(200, MALFORMED[shape]))
+        panel = InProcessPanel(tmp_path, stub.url, read_timeout=2)
+        try:
+            replies, _extra = ask_many(panel.control, ["gettemp"], timeout=2)
+        except TimeoutError:
+            replies = None
+        finally:
+            panel.stop()
+    assert replies is not None, "no reply within 2 s"
+    assert replies[0]["ok"] is False and replies[0]["error"] and replies[0]["exit"] == 1, replies
+
+
+@pytest.mark.parametrize("shape", sorted(MALFORMED))
+def test_an_answer_of_the_wrong_shape_is_no_traceback_on_the_command_line(tmp_path, shape):
+    with StubServer(idle_octoprint_routes()) as stub:
+        stub.route("GET", "/api/printer/tool", Reply(200, MALFORMED[shape]))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+        env.update(HOME=str(tmp_path), OCTOPRINT_URL=stub.url, OCTOPRINT_API_KEY=KEY)
+        proc = subprocess.run([str(BIN / "8gettemp")], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr[-600:])
+    assert proc.stderr.startswith("8gettemp: "), proc.stderr
 
 
 # -- 100 unplug/replug cycles ---------------------------------------------------------------------------
@@ -722,7 +762,7 @@ def test_100_random_unplugs_never_leave_motion_behind(tmp_path):
         for cycle in range(100):
             node_path = f"/dev/input/event{3 + cycle % 5}"
             node = bus.plug(node_path, "Test Keypad", phys=f"usb-{cycle % 3}/input0")
-            wait_for(lambda: node.grabbed and daemon.connected, 5, "replug")
+            wait_for(lambda node=node: node.grabbed and daemon.connected, 5, "replug")
             if quiet:
                 quiet[-1] = (quiet[-1][0], time.monotonic())
             printer.delay_s = rng.choice([0.0, 0.002, 0.01, 0.04])

@@ -249,6 +249,24 @@ def test_nothing_unsafe_reaches_the_printer_in_10000_random_sequences():
         counts["extrusions"] > n / 50, counts
 
 
+def test_the_checker_sees_each_kind_of_violation():
+    """The property is only as good as violations(): feed it one record of each forbidden kind."""
+    from fakeprinter import Received
+    printer = FakeOctoPrint()
+    printer.received = [Received("jog", (1, None, None), "pausing", 210), Received("extrude", (5,), "idle", 150),
+                        Received("tool_target", ({"tool0": 300},), "idle", 21),
+                        Received("bed_target", (121,), "idle", 21),
+                        Received("gcode", ("G28",), "printing", 210), Received("gcode", ("G1 E5 F300",), "idle", 100),
+                        Received("gcode", ("M104 S300",), "idle", 21), Received("gcode", ("M81",), "idle", 21),
+                        Received("disconnect", (), "idle", 21), Received("job", ("cancel", None), "printing", 21)]
+    found = violations(printer, [("KEY_KPDOT press", REGISTRY.parse_line("cancel", LIMITS), None)],
+                       [("KEY_KPDOT", HOLD_S - 0.01)])
+    kinds = ["motion while", "cold extrusion: extrude", "hotend target", "bed target", "motion G-code",
+             "cold extrusion 'G1", "hotend target out of limits: 'M104", "power G-code", "power or connection",
+             "cancel without", "dangerous 'cancel' from a press"]
+    assert [k for k in kinds if not any(f.startswith(k) for f in found)] == [], found
+
+
 def test_short_presses_alone_never_cancel_or_cut_power():
     """Every key bound in the default keymap, pressed briefly (and double-pressed) in every state."""
     for state in sorted(STATES_ALL):

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..bounds import show
 from ..errors import SafetyError, UsageError
 from .registry import ANY
 
@@ -86,7 +87,7 @@ def gcode_line(text):
     if not text:
         raise ValueError("empty G-code")
     if CONTROL_CHARS.search(text):
-        raise ValueError(f"G-code must be one line without control characters, got {text!r}")
+        raise ValueError(f"G-code must be one line without control characters, got {show(text)}")
     return text
 
 

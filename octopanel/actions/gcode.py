@@ -2,8 +2,8 @@
 
 import re
 
-from ..bounds import to_bool, to_float, to_int
-from ..errors import SafetyError
+from ..bounds import show, to_bool, to_float, to_int
+from ..errors import SafetyError, UsageError
 from .context import Result, gcode_line, gcode_lines
 from .registry import BUSY_STATES, MOTION_OK, Action, Param
 
@@ -29,8 +29,30 @@ def send(ctx, *lines):
     return Result(" | ".join(lines) + " sent")
 
 
+HEATER_LIMITS = {"M104": "max_tool_temp", "M109": "max_tool_temp", "M140": "max_bed_temp", "M190": "max_bed_temp"}
+TEMPERATURE = re.compile(r"[SR]\s*(-?\d+(?:\.\d*)?)", re.IGNORECASE)
+EXTRUSION = re.compile(r"\bE\s*-?\d", re.IGNORECASE)
+
+
+def check_raw_limits(ctx, lines, force):
+    """The limits of settemp/setbed and extrude hold for raw G-code too: caps always, cold extrusion unless --force."""
+    for line in lines:
+        word = command_word(line)
+        if word in HEATER_LIMITS:
+            limit = ctx.limits[HEATER_LIMITS[word]]
+            for match in TEMPERATURE.finditer(COMMAND.sub("", line, count=1)):
+                if float(match.group(1)) > limit:
+                    raise UsageError(f"'{line}': {match.group(1)} °C is above {HEATER_LIMITS[word]} {limit:g}; "
+                                     "nothing sent")
+        if word in ("G0", "G1", "G2", "G3") and EXTRUSION.search(COMMAND.sub("", line, count=1)):
+            from .motion import check_hot
+
+            check_hot(ctx, force)
+
+
 def send_raw(ctx, lines, force=False):
     """Raw G-code from the user: motion commands only when the printer is not printing (or --force)."""
+    check_raw_limits(ctx, lines, force)
     motion = [line for line in lines if command_word(line) in MOTION_GCODES]
     if motion and not force:
         state = ctx.client.state()
@@ -55,7 +77,7 @@ def fan_value(text):
     try:
         return to_int(text)
     except ValueError:
-        raise ValueError(f"expected on, off or 0..255, got {text!r}") from None
+        raise ValueError(f"expected on, off or 0..255, got {show(text)}") from None
 
 
 def register(reg):

@@ -1,6 +1,6 @@
 """Panel-only actions: they change the daemon's own state (modes), never the printer's."""
 
-from ..bounds import to_str
+from ..bounds import suggest, to_str
 from ..errors import UsageError
 from .context import Result
 from .registry import Action, Param
@@ -9,6 +9,12 @@ from .registry import Action, Param
 def mode(ctx, name, value="next"):
     if ctx.panel is None:
         raise UsageError("mode changes only exist inside the panel daemon (octopanel run)")
+    values = ctx.panel.values.get(name)
+    if values is None:
+        raise UsageError(f"mode: unknown mode '{name}'{suggest(name, ctx.panel.values)}"
+                         + ("" if ctx.panel.values else " (the keymap defines no modes)"))
+    if value not in ("next", "prev") and value not in [str(v) for v in values]:
+        raise UsageError(f"mode {name}: '{value}' is not next, prev or one of {', '.join(map(str, values))}")
     new = ctx.panel.set_mode(name, value)
     return Result(f"mode {name}: {new}", sent=False)
 

@@ -2,7 +2,7 @@
 
 import time
 
-from ..bounds import to_bool, to_float
+from ..bounds import show, to_bool, to_float
 from ..errors import PrinterError
 from .context import Result, dump
 from .gcode import send
@@ -17,7 +17,7 @@ def heater(text):
     try:
         return HEATERS[str(text).lower()]
     except KeyError:
-        raise ValueError(f"expected t (tool) or b (bed), got {text!r}") from None
+        raise ValueError(f"expected t (tool) or b (bed), got {show(text)}") from None
 
 
 def reading(ctx, which):
