@@ -34,8 +34,8 @@ TEMPERATURE = re.compile(r"[SR]\s*(-?\d+(?:\.\d*)?)", re.IGNORECASE)
 EXTRUSION = re.compile(r"\bE\s*-?\d", re.IGNORECASE)
 
 
-def check_raw_limits(ctx, lines, force):
-    """The limits of settemp/setbed and extrude hold for raw G-code too: caps always, cold extrusion unless --force."""
+def check_caps(ctx, lines):
+    """The temperature caps of settemp/setbed hold for raw G-code too."""
     for line in lines:
         word = command_word(line)
         if word in HEATER_LIMITS:
@@ -44,21 +44,26 @@ def check_raw_limits(ctx, lines, force):
                 if float(match.group(1)) > limit:
                     raise UsageError(f"'{line}': {match.group(1)} °C is above {HEATER_LIMITS[word]} {limit:g}; "
                                      "nothing sent")
-        if word in ("G0", "G1", "G2", "G3") and EXTRUSION.search(COMMAND.sub("", line, count=1)):
-            from .motion import check_hot
 
-            check_hot(ctx, force)
+
+def extrudes(line):
+    return command_word(line) in ("G0", "G1", "G2", "G3") and bool(EXTRUSION.search(COMMAND.sub("", line, count=1)))
 
 
 def send_raw(ctx, lines, force=False):
-    """Raw G-code from the user: motion commands only when the printer is not printing (or --force)."""
-    check_raw_limits(ctx, lines, force)
+    """Raw G-code keeps the rules of the typed actions: temperature caps always; motion only when not
+    printing, and extrusion only when hot, unless --force."""
+    check_caps(ctx, lines)
     motion = [line for line in lines if command_word(line) in MOTION_GCODES]
     if motion and not force:
         state = ctx.client.state()
         if state.name in BUSY_STATES:
             raise SafetyError(f"'{motion[0]}' moves the printer, refused while it is {state.name} "
                               "(--force overrides); nothing sent")
+    if any(extrudes(line) for line in lines):
+        from .motion import check_hot
+
+        check_hot(ctx, force)
     return send(ctx, *lines)
 
 
