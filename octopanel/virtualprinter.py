@@ -210,8 +210,12 @@ class VirtualPrinter:
 
     def connect(self, timeout=20):
         """Connect to the Virtual Printer; return once it is operational and has reported temperatures."""
+        mark = self.mark()
         self._ok("POST", "/api/connection", json={"command": "connect", "port": "VIRTUAL"})
         self.wait_state({"operational", "ready"}, timeout)
+        # "Operational" comes before the handshake's last line (M20, the SD file list) is logged: wait for
+        # it, so that a mark() taken after connect() never sees the handshake.
+        self.wait_sent(mark, lambda sent: "M20" in sent, timeout)
         # The first temperature autoreport (M155 S2) comes 2 s after the handshake; an M105 asks now, so
         # that /api/printer/tool has values as soon as connect() returns.
         self.command("M105")
