@@ -84,7 +84,7 @@ class Dispatcher:
             return
         if g.kind in ("rotary", "shuttle"):
             bindings = km.rotary.get(g.key, ())
-            lookup = lambda state, layer=self.panel.layer: km.lookup_rotary(g.key, state)  # noqa: E731
+            lookup = lambda state: km.lookup_rotary(g.key, state)  # noqa: E731
             units = g.steps
             merge_base = ("rotary", g.key)
         else:
@@ -107,7 +107,8 @@ class Dispatcher:
         job = Job(resolve=lambda state: self.resolve(lookup, state.name if state else None, modes, label),
                   created=g.time, label=label, origin=g.device,
                   needs_state=km.needs_state(bindings) or first.action.states != ANY)
-        if first.action.mergeable:
+        # Merge only when every alternative adds up (jog, ex): three babystep presses must stay three.
+        if all(self.registry.get(b.line.split()[0]).mergeable for b in bindings):
             unit_mm = unit_distance(first)
             if g.kind == "repeat":
                 limit = bindings[0].options.get("max_distance", km.settings["max_repeat_distance_mm"])

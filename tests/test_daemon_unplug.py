@@ -140,3 +140,24 @@ def test_status_line_and_mode_change(running):
     assert jogs(running.printer)[0] == ("jog", None, 10, None)
     wait_for(lambda: "printer: idle" in running.daemon.status())
     assert running.daemon.status() == "keypad: connected (1 device) · printer: idle · mode: step 10"
+
+
+def test_presses_whose_binding_does_not_add_up_are_never_merged(tmp_path):
+    """KEY_KP9 jogs when idle but babysteps while printing: three quick presses must be three babysteps."""
+    r = Running(tmp_path, FakePrinter(state="printing", delay_s=0.05))
+    path = tmp_path / "keymap.yaml"
+    path.write_text(KEYMAP + '  KEY_KP9:\n    - {press: "jog z=1", when: idle}\n'
+                             '    - {press: "g M290 Z0.02", when: printing}\n')
+    r.daemon.dispatch.replace_keymap(keymap.load(path, r.daemon.registry, r.daemon.ctx.limits))
+    node = r.bus.plug("/dev/input/event3", "Test Keypad", phys="usb-1/input0")
+    r.start()
+    try:
+        wait_for(lambda: node.grabbed)
+        for _ in range(3):
+            node.emit(e.KEY_KP9, 1)
+            node.emit(e.KEY_KP9, 0)
+        wait_for(lambda: r.printer.sent.count(("gcode", "M290 Z0.02")) == 3)
+        time.sleep(0.2)
+        assert r.printer.sent == [("gcode", "M290 Z0.02")] * 3
+    finally:
+        r.stop()
