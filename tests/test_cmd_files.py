@@ -6,25 +6,7 @@ import uuid
 
 import pytest
 
-PRINT_MOVE = re.compile(r"G1 X(180|20) F3000")
-
-
-def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def failed(proc, code, *texts):
-    assert proc.returncode == code, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    for text in texts:
-        assert text in proc.stderr, proc.stderr
-    return proc
-
-
-def requests_made(stderr):
-    return [line[2:] for line in stderr.splitlines() if line.startswith("> ")]
+from cmdcheck import PRINT_MOVE, failed, job, ok, requests_made
 
 
 def unique(stem="part"):
@@ -40,10 +22,6 @@ def stored(printer, name):
     response = printer.request("GET", f"/downloads/files/local/{name}")
     assert response.status_code == 200, response.status_code
     return response.content
-
-
-def job(printer):
-    return printer.request("GET", "/api/job").json()
 
 
 # -- upload ---------------------------------------------------------------------------------------------------

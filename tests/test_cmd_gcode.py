@@ -2,42 +2,10 @@
 
 import json
 import re
-import uuid
 
 import pytest
 
-
-def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def failed(proc, code, *texts):
-    assert proc.returncode == code, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    for text in texts:
-        assert text in proc.stderr, proc.stderr
-    return proc
-
-
-def sent_by(printer, mark):
-    """Every G-code line sent since mark, fenced by a probe line so that nothing late is missed."""
-    probe = f"M117 fence {uuid.uuid4().hex[:8]}"
-    printer.command(probe)
-    sent = printer.wait_sent(mark, [probe])
-    return sent[:sent.index(probe)]
-
-
-def start_print(printer):
-    """Start the long print and return once its first moves went out (its opening G90 is before the mark)."""
-    first = printer.mark()
-    printer.print_file()
-    printer.wait_sent(first, [re.compile(r"G1 X(180|20) F3000")])
-
-
-def requests_made(stderr):
-    return [line[2:] for line in stderr.splitlines() if line.startswith("> ")]
+from cmdcheck import failed, ok, requests_made, sent_by, start_print
 
 
 def sends(run8, printer, command, *args):

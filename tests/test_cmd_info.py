@@ -1,36 +1,10 @@
 """End to end: configuration, status, connection and system commands, global flags, errors (installed 8xxx scripts)."""
 
 import json
-import uuid
 
 import pytest
 
-
-def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def failed(proc, code, *texts):
-    assert proc.returncode == code, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    for text in texts:
-        assert text in proc.stderr, proc.stderr
-    return proc
-
-
-def sent_by(printer, mark):
-    """Every G-code line sent since mark, fenced by a probe line so that nothing late is missed."""
-    probe = f"M117 fence {uuid.uuid4().hex[:8]}"
-    printer.command(probe)
-    sent = printer.wait_sent(mark, [probe])
-    return sent[:sent.index(probe)]
-
-
-def requests_made(stderr):
-    """The request lines `-v` prints ('> METHOD URL [body]')."""
-    return [line[2:] for line in stderr.splitlines() if line.startswith("> ")]
+from cmdcheck import failed, ok, requests_made, sent_by
 
 
 # -- configuration and status ----------------------------------------------------------------------------

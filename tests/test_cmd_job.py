@@ -6,53 +6,14 @@ import uuid
 
 import pytest
 
-PRINT_MOVE = re.compile(r"G1 X(180|20) F3000")
+from cmdcheck import PRINT_MOVE, failed, job, ok, posts, sent_by, start_print, wait_targets
+
 ACTIVE = {"printing", "paused", "pausing", "resuming", "cancelling", "finishing"}
-
-
-def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def failed(proc, code, *texts):
-    assert proc.returncode == code, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    for text in texts:
-        assert text in proc.stderr, proc.stderr
-    return proc
-
-
-def sent_by(printer, mark):
-    """Every G-code line sent since mark, fenced by a probe line so that nothing late is missed."""
-    probe = f"M117 fence {uuid.uuid4().hex[:8]}"
-    printer.command(probe)
-    sent = printer.wait_sent(mark, [probe])
-    return sent[:sent.index(probe)]
-
-
-def requests_made(stderr):
-    return [line[2:] for line in stderr.splitlines() if line.startswith("> ")]
-
-
-def posts(stderr):
-    return [m for m in requests_made(stderr) if not m.startswith("GET ")]
-
-
-def start_print(printer, n_moves=300):
-    first = printer.mark()
-    printer.print_file(n_moves)
-    printer.wait_sent(first, [PRINT_MOVE])
 
 
 def pause(printer):
     printer.request("POST", "/api/job", json={"command": "pause", "action": "pause"})
     printer.wait_state("paused", timeout=10)
-
-
-def job(printer):
-    return printer.request("GET", "/api/job").json()
 
 
 def upload(printer, name, n_moves=300):
@@ -213,6 +174,7 @@ def test_xcancel_keeps_the_targets_and_homes(run8, printer):
     start_print(printer)
     ok(run8("8settemp", "50"))
     ok(run8("8setbed", "40"))
+    wait_targets(printer, tool=50, bed=40)  # xcancel keeps the targets OctoPrint knows of
     mark = printer.mark()
     proc = ok(run8("8xcancel", "--timeout", "20"))
     assert proc.stdout == "print cancelled, targets kept (tool 50 °C, bed 40 °C), homed\n"
@@ -283,11 +245,7 @@ def no_heated_bed(printer):
 def test_xcancel_on_a_printer_without_a_heated_bed(run8, printer, no_heated_bed):
     start_print(printer)
     ok(run8("8settemp", "45"))
-    # OctoPrint learns a new target from the printer's next temperature report (every 2 s here).
-    deadline = time.monotonic() + 10
-    while printer.request("GET", "/api/printer/tool").json().get("tool0", {}).get("target") != 45:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_targets(printer, tool=45)
     mark = printer.mark()
     proc = ok(run8("8xcancel", "--timeout", "20"))
     assert proc.stdout.startswith("print cancelled, targets kept (tool 45 °C")

@@ -1,46 +1,10 @@
 """End to end: home, jog (forms and direction), extrusion and eject, and the motion safety refusals."""
 
 import re
-import uuid
 
 import pytest
 
-
-def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def failed(proc, code, *texts):
-    assert proc.returncode == code, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    for text in texts:
-        assert text in proc.stderr, proc.stderr
-    return proc
-
-
-def sent_by(printer, mark):
-    """Every G-code line sent since mark, fenced by a probe line so that nothing late is missed."""
-    probe = f"M117 fence {uuid.uuid4().hex[:8]}"
-    printer.command(probe)
-    sent = printer.wait_sent(mark, [probe])
-    return sent[:sent.index(probe)]
-
-
-def start_print(printer):
-    """Start the long print and return once its first moves went out (its opening G90 is before the mark)."""
-    first = printer.mark()
-    printer.print_file()
-    printer.wait_sent(first, [re.compile(r"G1 X(180|20) F3000")])
-
-
-def requests_made(stderr):
-    return [line[2:] for line in stderr.splitlines() if line.startswith("> ")]
-
-
-def posts(stderr):
-    return [m for m in requests_made(stderr) if not m.startswith("GET ")]
+from cmdcheck import PRINT_MOVE, failed, ok, posts, requests_made, sent_by, start_print
 
 
 def assert_lines(sent, expected):
@@ -54,7 +18,6 @@ def jogged(axes):
 
 
 EXTRUDE = ["G91", "M83", re.compile(r"G1 E5 F\d+"), "M82", "G90"]
-PRINT_MOVE = re.compile(r"G1 X(180|20) F3000")
 
 
 def config_file(tmp_path, text):

@@ -5,37 +5,12 @@ The Virtual Printer heats at 10 °C/s, cools at 2 °C/s and reports every 2 s; i
 import json
 import re
 import time
-import uuid
 
 import pytest
 
+from cmdcheck import failed, ok, requests_made, sent_by
+
 AMBIENT = 21.3
-
-
-def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def failed(proc, code, *texts):
-    assert proc.returncode == code, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    for text in texts:
-        assert text in proc.stderr, proc.stderr
-    return proc
-
-
-def sent_by(printer, mark):
-    """Every G-code line sent since mark, fenced by a probe line so that nothing late is missed."""
-    probe = f"M117 fence {uuid.uuid4().hex[:8]}"
-    printer.command(probe)
-    sent = printer.wait_sent(mark, [probe])
-    return sent[:sent.index(probe)]
-
-
-def requests_made(stderr):
-    return [line[2:] for line in stderr.splitlines() if line.startswith("> ")]
 
 
 def targets(printer):
