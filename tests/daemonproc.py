@@ -91,6 +91,16 @@ class DaemonProc:
         time.sleep(hold_s)
         os.write(self.writer, press(code, 0))
 
+    def dial(self, steps):
+        now = time.time()
+        os.write(self.writer, rec(now, e.EV_REL, e.REL_DIAL, steps) + rec(now, e.EV_SYN, e.SYN_REPORT, 0))
+
+    def wait_log(self, text, timeout=5.0):
+        try:
+            wait_for(lambda: text in self.output(), timeout, f"log line with {text!r}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the daemon said:\n{self.output()}") from None
+
     def connect(self, timeout=10):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(str(self.control))  # blocking: with a timeout set, a full backlog fails with EAGAIN

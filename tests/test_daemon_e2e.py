@@ -13,7 +13,8 @@ import time
 import pytest
 from evdev import ecodes as e
 
-from conftest import BIN, LEAKY_PREFIXES
+from conftest import LEAKY_PREFIXES
+from daemonproc import DaemonProc
 from freezeproxy import FreezeProxy
 
 FMT = "llHHi"  # native struct input_event
@@ -51,76 +52,19 @@ def syn(t):
     return rec(t, e.EV_SYN, e.SYN_REPORT, 0)
 
 
-class Panel:
-    """A running `octopanel run --replay FIFO` and the FIFO's write end: a fake keypad on a real fd."""
-
-    def __init__(self, printer, tmp_path, keymap=KEYMAP, extra=(), url=None):
-        self.keymap = tmp_path / "keymap.yaml"
-        self.keymap.write_text(keymap)
-        self.fifo = tmp_path / "keys.fifo"
-        os.mkfifo(self.fifo)
-        self.control = tmp_path / "control.sock"
-        self.log = open(tmp_path / "daemon.log", "w+")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k != "NOTIFY_SOCKET"}
-        env.update(HOME=str(tmp_path), OCTOPRINT_URL=url or printer.url, OCTOPRINT_API_KEY=printer.api_key)
-        self.proc = subprocess.Popen([str(BIN / "octopanel"), "run", "--replay", str(self.fifo), "--keymap",
-                                      str(self.keymap), "--control", str(self.control), *extra],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self.writer = os.open(self.fifo, os.O_WRONLY)  # blocks until the daemon opened the FIFO
-        self.t = time.time()
-
-    def write(self, data):
-        os.write(self.writer, data)
-
-    def tap(self, code, hold_s=0.05):
-        now = time.time()
-        self.write(rec(now, e.EV_KEY, code, 1) + syn(now))
-        time.sleep(hold_s)
-        now = time.time()
-        self.write(rec(now, e.EV_KEY, code, 0) + syn(now))
-
-    def dial(self, steps):
-        now = time.time()
-        self.write(rec(now, e.EV_REL, e.REL_DIAL, steps) + syn(now))
-
-    def ask(self, line, timeout=10):
-        deadline = time.monotonic() + timeout
-        while not self.control.exists():
-            assert time.monotonic() < deadline, self.output()
-            time.sleep(0.02)
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(self.control))
-            sock.sendall(line.encode() + b"\n")
-            return json.loads(sock.makefile().readline())
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def close(self):
-        """End the recording; the daemon drains its queue and exits 0."""
-        os.close(self.writer)
-        code = self.proc.wait(timeout=20)
-        return code
-
-
 @pytest.fixture
 def panel(printer, tmp_path):
+    """start(keymap=..., url=...) -> a DaemonProc on the session printer (or on url, e.g. a proxy to it)."""
     panels = []
 
-    def start(**kw):
-        p = Panel(printer, tmp_path, **kw)
+    def start(keymap=KEYMAP, url=None):
+        p = DaemonProc(tmp_path, keymap=keymap, printer=printer, env={"OCTOPRINT_URL": url} if url else None)
         panels.append(p)
         return p
 
     yield start
     for p in panels:
-        if p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
-        p.log.close()
+        p.kill()
 
 
 def test_keys_become_gcode_in_serial_log(printer, panel):

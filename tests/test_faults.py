@@ -44,6 +44,7 @@ from octopanel.octoprint_venv import ensure_venv
 from octopanel.virtualprinter import VirtualPrinter, _die_with_parent
 
 from conftest import BIN, LEAKY_PREFIXES
+from daemonproc import DaemonProc
 from fakedevices import FakeBus, raw
 from fakeprinter import FakeOctoPrint, FakePrinter
 from stubserver import IDLE_PRINTER, Reply, StubServer, idle_octoprint_routes
@@ -94,58 +95,10 @@ class Notifications:
         self.sock.close()
 
 
-class PanelProcess:
-    """`octopanel run --replay FIFO --control SOCK` as a subprocess, optionally with a NOTIFY_SOCKET."""
-
-    def __init__(self, tmp_path, url, api_key, keymap_text, notify=None):
-        self.keymap = tmp_path / "keymap.yaml"
-        self.keymap.write_text(keymap_text)
-        self.fifo = tmp_path / "keys.fifo"
-        os.mkfifo(self.fifo)
-        self.control = tmp_path / "control.sock"
-        self.log = open(tmp_path / "daemon.log", "w+")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k != "NOTIFY_SOCKET"}
-        env.update(HOME=str(tmp_path), OCTOPRINT_URL=url, OCTOPRINT_API_KEY=api_key)
-        if notify is not None:
-            env["NOTIFY_SOCKET"] = str(notify.path)
-        self.proc = subprocess.Popen([str(BIN / "octopanel"), "run", "--replay", str(self.fifo), "--keymap",
-                                      str(self.keymap), "--control", str(self.control)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self.writer = os.open(self.fifo, os.O_WRONLY)
-
-    def tap(self, code, hold_s=0.05):
-        os.write(self.writer, frame(code, 1))
-        time.sleep(hold_s)
-        os.write(self.writer, frame(code, 0))
-
-    def ask(self, line, timeout=10):
-        wait_for(self.control.exists, timeout, "control socket")
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(self.control))
-            sock.sendall(line.encode() + b"\n")
-            return json.loads(sock.makefile().readline())
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def wait_log(self, text, timeout=5.0):
-        try:
-            wait_for(lambda: text in self.output(), timeout, f"log line with {text!r}")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; the daemon said:\n{self.output()}") from None
-
-    def close(self):
-        os.close(self.writer)
-        return self.proc.wait(timeout=20)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+def panel_process(tmp_path, url, api_key, keymap_text, notify=None):
+    """`octopanel run --replay FIFO --control SOCK` on url, optionally with our NOTIFY_SOCKET."""
+    env = {"OCTOPRINT_URL": url, "OCTOPRINT_API_KEY": api_key, "NOTIFY_SOCKET": str(notify.path) if notify else None}
+    return DaemonProc(tmp_path, keymap=keymap_text, env=env)
 
 
 # -- OctoPrint killed and restarted ------------------------------------------------------------------
@@ -200,7 +153,7 @@ def test_octoprint_killed_and_restarted_under_a_running_daemon(own_octoprint, tm
     nothing sent). That it is honoured when the print survives is the next test."""
     vp = own_octoprint
     notify = Notifications(tmp_path / "notify.sock")
-    panel = PanelProcess(tmp_path, vp.url, vp.api_key, KILL_KEYMAP, notify)
+    panel = panel_process(tmp_path, vp.url, vp.api_key, KILL_KEYMAP, notify)
     try:
         mark = vp.mark()
         panel.tap(e.KEY_KP8)
@@ -390,7 +343,7 @@ def test_pause_during_refused_connections_is_honoured_within_its_deadline_only(p
     """OctoPrint keeps printing behind a proxy that refuses connections (say, haproxy restarting on an OctoPi)."""
     printer.print_file()
     proxy = OutageProxy(printer.port)
-    panel = PanelProcess(tmp_path, proxy.url, printer.api_key, REFUSE_KEYMAP)
+    panel = panel_process(tmp_path, proxy.url, printer.api_key, REFUSE_KEYMAP)
     try:
         assert panel.ask("msg before")["ok"]  # a keep-alive connection exists, and is then reset
         proxy.down()
