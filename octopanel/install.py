@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .errors import OctopanelError, UsageError
+from .panelcli import parse as parse_args
 from .shipped import shipped_path
 
 USER = GROUP = "octopanel"
@@ -263,12 +264,7 @@ def parse(argv, name):
         parser.add_argument("--api-key-file", help="copy OctoPrint's API key from this file to /etc/octopanel/api-key")
     else:
         parser.add_argument("--purge", action="store_true", help="also remove /etc/octopanel (config, keymap, key)")
-    try:
-        return parser.parse_args(argv)
-    except SystemExit as exc:
-        if exc.code:
-            raise UsageError(f"see octopanel {name} -h") from None
-        raise
+    return parse_args(parser, argv)
 
 
 def main(name, argv):

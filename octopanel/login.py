@@ -9,7 +9,8 @@ import time
 
 from . import config
 from .client import Client, error_message
-from .errors import KeyRejected, OctopanelError, PrinterError, UsageError
+from .errors import KeyRejected, OctopanelError, PrinterError
+from .panelcli import parse
 
 APP_NAME = "octopanel"
 POLL_S = 1.0
@@ -22,10 +23,7 @@ def parse_args(argv):
     parser.add_argument("--config", help=f"config file to write (default: {config.config_candidates()[0]})")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for approval")
     parser.add_argument("-v", action="count", default=0, dest="verbose")
-    try:
-        return parser.parse_args(argv)
-    except SystemExit as exc:
-        raise UsageError("see octopanel login -h") if exc.code else exc
+    return parse(parser, argv)
 
 
 def obtain_key(client, user=None, timeout=300.0, out=sys.stderr, sleep=time.sleep):

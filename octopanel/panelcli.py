@@ -39,6 +39,7 @@ def parser_for(name, description):
 
 
 def parse(parser, argv):
+    """argparse, but a usage error is a UsageError (exit 2, one line), never argparse's own exit."""
     try:
         return parser.parse_args(argv)
     except SystemExit as exc:
