@@ -146,6 +146,7 @@ class Registry:
 def parse_args(action, words, limits):
     by_name = {p.name: p for p in action.params}
     by_flag = {p.flag: p for p in action.params if p.flag}
+    free_text = any(p.rest for p in action.params)  # G-code and messages: '=' and leading dashes are text
     raw, positional = {}, []
     i = 0
     while i < len(words):
@@ -154,31 +155,29 @@ def parse_args(action, words, limits):
         if word == "--":
             positional.extend(words[i:])
             break
-        flag, has_value, flag_value = word.partition("=")
-        if flag in by_flag and (has_value or word in by_flag):
-            param = by_flag[flag]
+        key, has_value, value = word.partition("=")
+        if key in by_flag and (has_value or word in by_flag):
+            param = by_flag[key]
             if param.takes_value:
                 if has_value:
-                    raw[param.name] = flag_value
+                    raw[param.name] = value
                 elif i >= len(words):
                     raise UsageError(f"{action.name}: {word} needs a value")
                 else:
                     raw[param.name] = words[i]
                     i += 1
             elif has_value:
-                raise UsageError(f"{action.name}: {flag} takes no value")
+                raise UsageError(f"{action.name}: {key} takes no value")
             else:
                 raw[param.name] = True
             continue
-        key, eq, value = word.partition("=")
-        if eq and key in by_name and not positional_rest_started(action, positional):
+        if has_value and key in by_name and not (free_text and positional):
             if key in raw:
                 raise UsageError(f"{action.name}: {key} given twice")
             raw[key] = value
             continue
-        if eq and key.isidentifier() and key.islower() and not any(p.rest for p in action.params):
+        if has_value and key.isidentifier() and key.islower() and not free_text:
             raise UsageError(f"{action.name}: unknown parameter '{key}'{bounds.suggest(key, by_name)}")
-        free_text = any(p.rest for p in action.params)  # a message may well start with dashes
         if word.startswith("--") and len(word) > 2 and not word[2:3].isdigit() and not free_text:
             raise UsageError(f"{action.name}: unknown option '{word}'{bounds.suggest(word, by_flag)}")
         positional.append(word)
@@ -205,10 +204,6 @@ def parse_args(action, words, limits):
     if problem:
         raise UsageError(f"{action.name}: {problem}; usage: {usage(action)}")
     return args
-
-
-def positional_rest_started(action, positional):
-    return bool(positional) and any(p.rest for p in action.params)
 
 
 def default_positional(action, words):
