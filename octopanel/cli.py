@@ -144,11 +144,9 @@ def run_action(registry, name, words, opts):
         raise UsageError(f"'{call.action.name}' is a panel action: use it in keymap.yaml or on the control socket")
     client = None
     if call.action.name != "checkcfg":
-        settings.require_connection()
         from .client import Client
 
-        client = Client(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout,
-                        verbose=opts["verbose"])
+        client = Client.from_settings(settings, opts["verbose"])
     ctx = Context(client=client, settings=settings, tty=sys.stderr.isatty())
     try:
         result = invoke(call, ctx)

@@ -52,6 +52,12 @@ class Client:
             self.session.headers["X-Api-Key"] = api_key
         self._profile = None
 
+    @classmethod
+    def from_settings(cls, settings, verbose=0):
+        """The client for resolved settings; a ConfigError saying what is expected if URL or key is missing."""
+        settings.require_connection()
+        return cls(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout, verbose)
+
     def close(self):
         self.session.close()
 

@@ -16,16 +16,25 @@ LOCAL_FLAGS = frozenset({"-v", "-vv", "-h", "--help", "--url", "--api-key", "--c
 LOCAL_ENV = ("OCTOPRINT_URL", "OCTOPRINT_API_KEY", "OCTOPANEL_CONFIG", "OCTOPANEL_NO_DAEMON")
 
 
+SYSTEM_RUNTIME_DIR = "/run/octopanel"
+SOCKET_NAME = "control.sock"
+
+
+def runtime_dirs():
+    """Where a daemon's control socket lives, in order: systemd's RuntimeDirectory=, /run/octopanel,
+    $XDG_RUNTIME_DIR. The daemon creates its socket in the first usable one; clients look in each."""
+    candidates = (os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0], SYSTEM_RUNTIME_DIR,
+                  os.environ.get("XDG_RUNTIME_DIR", ""))
+    return [d for d in candidates if d]
+
+
 def socket_path():
-    """Where the daemon listens: $OCTOPANEL_SOCKET, $RUNTIME_DIRECTORY, /run/octopanel, $XDG_RUNTIME_DIR."""
+    """Where the daemon listens: $OCTOPANEL_SOCKET, else an existing socket in one of runtime_dirs()."""
     explicit = os.environ.get(SOCKET_ENV)
     if explicit:
         return explicit
-    for base in (os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0], "/run/octopanel",
-                 os.environ.get("XDG_RUNTIME_DIR", "")):
-        if base and os.path.exists(os.path.join(base, "control.sock")):
-            return os.path.join(base, "control.sock")
-    return None
+    return next((os.path.join(d, SOCKET_NAME) for d in runtime_dirs()
+                 if os.path.exists(os.path.join(d, SOCKET_NAME))), None)
 
 
 def exchange(path, request):
@@ -69,7 +78,7 @@ def run(name, words, prog, out, err):
         return int(reply.get("exit", 1))
     if want_json:
         data = reply.get("data")
-        if data is None:
+        if data is None:  # as Result.as_json, which this stdlib-only path does not import
             data = {"action": reply.get("action"), "sent": reply.get("sent"), "message": reply.get("message")}
         print(json.dumps(data, indent=2), file=out)
     elif reply.get("message"):

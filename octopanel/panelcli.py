@@ -25,11 +25,11 @@ def default_keymap():
 
 
 def default_control_path():
-    """$RUNTIME_DIRECTORY (systemd RuntimeDirectory=) first, then /run/octopanel, then $XDG_RUNTIME_DIR."""
-    base = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if not base:
-        base = "/run/octopanel" if os.access("/run/octopanel", os.W_OK) else os.environ.get("XDG_RUNTIME_DIR")
-    return os.path.join(base, "control.sock") if base else None
+    """The socket in the first of fastpath.runtime_dirs() we may use (/run/octopanel only if writable)."""
+    from .fastpath import SOCKET_NAME, SYSTEM_RUNTIME_DIR, runtime_dirs
+
+    base = next((d for d in runtime_dirs() if d != SYSTEM_RUNTIME_DIR or os.access(d, os.W_OK)), None)
+    return os.path.join(base, SOCKET_NAME) if base else None
 
 
 def parser_for(name, description):
@@ -126,11 +126,9 @@ def run(argv):
 
         client = DryRunClient(args.dry_run_state, settings.min_extrude_temp)
     else:
-        settings.require_connection()
         from .client import Client
 
-        client = Client(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout,
-                        verbose=max(0, args.verbose - 1))
+        client = Client.from_settings(settings, max(0, args.verbose - 1))
     ctx = Context(client=client, settings=settings)
     control = None if args.no_control else (args.control or default_control_path())
     daemon = Daemon(km, path, registry, ctx, devices_factory(args), Notifier(), control, args.control_group,
