@@ -167,8 +167,7 @@ class Daemon:
 
     def _device_change(self, label, present, error=None):
         if present:
-            self.connected.add(label)
-            log.info("%s: connected", label)
+            self.connected.add(label)  # devices.py has logged it ("using ...")
             self._update_leds()
             return
         self.connected.discard(label)
@@ -180,9 +179,8 @@ class Daemon:
             log.info("%s: end of recording", label)
             self.ended = not self.connected
         else:
-            self.engine.reset(label)
+            self.engine.reset(label)  # devices.py has logged the loss and rescans for the device
             self.dispatch.device_lost(label)
-            log.warning("%s: lost (%s); waiting for it to come back", label, error)
 
     def _done(self, job, call, outcome):
         """Called on the worker thread after every job (job None: OctoPrint answers again after an outage)."""
