@@ -59,12 +59,17 @@ NOTES = """\
   `8status` is one request (`GET /api/connection`); `8jog` is two, `GET /api/printer` then the jog,
   because jogging is refused while printing and that check is read fresh from `state.flags`. bash+curl
   jogs blindly in one request, so `8jog` through the daemon cannot get below about two round trips.
-* **Fast-path imports** (`octopanel.fastpath`, standard library only): `re` (pip's console-script
-  wrapper imports it, and so does `json.decoder`), `_socket` and `json`. None of requests, yaml or
-  evdev (a test pins this). Python's own start-up (`python -c pass`) is the largest single part.
+* **Fast-path imports** (`octopanel.fastpath`, standard library only): `_socket` and `_json`, the C
+  halves of `socket` and `json`. `import json` would pull in `re` and `enum` (about 5 ms, a third of
+  the command), so the request and the reply go through `_json` directly; the installed scripts are
+  three lines written by `setup.py` rather than pip's console-script wrapper, which imports `re` too.
+  None of requests, yaml, evdev, re or json (a test pins this). Python's own start-up (`python -c pass`)
+  is the largest single part.
 * **In-process**: importing `requests` (through `octopanel.client`, about 55 ms) is most of the time;
-  PyYAML is imported only when a YAML file is read. `8jog` sends three requests (state, printer profile
-  for the jog direction, jog) where bash sends one.
+  the *floor* row times `python -c` importing requests and sending one GET, which is what any
+  requests-based command costs at least: the 6× target sits about at that floor. PyYAML is imported
+  only when a YAML file is read. `8jog` sends three requests (state, printer profile for the jog
+  direction, jog) where bash sends one.
 * **At rest**, the loop blocks in select() with no timeout unless something is due: a gesture timer, the
   systemd watchdog, or the hotplug rescan timer, which only runs while `/dev/input` does not exist
   (`hotplug.py`; here, not on a Pi). The worker thread sleeps on a condition variable with no timeout.

@@ -3,11 +3,15 @@
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import BIN, LEAKY_PREFIXES
+from octopanel import fastpath
 
 CASES = [
     ("8status",), ("8status", "-q"), ("8status", "--json"), ("8apiver",), ("8getjob",), ("8gettemp", "--json"),
@@ -77,6 +81,10 @@ def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, tmp_p
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
     assert "octopanel.fastpath" in imported
     assert not {"requests", "yaml", "evdev", "octopanel.client", "octopanel.actions"} & imported
+    # ~5 ms of a ~15 ms command (see fastpath.py); an editable install's .pth imports some at start-up.
+    at_start = subprocess.run([sys.executable, "-c", "pass"], env=env, capture_output=True, text=True, timeout=60)
+    imported -= {line.split("|")[-1].strip() for line in at_start.stderr.splitlines()}
+    assert not {"re", "json", "enum"} & imported
 
 
 def test_local_actions_fall_back_to_in_process(daemon, printer, tmp_path):
@@ -88,3 +96,34 @@ def test_local_actions_fall_back_to_in_process(daemon, printer, tmp_path):
     assert proc.returncode == 0 and proc.stdout == "uploaded part.gcode (4 bytes)\n", proc.stderr
     proc = run(("8checkcfg", "--json"), {"OCTOPANEL_SOCKET": str(sock)}, home)
     assert json.loads(proc.stdout)["url"] is None  # the caller's own config, not the daemon's
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+                           max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.text(), max_size=6))
+def test_the_request_line_is_what_json_dumps_writes(words):
+    assert fastpath.encode_request(words) == json.dumps({"argv": words}) + "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES)
+def test_a_reply_decodes_as_json_loads_does(value):
+    line = json.dumps(value).encode()
+    got, want = fastpath.decode_reply(line), json.loads(line)
+    assert json.dumps(got) == json.dumps(want)  # NaN != NaN, so compare the dumps
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=40) | st.text(max_size=40).map(str.encode))
+def test_a_garbled_reply_raises_value_error_exactly_when_json_loads_does(raw):
+    try:
+        want = json.loads(raw.decode("utf-8").strip())
+    except ValueError:
+        with pytest.raises(ValueError):
+            fastpath.decode_reply(raw)
+    else:
+        assert json.dumps(fastpath.decode_reply(raw)) == json.dumps(want)

@@ -229,11 +229,20 @@ def test_command_names_cover_every_8control_command(registry):
     assert names == reference
 
 
-def test_pyproject_scripts_are_exactly_the_registry_commands(registry):
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    expected = {"octopanel"} | {"8" + name for name in registry.command_names()}
-    assert set(scripts) == expected
-    assert set(scripts.values()) == {"octopanel.cli:main"}
+def test_pyproject_commands_are_exactly_the_registry_commands(registry):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    commands = project["tool"]["octopanel"]["commands"]
+    assert len(commands) == len(set(commands))
+    assert set(commands) == {"8" + name for name in registry.command_names()}
+    assert "scripts" not in project["project"]  # setup.py writes them (see its docstring)
+
+
+def test_installed_scripts_run_cli_main_without_importing_re(registry):
+    """pip's console_scripts wrapper imports `re` (~5 ms); ours must not, or the fast path pays for it."""
+    for name in ["octopanel", *("8" + n for n in registry.command_names())]:
+        lines = (BIN / name).read_text().splitlines()
+        assert lines[0].startswith("#!") and "python" in lines[0], (name, lines[0])
+        assert lines[1:] == ["import sys", "from octopanel.cli import main", "sys.exit(main())"], name
 
 
 def test_every_script_is_installed_beside_the_interpreter(registry):
