@@ -1,6 +1,5 @@
 """The one bounds vocabulary: typed values with min/max, shared by config and action parameters."""
 
-import difflib
 import reprlib
 
 # Error messages quote what they got, but never a whole (maybe aliased, maybe huge) YAML structure.
@@ -88,5 +87,7 @@ def to_str(text):
 
 def suggest(word, choices):
     """' (did you mean 'x'?)' for the closest choice, or ''."""
+    import difflib  # only on an error: it costs ~1 ms of every command otherwise
+
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
