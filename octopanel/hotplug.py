@@ -1,4 +1,7 @@
-"""When to rescan for input devices: inotify on /dev/input through libc (no dependency), else a timer."""
+"""When to rescan for input devices: inotify on /dev/input through libc (no dependency), else a timer.
+
+Without /dev/input (no input device since boot, or a container), /dev itself is watched for its creation,
+so that an idle daemon still never wakes up on a timer; the timer is only for a system without inotify."""
 
 import ctypes
 import logging
@@ -13,7 +16,7 @@ SETTLE_S = 0.3
 RESCAN_INTERVAL_S = 2.0
 
 
-def _inotify(directory):
+def _inotify(directory, mask=IN_ATTRIB | IN_MOVED_TO | IN_CREATE | IN_DELETE):
     """An inotify fd watching directory, or None (no such directory, or no inotify in this libc)."""
     if not os.path.isdir(directory):
         return None
@@ -26,7 +29,6 @@ def _inotify(directory):
         log.warning("inotify unavailable (%s); rescanning every %gs", os.strerror(ctypes.get_errno()),
                     RESCAN_INTERVAL_S)
         return None
-    mask = IN_ATTRIB | IN_MOVED_TO | IN_CREATE | IN_DELETE
     if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
         log.warning("cannot watch %s (%s); rescanning on a timer", directory, os.strerror(ctypes.get_errno()))
         os.close(fd)
@@ -40,8 +42,20 @@ class Hotplug:
     def __init__(self, directory="/dev/input", interval_s=RESCAN_INTERVAL_S, settle_s=SETTLE_S,
                  now=time.monotonic):
         self._directory, self._interval_s, self._settle_s, self._now = directory, interval_s, settle_s, now
-        self._fd = _inotify(directory) if directory is not None else None
+        self._fd, self._parent = None, False  # _parent: the fd watches the parent, for directory to appear
+        if directory is not None:
+            self._watch()
         self._due = None if self._fd is not None else now() + interval_s
+
+    def _watch(self):
+        """Watch the directory, else its parent for the directory's creation; False if neither works."""
+        self._fd = _inotify(self._directory)
+        self._parent = False
+        if self._fd is None:
+            parent = os.path.dirname(os.path.abspath(self._directory))
+            self._fd = _inotify(parent, IN_CREATE | IN_MOVED_TO) if os.path.isdir(parent) else None
+            self._parent = self._fd is not None
+        return self._fd is not None
 
     def fileno(self):
         """The inotify fd to select on, or None when running on the timer."""
@@ -54,6 +68,12 @@ class Hotplug:
                 pass
         except BlockingIOError:
             pass
+        if self._parent:
+            if not os.path.isdir(self._directory):
+                return  # something else appeared in the parent
+            old = self._fd
+            self._watch()  # now the directory itself; its first nodes may be there already: rescan
+            os.close(old)  # after opening the new watch, so that its fd number differs (the loop's selector)
         self._due = self._now() + self._settle_s
 
     def request(self):
@@ -70,7 +90,7 @@ class Hotplug:
             return False
         self._due = None
         if self._fd is None and self._directory is not None:
-            self._fd = _inotify(self._directory)
+            self._watch()
         if self._fd is None:
             self._due = now + self._interval_s
         return True

@@ -381,9 +381,10 @@ def test_hotplug_by_inotify_triggers_a_settled_rescan(tmp_path):
     mgr.close()
 
 
-def test_without_dev_input_a_timer_rescans(tmp_path):
+def test_with_nothing_to_watch_a_timer_rescans(tmp_path):
+    """Neither the directory nor its parent exists (as if inotify were unavailable): rescan on a timer."""
     bus, changes, now = FakeBus(), [], [0.0]
-    mgr = manager(bus, [DeviceSpec(name="USB Keypad")], changes, watch_dir=str(tmp_path / "absent"),
+    mgr = manager(bus, [DeviceSpec(name="USB Keypad")], changes, watch_dir=str(tmp_path / "absent" / "input"),
                   rescan_interval_s=2.0, now=lambda: now[0])
     assert mgr.fds() == [] and mgr.next_deadline() == 2.0
     bus.plug("/dev/input/event3", "USB Keypad")
@@ -491,3 +492,27 @@ def test_a_replayed_session_gives_the_recorded_gestures(tmp_path):
                 gestures += [g for ev in events for g in eng.feed(ev, label)]
     assert [(g.kind, round(g.time - gestures[0].time + 0.8, 3)) for g in gestures] == [
         ("hold", 0.8), ("release", 1.0), ("press", 2.1), ("release", 2.1)]
+
+
+def test_without_dev_input_its_creation_is_watched_instead_of_a_timer(tmp_path):
+    """No /dev/input yet (nothing plugged since boot): the parent is watched, so idle means no wake-ups."""
+    bus, changes, now = FakeBus(), [], [100.0]
+    watched = tmp_path / "input"
+    mgr = manager(bus, [DeviceSpec(name="USB Keypad")], changes, watch_dir=str(watched), now=lambda: now[0])
+    [parent_watch] = mgr.fds()
+    assert mgr.next_deadline() is None  # no timer
+    (tmp_path / "unrelated").touch()
+    assert pump(mgr) == [] and mgr.next_deadline() is None
+    watched.mkdir()
+    bus.plug("/dev/input/event3", "USB Keypad")
+    (watched / "event3").touch()
+    assert pump(mgr) == []
+    [dir_watch] = mgr.fds()
+    assert dir_watch != parent_watch  # a new fd number, so that the daemon's selector registers it
+    assert mgr.next_deadline() == pytest.approx(100.3)
+    mgr.tick(100.3)
+    assert mgr.labels() == ["USB Keypad"]
+    bus.plug("/dev/input/event4", "USB Keypad")
+    (watched / "event4").touch()  # the directory itself is watched now
+    assert pump(mgr) == [] and mgr.next_deadline() == pytest.approx(100.3)
+    mgr.close()

@@ -175,7 +175,7 @@ def test_octoprint_killed_and_restarted_under_a_running_daemon(own_octoprint, tm
         assert panel.proc.poll() is None, panel.output()
         # The stale presses go as soon as the pause is resolved; pressing only then keeps this test about
         # recovery (a fresh press merging with stale ones is test_stale_presses_never_ride_along_...).
-        panel.wait_log("KEY_KP8 press: dropped", timeout=1.0)
+        panel.wait_log("KEY_KP8 press: dropped", timeout=RECOVERY_S)
 
         panel.tap(e.KEY_KP8)
         vp.wait_sent(mark, ["G91", re.compile(r"G0 Y1( F\d+)?"), "G90"], timeout=RECOVERY_S)
