@@ -48,8 +48,9 @@ NOTES = """\
   *bash+curl* takes the connection from the environment too; *8control config* reads `~/.octocmd.conf`
   with `cat | grep | cut` as 8control does (four processes more). The ratios use the faster bash variant.
 * **At rest.** Two daemons with the shipped `etc/keymap.yaml`, a control socket and no replay, idle side
-  by side: one as it runs here, where `/dev/input` does not exist, and one "Pi-like", pointed at an
-  existing empty directory so that its hotplug watch is inotify, as on a Pi with `/dev/input`. Wake-ups
+  by side: one as it runs here, where `/dev/input` does not exist (so inotify watches `/dev` for its
+  creation), and one "Pi-like", pointed at an existing empty directory so that inotify watches it, as
+  it watches `/dev/input` on a Pi. Wake-ups
   are voluntary context switches per thread (each time a thread blocks again after waking); strace
   then shows which blocking call returned and with what timeout. No systemd watchdog is configured.
 
@@ -70,9 +71,10 @@ NOTES = """\
   requests-based command costs at least: the 6× target sits about at that floor. PyYAML is imported
   only when a YAML file is read. `8jog` sends three requests (state, printer profile for the jog
   direction, jog) where bash sends one.
-* **At rest**, the loop blocks in select() with no timeout unless something is due: a gesture timer, the
-  systemd watchdog, or the hotplug rescan timer, which only runs while `/dev/input` does not exist
-  (`hotplug.py`; here, not on a Pi). The worker thread sleeps on a condition variable with no timeout.
+* **At rest**, the loop blocks in select() with no timeout unless something is due: a gesture timer or
+  the systemd watchdog. Device hotplug is inotify on `/dev/input`, or on `/dev` until `/dev/input`
+  exists; a rescan timer is left only for a system without inotify (`hotplug.py`). The worker thread
+  sleeps on a condition variable with no timeout.
 * **A key press**, before requests takes over, crosses the replay's feeder thread (benchmark only),
   evdev decoding, the gesture engine and the keymap's action parse on the main thread, then a
   hand-off to the worker thread, which waits for the GIL until the main thread is back in select().
