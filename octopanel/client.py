@@ -5,6 +5,7 @@ API reference: https://docs.octoprint.org/en/master/api/index.html
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 
 import requests
@@ -38,10 +39,14 @@ class PrinterState:
         return cls(name, text, tuple(sorted(on)))
 
 
+PROFILE_TTL_S = 60.0
+
+
 class Client:
     """One method per OctoPrint endpoint used; all requests share one requests.Session."""
 
-    def __init__(self, url, api_key, connect_timeout=5.0, read_timeout=10.0, verbose=0, log=None):
+    def __init__(self, url, api_key, connect_timeout=5.0, read_timeout=10.0, verbose=0, log=None,
+                 now=time.monotonic):
         self.base = url.rstrip("/") + "/"
         self.api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
@@ -50,7 +55,8 @@ class Client:
         self.session = requests.Session()
         if api_key:
             self.session.headers["X-Api-Key"] = api_key
-        self._profile = None
+        self._now = now
+        self._profile, self._profile_at = None, None
 
     @classmethod
     def from_settings(cls, settings, verbose=0):
@@ -162,12 +168,13 @@ class Client:
             return PrinterState("error" if "error" in text.lower() else "disconnected", text)
 
     def profile(self):
-        """The active printer profile (cached for the life of the client)."""
-        if self._profile is None:
+        """The active printer profile, cached for PROFILE_TTL_S: a daemon runs for months, and someone may
+        invert an axis in OctoPrint meanwhile; a jog burst should not fetch it for every detent."""
+        if self._profile is None or self._now() - self._profile_at >= PROFILE_TTL_S:
             profiles = self.get("api/printerprofiles").get("profiles", {})
             chosen = next((p for p in profiles.values() if p.get("current")), None)
             chosen = chosen or next((p for p in profiles.values() if p.get("default")), None)
-            self._profile = chosen or {}
+            self._profile, self._profile_at = chosen or {}, self._now()
         return self._profile
 
     # -- commands -------------------------------------------------------------------------

@@ -214,3 +214,28 @@ def test_jog_and_extrude_are_allowed_while_paused(run8, printer):
     sent = [line for line in sent_by(printer, mark) if not PRINT_MOVE.fullmatch(line)]
     assert_lines(sent, jogged("X0 Y0 Z5") + EXTRUDE)
     assert "paused" in printer.flags()
+
+
+def test_the_profile_is_read_again_after_its_ttl(printer):
+    """A daemon runs for months: an axis inverted in OctoPrint meanwhile is followed within PROFILE_TTL_S."""
+    from octopanel.client import PROFILE_TTL_S, Client
+
+    clock = [1000.0]
+    client = Client(printer.url, printer.api_key, now=lambda: clock[0])
+
+    def inverted():
+        return client.profile()["axes"]["x"]["inverted"]
+
+    assert inverted() is False
+    response = printer.request("PATCH", "/api/printerprofiles/_default",
+                               json={"profile": {"axes": {"x": {"inverted": True}}}})
+    assert response.status_code == 200, response.text
+    try:
+        clock[0] += PROFILE_TTL_S - 1
+        assert inverted() is False  # cached: a jog burst does not fetch it per detent
+        clock[0] += 1
+        assert inverted() is True
+    finally:
+        printer.request("PATCH", "/api/printerprofiles/_default",
+                        json={"profile": {"axes": {"x": {"inverted": False}}}})
+        client.close()
