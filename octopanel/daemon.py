@@ -46,7 +46,7 @@ class Daemon:
         self.connected = set()
         self.ended = False
         self.stop_requested = self.reload_requested = False
-        self._device_fds = set()
+        self._device_fds, self._fd_generation = set(), None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -142,10 +142,14 @@ class Daemon:
         return self.engine.next_deadline() is None and not self.executor.pending()
 
     def _sync_fds(self):
-        current = set(self.devices.fds())
-        for fd in self._device_fds - current:
-            self.selector.unregister(fd)
-        for fd in current - self._device_fds:
+        current, generation = set(self.devices.fds()), self.devices.generation
+        if generation != self._fd_generation:  # an fd number may now be another file: register afresh
+            stale, self._fd_generation = self._device_fds, generation
+        else:
+            stale = self._device_fds - current
+        for fd in stale:
+            self.selector.unregister(fd)  # a closed fd's registration is already gone; selectors allows that
+        for fd in current - (self._device_fds - stale):
             self.selector.register(fd, selectors.EVENT_READ, ("device", fd))
         self._device_fds = current
 

@@ -134,6 +134,7 @@ class DeviceManager:
         self._clock = clock if clock is not None else Clock(now)
         self._groups = {}  # physical key -> _Group
         self._by_fd = {}  # fd -> (_Group, path)
+        self._fd_changes = 0  # opens and closes, for `generation`
         self._waiting = set()  # indexes of specs already logged as missing
         self._ended = set()  # paths of finished recordings
         self._denied = set()  # paths already logged as not readable
@@ -180,6 +181,12 @@ class DeviceManager:
         """Every fd to select on for reading: the devices, and the hotplug watch if any."""
         watch = self._hotplug.fileno()
         return ([watch] if watch is not None else []) + list(self._by_fd)
+
+    @property
+    def generation(self):
+        """Changes whenever an fd was opened or closed. A closed fd leaves the loop's epoll set, and the next
+        open() may get the same number: the loop must then register it again, though fds() looks the same."""
+        return self._fd_changes + self._hotplug.generation
 
     def handle_readable(self, fd):
         """Read a ready fd: [(label, events)] with timestamps on time.monotonic(); [] for the watch or a loss."""
@@ -268,6 +275,7 @@ class DeviceManager:
         source.label = group.label
         group.sources[path] = source
         self._by_fd[source.fileno()] = (group, path)
+        self._fd_changes += 1
         if group.spec.grab:
             try:
                 self._try_grab(group, path, source)
@@ -301,5 +309,6 @@ class DeviceManager:
         del self._groups[group.key]
         for fd in [fd for fd, (owner, _) in self._by_fd.items() if owner is group]:
             del self._by_fd[fd]
+        self._fd_changes += 1
         for source in group.sources.values():
             source.close()

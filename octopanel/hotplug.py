@@ -43,12 +43,14 @@ class Hotplug:
                  now=time.monotonic):
         self._directory, self._interval_s, self._settle_s, self._now = directory, interval_s, settle_s, now
         self._fd, self._parent = None, False  # _parent: the fd watches the parent, for directory to appear
+        self.generation = 0  # counts changes of fileno(): see DeviceManager.generation
         if directory is not None:
             self._watch()
         self._due = None if self._fd is not None else now() + interval_s
 
     def _watch(self):
         """Watch the directory, else its parent for the directory's creation; False if neither works."""
+        self.generation += 1
         self._fd = _inotify(self._directory)
         self._parent = False
         if self._fd is None:

@@ -1,5 +1,6 @@
 """The daemon in-process with fake devices on pipes (the device seam) and a fake printer: unplug and replug."""
 
+import os
 import threading
 import time
 
@@ -161,3 +162,43 @@ def test_presses_whose_binding_does_not_add_up_are_never_merged(tmp_path):
         assert r.printer.sent == [("gcode", "M290 Z0.02")] * 3
     finally:
         r.stop()
+
+
+class FdsOnly:
+    """The loop's view of the devices: fds() and generation; nothing else is touched by _sync_fds."""
+
+    def __init__(self):
+        self.fd_list, self.generation = [], 0
+
+    def fds(self):
+        return self.fd_list
+
+    def close(self):
+        pass
+
+
+def test_a_reused_fd_number_is_registered_again(tmp_path):
+    """A lost keypad's fd is closed, which drops it from epoll; the replugged one may get the same number in
+    the same loop round. fds() then looks unchanged, so only the generation tells the loop to register it."""
+    path = tmp_path / "keymap.yaml"
+    path.write_text(KEYMAP)
+    settings = config.load(env={})
+    registry = build_registry()
+    devices = FdsOnly()
+    daemon = Daemon(keymap.load(path, registry, settings.limits), path, registry,
+                    Context(client=FakePrinter(), settings=settings), lambda *_: devices, Notifier(env={}))
+    old_r, old_w = os.pipe()
+    new_r, new_w = os.pipe()
+    try:
+        devices.fd_list = [old_r]
+        daemon._sync_fds()
+        os.dup2(new_r, old_r)  # old_r's number now names the new pipe, as a close then open() may do
+        devices.generation += 1
+        daemon._sync_fds()
+        os.write(new_w, b"x")
+        assert ("device", old_r) in [key.data for key, _ in daemon.selector.select(1.0)]
+    finally:
+        daemon.selector.close()
+        for fd in (old_r, old_w, new_r, new_w):
+            os.close(fd)
+

@@ -516,3 +516,20 @@ def test_without_dev_input_its_creation_is_watched_instead_of_a_timer(tmp_path):
     (watched / "event4").touch()  # the directory itself is watched now
     assert pump(mgr) == [] and mgr.next_deadline() == pytest.approx(100.3)
     mgr.close()
+
+
+def test_the_generation_changes_on_every_open_and_loss():
+    """The daemon's loop re-registers every fd when it changes (see Daemon._sync_fds)."""
+    bus, changes = FakeBus(), []
+    mgr = manager(bus, [DeviceSpec(name="USB Keypad")], changes)
+    seen = [mgr.generation]
+    bus.plug("/dev/input/event3", "USB Keypad")
+    mgr.rescan()
+    seen.append(mgr.generation)
+    mgr.rescan()  # nothing new
+    seen.append(mgr.generation)
+    bus.unplug("/dev/input/event3")
+    pump(mgr)
+    seen.append(mgr.generation)
+    assert seen[0] != seen[1] == seen[2] != seen[3] and changes[-1][:2] == ("USB Keypad", False)
+    mgr.close()
