@@ -142,7 +142,7 @@ def run_action(registry, name, words, opts):
     if not call.action.cli:
         raise UsageError(f"'{call.action.name}' is a panel action: use it in keymap.yaml or on the control socket")
     client = None
-    if call.action.name != "checkcfg":
+    if not call.action.offline:
         from .client import Client
 
         client = Client.from_settings(settings, opts["verbose"])

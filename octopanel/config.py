@@ -147,9 +147,12 @@ def read_yaml_config(path, settings):
     return values
 
 
-def octocmd_layers(settings):
-    """8control's files: ~/.octocmd.conf wins over /etc/octocmd.conf, exactly as 8control reads them."""
-    for path in (Path(os.path.expanduser("~/.octocmd.conf")), Path("/etc/octocmd.conf")):
+OCTOCMD_FILES = ("~/.octocmd.conf", "/etc/octocmd.conf")
+
+
+def octocmd_layers(settings, files=OCTOCMD_FILES):
+    """8control's files: the first that exists is read (~/.octocmd.conf, else /etc/octocmd.conf), as 8control does."""
+    for path in (Path(os.path.expanduser(f)) for f in files):
         if not path.is_file():
             continue
         try:

@@ -106,6 +106,19 @@ def test_octocmd_layers_reads_home_only_when_etc_is_absent(home):
     assert config.octocmd_layers(config.Settings()) == [(str(path), {"url": "http://a:1", "api_key": "k" * 20})]
 
 
+def test_octocmd_layers_fall_back_to_the_system_file(home, tmp_path):
+    """~/.octocmd.conf wins whole (no key-by-key merge, as in 8control); the system file is read without it."""
+    system = tmp_path / "etc-octocmd.conf"
+    system.write_text(json.dumps({"OctoPrint_URL": "http://system:80", "OctoAPI_KEY": "s" * 20}))
+    system.chmod(0o600)
+    files = ("~/.octocmd.conf", str(system))
+    assert config.octocmd_layers(config.Settings(), files) == [(str(system), {"url": "http://system:80",
+                                                                               "api_key": "s" * 20})]
+    path = octocmd(home, url="http://home:1", key=None)
+    assert config.octocmd_layers(config.Settings(), files) == [(str(path), {"url": "http://home:1"})]
+    assert config.OCTOCMD_FILES == ("~/.octocmd.conf", "/etc/octocmd.conf")  # what 8control reads
+
+
 def test_yaml_overrides_octocmd_key_by_key(home):
     octocmd(home, url="http://octocmd:5000", key="octocmd-key-0123")
     path = yaml_config(home, "url: http://yaml:5000\nmax_tool_temp: 300\n")

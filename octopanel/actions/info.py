@@ -47,7 +47,7 @@ def getjob(ctx):
 
 def register(reg):
     reg.register(Action("checkcfg", checkcfg, "show the OctoPrint URL, API key (masked) and where each came from",
-                        GROUP, local=True))
+                        GROUP, local=True, offline=True))
     reg.register(Action("apiver", apiver, "show OctoPrint's API and server version", GROUP))
     reg.register(Action("status_raw", status_raw, "print GET /api/connection as JSON", GROUP,
                         commands=("status_raw", "statusraw")))

@@ -72,6 +72,7 @@ class Action:
     slow: bool = False  # polls for a long time (alarm, waitend)
     cli: bool = True  # False: panel-only (no 8xxx command), e.g. mode changes
     local: bool = False  # reads the caller's files, stdin or config: never delegated to the daemon
+    offline: bool = False  # needs no OctoPrint connection (checkcfg): runs even with no URL or key set
     check: Callable | None = None  # cross-parameter rule: check(args) returns an error text or None
 
     @property
