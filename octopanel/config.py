@@ -4,7 +4,6 @@ import json
 import os
 import stat
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bounds
@@ -34,13 +33,16 @@ LIMIT_NAMES = ("max_tool_temp", "max_bed_temp", "min_extrude_temp", "min_factor"
 CREDENTIAL_NAME = "octoprint-api-key"
 
 
-@dataclass
 class Settings:
     """Resolved settings and, for 8checkcfg, where each one came from."""
 
-    values: dict = field(default_factory=dict)
-    sources: dict = field(default_factory=dict)
-    warnings: list = field(default_factory=list)
+    def __init__(self, values=None, sources=None, warnings=None):
+        self.values = {} if values is None else values
+        self.sources = {} if sources is None else sources
+        self.warnings = [] if warnings is None else warnings
+
+    def __repr__(self):
+        return f"Settings(values={self.values!r}, sources={self.sources!r}, warnings={self.warnings!r})"
 
     def __getattr__(self, name):
         try:

@@ -4,8 +4,6 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from ..bounds import show
 from ..errors import SafetyError, UsageError
@@ -14,13 +12,16 @@ from .registry import ANY
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass
 class Result:
     """What an action did: text for people, data for --json, and whether anything was sent."""
 
-    text: str | None = None
-    data: Any = None
-    sent: bool = True
+    __slots__ = ("text", "data", "sent")
+
+    def __init__(self, text=None, data=None, sent=True):
+        self.text, self.data, self.sent = text, data, sent
+
+    def __repr__(self):
+        return f"Result(text={self.text!r}, data={self.data!r}, sent={self.sent!r})"
 
     def as_json(self, action_name):
         if self.data is not None:
@@ -28,17 +29,15 @@ class Result:
         return {"action": action_name, "sent": self.sent, "message": self.text}
 
 
-@dataclass
 class Context:
-    """Everything an action needs; the CLI, the daemon and the control socket each build one."""
+    """Everything an action needs; the CLI, the daemon and the control socket each build one.
 
-    client: Any
-    settings: Any
-    out: Any = field(default_factory=lambda: sys.stdout)
-    err: Any = field(default_factory=lambda: sys.stderr)
-    tty: bool = False
-    sleep: Any = time.sleep
-    panel: Any = None  # the daemon's panel state (modes), None outside the daemon
+    `panel` is the daemon's panel state (modes), None outside the daemon."""
+
+    def __init__(self, client, settings, out=None, err=None, tty=False, sleep=time.sleep, panel=None):
+        self.client, self.settings, self.tty, self.sleep, self.panel = client, settings, tty, sleep, panel
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
 
     @property
     def limits(self):

@@ -1,8 +1,7 @@
 """The action registry: every action defined once, and the one parser for action lines."""
 
 import shlex
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections import namedtuple
 
 from .. import bounds
 from ..errors import UsageError
@@ -20,19 +19,16 @@ MOTION_OK = frozenset({"idle", "paused"})
 ANY = STATES
 
 
-@dataclass(frozen=True)
-class Param:
-    """A typed parameter; minval/maxval are numbers or names of a settings limit."""
+# namedtuples, not dataclasses: `import dataclasses` (inspect, ast, dis…) costs ~5 ms of every in-process
+# command. Both are immutable records built once, at registration.
+class Param(namedtuple("Param", "name convert default minval maxval help flag takes_value rest",
+                       defaults=(bounds.to_float, REQUIRED, None, None, "", None, False, False))):
+    """A typed parameter; minval/maxval are numbers or names of a settings limit.
 
-    name: str
-    convert: Callable[[Any], Any] = bounds.to_float
-    default: Any = REQUIRED
-    minval: Any = None
-    maxval: Any = None
-    help: str = ""
-    flag: str | None = None  # e.g. "-q": a switch (or, with takes_value, an option) on the command line
-    takes_value: bool = False
-    rest: bool = False  # swallows every remaining positional word (G-code text, messages)
+    flag: e.g. "-q", a switch (or, with takes_value, an option) on the command line; rest: swallows every
+    remaining positional word (G-code text, messages)."""
+
+    __slots__ = ()
 
     def parse(self, raw, limits):
         try:
@@ -54,38 +50,43 @@ def resolve_limit(bound, limits):
     return -limits[bound[1:]] if bound.startswith("-") else limits[bound]
 
 
-@dataclass(frozen=True)
-class Action:
+ACTION_FIELDS = {  # after name, run, help, group: the defaults, and what each means
+    "params": (),
+    "states": ANY,
+    "commands": (),  # the 8xxx names (without the 8); default: (name,)
+    "skip_when_not": False,  # outside `states`: say "nothing sent" and succeed (pause, resume)
+    "legacy": None,  # maps 8control positional words to {param: word}
+    "mergeable": False,  # consecutive calls may be combined, conserving the total (jog, extrude)
+    "dangerous": False,  # the panel needs a confirming gesture (hold or double)
+    "slow": False,  # polls for a long time (alarm, waitend)
+    "cli": True,  # False: panel-only (no 8xxx command), e.g. mode changes
+    "local": False,  # reads the caller's files, stdin or config: never delegated to the daemon
+    "offline": False,  # needs no OctoPrint connection (checkcfg): runs even with no URL or key set
+    "check": None,  # cross-parameter rule: check(args) returns an error text or None
+}
+
+
+class Action(namedtuple("Action", ["name", "run", "help", "group", *ACTION_FIELDS],
+                        defaults=tuple(ACTION_FIELDS.values()))):
     """One action: its name, parameters, help, and the printer states it may run in."""
 
-    name: str
-    run: Callable
-    help: str
-    group: str
-    params: tuple = ()
-    states: frozenset = ANY
-    commands: tuple = ()  # the 8xxx names (without the 8); default: (name,)
-    skip_when_not: bool = False  # outside `states`: say "nothing sent" and succeed (pause, resume)
-    legacy: Callable | None = None  # maps 8control positional words to {param: word}
-    mergeable: bool = False  # consecutive calls may be combined, conserving the total (jog, extrude)
-    dangerous: bool = False  # the panel needs a confirming gesture (hold or double)
-    slow: bool = False  # polls for a long time (alarm, waitend)
-    cli: bool = True  # False: panel-only (no 8xxx command), e.g. mode changes
-    local: bool = False  # reads the caller's files, stdin or config: never delegated to the daemon
-    offline: bool = False  # needs no OctoPrint connection (checkcfg): runs even with no URL or key set
-    check: Callable | None = None  # cross-parameter rule: check(args) returns an error text or None
+    __slots__ = ()
 
     @property
     def command_names(self):
         return self.commands or (self.name,)
 
 
-@dataclass
 class Call:
     """A parsed action line: the action and its converted arguments."""
 
-    action: Action
-    args: dict = field(default_factory=dict)
+    __slots__ = ("action", "args")
+
+    def __init__(self, action, args=None):
+        self.action, self.args = action, {} if args is None else args
+
+    def __repr__(self):
+        return f"Call({self.action.name!r}, {self.args!r})"
 
     def __str__(self):
         words = [self.action.name] + [f"{k}={shlex.quote(bounds.fmt(v) if isinstance(v, float) else str(v))}"
