@@ -53,7 +53,7 @@ def event(type_, code, value):
 
 
 class PanelDaemon:
-    """`octopanel run --replay FIFO --speed 0` from the bench venv, and the FIFO's write end: a keypad."""
+    """`octopanel run --replay FIFO --live` from the bench venv, and the FIFO's write end: a keypad."""
 
     def __init__(self, venv, url, api_key, workdir, keymap=KEYMAP):
         self.workdir = Path(workdir)
@@ -62,10 +62,10 @@ class PanelDaemon:
         (self.workdir / "keymap.yaml").write_text(keymap)
         self.log = open(self.workdir / "daemon.log", "w+")  # noqa: SIM115 (open for the daemon's life)
         env = benchenv.clean_env(self.workdir, OCTOPRINT_URL=url, OCTOPRINT_API_KEY=api_key)
-        # --speed 0 delivers each event as soon as it is read: at speed 1 the replay would pace later
-        # events against the delay of the first read (ReplaySource._pump), which is not the daemon's cost.
-        self.proc = subprocess.Popen([str(venv / "bin" / "octopanel"), "run", "--replay", str(self.fifo),
-                                      "--speed", "0", "--keymap", str(self.workdir / "keymap.yaml"), "--no-control"],
+        # --live: the loop reads the FIFO itself, as it reads a keypad's event node. A plain replay would put
+        # a pacing thread between the two, which a real keypad does not have.
+        self.proc = subprocess.Popen([str(venv / "bin" / "octopanel"), "run", "--replay", str(self.fifo), "--live",
+                                      "--keymap", str(self.workdir / "keymap.yaml"), "--no-control"],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.fd = self._open_writer()
 

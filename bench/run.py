@@ -19,7 +19,7 @@ NOTES = """\
   from run to run; p99 is not: one scheduling hiccup of a few ms in 100 samples moves it, for the
   daemon and for the bare client alike. Compare p99 figures only within one table.
 * **Key press → request.** The benchmark writes one `struct input_event` press (+ `SYN_REPORT`) into the
-  daemon's replay FIFO (`octopanel run --replay FIFO --speed 0`) and takes t0 just before the write. A
+  daemon's FIFO (`octopanel run --replay FIFO --live`) and takes t0 just before the write. A
   timing server in a child process stamps the request's arrival on the same CLOCK_MONOTONIC: for the stub,
   in its handler (the whole request read); for OctoPrint, in a small TCP proxy in front of it (first byte
   of the request), which also stamps when the answer went back ("answered"). The bare client is a
@@ -31,9 +31,10 @@ NOTES = """\
   strength of an old answer. The *first request* is what a key press costs the daemon itself (evdev
   read, gesture, keymap, queue, worker thread); the *jog request* adds a whole round trip to OctoPrint
   (≈ 4 ms here), by design.
-* **Replay hop.** The replay source has a feeder thread between the FIFO and the pipe the daemon
-  selects on; a real keypad has not (the kernel wakes the select directly). So the measured daemon
-  path carries one thread hop more than on a Pi.
+* **The FIFO is read like a device.** With `--live` the daemon's loop selects on the FIFO and decodes it
+  with evdev itself, as it does a keypad's event node. (A plain `--replay` has a pacing thread between
+  the FIFO and the loop, which cost about 0.08 ms p50 and 0.24 ms p99 more per event when measured alone;
+  earlier results in this file's history include it.)
 * **Key → G0 in serial.log** is end to end to the (virtual) printer, with serial.log's 1 ms wall-clock
   stamps; OctoPrint logs a line about 6 ms after it accepted the request.
 * **Burst.** 1,000 `REL_DIAL` +1 events at 500 Hz, keymap `REL_DIAL: "jog z=0.1"`, `max_outstanding_mm:
@@ -75,8 +76,8 @@ NOTES = """\
   the systemd watchdog. Device hotplug is inotify on `/dev/input`, or on `/dev` until `/dev/input`
   exists; a rescan timer is left only for a system without inotify (`hotplug.py`). The worker thread
   sleeps on a condition variable with no timeout.
-* **A key press**, before requests takes over, crosses the replay's feeder thread (benchmark only),
-  evdev decoding, the gesture engine and the keymap's action parse on the main thread, then a
+* **A key press**, before requests takes over, crosses evdev decoding, the gesture engine and the
+  keymap's action parse on the main thread, then a
   hand-off to the worker thread, which waits for the GIL until the main thread is back in select().
   `requests` itself then spends about as long in Python before writing to the socket as it does for
   the bare client.

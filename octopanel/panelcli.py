@@ -3,6 +3,7 @@
 import argparse
 import logging
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -101,7 +102,9 @@ def run(argv):
     parser = parser_for("run", "run the control panel: keypads and jog wheels → OctoPrint")
     parser.add_argument("--keymap", default=None, help="keymap file (default: %(default)s)")
     parser.add_argument("--replay", help="read a recording or FIFO of raw input events instead of devices")
-    parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor (0: as fast as possible)")
+    parser.add_argument("--speed", type=float, default=None, help="replay speed factor (0: as fast as possible)")
+    parser.add_argument("--live", action="store_true",
+                        help="--replay names a FIFO written as events happen: read it like a device, unpaced")
     parser.add_argument("--dry-run", action="store_true", help="print gesture → action → request, send nothing")
     parser.add_argument("--dry-run-state", default="idle", help="printer state assumed by --dry-run")
     parser.add_argument("--control", default=None, help="control socket path (default: runtime directory)")
@@ -148,10 +151,18 @@ def devices_factory(args):
 
         if not os.path.exists(args.replay):
             raise UsageError(f"--replay: {args.replay} does not exist")
+        if args.live and not stat.S_ISFIFO(os.stat(args.replay).st_mode):
+            raise UsageError(f"--live: {args.replay} is not a FIFO (mkfifo it, then write events into it)")
+        if args.live and args.speed is not None:
+            raise UsageError("--live reads events as they come: --speed does not apply")
+        speed = 1.0 if args.speed is None else args.speed
         info = DeviceInfo(path=args.replay, name=os.path.basename(args.replay))
         return lambda _specs, on_change: devices.DeviceManager(
             [devices.DeviceSpec(path=args.replay)], lister=lambda: [info],
-            opener=lambda p: devices.ReplaySource(p, speed=args.speed), on_change=on_change, watch_dir=None)
+            opener=lambda p: devices.ReplaySource(p, speed=speed, live=args.live), on_change=on_change,
+            watch_dir=None)
+    if args.live or args.speed is not None:
+        raise UsageError(f"{'--live' if args.live else '--speed'} needs --replay")
     return lambda specs, on_change: devices.DeviceManager(specs, on_change=on_change)
 
 

@@ -62,7 +62,10 @@ class ReplaySource:
 
     monotonic = True
 
-    def __init__(self, path, speed=1.0, clock=time.monotonic, label=None, size=None):
+    def __init__(self, path, speed=1.0, clock=time.monotonic, label=None, size=None, live=False):
+        """``live``: `path` is a FIFO that another program writes native records into as they happen (a
+        software keypad). The loop reads and decodes it directly, as it does a real event node: no feeder
+        thread, no pacing, and its timestamps, on whatever clock, are mapped by the DeviceManager's Clock."""
         if not speed >= 0:
             raise ValueError(f"speed must be 0 (as fast as possible) or above, got {speed!r}")
         self.path = os.fspath(path)
@@ -71,11 +74,18 @@ class ReplaySource:
         self._clock, self._size = clock, size
         self._stop = threading.Event()
         self._held = set()
+        # InputDevice.__init__ would ioctl the fd; only fd and path are needed to read and decode.
+        self.device = evdev.InputDevice.__new__(evdev.InputDevice)
+        self.device.path, self._thread = self.path, None
+        if live:
+            if not stat.S_ISFIFO(_mode(self.path)):
+                raise ValueError(f"{self.path}: live replay needs a FIFO")
+            # Non-blocking: no writer yet is not an end (poll reports nothing until one connects).
+            self.device.fd, self.monotonic = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK), False
+            return
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
-        # InputDevice.__init__ would ioctl the pipe; only fd and path are needed to read and decode.
-        self.device = evdev.InputDevice.__new__(evdev.InputDevice)
-        self.device.fd, self.device.path = read_end, self.path
+        self.device.fd = read_end
         self._thread = threading.Thread(target=self._feed, args=(write_end,), name=f"replay {self.label}",
                                         daemon=True)
         self._thread.start()
@@ -112,6 +122,9 @@ class ReplaySource:
     def close(self):
         """Stop the feeder and release both pipe ends."""
         self._stop.set()
+        if self._thread is None:
+            self.device.close()
+            return
         if self._thread.is_alive() and stat.S_ISFIFO(_mode(self.path)):
             _release_fifo_open(self.path)
         self.device.close()  # a feeder blocked writing now gets EPIPE

@@ -13,7 +13,7 @@ import time
 import pytest
 from evdev import ecodes as e
 
-from conftest import LEAKY_PREFIXES
+from conftest import BIN, LEAKY_PREFIXES
 from daemonproc import DaemonProc
 from freezeproxy import FreezeProxy
 
@@ -57,8 +57,9 @@ def panel(printer, tmp_path):
     """start(keymap=..., url=...) -> a DaemonProc on the session printer (or on url, e.g. a proxy to it)."""
     panels = []
 
-    def start(keymap=KEYMAP, url=None):
-        p = DaemonProc(tmp_path, keymap=keymap, printer=printer, env={"OCTOPRINT_URL": url} if url else None)
+    def start(keymap=KEYMAP, url=None, args=()):
+        p = DaemonProc(tmp_path, keymap=keymap, printer=printer, env={"OCTOPRINT_URL": url} if url else None,
+                       args=args)
         panels.append(p)
         return p
 
@@ -67,9 +68,11 @@ def panel(printer, tmp_path):
         p.kill()
 
 
-def test_keys_become_gcode_in_serial_log(printer, panel):
+@pytest.mark.parametrize("live", [False, True], ids=["replay", "live"])
+def test_keys_become_gcode_in_serial_log(printer, panel, live):
+    """live: the FIFO is read by the loop itself, as a device node is (the benchmark's keypad)."""
     mark = printer.mark()
-    p = panel()
+    p = panel(args=("--live",) if live else ())
     p.tap(e.KEY_KP8)
     printer.wait_sent(mark, ["G91", move("Y1"), "G90"], timeout=10)
     p.tap(e.KEY_KPPLUS)  # step 1 -> 10
@@ -247,3 +250,20 @@ def test_feedback_beeps_on_refusal_and_shows_the_mode(printer, panel):
     printer.wait_sent(mark, lambda sent: "M300 P80 S400" in sent, timeout=10)
     assert "G28 X0 Y0 Z0" not in printer.sent_since(mark)
     assert p.close() == 0
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--live"], "--live needs --replay"),
+    (["--speed", "2"], "--speed needs --replay"),
+    (["--replay", "{file}", "--live"], "is not a FIFO"),
+    (["--replay", "{fifo}", "--live", "--speed", "0"], "--speed does not apply"),
+])
+def test_replay_options_misused_exit_2(tmp_path, args, text):
+    (tmp_path / "events.bin").write_bytes(b"")
+    os.mkfifo(tmp_path / "events.fifo")
+    argv = [a.format(file=tmp_path / "events.bin", fifo=tmp_path / "events.fifo") for a in args]
+    proc = subprocess.run([str(BIN / "octopanel"), "run", "--no-control", *argv], capture_output=True, text=True,
+                          timeout=30, env={**{k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)},
+                                           "HOME": str(tmp_path), "OCTOPRINT_URL": "http://127.0.0.1:9",
+                                           "OCTOPRINT_API_KEY": "k" * 32})
+    assert proc.returncode == 2 and text in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -144,6 +144,39 @@ def test_replay_from_a_fifo_ends_when_the_writer_closes(tmp_path):
     assert arrivals[1] - arrivals[0] > 0.15  # the first frame was not held back until the second came
 
 
+def test_live_fifo_is_read_directly_like_a_device_node(tmp_path):
+    """--live: no feeder thread, nothing readable before a writer connects, the writer's own timestamps and
+    frames as written, and the end when the writer closes."""
+    fifo = tmp_path / "keypad.fifo"
+    os.mkfifo(fifo)
+    threads = threading.active_count()
+    source = ReplaySource(fifo, live=True)
+    assert threading.active_count() == threads and not source.monotonic  # the Clock maps its timestamps
+    assert not wait_readable([source], 0.1)  # no writer yet: neither data nor an end
+    writer = os.open(fifo, os.O_WRONLY)
+    try:
+        os.write(writer, press_frame(50.0, KP1))
+        assert wait_readable([source], 1.0)
+        assert triples(source.read()) == [(e.EV_KEY, KP1, 1), (e.EV_SYN, 0, 0)]
+        assert source.active_keys() == [KP1]
+        assert source.read() == []  # drained, not ended
+        os.write(writer, press_frame(50.25, KP1, 0))
+        assert wait_readable([source], 1.0)
+        [up, _syn] = source.read()
+        assert (up.value, up.timestamp()) == (0, pytest.approx(50.25)) and source.active_keys() == []
+    finally:
+        os.close(writer)
+    assert wait_readable([source], 1.0)
+    with pytest.raises(EndOfReplay):
+        source.read()
+    source.close()
+
+
+def test_live_replay_needs_a_fifo(tmp_path):
+    with pytest.raises(ValueError, match="needs a FIFO"):
+        ReplaySource(recording(tmp_path, FRAMES), live=True)
+
+
 def test_replay_close_does_not_hang_on_a_fifo_without_writer(tmp_path):
     fifo = tmp_path / "idle.fifo"
     os.mkfifo(fifo)
