@@ -65,7 +65,9 @@ class ReplaySource:
     def __init__(self, path, speed=1.0, clock=time.monotonic, label=None, size=None, live=False):
         """``live``: `path` is a FIFO that another program writes native records into as they happen (a
         software keypad). The loop reads and decodes it directly, as it does a real event node: no feeder
-        thread, no pacing, and its timestamps, on whatever clock, are mapped by the DeviceManager's Clock."""
+        thread, no pacing, and its timestamps, on whatever clock, are mapped by the DeviceManager's Clock.
+        The writer must write whole records, at most PIPE_BUF (4 KiB) at a time, as the kernel does: a longer
+        write may be split mid-record, and evdev's decoding would then lose step."""
         if not speed >= 0:
             raise ValueError(f"speed must be 0 (as fast as possible) or above, got {speed!r}")
         self.path = os.fspath(path)
