@@ -142,16 +142,16 @@ class Daemon:
         return self.engine.next_deadline() is None and not self.executor.pending()
 
     def _sync_fds(self):
-        current, generation = set(self.devices.fds()), self.devices.generation
-        if generation != self._fd_generation:  # an fd number may now be another file: register afresh
-            stale, self._fd_generation = self._device_fds, generation
-        else:
-            stale = self._device_fds - current
-        for fd in stale:
+        """Register the devices' fds afresh whenever one was opened or closed (the generation says so): a
+        reused fd number is another file, which epoll does not know, though the set of numbers looks the same."""
+        generation = self.devices.generation
+        if generation == self._fd_generation:
+            return
+        for fd in self._device_fds:
             self.selector.unregister(fd)  # a closed fd's registration is already gone; selectors allows that
-        for fd in current - (self._device_fds - stale):
+        self._device_fds, self._fd_generation = set(self.devices.fds()), generation
+        for fd in self._device_fds:
             self.selector.register(fd, selectors.EVENT_READ, ("device", fd))
-        self._device_fds = current
 
     def _drain_wake(self):
         try:

@@ -184,8 +184,8 @@ class DeviceManager:
 
     @property
     def generation(self):
-        """Changes whenever an fd was opened or closed. A closed fd leaves the loop's epoll set, and the next
-        open() may get the same number: the loop must then register it again, though fds() looks the same."""
+        """Changes whenever fds() may have changed: an fd opened or closed, or the hotplug watch replaced.
+        The loop registers fds() afresh only then (a reused fd number is another file to epoll)."""
         return self._fd_changes + self._hotplug.generation
 
     def handle_readable(self, fd):

@@ -50,13 +50,15 @@ class Hotplug:
 
     def _watch(self):
         """Watch the directory, else its parent for the directory's creation; False if neither works."""
-        self.generation += 1
+        old = self._fd
         self._fd = _inotify(self._directory)
         self._parent = False
         if self._fd is None:
             parent = os.path.dirname(os.path.abspath(self._directory))
             self._fd = _inotify(parent, IN_CREATE | IN_MOVED_TO) if os.path.isdir(parent) else None
             self._parent = self._fd is not None
+        if self._fd is not None or old is not None:  # not on every tick of the timer that found nothing
+            self.generation += 1
         return self._fd is not None
 
     def fileno(self):
@@ -75,7 +77,7 @@ class Hotplug:
                 return  # something else appeared in the parent
             old = self._fd
             self._watch()  # now the directory itself; its first nodes may be there already: rescan
-            os.close(old)  # after opening the new watch, so that its fd number differs (the loop's selector)
+            os.close(old)  # after opening the new watch; the generation tells the loop to register it
         self._due = self._now() + self._settle_s
 
     def request(self):
