@@ -1,21 +1,16 @@
 """The daemon in-process with fake devices on pipes (the device seam) and a fake printer: unplug and replug."""
 
 import os
-import threading
 import time
 
 import pytest
 from evdev import ecodes as e
 
-from octopanel import config, keymap
-from octopanel.actions import build_registry
-from octopanel.actions.context import Context
-from octopanel.daemon import Daemon
-from octopanel.devices import DeviceManager
-from octopanel.notify import Notifier
+from octopanel import keymap
 
 from fakedevices import FakeBus
 from fakeprinter import FakePrinter
+from inprocdaemon import InProcessDaemon, bus_devices
 
 KEYMAP = """\
 devices:
@@ -31,35 +26,12 @@ keys:
 """
 
 
-class Running:
-    """A Daemon running its loop in a thread, over a FakeBus and a FakePrinter."""
+class Running(InProcessDaemon):
+    """The daemon over a FakeBus (`bus`) and a FakePrinter (`printer`); start() runs its loop."""
 
     def __init__(self, tmp_path, printer):
-        path = tmp_path / "keymap.yaml"
-        path.write_text(KEYMAP)
-        settings = config.load(env={})
-        registry = build_registry()
-        km = keymap.load(path, registry, settings.limits)
-        self.bus = FakeBus()
-        self.printer = printer
-        ctx = Context(client=printer, settings=settings)
-
-        def devices(specs, on_change):
-            return DeviceManager(specs, lister=self.bus.lister, opener=self.bus.opener, on_change=on_change,
-                                 watch_dir=None, rescan_interval_s=0.05)
-
-        self.daemon = Daemon(km, path, registry, ctx, devices, Notifier(env={}))
-        self.thread = threading.Thread(target=self.daemon.run, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.daemon.stop_requested = True
-        self.daemon._wake()
-        self.thread.join(5)
-        assert not self.thread.is_alive()
+        self.bus, self.printer = FakeBus(), printer
+        super().__init__(tmp_path, KEYMAP, printer, devices=bus_devices(self.bus, 0.05))
 
 
 def wait_for(predicate, timeout=5.0):
@@ -180,13 +152,8 @@ class FdsOnly:
 def test_a_reused_fd_number_is_registered_again(tmp_path):
     """A lost keypad's fd is closed, which drops it from epoll; the replugged one may get the same number in
     the same loop round. fds() then looks unchanged, so only the generation tells the loop to register it."""
-    path = tmp_path / "keymap.yaml"
-    path.write_text(KEYMAP)
-    settings = config.load(env={})
-    registry = build_registry()
     devices = FdsOnly()
-    daemon = Daemon(keymap.load(path, registry, settings.limits), path, registry,
-                    Context(client=FakePrinter(), settings=settings), lambda *_: devices, Notifier(env={}))
+    daemon = InProcessDaemon(tmp_path, KEYMAP, FakePrinter(), devices=lambda *_: devices).daemon  # loop not run
     old_r, old_w = os.pipe()
     new_r, new_w = os.pipe()
     try:

@@ -34,12 +34,9 @@ from octopanel import config, keymap
 from octopanel.actions import build_registry
 from octopanel.actions.context import Context
 from octopanel.client import Client
-from octopanel.daemon import Daemon
-from octopanel.devices import DeviceManager
 from octopanel.dispatch import Dispatcher
 from octopanel.executor import Executor
 from octopanel.gestures import Gesture
-from octopanel.notify import Notifier
 from octopanel.octoprint_venv import ensure_venv
 from octopanel.virtualprinter import VirtualPrinter, _die_with_parent
 
@@ -47,6 +44,7 @@ from conftest import BIN, LEAKY_PREFIXES
 from daemonproc import DaemonProc
 from fakedevices import FakeBus, raw
 from fakeprinter import FakeOctoPrint, FakePrinter
+from inprocdaemon import InProcessDaemon, bus_devices
 from stubserver import IDLE_PRINTER, Reply, StubServer, idle_octoprint_routes
 
 FMT = "llHHi"
@@ -197,32 +195,6 @@ def test_octoprint_killed_and_restarted_under_a_running_daemon(own_octoprint, tm
         notify.close()
 
 
-def in_process_daemon(tmp_path, keymap_text, printer, bus=None):
-    """A Daemon over a FakeBus and a fake printer, its loop in a thread; returns (daemon, thread)."""
-    path = tmp_path / "keymap.yaml"
-    path.write_text(keymap_text)
-    settings = config.load(env={})
-    registry = build_registry()
-    km = keymap.load(path, registry, settings.limits)
-    bus = bus or FakeBus()
-
-    def devices(specs, on_change):
-        return DeviceManager(specs, lister=bus.lister, opener=bus.opener, on_change=on_change, watch_dir=None,
-                             rescan_interval_s=0.01)
-
-    daemon = Daemon(km, path, registry, Context(client=printer, settings=settings), devices, Notifier(env={}))
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    return daemon, thread
-
-
-def stop_daemon(daemon, thread):
-    daemon.stop_requested = True
-    daemon._wake()
-    thread.join(5)
-    assert not thread.is_alive()
-
-
 def test_stale_presses_never_ride_along_with_a_fresh_one(tmp_path):
     """Jogs pressed during an outage are dropped even when a fresh press of the same key queues behind them.
 
@@ -261,7 +233,8 @@ def test_status_follows_octoprint_back_without_a_key_press(tmp_path):
     printer = FakeOctoPrint(state="idle")
     bus = FakeBus()
     node = bus.plug("/dev/input/event3", "Test Keypad")
-    daemon, thread = in_process_daemon(tmp_path, UNPLUG_KEYMAP, printer, bus)
+    running = InProcessDaemon(tmp_path, UNPLUG_KEYMAP, printer, devices=bus_devices(bus, 0.01)).start()
+    daemon = running.daemon
     try:
         wait_for(lambda: node.grabbed, 5, "keypad grabbed")
         printer.unreachable = True
@@ -272,7 +245,7 @@ def test_status_follows_octoprint_back_without_a_key_press(tmp_path):
         wait_for(lambda: "unreachable" not in daemon.status(), 3,
                  f"the status to notice OctoPrint is back (still {daemon.status()!r})")
     finally:
-        stop_daemon(daemon, thread)
+        running.stop()
 
 
 # -- connections refused while OctoPrint keeps printing ---------------------------------------------
@@ -515,33 +488,19 @@ class FaultyOctoPrint(ThreadingHTTPServer):
         self.server_close()
 
 
-class InProcessPanel:
+class InProcessPanel(InProcessDaemon):
     """The Daemon running its loop in a thread: a real Client, a control socket, no input devices."""
 
     def __init__(self, tmp_path, url, keymap_text=FAULT_KEYMAP, read_timeout=READ_TIMEOUT_S):
-        path = tmp_path / "keymap.yaml"
-        path.write_text(keymap_text)
-        settings = config.load(env={})
-        registry = build_registry()
-        km = keymap.load(path, registry, settings.limits)
         self.client = Client(url, KEY, connect_timeout=0.5, read_timeout=read_timeout)
-        ctx = Context(client=self.client, settings=settings)
         self.control = tmp_path / "control.sock"
-
-        def devices(_specs, on_change):
-            return DeviceManager([], lister=lambda: [], opener=None, on_change=on_change, watch_dir=None)
-
-        self.daemon = Daemon(km, path, registry, ctx, devices, Notifier(env={}), control_path=self.control)
-        self.thread = threading.Thread(target=self.daemon.run, daemon=True)
-        self.thread.start()
+        super().__init__(tmp_path, keymap_text, self.client, control_path=self.control)
+        self.start()
         wait_for(self.control.exists, 5, "control socket")
 
     def stop(self):
-        self.daemon.stop_requested = True
-        self.daemon._wake()
-        self.thread.join(5)
+        super().stop()
         self.client.close()
-        assert not self.thread.is_alive()
 
 
 def ask_many(path, lines, timeout=10):
@@ -693,21 +652,9 @@ class TimedPrinter(FakePrinter):
 
 
 def test_100_random_unplugs_never_leave_motion_behind(tmp_path):
-    path = tmp_path / "keymap.yaml"
-    path.write_text(UNPLUG_KEYMAP)
-    settings = config.load(env={})
-    registry = build_registry()
-    km = keymap.load(path, registry, settings.limits)
     bus, printer = FakeBus(), TimedPrinter()
-    ctx = Context(client=printer, settings=settings)
-
-    def devices(specs, on_change):
-        return DeviceManager(specs, lister=bus.lister, opener=bus.opener, on_change=on_change, watch_dir=None,
-                             rescan_interval_s=0.01)
-
-    daemon = Daemon(km, path, registry, ctx, devices, Notifier(env={}))
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
+    running = InProcessDaemon(tmp_path, UNPLUG_KEYMAP, printer, devices=bus_devices(bus, 0.01)).start()
+    daemon, thread = running.daemon, running.thread
     rng = random.Random(4242)
     quiet = []  # (from, to): windows in which no jog may arrive
     scenarios = Counter()
@@ -741,9 +688,7 @@ def test_100_random_unplugs_never_leave_motion_behind(tmp_path):
         quiet[-1] = (quiet[-1][0], time.monotonic())
         assert thread.is_alive()
     finally:
-        daemon.stop_requested = True
-        daemon._wake()
-        thread.join(5)
+        running.stop()
     late = [(t, window) for t in printer.jog_times for window in quiet if window[0] <= t <= window[1]]
     print(f"\n100 cycles {dict(scenarios)}: {len(printer.jog_times)} jogs, {len(late)} after an unplug")
     assert late == [], late[:5]

@@ -53,6 +53,7 @@ from octopanel.replay import ReplaySource
 
 from conftest import BIN, LEAKY_PREFIXES
 from fakeprinter import FakeOctoPrint
+from inprocdaemon import InProcessDaemon
 from stubserver import StubServer, idle_octoprint_routes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -414,25 +415,15 @@ keys:
 PROBE = "mode step next"  # answered without the printer, whatever state the fuzz left it in
 
 
-class SocketDaemon:
+class SocketDaemon(InProcessDaemon):
     """The daemon in-process with a control socket, over FakeOctoPrint; sleeps in actions take no time."""
 
     def __init__(self, tmp):
-        path = tmp / "socket-keymap.yaml"
-        path.write_text(SOCKET_KEYMAP)
-        settings = config.load(env={})
-        km = keymap.load(path, REGISTRY, settings.limits)
         self.printer = FakeOctoPrint(state="idle", hotend=210)
-        ctx = Context(client=self.printer, settings=settings, sleep=lambda s: None, out=io.StringIO(),
-                      err=io.StringIO())
         self.control = tmp / "fuzz.sock"
-
-        def devices(_specs, on_change):
-            return DeviceManager([], lister=lambda: [], opener=None, on_change=on_change, watch_dir=None)
-
-        self.daemon = Daemon(km, path, REGISTRY, ctx, devices, Notifier(env={}), control_path=self.control)
-        self.thread = threading.Thread(target=self.daemon.run, daemon=True)
-        self.thread.start()
+        super().__init__(tmp, SOCKET_KEYMAP, self.printer, control_path=self.control,
+                         keymap_name="socket-keymap.yaml", sleep=lambda s: None, out=io.StringIO(), err=io.StringIO())
+        self.start()
         deadline = time.monotonic() + 5
         while not self.control.exists():
             assert time.monotonic() < deadline
@@ -480,11 +471,6 @@ class SocketDaemon:
     @staticmethod
     def _parse(data):
         return [json.loads(line) for line in data.splitlines() if line.strip()]
-
-    def stop(self):
-        self.daemon.stop_requested = True
-        self.daemon._wake()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")
