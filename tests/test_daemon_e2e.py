@@ -13,7 +13,8 @@ import time
 import pytest
 from evdev import ecodes as e
 
-from conftest import BIN, LEAKY_PREFIXES
+from cmdcheck import failed
+from conftest import LEAKY_PREFIXES
 from daemonproc import DaemonProc
 from freezeproxy import FreezeProxy
 
@@ -258,12 +259,8 @@ def test_feedback_beeps_on_refusal_and_shows_the_mode(printer, panel):
     (["--replay", "{file}", "--live"], "is not a FIFO"),
     (["--replay", "{fifo}", "--live", "--speed", "0"], "--speed does not apply"),
 ])
-def test_replay_options_misused_exit_2(tmp_path, args, text):
+def test_replay_options_misused_exit_2(runop, tmp_path, args, text):
     (tmp_path / "events.bin").write_bytes(b"")
     os.mkfifo(tmp_path / "events.fifo")
     argv = [a.format(file=tmp_path / "events.bin", fifo=tmp_path / "events.fifo") for a in args]
-    proc = subprocess.run([str(BIN / "octopanel"), "run", "--no-control", *argv], capture_output=True, text=True,
-                          timeout=30, env={**{k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)},
-                                           "HOME": str(tmp_path), "OCTOPRINT_URL": "http://127.0.0.1:9",
-                                           "OCTOPRINT_API_KEY": "k" * 32})
-    assert proc.returncode == 2 and text in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    failed(runop("run", "--no-control", *argv), 2, text)
