@@ -74,7 +74,7 @@ def test_max_jog_comes_from_the_config(run8, printer, tmp_path):
 
 @pytest.fixture
 def inverted_x(printer):
-    """The default printer profile with the X axis inverted, restored afterwards."""
+    """The default printer profile with the X axis inverted, restored afterwards; yields patch(inverted)."""
     def patch(inverted):
         response = printer.request("PATCH", "/api/printerprofiles/_default",
                                    json={"profile": {"axes": {"x": {"inverted": inverted}}}})
@@ -82,7 +82,7 @@ def inverted_x(printer):
         assert response.json()["profile"]["axes"]["x"]["inverted"] is inverted
     patch(True)
     try:
-        yield
+        yield patch
     finally:
         patch(False)
 
@@ -216,8 +216,8 @@ def test_jog_and_extrude_are_allowed_while_paused(run8, printer):
     assert "paused" in printer.flags()
 
 
-def test_the_profile_is_read_again_after_its_ttl(printer):
-    """A daemon runs for months: an axis inverted in OctoPrint meanwhile is followed within PROFILE_TTL_S."""
+def test_the_profile_is_read_again_after_its_ttl(printer, inverted_x):
+    """A daemon runs for months: an axis changed in OctoPrint meanwhile is followed within PROFILE_TTL_S."""
     from octopanel.client import PROFILE_TTL_S, Client
 
     clock = [1000.0]
@@ -226,16 +226,12 @@ def test_the_profile_is_read_again_after_its_ttl(printer):
     def inverted():
         return client.profile()["axes"]["x"]["inverted"]
 
-    assert inverted() is False
-    response = printer.request("PATCH", "/api/printerprofiles/_default",
-                               json={"profile": {"axes": {"x": {"inverted": True}}}})
-    assert response.status_code == 200, response.text
     try:
-        clock[0] += PROFILE_TTL_S - 1
-        assert inverted() is False  # cached: a jog burst does not fetch it per detent
-        clock[0] += 1
         assert inverted() is True
+        inverted_x(False)
+        clock[0] += PROFILE_TTL_S - 1
+        assert inverted() is True  # cached: a jog burst does not fetch it per detent
+        clock[0] += 1
+        assert inverted() is False
     finally:
-        printer.request("PATCH", "/api/printerprofiles/_default",
-                        json={"profile": {"axes": {"x": {"inverted": False}}}})
         client.close()
