@@ -420,11 +420,14 @@ def test_with_nothing_to_watch_a_timer_rescans(tmp_path):
     mgr = manager(bus, [DeviceSpec(name="USB Keypad")], changes, watch_dir=str(tmp_path / "absent" / "input"),
                   rescan_interval_s=2.0, now=lambda: now[0])
     assert mgr.fds() == [] and mgr.next_deadline() == 2.0
+    generation = mgr.generation
+    mgr.tick(2.0)  # a rescan that finds nothing and still nothing to watch: no fd changed
+    assert mgr.generation == generation and mgr.next_deadline() == 4.0
     bus.plug("/dev/input/event3", "USB Keypad")
-    mgr.tick(1.0)
-    assert bus.scans == 0
-    mgr.tick(2.0)
-    assert mgr.labels() == ["USB Keypad"] and mgr.next_deadline() == 4.0
+    mgr.tick(3.0)
+    assert bus.scans == 1
+    mgr.tick(4.0)
+    assert mgr.labels() == ["USB Keypad"] and mgr.next_deadline() == 6.0
     mgr.close()
 
 

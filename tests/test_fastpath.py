@@ -72,19 +72,38 @@ def test_the_fast_path_really_goes_through_the_daemon(daemon, printer):
     assert 'socket: {"argv": ["msg", "via the daemon"]}' in log.read()
 
 
+def imports_of(argv, env):
+    """(CompletedProcess, the modules argv imported beyond Python's start-up, e.g. an editable install's .pth)."""
+    env = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    at_start = subprocess.run([sys.executable, "-c", "pass"], env=env, capture_output=True, text=True, timeout=60)
+
+    def modules(stderr):
+        return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time")}
+
+    return proc, modules(proc.stderr) - modules(at_start.stderr)
+
+
 def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, tmp_path):
     sock, home, _log = daemon
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-    env.update(HOME=str(home), OCTOPANEL_SOCKET=str(sock), PYTHONPROFILEIMPORTTIME="1")
-    proc = subprocess.run([str(BIN / "8status")], env=env, capture_output=True, text=True, timeout=60)
+    env.update(HOME=str(home), OCTOPANEL_SOCKET=str(sock))
+    proc, imported = imports_of([str(BIN / "8status")], env)
     assert proc.returncode == 0 and proc.stdout.startswith("Machine: ")
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
     assert "octopanel.fastpath" in imported
     assert not {"requests", "yaml", "evdev", "octopanel.client", "octopanel.actions"} & imported
-    # ~5 ms of a ~15 ms command (see fastpath.py); an editable install's .pth imports some at start-up.
-    at_start = subprocess.run([sys.executable, "-c", "pass"], env=env, capture_output=True, text=True, timeout=60)
-    imported -= {line.split("|")[-1].strip() for line in at_start.stderr.splitlines()}
-    assert not {"re", "json", "enum"} & imported
+    assert not {"re", "json", "enum"} & imported  # ~5 ms of a ~15 ms command (see fastpath.py)
+
+
+def test_the_in_process_path_imports_neither_dataclasses_nor_difflib(printer, tmp_path):
+    """`import dataclasses` (inspect, ast, dis…) was ~5 ms of every in-process command; difflib is for errors."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+    env.update(HOME=str(tmp_path), OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key,
+               OCTOPANEL_NO_DAEMON="1")
+    proc, imported = imports_of([str(BIN / "8jog"), "1"], env)
+    assert proc.returncode == 0 and proc.stdout == "jogged z=1\n", proc.stderr
+    assert {"requests", "octopanel.client", "octopanel.actions"} <= imported
+    assert not {"dataclasses", "inspect", "difflib"} & imported
 
 
 def test_local_actions_fall_back_to_in_process(daemon, printer, tmp_path):
