@@ -187,9 +187,11 @@ class Daemon:
             self.dispatch.device_lost(label)
 
     def _done(self, job, call, outcome):
-        """Called on the worker thread after every job (job None: OctoPrint answers again after an outage)."""
+        """Called on the worker thread after every job (job None: the worker read the state on its own, at its
+        start or when OctoPrint answers again after an outage)."""
         if job is None:
-            log.info("OctoPrint answers again")
+            state = self.executor.last_state
+            log.info("OctoPrint answers; the printer is %s", state.name if state else "in an unknown state")
         elif isinstance(outcome, Exception):
             self.dispatch.refused(job, outcome)
         elif outcome.text and job.label != "feedback":

@@ -5,7 +5,6 @@ import logging
 import time
 
 from .actions.context import invoke
-from .actions.registry import ANY
 from .errors import OctopanelError, UsageError
 from .executor import Job
 
@@ -106,7 +105,7 @@ class Dispatcher:
         label = f"{g.key} {g.kind}" + (f" {g.steps:+d}" if g.kind in ("rotary", "shuttle") else "")
         job = Job(resolve=lambda state: self.resolve(lookup, state.name if state else None, modes, label),
                   created=g.time, label=label, origin=g.device,
-                  needs_state=km.needs_state(bindings) or first.action.states != ANY)
+                  needs_state=km.needs_state(bindings) or first.action.reads_state_first)
         # Merge only when every alternative adds up (jog, ex): three babystep presses must stay three.
         if all(self.registry.get(b.line.split()[0]).mergeable for b in bindings):
             unit_mm = unit_distance(first)
@@ -166,7 +165,7 @@ class Dispatcher:
         retry = now + self.keymap.settings["pause_deadline_s"] if call.action.name == "pause" else None
         self.executor.submit(Job(resolve=lambda state: call, created=now, label=f"socket: {text}",
                                  origin="socket", retry_until=retry, reply=reply,
-                                 needs_state=call.action.states != ANY))
+                                 needs_state=call.action.reads_state_first))
 
     def run_now(self, call):
         try:

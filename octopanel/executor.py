@@ -165,6 +165,13 @@ class Executor:
             return job, stale
 
     def _run(self):
+        # Jog and home no longer read the state (OctoPrint refuses them itself), so read it once at the start:
+        # the status line and the state LEDs are right before the first press, and an OctoPrint that is not
+        # up yet (a Pi booting) is noticed and polled for until it is.
+        try:
+            self._probe()
+        except Exception:  # as in the loop below: a bug must not kill the worker
+            log.exception("reading the printer state at start: unexpected error")
         while True:
             job, stale = self._next()
             if job is None and not stale:
@@ -192,10 +199,11 @@ class Executor:
                     self.busy = False
 
     def _probe(self):
-        """During an outage: notice OctoPrint's return without waiting for a key press."""
+        """At the start, and during an outage: notice OctoPrint's state (or return) without waiting for a press."""
         try:
             self.last_state = self.ctx.client.state()
         except Unreachable:
+            self.unreachable = True
             return
         except OctopanelError:
             pass  # it answers again: that is all the status needs to know

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cmdcheck import PRINT_MOVE, failed, sent_by, start_print
 from conftest import BIN, LEAKY_PREFIXES
 from octopanel import fastpath
 
@@ -60,6 +61,22 @@ def test_same_output_and_exit_code_through_the_daemon_and_in_process(argv, daemo
                        "OCTOPANEL_NO_DAEMON": "1"}, home)
     assert (fast.returncode, fast.stdout, fast.stderr) == (local.returncode, local.stdout, local.stderr)
     assert "Traceback" not in fast.stderr and "no OctoPrint url" not in fast.stderr
+
+
+@pytest.mark.parametrize("argv", [("8jog", "1", "0", "0"), ("8home",), ("octopanel", "jog", "z=-1"), ("8ex", "5")],
+                         ids=" ".join)
+def test_the_same_refusal_while_printing_on_both_paths(argv, daemon, printer):
+    """jog and home go out without a state read first (OctoPrint refuses them itself): the words stay ours."""
+    sock, home, _log = daemon
+    start_print(printer)
+    mark = printer.mark()
+    fast = run(argv, {"OCTOPANEL_SOCKET": str(sock)}, home)
+    local = run(argv, {"OCTOPRINT_URL": printer.url, "OCTOPRINT_API_KEY": printer.api_key,
+                       "OCTOPANEL_NO_DAEMON": "1"}, home)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (local.returncode, local.stdout, local.stderr)
+    failed(fast, 1, "refused: the printer is printing (", "nothing sent")
+    sent = sent_by(printer, mark)
+    assert all(PRINT_MOVE.fullmatch(line) for line in sent), sent
 
 
 def test_the_fast_path_really_goes_through_the_daemon(daemon, printer):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from octopanel import cli, config
 from octopanel.actions import build_registry
-from octopanel.actions.registry import ANY, Action, Param, Registry
+from octopanel.actions.registry import ANY, MOTION_OK, Action, Param, Registry
 from octopanel.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,6 +213,15 @@ def test_every_action_has_help_group_and_valid_states(registry):
         assert action.states <= ANY, action.name
         for param in action.params:
             assert isinstance(param, Param)
+
+
+def test_only_printhead_actions_leave_the_state_check_to_octoprint(registry):
+    """OctoPrint 1.11.8 refuses POST /api/printer/printhead (jog, home) with 409 when not operational or in
+    any printing state (server/api/printer.py; util/comm.py PRINTING_STATES): exactly outside MOTION_OK.
+    Every other guarded action reads the state first."""
+    assert sorted(a.name for a in registry if a.octoprint_refuses) == ["home", "jog"]
+    assert all(a.states == MOTION_OK and not a.reads_state_first for a in registry if a.octoprint_refuses)
+    assert all(a.reads_state_first == (a.states != ANY) for a in registry if not a.octoprint_refuses)
 
 
 def test_command_names_cover_every_8control_command(registry):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -202,14 +203,37 @@ def test_whole_numbers_go_out_without_a_fraction(stub, tmp_path):
         b'{"command": "jog", "x": 2, "y": 0.5}', b'{"command":"jog","x":2,"y":0.5}')
 
 
+PRINTING = {"state": {"text": "Printing", "flags": {"operational": True, "printing": True}}}
+
+
 def test_refused_action_sends_no_command(stub, tmp_path):
     """A busy printer: the state guard reads the flags and never POSTs."""
-    printing = {"state": {"text": "Printing", "flags": {"operational": True, "printing": True}}}
-    stub.route("GET", "/api/printer", Reply(200, printing))
-    proc = run_cli(tmp_path, "8jog", "5", "--url", stub.url, "--api-key", KEY)
-    assert_clean_failure(proc, 1, "jog refused: the printer is printing")
+    stub.route("GET", "/api/printer", Reply(200, PRINTING))
+    proc = run_cli(tmp_path, "8ex", "5", "--force", "--url", stub.url, "--api-key", KEY)
+    assert_clean_failure(proc, 1, "ex refused: the printer is printing")
     assert stub.received("POST") == []
     assert [r.method for r in stub.requests] == ["GET"]
+
+
+def test_a_jog_octoprint_refuses_is_explained_from_the_state(stub, tmp_path):
+    """jog goes out without a state read first; OctoPrint's 409 (server/api/printer.py) is then explained."""
+    stub.route("GET", "/api/printer", Reply(200, PRINTING))
+    stub.route("POST", "/api/printer/printhead",
+               Reply(409, {"error": "Printer is not operational or currently printing"}))
+    proc = run_cli(tmp_path, "8jog", "5", "--url", stub.url, "--api-key", KEY)
+    assert_clean_failure(proc, 1, "jog refused: the printer is printing (jog needs it idle or paused); nothing sent")
+    sent = [(r.method, urlsplit(r.path).path) for r in stub.requests]
+    assert [s for s in sent if s[1] != "/api/printerprofiles"] == [("POST", "/api/printer/printhead"),
+                                                                   ("GET", "/api/printer")], sent
+
+
+def test_a_jog_refused_for_another_reason_keeps_octoprints_words(stub, tmp_path):
+    stub.route("GET", "/api/printer", Reply(200, {"state": {"text": "Operational",
+                                                            "flags": {"operational": True, "ready": True}}}))
+    stub.route("POST", "/api/printer/printhead", Reply(409, {"error": "Printer is busy homing"}))
+    proc = run_cli(tmp_path, "8jog", "5", "--url", stub.url, "--api-key", KEY)
+    assert_clean_failure(proc, 1, "Printer is busy homing")
+    assert "jog refused" not in proc.stderr
 
 
 def test_verbose_output_redacts_the_key_even_when_the_server_echoes_it(stub, tmp_path):

@@ -55,6 +55,9 @@ ACTION_FIELDS = {  # after name, run, help, group: the defaults, and what each m
     "states": ANY,
     "commands": (),  # the 8xxx names (without the 8); default: (name,)
     "skip_when_not": False,  # outside `states`: say "nothing sent" and succeed (pause, resume)
+    # OctoPrint itself refuses it (409) outside `states`, atomically, in the request that does it (jog and
+    # home: POST /api/printer/printhead). No state is read first; it is read after a 409, to say why.
+    "octoprint_refuses": False,
     "legacy": None,  # maps 8control positional words to {param: word}
     "mergeable": False,  # consecutive calls may be combined, conserving the total (jog, extrude)
     "dangerous": False,  # the panel needs a confirming gesture (hold or double)
@@ -75,6 +78,11 @@ class Action(namedtuple("Action", ["name", "run", "help", "group", *ACTION_FIELD
     @property
     def command_names(self):
         return self.commands or (self.name,)
+
+    @property
+    def reads_state_first(self):
+        """Whether invoke() reads the printer state before running it."""
+        return self.states != ANY and not self.octoprint_refuses
 
 
 class Call:
