@@ -1,7 +1,8 @@
 """Build hooks only (all metadata is in pyproject.toml): the command scripts, and the service files in the wheel.
 
-Scripts: `octopanel` and every name in [tool.octopanel] commands get a three-line script. pip's console_scripts
-wrapper would import `re` (about 5 ms, a third of `8status` through the daemon) only to strip a Windows suffix.
+Scripts: `octopanel` and every name in [tool.octopanel] commands get a three-line script calling cli.script().
+pip's console_scripts wrapper would import `re` (about 5 ms, a third of `8status` through the daemon) only to
+strip a Windows suffix, and would exit through sys.exit, tearing the interpreter down (cli.script says why not).
 
 Service files: etc/, systemd/ and udev/ stay at the top of the source tree, where people look for them;
 build_py copies the files `octopanel install` needs into octopanel/_data/ so that a non-editable install has
@@ -17,7 +18,7 @@ from setuptools.command.build_py import build_py
 SERVICE_FILES = ("etc/config.yaml", "etc/keymap.yaml", "systemd/octopanel.service", "udev/70-octopanel.rules")
 SCRIPT_DIR = os.path.join("build", "octopanel-scripts")
 # `#!python` is replaced by the installing interpreter's path (pip, setuptools).
-SCRIPT = "#!python\nimport sys\nfrom octopanel.cli import main\nsys.exit(main())\n"
+SCRIPT = "#!python\nfrom octopanel.cli import script\nscript()\n"
 
 
 class BuildPyWithServiceFiles(build_py):

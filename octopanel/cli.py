@@ -85,6 +85,32 @@ def main(argv=None, prog=None):
         return 1
 
 
+def script():
+    """Entry point of the installed scripts: main(), then exit; a printer command skips Python's teardown.
+
+    Tearing down the interpreter takes ~15 ms once requests is imported (an eighth of an in-process
+    `8status`) and ~1.4 ms of a 20 ms one through the daemon. A printer command needs none of it: its
+    session is closed and it starts no thread, so after flushing the output here it leaves with
+    os._exit. The commands that do hold more (run, login, demo, install…) exit normally."""
+    argv, prog = sys.argv[1:], os.path.basename(sys.argv[0] or "octopanel")
+    code = main(argv, prog)
+    index = None if prog.startswith("8") else find_action(argv)
+    if index is not None and argv[index] in META:
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # as in main(): `8ls | head` is not an error
+    except OSError as exc:
+        print(f"{prog}: cannot write the output: {exc}", file=sys.stderr)
+        code = code or 1
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)
+
+
 def run(argv, prog):
     if prog.startswith("8") and len(prog) > 1:
         name, rest = prog[1:], argv
