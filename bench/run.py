@@ -26,11 +26,12 @@ NOTES = """\
   keep-alive `requests.Session` in the benchmark process sending the same jog; t0 just before `post()`.
   `sh -c curl` is one curl spawned per key press, as actkbd's `system()` runs a command.
   *daemon − bare* is the difference of the percentiles.
-* **First request vs jog request.** Before every action the daemon asks OctoPrint for the printer's
-  state (`GET /api/printer`): stateless safety, so that a jog is never sent to a printing machine on the
-  strength of an old answer. The *first request* is what a key press costs the daemon itself (evdev
-  read, gesture, keymap, queue, worker thread); the *jog request* adds a whole round trip to OctoPrint
-  (≈ 4 ms here), by design.
+* **First request vs jog request.** A jog needs no state read first: OctoPrint itself refuses a jog or a
+  home with 409 when it is not idle or paused (`server/api/printer.py`), atomically in that request, and
+  the daemon explains such a refusal from a state read made afterwards. So for the jog key both columns
+  are the same request, and *daemon − bare* is what a key press costs the daemon itself (evdev read,
+  gesture, keymap, queue, worker thread). Actions OctoPrint does not guard the same way (extrude, pause,
+  resume, raw G-code…) still read `state.flags` first, one round trip (≈ 4 ms here) more.
 * **The FIFO is read like a device.** With `--live` the daemon's loop selects on the FIFO and decodes it
   with evdev itself, as it does a keypad's event node. (A plain `--replay` has a pacing thread between
   the FIFO and the loop, which cost about 0.08 ms p50 and 0.24 ms p99 more per event when measured alone;
@@ -57,21 +58,25 @@ NOTES = """\
 
 ## Where the time goes (mechanisms, from the code and from tracing)
 
-* **The daemon asks OctoPrint for the printer state only when the action needs it** (`Job.needs_state`):
-  `8status` is one request (`GET /api/connection`); `8jog` is two, `GET /api/printer` then the jog,
-  because jogging is refused while printing and that check is read fresh from `state.flags`. bash+curl
-  jogs blindly in one request, so `8jog` through the daemon cannot get below about two round trips.
+* **The daemon asks OctoPrint for the printer state only when the action needs it** (`Job.needs_state`,
+  `Action.reads_state_first`): `8status` is one request (`GET /api/connection`), and so is `8jog`: the
+  jog itself, which OctoPrint refuses while printing (see above); the printer profile, for the jog
+  direction, is cached by the daemon for 60 s. bash+curl jogs blindly in one request too.
 * **Fast-path imports** (`octopanel.fastpath`, standard library only): `_socket` and `_json`, the C
   halves of `socket` and `json`. `import json` would pull in `re` and `enum` (about 5 ms, a third of
   the command), so the request and the reply go through `_json` directly; the installed scripts are
   three lines written by `setup.py` rather than pip's console-script wrapper, which imports `re` too.
   None of requests, yaml, evdev, re or json (a test pins this). Python's own start-up (`python -c pass`)
   is the largest single part.
+* **No interpreter teardown.** The scripts call `octopanel.cli.script()`: a printer command flushes its
+  output and leaves with `os._exit`. Python's teardown costs about 1.4 ms even on the fast path, and
+  about 15-20 ms once `requests` is imported; a printer command has nothing left to tear down (its
+  session is closed, it starts no thread). `octopanel run`, `login`, `demo`, `install`… exit normally.
 * **In-process**: importing `requests` (through `octopanel.client`, about 55 ms) is most of the time;
   the *floor* row times `python -c` importing requests and sending one GET, which is what any
-  requests-based command costs at least: the 6× target sits about at that floor. PyYAML is imported
-  only when a YAML file is read. `8jog` sends three requests (state, printer profile for the jog
-  direction, jog) where bash sends one.
+  requests-based command costs at least, timed the way Python runs it, teardown included. PyYAML is
+  imported only when a YAML file is read. `8jog` sends two requests (the printer profile for the jog
+  direction, then the jog) where bash sends one.
 * **At rest**, the loop blocks in select() with no timeout unless something is due: a gesture timer or
   the systemd watchdog. Device hotplug is inotify on `/dev/input`, or on `/dev` until `/dev/input`
   exists; a rescan timer is left only for a system without inotify (`hotplug.py`). The worker thread
