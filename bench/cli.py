@@ -232,7 +232,7 @@ def overhead_table(octoprint):
     bare = lat["bare"]["first"]
     lines = ["| sender | to first request p50 / p90 / p99 (ms) | minus bare p50 / p99 (ms) | ÷ bare (p50) |",
              "|---|---|---|---|"]
-    rows = [("daemon, key press → first request (GET /api/printer)", lat["daemon"]["first"]),
+    rows = [("daemon, key press → first request", lat["daemon"]["first"]),
             ("daemon, key press → jog request (POST …/printhead)", lat["daemon"]["jog"]),
             ("bare keep-alive requests.Session, jog", bare)]
     if "curl" in lat:

@@ -3,8 +3,6 @@
 import os
 import sys
 
-from .errors import OctopanelError, UsageError
-
 GLOBAL_HELP = """\
 global options (anywhere on the line):
   -h, --help          this help; `COMMAND -h` shows one command
@@ -54,6 +52,8 @@ def split_globals(argv):
             key, eq, value = word.partition("=")
             if not eq:
                 if i >= len(argv):
+                    from .errors import UsageError
+
                     raise UsageError(f"{key} needs a value")
                 value = argv[i]
                 i += 1
@@ -69,15 +69,19 @@ def main(argv=None, prog=None):
     prog = os.path.basename(prog or sys.argv[0] or "octopanel")
     try:
         return run(argv, prog)
-    except OctopanelError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # an answer of an unexpected shape, or a bug: one line, not a traceback
+    except Exception as exc:
+        # errors.py is imported only here and on the in-process path: the fast path never needs it.
+        from .errors import OctopanelError
+
+        if isinstance(exc, OctopanelError):
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return exc.exit_code
+        # An answer of an unexpected shape, or a bug: one line, not a traceback.
         if os.environ.get("OCTOPANEL_DEBUG"):
             raise
         print(f"{prog}: internal error: {type(exc).__name__}: {exc} (an unexpected answer from OctoPrint, or a "
@@ -161,6 +165,7 @@ def find_action(argv):
 def run_action(registry, name, words, opts):
     from . import config
     from .actions.context import Context, invoke
+    from .errors import UsageError
 
     settings = config.load({"url": opts["url"], "api_key": opts["api_key"]}, opts["config"])
     config.print_warnings(settings)

@@ -110,6 +110,7 @@ def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, tmp_p
     assert "octopanel.fastpath" in imported
     assert not {"requests", "yaml", "evdev", "octopanel.client", "octopanel.actions"} & imported
     assert not {"re", "json", "enum"} & imported  # ~5 ms of a ~15 ms command (see fastpath.py)
+    assert {m for m in imported if m.startswith("octopanel")} == {"octopanel", "octopanel.cli", "octopanel.fastpath"}
 
 
 def test_the_in_process_path_imports_neither_dataclasses_nor_difflib(printer, tmp_path):
