@@ -39,8 +39,10 @@ def variants(venv, vp, daemon_socket, homes, session):
         return ["0", "0.1" if sign > 0 else "-0.1", "0"]
 
     def spawn(argv, env):
+        # cwd: `python -c` puts the working directory first on sys.path; from a checkout, that would import
+        # the source tree's octopanel instead of the bench venv's.
         return lambda sign: subprocess.run(argv(sign), env=env, capture_output=True, text=True, timeout=60,
-                                           check=False)
+                                           check=False, cwd=homes["empty"])
 
     def bare(method, path, body=None):
         def run(sign):

@@ -54,24 +54,33 @@ class ControlServer:
         self.conns = {}
 
     def open(self):
-        if os.path.exists(self.path):
-            if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
-                raise OSError(f"{self.path} exists and is not a socket")
-            os.unlink(self.path)  # a stale socket from a previous run
+        if os.path.lexists(self.path) and not stat.S_ISSOCK(os.lstat(self.path).st_mode):
+            raise OSError(f"{self.path} exists and is not a socket")
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        # Bound under a temporary name and renamed into place once listening: a client that sees the path
+        # can connect (between bind and listen it would be refused). The rename replaces a stale socket.
+        building = os.path.join(os.path.dirname(self.path), f".{os.getpid()}.new")  # short: sun_path has 108 bytes
+        if os.path.lexists(building):
+            os.unlink(building)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)  # never let the socket exist, even briefly, with wider permissions
         try:
-            self.sock.bind(self.path)
+            self.sock.bind(building)
         finally:
             os.umask(old)
-        if self.group:
-            try:
-                os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
-            except (KeyError, PermissionError) as exc:
-                log.warning("cannot give %s to group %s: %s", self.path, self.group, exc)
-        os.chmod(self.path, self.mode)
-        self.sock.listen(16)
+        try:
+            if self.group:
+                try:
+                    os.chown(building, -1, grp.getgrnam(self.group).gr_gid)
+                except (KeyError, PermissionError) as exc:
+                    log.warning("cannot give %s to group %s: %s", self.path, self.group, exc)
+            os.chmod(building, self.mode)
+            self.sock.listen(16)
+            os.rename(building, self.path)
+        except BaseException:
+            self.sock.close()
+            os.unlink(building)
+            raise
         self.sock.setblocking(False)
         self.selector.register(self.sock, selectors.EVENT_READ, ("control", None))
         return self

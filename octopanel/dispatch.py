@@ -56,6 +56,7 @@ class Dispatcher:
         self.on_panel_change = on_panel_change or (lambda: None)
         self.repeat_units = {}  # (device, key) -> units sent by repeat during the current hold
         self.trace = None  # --dry-run: trace(text) shows gesture → action
+        self._calls = {}  # rendered binding line -> its Call (see call())
 
     def replace_keymap(self, keymap):
         """After a reload: keep the current mode values that still exist."""
@@ -67,6 +68,15 @@ class Dispatcher:
                 self.panel.modes[name] = value
         self.ctx.panel = self.panel
         self.repeat_units.clear()
+        self._calls.clear()
+
+    def call(self, line):
+        """The Call of a rendered binding line. Parsed once: a key press would otherwise parse it twice (here
+        and on the worker), ~40 µs each, and a line always parses the same way (nothing mutates a Call)."""
+        call = self._calls.get(line)
+        if call is None:
+            call = self._calls[line] = self.registry.parse_line(line, self.ctx.limits)
+        return call
 
     def device_lost(self, device):
         """Unplug: queued motion from the device is dropped and a held shift is released."""
@@ -98,7 +108,7 @@ class Dispatcher:
         if not bindings or units == 0:
             return
         modes = dict(self.panel.modes)
-        first = self.registry.parse_line(bindings[0].render(modes), self.ctx.limits)
+        first = self.call(bindings[0].render(modes))
         if first.action.name == "mode" and all(b.line.split()[0] == "mode" for b in bindings):
             self.run_now(first)
             return
@@ -123,7 +133,7 @@ class Dispatcher:
 
     def resolve(self, lookup, state, modes, label):
         binding = lookup(state)
-        call = None if binding is None else self.registry.parse_line(binding.render(modes), self.ctx.limits)
+        call = None if binding is None else self.call(binding.render(modes))
         if self.trace is not None and call is None:
             self.trace(f"{label} → (nothing bound while {state})")
         return call

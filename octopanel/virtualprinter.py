@@ -83,6 +83,7 @@ class VirtualPrinter:
         self.url = self.api_key = self.admin_key = self.password = self.port = None
         self.process = None
         self.session = requests.Session()
+        self._uploads = 0  # print_file() names
 
     @property
     def serial_log(self):
@@ -258,10 +259,16 @@ class VirtualPrinter:
 
     # -- scenarios ------------------------------------------------------------------------------
 
-    def print_file(self, n_moves=300, name="octopanel-long.gcode"):
+    def print_file(self, n_moves=300, name=None):
         """Upload n_moves G1 X180/X20 F3000 moves (300 print for ~48 s), start them, return the flags.
 
-        Returns once the first move was sent, so a mark() taken next sees only moves."""
+        Returns once the first move was sent, so a mark() taken next sees only moves. Each upload gets its
+        own name unless one is given: OctoPrint 1.11.8 answers 500 to an upload whose analysis entry ties
+        with one still queued for the same name (its analysis waits while printing), because its priority
+        queue then compares the entries' printer-profile dicts (TypeError in filemanager/analysis.py)."""
+        if name is None:
+            self._uploads += 1
+            name = f"octopanel-long-{self._uploads}.gcode"
         lines = ["G90"] + [f"G1 X{180 if i % 2 == 0 else 20} F3000" for i in range(n_moves)]
         mark = self.mark()
         self._ok("POST", "/api/files/local", files={"file": (name, "\n".join(lines) + "\n")},

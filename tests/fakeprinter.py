@@ -38,8 +38,14 @@ class FakePrinter:
         self._call()
         return {"tool0": {"actual": self.hotend, "target": 0}}
 
+    def _printhead(self):
+        """OctoPrint refuses a jog or a home itself (409) unless idle or paused: octopanel relies on it."""
+        if self.state_name not in ("idle", "paused"):
+            raise Busy("the printer refused: Printer is not operational or currently printing", 409)
+
     def jog(self, x=None, y=None, z=None, speed=None):
         self._call()
+        self._printhead()
         self.sent.append(("jog", x, y, z))
 
     def extrude(self, amount, speed=None):
@@ -48,6 +54,7 @@ class FakePrinter:
 
     def home(self, axes=("x", "y", "z")):
         self._call()
+        self._printhead()
         self.sent.append(("home",))
 
     def job_command(self, command, action=None):

@@ -185,3 +185,52 @@ def test_pause_from_the_socket_during_a_real_print_is_stateless(daemon, printer)
     assert "paused" in printer.flags()
     assert d.close() == 0, d.output()
 
+
+
+def test_the_socket_appears_only_once_it_listens_and_replaces_a_stale_one(tmp_path):
+    """The path is bound under a temporary name and renamed once listening, so a client that sees it never
+    gets 'connection refused' (the daemon used to bind it in place, then chmod, then listen)."""
+    import selectors
+
+    from octopanel.control import ControlServer
+
+    path = tmp_path / "control.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))  # left behind by a daemon that died: bound, nobody listening
+    stale.close()
+    seen = []
+
+    def watch():  # look for the path as fast as we can; connect the moment it is there
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not seen:
+            if path.exists() and os.stat(path).st_ino != stale_ino:
+                with socket.socket(socket.AF_UNIX) as sock:
+                    try:
+                        sock.connect(str(path))
+                        seen.append("connected")
+                    except ConnectionRefusedError:
+                        seen.append("refused")
+
+    stale_ino = os.stat(path).st_ino
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with selectors.DefaultSelector() as selector:
+        server = ControlServer(path, on_line=None, selector=selector).open()
+        watcher.join()
+        assert seen == ["connected"]
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["control.sock"]  # no temporary name left
+        server.close()
+    assert not path.exists()
+
+
+def test_a_path_that_is_not_a_socket_is_left_alone(tmp_path):
+    import selectors
+
+    from octopanel.control import ControlServer
+
+    path = tmp_path / "control.sock"
+    path.write_text("precious")
+    with selectors.DefaultSelector() as selector, pytest.raises(OSError, match="exists and is not a socket"):
+        ControlServer(path, on_line=None, selector=selector).open()
+    assert path.read_text() == "precious" and sorted(p.name for p in tmp_path.iterdir()) == ["control.sock"]

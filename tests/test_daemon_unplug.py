@@ -169,3 +169,23 @@ def test_a_reused_fd_number_is_registered_again(tmp_path):
         for fd in (old_r, old_w, new_r, new_w):
             os.close(fd)
 
+
+
+def test_a_binding_is_parsed_once_however_often_it_is_pressed(running):
+    """Each press used to parse its binding twice (dispatch, then the worker), ~40 µs each on the press path;
+    a rendered line parses the same way every time, so the dispatcher keeps its Call. A mode change renders
+    another line, which is parsed once in turn."""
+    parsed = []
+    registry = running.daemon.registry
+    original = registry.parse_line
+    registry.parse_line = lambda line, limits: parsed.append(line) or original(line, limits)
+    node = running.bus.plug("/dev/input/event3", "Test Keypad", phys="usb-1/input0")
+    running.start()
+    wait_for(lambda: node.grabbed)
+    for key in [e.KEY_KP8] * 4 + [e.KEY_KPPLUS] + [e.KEY_KP8] * 3:
+        node.emit(key, 1)
+        node.emit(key, 0)
+        time.sleep(0.02)
+    wait_for(lambda: len(jogs(running.printer)) == 7)
+    assert [j[2] for j in jogs(running.printer)] == [1] * 4 + [10] * 3
+    assert sorted(line for line in parsed if line.startswith("jog")) == ["jog y=1", "jog y=10"]

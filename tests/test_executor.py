@@ -51,6 +51,25 @@ def test_jog_refused_while_printing_sends_nothing():
     assert all("refused" in str(o) for o in done) and len(done) == 3
 
 
+def test_a_jog_is_sent_without_a_state_read_and_octoprints_refusal_is_explained():
+    """As the dispatcher queues a jog (Action.reads_state_first is False): the state is read once when the
+    worker starts, then only to explain a 409."""
+    printer, reads, done = FakePrinter(), [], []
+    state = printer.state
+    printer.state = lambda: reads.append(printer.state_name) or state()
+    ex = make(printer)
+    ex.on_done = lambda job, call, outcome: done.append(outcome)
+    ex.submit(job_for("jog z=1", needs_state=False))
+    assert ex.wait_idle()
+    assert printer.sent == [("jog", None, None, 1.0)] and reads == ["idle"]
+    printer.state_name = "printing"
+    ex.submit(job_for("jog z=1", needs_state=False))
+    assert ex.wait_idle()
+    ex.stop()
+    assert printer.sent == [("jog", None, None, 1.0)] and reads == ["idle", "printing"]
+    assert str(done[-1]) == "jog refused: the printer is printing (jog needs it idle or paused); nothing sent"
+
+
 def test_a_job_older_than_stale_s_is_dropped():
     printer = FakePrinter()
     ex = make(printer, stale_s=2.0)

@@ -85,8 +85,10 @@ def test_the_fast_path_really_goes_through_the_daemon(daemon, printer):
     proc = run(("8msg", "via the daemon"), {"OCTOPANEL_SOCKET": str(sock)}, home)
     assert proc.returncode == 0 and proc.stdout == "M117 via the daemon sent\n", proc.stderr
     printer.wait_sent(mark, ["M117 via the daemon"])
-    log.seek(0)
-    assert 'socket: {"argv": ["msg", "via the daemon"]}' in log.read()
+    deadline = time.monotonic() + 5  # the daemon logs the outcome after it has replied
+    while 'socket: {"argv": ["msg", "via the daemon"]}' not in (log.seek(0) or log.read()):
+        assert time.monotonic() < deadline, (log.seek(0), log.read())
+        time.sleep(0.02)
 
 
 def imports_of(argv, env):
