@@ -51,6 +51,16 @@ def test_default_keymap_binds_both_numlock_states_and_guards_danger():
                 assert gesture in ("hold", "double"), (key, gesture, binding.line)
 
 
+def test_the_shipped_jog_and_home_keys_cost_one_request():
+    """No `when:` on them, and an action OctoPrint refuses itself: no state request before the move."""
+    km = load(ROOT / "etc" / "keymap.yaml")
+    registry = build_registry()
+    for key in ("KEY_KP8", "KEY_UP", "KEY_KP2", "KEY_KP4", "KEY_KP6", "KEY_KP7", "KEY_HOME"):
+        bindings = km.bindings[("", key, "press")]
+        assert not km.needs_state(bindings), key
+        assert not registry.get(bindings[0].line.split()[0]).reads_state_first, key
+
+
 def test_when_guards_pick_the_binding_for_the_state():
     km = load(ROOT / "etc" / "keymap.yaml")
     assert km.lookup("", "KEY_KPENTER", "press", "printing").line == "pause"
