@@ -74,7 +74,8 @@ NOTES = """\
   session is closed, it starts no thread). `octopanel run`, `login`, `demo`, `install`… exit normally.
 * **In-process**: importing `requests` (through `octopanel.client`, about 55 ms) is most of the time;
   the *floor* row times `python -c` importing requests and sending one GET, which is what any
-  requests-based command costs at least, timed the way Python runs it, teardown included. PyYAML is
+  requests-based command costs at least; like the scripts, it leaves with `os._exit` (no teardown), so
+  the 8jog target (6 × bash's ~14 ms) lies below this floor whatever octopanel does. PyYAML is
   imported only when a YAML file is read. `8jog` sends two requests (the printer profile for the jog
   direction, then the jog) where bash sends one.
 * **At rest**, the loop blocks in select() with no timeout unless something is due: a gesture timer or
