@@ -63,8 +63,18 @@ def split_globals(argv):
     return opts, rest
 
 
+def open_missing_streams():
+    """A closed stdin, stdout or stderr (`8pause 2>&-` in a script) becomes /dev/null. Python leaves it
+    None, which failed the command before anything was sent; and a socket opened later could take the
+    free fd number and receive our output."""
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):  # in fd order: each reopens its own
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode))
+
+
 def main(argv=None, prog=None):
     """Entry point of `octopanel` and of every `8xxx` command; returns the exit code."""
+    open_missing_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = os.path.basename(prog or sys.argv[0] or "octopanel")
     try:

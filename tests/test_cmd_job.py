@@ -3,10 +3,13 @@
 import re
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from cmdcheck import PRINT_MOVE, failed, job, ok, posts, sent_by, start_print, wait_targets
+from conftest import BIN, _run
+from daemonproc import DaemonProc
 
 ACTIVE = {"printing", "paused", "pausing", "resuming", "cancelling", "finishing"}
 
@@ -67,6 +70,26 @@ def test_pause_twice_stays_paused(run8, printer):
     assert posts(proc.stderr) == []
     flags = printer.flags()
     assert "paused" in flags and "printing" not in flags
+
+
+@pytest.mark.parametrize("closed, fd", [("<&-", 0), (">&-", 1), ("2>&-", 2)])
+@pytest.mark.parametrize("path", ["in-process", "through the daemon"])
+def test_pause_from_a_script_with_a_closed_std_stream(printer, tmp_path, closed, fd, path):
+    """A runout script running `8pause 2>&-`: Python leaves the closed stream None; the pause must still go
+    out (it used to fail with an internal error before sending anything), with no traceback."""
+    start_print(printer)
+    env, daemon = {"OCTOPANEL_NO_DAEMON": "1"}, None
+    if path == "through the daemon":
+        daemon = DaemonProc(tmp_path, printer=printer)
+        env = {"OCTOPANEL_SOCKET": str(daemon.control), "OCTOPRINT_URL": None, "OCTOPRINT_API_KEY": None}
+    try:
+        proc = _run(Path("/bin/sh"), ["-c", f'exec "$0" "$@" {closed}', BIN / "8pause"], printer, tmp_path, env=env)
+        assert (proc.returncode, proc.stderr) == (0, ""), (fd, proc.stdout, proc.stderr)
+        assert proc.stdout == ("" if fd == 1 else "paused\n")
+        printer.wait_state("paused", timeout=10)
+    finally:
+        if daemon is not None:
+            daemon.kill()
 
 
 def test_pause_repeated_quickly_never_resumes(run8, printer):
