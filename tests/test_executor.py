@@ -148,3 +148,31 @@ def test_detents_are_conserved_exactly_and_respect_the_cap(burst, step, delay, c
         assert abs(z) <= cap + 1e-9
     if sum(abs(u) for u in burst) * float(step) <= cap:
         assert accepted == sum(burst) and ex.stats.capped_units == 0
+
+
+def test_an_octoprint_down_at_start_is_noticed_and_polled_for_until_it_answers():
+    """The worker reads the state when it starts (a Pi booting may start us before OctoPrint): unreachable
+    then, it polls every RECOVERY_POLL_S with nothing queued, and stops once OctoPrint answers."""
+    from octopanel.executor import RECOVERY_POLL_S
+
+    printer, reads, done = FakePrinter(), [], []
+    printer.unreachable = True
+    state = printer.state
+    printer.state = lambda: reads.append(printer.unreachable) or state()
+    ex = Executor(Context(client=printer, settings=SETTINGS), on_done=lambda job, call, outcome: done.append(job))
+    ex.start()
+    deadline = time.monotonic() + 5
+    while len(reads) < 2:  # the read at start, then a poll
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert ex.unreachable and ex.last_state is None
+    printer.unreachable = False
+    deadline = time.monotonic() + RECOVERY_POLL_S + 2
+    while ex.unreachable:
+        assert time.monotonic() < deadline, "OctoPrint's return was not noticed"
+        time.sleep(0.01)
+    assert ex.last_state.name == "idle" and done == [None]  # one "answers again" for the daemon's status
+    polls = len(reads)
+    time.sleep(RECOVERY_POLL_S * 1.5)
+    ex.stop()
+    assert len(reads) == polls  # no more polling once it answers
