@@ -104,12 +104,12 @@ def check_output(key, done):
 
 def wall_times(venv, vp, daemon_socket, runs, seed=2):
     """Median wall time of each variant over `runs` runs, interleaved in a random order each round."""
-    import requests
+    from octopanel.client import environment_session
 
     homes = {"empty": benchenv.temp_home(), "octocmd": benchenv.temp_home()}
     (homes["octocmd"] / ".octocmd.conf").write_text(
         f'{{\n    "OctoAPI_KEY": "{vp.api_key}",\n    "OctoPrint_URL": "{vp.url}"\n}}\n')
-    session = requests.Session()
+    session = environment_session(vp.url)  # set up as the daemon's client is, so that only the paths differ
     session.headers["X-Api-Key"] = vp.api_key
     table = variants(venv, vp, daemon_socket, homes, session)
     times = {key: [] for key in table}

@@ -1,5 +1,6 @@
 """Faults a real OctoPrint cannot produce on demand, against an HTTP stub on port 0 (real sockets, real requests)."""
 
+import base64
 import json
 import os
 import socket
@@ -32,9 +33,14 @@ def closed_port():
         return s.getsockname()[1]
 
 
-def run_cli(tmp_path, command, *args, config=None):
-    """Run an installed 8xxx script against the stub, with a clean HOME and no leaking settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_"))}
+PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+              "NO_PROXY", "NETRC")
+
+
+def run_cli(tmp_path, command, *args, config=None, env=None):
+    """Run an installed 8xxx script against the stub, with a clean HOME and no leaking settings (env: extra)."""
+    env = {**{k: v for k, v in os.environ.items()
+              if not k.startswith(("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_")) and k not in PROXY_VARS}, **(env or {})}
     env["HOME"] = str(tmp_path)
     if config is not None:
         path = tmp_path / "config.yaml"
@@ -234,6 +240,42 @@ def test_a_jog_refused_for_another_reason_keeps_octoprints_words(stub, tmp_path)
     proc = run_cli(tmp_path, "8jog", "5", "--url", stub.url, "--api-key", KEY)
     assert_clean_failure(proc, 1, "Printer is busy homing")
     assert "jog refused" not in proc.stderr
+
+
+# The client reads proxies, NO_PROXY and ~/.netrc once (client.environment_session), not on every request.
+def test_a_proxy_from_the_environment_is_used(stub, tmp_path):
+    proc = run_cli(tmp_path, "8apiver", "--url", "http://octoprint.invalid:5000", "--api-key", KEY,
+                   env={"http_proxy": stub.url})
+    assert proc.returncode == 0, proc.stderr
+    assert [r.path for r in stub.requests] == ["http://octoprint.invalid:5000/api/version"]  # the proxy form
+
+
+def test_no_proxy_is_honoured(stub, tmp_path):
+    proc = run_cli(tmp_path, "8apiver", "--url", "http://octoprint.invalid:5000", "--api-key", KEY,
+                   env={"http_proxy": stub.url, "no_proxy": "octoprint.invalid"})
+    assert_clean_failure(proc, 1, "cannot reach OctoPrint at http://octoprint.invalid:5000/")
+    assert stub.requests == []
+
+
+def test_the_environment_is_read_once_per_client(stub, monkeypatch):
+    """Not on every request (about 0.1 ms each with requests' trust_env): a proxy set afterwards is not seen."""
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    client = Client(stub.url, KEY)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("no_proxy", "")
+    assert client.version()["api"] == "0.1"
+    assert Client(stub.url, KEY).session.proxies == {"http": "http://127.0.0.1:9"}  # a new client sees it
+
+
+def test_netrc_credentials_are_sent(stub, tmp_path):
+    """A reverse proxy with basic auth in front of OctoPrint: ~/.netrc supplies it, as curl -n would."""
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login panel password s3cret\n")
+    netrc.chmod(0o600)
+    proc = run_cli(tmp_path, "8apiver", "--url", stub.url, "--api-key", KEY)
+    assert proc.returncode == 0, proc.stderr
+    assert stub.requests[0].headers["Authorization"] == "Basic " + base64.b64encode(b"panel:s3cret").decode()
 
 
 def test_verbose_output_redacts_the_key_even_when_the_server_echoes_it(stub, tmp_path):
