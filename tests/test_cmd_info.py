@@ -81,6 +81,7 @@ def test_disconnect_then_connect(run8, printer):
 def test_commands_while_disconnected_fail_cleanly(run8, printer):
     printer.disconnect()
     failed(run8("8jog", "1"), 1, "jog refused: the printer is disconnected", "nothing sent")
+    failed(run8("8home"), 1, "home refused: the printer is disconnected", "nothing sent")  # OctoPrint's 409, explained
     failed(run8("8msg", "hi"), 1, "8msg: the printer refused:")
     failed(run8("8gettemp"), 1, "8gettemp: the printer refused:")
     assert ok(run8("8pause")).stdout == "not printing (printer is disconnected): nothing sent\n"
