@@ -108,8 +108,7 @@ def script():
     os._exit. The commands that do hold more (run, login, demo, install…) exit normally."""
     argv, prog = sys.argv[1:], os.path.basename(sys.argv[0] or "octopanel")
     code = main(argv, prog)
-    index = None if prog.startswith("8") else find_action(argv)
-    if index is not None and argv[index] in META:
+    if split_command(argv, prog)[2]:
         sys.exit(code)
     try:
         sys.stdout.flush()
@@ -125,20 +124,28 @@ def script():
     os._exit(code)
 
 
-def run(argv, prog):
-    if prog.startswith("8") and len(prog) > 1:
-        name, rest = prog[1:], argv
-    else:
-        index = find_action(argv)
-        if index is None:
-            from .actions import build_registry
+def split_command(argv, prog):
+    """(name, the other words, whether it is a META command) for a command line; name None when it names none.
 
-            opts, _ = split_globals(argv)
-            print(full_help(build_registry()), file=sys.stdout if opts["help"] else sys.stderr)
-            return 0 if opts["help"] else 2
-        name, rest = argv[index], argv[:index] + argv[index + 1:]
-        if name in META:
-            return meta_main(name, rest)
+    `8jog` names its action itself; `octopanel` takes it from the line, where it may also be a META command."""
+    if prog.startswith("8") and len(prog) > 1:
+        return prog[1:], argv, False
+    index = find_action(argv)
+    if index is None:
+        return None, argv, False
+    return argv[index], argv[:index] + argv[index + 1:], argv[index] in META
+
+
+def run(argv, prog):
+    name, rest, meta = split_command(argv, prog)
+    if name is None:
+        from .actions import build_registry
+
+        opts, _ = split_globals(argv)
+        print(full_help(build_registry()), file=sys.stdout if opts["help"] else sys.stderr)
+        return 0 if opts["help"] else 2
+    if meta:
+        return meta_main(name, rest)
     if name != "help" and not os.environ.get("OCTOPANEL_NO_DAEMON"):
         from . import fastpath
 
