@@ -71,6 +71,7 @@ class Executor:
         self._inflight_units = {}
         self._cond = threading.Condition()
         self._stopping = False
+        self._probe_first = True
         self._thread = threading.Thread(target=self._run, name="octopanel-executor", daemon=True)
 
     def start(self):
@@ -139,8 +140,14 @@ class Executor:
         """Pop the next job, merged with the compatible jobs right behind it (conserving the units).
 
         Returns (job or None, stale jobs): stale jobs never ride along with a fresh one into a merge.
-        While OctoPrint is unreachable and nothing is queued, returns (PROBE, []) every RECOVERY_POLL_S."""
+        Returns (PROBE, []) first, then while OctoPrint is unreachable and nothing is queued every RECOVERY_POLL_S."""
         with self._cond:
+            if self._probe_first:
+                # Jog and home read no state (OctoPrint refuses them itself), so it is read once at the start:
+                # the status line and the state LEDs are right before the first press, and an OctoPrint not up
+                # yet (a Pi booting) is noticed and polled for until it answers.
+                self._probe_first = False
+                return PROBE, []
             while not self._queue and not self._stopping:
                 if self.unreachable:
                     if not self._cond.wait(RECOVERY_POLL_S) and not self._queue:
@@ -165,13 +172,6 @@ class Executor:
             return job, stale
 
     def _run(self):
-        # Jog and home no longer read the state (OctoPrint refuses them itself), so read it once at the start:
-        # the status line and the state LEDs are right before the first press, and an OctoPrint that is not
-        # up yet (a Pi booting) is noticed and polled for until it is.
-        try:
-            self._probe()
-        except Exception:  # as in the loop below: a bug must not kill the worker
-            log.exception("reading the printer state at start: unexpected error")
         while True:
             job, stale = self._next()
             if job is None and not stale:

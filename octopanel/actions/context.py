@@ -56,7 +56,7 @@ class Context:
 def invoke(call, ctx, state=None):
     """Run a parsed Call after checking the printer state it needs (fetched unless given); returns a Result."""
     action = call.action
-    if action.states != ANY and state is None and action.octoprint_refuses:
+    if state is None and action.octoprint_refuses:
         # OctoPrint checks the state in the same request, with no window for a print to start in between
         # as there is after a separate read; that read would only cost a round trip (~5 ms a key press).
         try:
