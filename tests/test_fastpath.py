@@ -51,15 +51,21 @@ def run(argv, env, home):
     return subprocess.run([str(BIN / argv[0]), *argv[1:]], env=base, capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("argv", CASES, ids=" ".join)
-def test_same_output_and_exit_code_through_the_daemon_and_in_process(argv, daemon, printer):
+def both_paths(argv, daemon, printer, between=lambda: None):
+    """Run argv through the daemon, then in-process; assert the same exit code and output; return the first."""
     sock, home, _log = daemon
-    # No URL or key here: in-process, anything but a usage error would fail with "no OctoPrint url".
+    # No URL or key on the fast path: in-process, anything but a usage error would fail with "no OctoPrint url".
     fast = run(argv, {"OCTOPANEL_SOCKET": str(sock)}, home)
-    printer.reset()
+    between()
     local = run(argv, {"OCTOPRINT_URL": printer.url, "OCTOPRINT_API_KEY": printer.api_key,
                        "OCTOPANEL_NO_DAEMON": "1"}, home)
     assert (fast.returncode, fast.stdout, fast.stderr) == (local.returncode, local.stdout, local.stderr)
+    return fast
+
+
+@pytest.mark.parametrize("argv", CASES, ids=" ".join)
+def test_same_output_and_exit_code_through_the_daemon_and_in_process(argv, daemon, printer):
+    fast = both_paths(argv, daemon, printer, between=printer.reset)
     assert "Traceback" not in fast.stderr and "no OctoPrint url" not in fast.stderr
 
 
@@ -67,13 +73,9 @@ def test_same_output_and_exit_code_through_the_daemon_and_in_process(argv, daemo
                          ids=" ".join)
 def test_the_same_refusal_while_printing_on_both_paths(argv, daemon, printer):
     """jog and home go out without a state read first (OctoPrint refuses them itself): the words stay ours."""
-    sock, home, _log = daemon
     start_print(printer)
     mark = printer.mark()
-    fast = run(argv, {"OCTOPANEL_SOCKET": str(sock)}, home)
-    local = run(argv, {"OCTOPRINT_URL": printer.url, "OCTOPRINT_API_KEY": printer.api_key,
-                       "OCTOPANEL_NO_DAEMON": "1"}, home)
-    assert (fast.returncode, fast.stdout, fast.stderr) == (local.returncode, local.stdout, local.stderr)
+    fast = both_paths(argv, daemon, printer)
     failed(fast, 1, "refused: the printer is printing (", "nothing sent")
     sent = sent_by(printer, mark)
     assert all(PRINT_MOVE.fullmatch(line) for line in sent), sent
