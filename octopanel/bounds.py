@@ -34,6 +34,19 @@ def fmt(value):
     return str(value)
 
 
+GCODE_DECIMALS = 3  # 0.001 mm, 0.001 °C: finer than any printer moves or heats
+
+
+def gnum(value, decimals=GCODE_DECIMALS):
+    """A number as firmware must read it: fixed notation, at most `decimals` decimals, never an exponent,
+    nan or inf ('1e-05' would read as 1 followed by an E word). ValueError if it is not finite."""
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    text = f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 def to_float(text):
     reject_structures(text, "a number")
     if isinstance(text, bool):

@@ -37,6 +37,8 @@ class Job:
     needs_state: bool = True  # False: resolve(None) works and the action runs in any state (saves a request)
     reply: Callable[[dict], None] | None = None
     origin: str = ""  # device label or "socket": discard(origin) drops what an unplugged device queued
+    max_age_s: float | None = None  # stale past this age when its turn comes; None: the executor's stale_s
+    wanted: Callable[[], bool] | None = None  # False right before sending: the requester left, do not run it
 
 
 @dataclass
@@ -134,7 +136,8 @@ class Executor:
         return queued + self._inflight_units.get(key, 0)
 
     def _is_stale(self, job, now):
-        return job.retry_until is None and now - job.created > self.stale_s
+        limit = self.stale_s if job.max_age_s is None else job.max_age_s
+        return job.retry_until is None and now - job.created > limit
 
     def _next(self):
         """Pop the next job, merged with the compatible jobs right behind it (conserving the units).
