@@ -230,6 +230,9 @@ class Executor:
                     self._finish(job, call, Result("movements cancelled out: nothing sent", sent=False))
                     return
                 call = scale(call, job.units)
+                if job.wanted is not None and not job.wanted():
+                    self._finish(job, None, SafetyError("not run: its requester is gone; nothing sent"))
+                    return
                 if self.trace is not None:
                     merged = f" (×{job.units} merged)" if job.units not in (1, -1) else ""
                     self.trace(f"{job.label}{merged} → {call}")
