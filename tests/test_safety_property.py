@@ -31,7 +31,6 @@ from evdev import ecodes as e
 from octopanel import config, keymap
 from octopanel.actions import build_registry
 from octopanel.actions.context import Context
-from octopanel.actions.gcode import MOTION_GCODES
 from octopanel.actions.registry import BUSY_STATES
 from octopanel.client import Client
 from octopanel.daemon import NO_TIMING
@@ -56,6 +55,9 @@ UNBOUND = ["KEY_A", "KEY_NUMLOCK", "KEY_KPCOMMA", "KEY_ESC", "BTN_0"]
 CANCEL_KEYS = {k for (_l, k, g), bs in KM.bindings.items() for b in bs if b.line.split()[0] in ("cancel", "xcancel")}
 DANGEROUS_KINDS = {"system", "disconnect", "connect"}
 DANGEROUS_GCODE = {"M80", "M81"}
+# The oracle's own list of G-code that moves the head or extrudes (not the code's allow list).
+MOTION_GCODES = frozenset({"G0", "G1", "G2", "G3", "G5", "G6", "G10", "G11", "G12", "G27", "G28", "G29", "G30",
+                           "G34", "G35", "G42", "G60", "G61", "G80", "G425", "M600", "M701", "M702", "M125"})
 NUMBERS = ["0", "1", "-1", "0.1", "-0.1", "5", "10", "50", "170", "200", "285", "285.1", "286", "300", "120",
            "121", "500", "-5", "1e3", "1e309", "nan", "inf", "-inf", "abc", "''", "9" * 40, "0x10", "1_0", "7.77"]
 SOCKET_LINES = ["settemp {n}", "setbed {n}", "settempr {n}", "setbedr {n}", "jog x={n}", "jog y={n} z={n}", "jog {n}",

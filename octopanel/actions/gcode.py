@@ -1,27 +1,13 @@
 """Raw G-code and the small commands that are one G-code line: messages, beeps, fans, servos, steppers."""
 
-import re
-
-from ..bounds import show, to_bool, to_float, to_int
-from ..errors import SafetyError, UsageError
+from .. import gcodepolicy
+from ..bounds import gnum, show, to_bool, to_float, to_int
+from ..errors import UsageError
 from .context import Result, gcode_line, gcode_lines
-from .registry import BUSY_STATES, MOTION_OK, Action, Param
+from .registry import MOTION_OK, Action, Param
 
 GROUP = "G-code"
 GROUP_FAN = "Fans and servos"
-
-
-# Raw G-code that moves the head, homes or extrudes: refused while printing, like jog, home and extrude.
-MOTION_GCODES = frozenset({"G0", "G1", "G2", "G3", "G5", "G10", "G11", "G28", "G29", "G30", "G34", "G35", "G80",
-                           "G425"})
-# Firmware reads `N10 G01X5` as `G1 X5`: strip a line number, leading zeros and what follows the number.
-COMMAND = re.compile(r"^\s*(?:N\d+\s*)?([GMT])0*(\d+)(?:\.\d+)?", re.IGNORECASE)
-
-
-def command_word(line):
-    """The G-code command a line starts with, normalised ('N10 g01x5' -> 'G1'), or ''."""
-    match = COMMAND.match(line)
-    return f"{match.group(1).upper()}{match.group(2) or '0'}" if match else ""
 
 
 def send(ctx, *lines):
@@ -29,42 +15,18 @@ def send(ctx, *lines):
     return Result(" | ".join(lines) + " sent")
 
 
-HEATER_LIMITS = {"M104": "max_tool_temp", "M109": "max_tool_temp", "M140": "max_bed_temp", "M190": "max_bed_temp"}
-TEMPERATURE = re.compile(r"[SR]\s*(-?\d+(?:\.\d*)?)", re.IGNORECASE)
-EXTRUSION = re.compile(r"\bE\s*-?\d", re.IGNORECASE)
-
-
-def check_caps(ctx, lines):
-    """The temperature caps of settemp/setbed hold for raw G-code too."""
-    for line in lines:
-        word = command_word(line)
-        if word in HEATER_LIMITS:
-            limit = ctx.limits[HEATER_LIMITS[word]]
-            for match in TEMPERATURE.finditer(COMMAND.sub("", line, count=1)):
-                if float(match.group(1)) > limit:
-                    raise UsageError(f"'{line}': {match.group(1)} °C is above {HEATER_LIMITS[word]} {limit:g}; "
-                                     "nothing sent")
-
-
-def extrudes(line):
-    return command_word(line) in ("G0", "G1", "G2", "G3") and bool(EXTRUSION.search(COMMAND.sub("", line, count=1)))
+def hotend_temp(ctx):
+    return (ctx.client.tool().get("tool0") or {}).get("actual")
 
 
 def send_raw(ctx, lines, force=False):
-    """Raw G-code keeps the rules of the typed actions: temperature caps always; motion only when not
-    printing, and extrusion only when hot, unless --force."""
-    check_caps(ctx, lines)
-    motion = [line for line in lines if command_word(line) in MOTION_GCODES]
-    if motion and not force:
-        state = ctx.client.state()
-        if state.name in BUSY_STATES:
-            raise SafetyError(f"'{motion[0]}' moves the printer, refused while it is {state.name} "
-                              "(--force overrides); nothing sent")
-    if any(extrudes(line) for line in lines):
-        from .motion import check_hot
-
-        check_hot(ctx, force)
-    return send(ctx, *lines)
+    """Raw G-code, judged line by line as the firmware reads it (gcodepolicy): the allow list while busy,
+    caps and protections always, extrusion only when hot; --force lifts only the busy and cold rules."""
+    judged = gcodepolicy.check(lines, ctx.limits, lambda: ctx.client.state().name, lambda: hotend_temp(ctx),
+                               force)
+    if not judged:
+        raise UsageError("no G-code to send: only comments or empty lines; nothing sent")
+    return send(ctx, *judged)
 
 
 def message_text(text):
@@ -89,14 +51,16 @@ def register(reg):
     def simple(name, code, help_, commands=(), **kw):
         reg.register(Action(name, lambda ctx: send(ctx, code), help_, GROUP, commands=commands, **kw))
 
-    force = Param("force", to_bool, False, flag="--force", help="allow motion G-code while printing")
+    force = Param("force", to_bool, False, flag="--force", help="allow any G-code while printing, and cold extrusion")
     reg.register(Action("g", lambda ctx, code, force=False: send_raw(ctx, [code.upper()], force),
                         "send one G-code line (upper-cased)", GROUP,
                         params=(Param("code", gcode_line, rest=True), force), commands=("g", "gcode")))
+    cold = Param("force", to_bool, False, flag="--force", help="allow extrusion with a cold hotend")
     for axis_cmd in ("G0", "G1"):
-        reg.register(Action(axis_cmd.lower(), lambda ctx, coords, c=axis_cmd: send(ctx, f"{c} {coords.upper()}"),
-                            f"send {axis_cmd} COORDS (raw move: no safety checks beyond the G-code's own)",
-                            GROUP, params=(Param("coords", gcode_line, rest=True),), states=MOTION_OK))
+        reg.register(Action(axis_cmd.lower(),
+                            lambda ctx, coords, force=False, c=axis_cmd: send_raw(ctx, [f"{c} {coords.upper()}"], force),
+                            f"send {axis_cmd} COORDS, judged like 8g (refused while printing)",
+                            GROUP, params=(Param("coords", gcode_line, rest=True), cold), states=MOTION_OK))
     reg.register(Action("gmulti", lambda ctx, commands, force=False: send_raw(ctx, [c.upper() for c in commands], force),
                         "send several G-code lines in one request", GROUP,
                         params=(Param("commands", gcode_lines), force), legacy=lambda words: {"commands": words}))
@@ -110,7 +74,7 @@ def register(reg):
     simple("getpos", "M114", "M114: ask the printer to report its position")
     simple("stepon", "M17", "M17: enable the stepper motors")
     simple("stepoff", "M18", "M18: disable the stepper motors", states=MOTION_OK)
-    reg.register(Action("sleep", lambda ctx, s: send(ctx, f"G4 S{s:g}"), "G4 S: the printer dwells S seconds",
+    reg.register(Action("sleep", lambda ctx, s: send(ctx, f"G4 S{gnum(s)}"), "G4 S: the printer dwells S seconds",
                         GROUP, params=(Param("s", to_float, minval=0, maxval=3600),)))
     reg.register(Action("sleepms", lambda ctx, ms: send(ctx, f"G4 P{ms}"), "G4 P: the printer dwells MS ms",
                         GROUP, params=(Param("ms", to_int, minval=0, maxval=3600000),)))
