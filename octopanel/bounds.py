@@ -60,6 +60,19 @@ def to_float(text):
     return value
 
 
+def to_fixed(text, decimals=GCODE_DECIMALS):
+    """A distance or temperature as it will be sent: to_float rounded to `decimals` places (0.001 mm), so
+    that what is checked is what the printer gets. A nonzero value that rounds to 0 is an error, not a
+    silent no-op (0 itself is a valid value: `jog x=0`)."""
+    value = to_float(text)
+    rounded = round(value, decimals) + 0.0  # + 0.0: -0.0 becomes 0.0
+    if rounded == 0 and value != 0:
+        step = gnum(10 ** -decimals)
+        raise ValueError(f"{show(text)} rounds to 0 (numbers are sent to the nearest {step}): give 0 or a "
+                         f"size of at least {step}")
+    return rounded
+
+
 def to_int(text):
     reject_structures(text, "a whole number")
     if isinstance(text, bool):

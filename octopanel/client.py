@@ -11,6 +11,7 @@ from collections import namedtuple
 
 import requests
 
+from .bounds import GCODE_DECIMALS
 from .errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
 
 REDACTED = "***"
@@ -285,8 +286,17 @@ def environment_session(base):
 
 
 def plain(number):
-    """2.0 -> 2, so the G-code reads `X2`, not `X2.0`."""
-    return int(number) if isinstance(number, float) and number.is_integer() else number
+    """A number for a JSON body that OctoPrint writes into G-code with str(): at most GCODE_DECIMALS decimals
+    (a merged jog may add up to 0.30000000000000004), whole numbers as ints (`X2`, not `X2.0`). A float so
+    rounded is written without an exponent (1e-05 would read as X1 then an E word); nan and inf raise."""
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise ValueError(f"expected a number, got {number!r}")
+    if isinstance(number, int):
+        return number
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"expected a finite number, got {number!r}")
+    number = round(number, GCODE_DECIMALS) + 0.0
+    return int(number) if number.is_integer() else number
 
 
 def parse_json(method, path, resp):

@@ -599,11 +599,15 @@ def bad_argument(draw):
                                 "1 2", "--", "true" if param.convert is not bounds.to_float else "ten"])]
     whole = param.convert is bounds.to_int or param.name in ("speed", "ms", "hz", "num", "angle", "percent")
     if low is not None:
-        below = st.integers(-10 ** 6, math.ceil(low) - 1) if whole else st.floats(-1e6, low, exclude_max=True)
+        # .filter: a distance or temperature is rounded to the 0.001 it is sent as (bounds.to_fixed), so
+        # 300.00000000000006 is a valid 300; the bad values are those that are still out of range rounded.
+        below = (st.integers(-10 ** 6, math.ceil(low) - 1) if whole else
+                 st.floats(-1e6, low, exclude_max=True).filter(lambda v: round(v, 3) < low))
         choices.append(below.map(str))
     if high is not None:
         top = max(10 ** 6, 10 * high)
-        above = st.integers(math.floor(high) + 1, top) if whole else st.floats(high, top, exclude_min=True)
+        above = (st.integers(math.floor(high) + 1, top) if whole else
+                 st.floats(high, top, exclude_min=True).filter(lambda v: round(v, 3) > high))
         choices.append(above.map(str))
     if whole:
         choices.append(st.sampled_from(["1.5", "2.25", "-0.5"]))

@@ -1,6 +1,6 @@
 """Moving the head and the filament: home, jog, extrude, eject; speed and flow factors."""
 
-from ..bounds import to_bool, to_float, to_int
+from ..bounds import gnum, to_bool, to_fixed, to_float, to_int
 from ..errors import SafetyError
 from .context import Result
 from .registry import MOTION_OK, Action, Param
@@ -64,7 +64,7 @@ def extrude(ctx, amount, speed=None, force=False):
 
 def fex(ctx, amount, speed=2000, force=False):
     check_hot(ctx, force)
-    lines = ["G91", f"G1 E{amount:g} F{speed}", "G90"]
+    lines = ["G91", f"G1 E{gnum(amount)} F{speed}", "G90"]
     ctx.client.gcode(lines)
     return Result(" | ".join(lines) + " sent")
 
@@ -97,7 +97,7 @@ def flowrate(ctx, percent):
 
 
 def register(reg):
-    axis = lambda a: Param(a, to_float, None, "-max_jog", "max_jog", f"{a.upper()} distance (mm)")  # noqa: E731
+    axis = lambda a: Param(a, to_fixed, None, "-max_jog", "max_jog", f"{a.upper()} distance (mm)")  # noqa: E731
     reg.register(Action("home", home, "home x, y and z", GROUP, states=MOTION_OK, octoprint_refuses=True))
     reg.register(Action("jog", jog, "move the head by X Y Z mm (one number: Z only)", GROUP, states=MOTION_OK,
                         octoprint_refuses=True,
@@ -105,7 +105,7 @@ def register(reg):
                                 Param("speed", to_int, None, 1, 20000, "mm/min")),
                         legacy=jog_legacy, mergeable=True,
                         check=lambda a: None if {"x", "y", "z"} & set(a) else "give at least one of x, y, z"))
-    amount = Param("amount", to_float, minval="-max_extrude", maxval="max_extrude", help="mm; negative retracts")
+    amount = Param("amount", to_fixed, minval="-max_extrude", maxval="max_extrude", help="mm; negative retracts")
     reg.register(Action("ex", extrude, "extrude MM of filament (negative retracts)", GROUP_EX, states=MOTION_OK,
                         params=(amount, Param("speed", to_int, None, 1, 20000, "mm/min"), FORCE),
                         commands=("ex", "extrude"), mergeable=True,
@@ -113,7 +113,7 @@ def register(reg):
     reg.register(Action("fex", fex, "extrude MM at SPEED mm/min with raw G-code (default 2000)", GROUP_EX,
                         states=MOTION_OK, params=(amount, Param("speed", to_int, 2000, 1, 20000), FORCE)))
     reg.register(Action("eject", eject, "pull the filament out (-t TEMP: heat first, then turn off)", GROUP_EX,
-                        states=MOTION_OK, params=(Param("temp", to_float, None, 0, "max_tool_temp", flag="-t",
+                        states=MOTION_OK, params=(Param("temp", to_fixed, None, 0, "max_tool_temp", flag="-t",
                                                         takes_value=True), FORCE,
                                                   Param("timeout", to_float, 600.0, 1, 7200, "give up heating after",
                                                         flag="--timeout", takes_value=True)), slow=True))

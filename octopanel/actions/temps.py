@@ -2,7 +2,7 @@
 
 import time
 
-from ..bounds import show, to_bool, to_float
+from ..bounds import gnum, show, to_bool, to_fixed, to_float
 from ..errors import PrinterError
 from .context import Result, dump
 from .gcode import send
@@ -88,19 +88,19 @@ def alarm_action(beep):
 
 
 def register(reg):
-    tool_t = Param("temp", to_float, minval=0, maxval="max_tool_temp", help="°C")
-    bed_t = Param("temp", to_float, minval=0, maxval="max_bed_temp", help="°C")
+    tool_t = Param("temp", to_fixed, minval=0, maxval="max_tool_temp", help="°C")
+    bed_t = Param("temp", to_fixed, minval=0, maxval="max_bed_temp", help="°C")
     reg.register(Action("settemp", settemp, "set the hotend target (°C)", GROUP, params=(tool_t,)))
     reg.register(Action("setbed", setbed, "set the bed target (°C)", GROUP, params=(bed_t,)))
-    reg.register(Action("settempr", lambda ctx, temp: send(ctx, f"M104 R S{temp:g}"),
+    reg.register(Action("settempr", lambda ctx, temp: send(ctx, f"M104 R S{gnum(temp)}"),
                         "M104 R S: hotend target, firmware 'R' extension", GROUP, params=(tool_t,)))
-    reg.register(Action("setbedr", lambda ctx, temp: send(ctx, f"M140 R S{temp:g}"),
+    reg.register(Action("setbedr", lambda ctx, temp: send(ctx, f"M140 R S{gnum(temp)}"),
                         "M140 R S: bed target, firmware 'R' extension", GROUP, params=(bed_t,)))
     reg.register(Action("gettemp_raw", raw_reader("tool"), "print GET /api/printer/tool as JSON", GROUP))
     reg.register(Action("gettemp", actual_reader("tool"), "print the hotend's actual temperature", GROUP))
     reg.register(Action("getbed_raw", raw_reader("bed"), "print GET /api/printer/bed as JSON", GROUP))
     reg.register(Action("getbed", actual_reader("bed"), "print the bed's actual temperature", GROUP))
-    params = (Param("heater", heater, help="t (tool) or b (bed)"), Param("target", to_float, minval=0, maxval=500),
+    params = (Param("heater", heater, help="t (tool) or b (bed)"), Param("target", to_fixed, minval=0, maxval=500),
               Param("falling", to_bool, False, help="wait for it to drop (8control: d)"), TIMEOUT,
               Param("interval", to_float, 2.0, 0.05, 600, "seconds between polls", flag="--interval",
                     takes_value=True))
