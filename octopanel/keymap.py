@@ -155,21 +155,26 @@ def load_key(km, name, spec, line_no, ctx):
             if not bound:
                 raise ConfigError(f"no gesture given: use one of {', '.join(GESTURES)}", file, alt_line, alt_path)
             for gesture in bound:
-                binding = make_binding(alt[gesture], when, line(alt, gesture), f"{alt_path}.{gesture}", ctx, options)
-                check_dangerous(binding, gesture, ctx)
+                binding = make_binding(alt[gesture], when, line(alt, gesture), f"{alt_path}.{gesture}", ctx, options,
+                                       gesture)
                 km.bindings.setdefault((layer, key, gesture), []).append(binding)
         else:
             binding = make_binding(alt, ANY, alt_line if isinstance(spec, list) else line_no, alt_path, ctx, {})
-            check_dangerous(binding, "press", ctx)
             km.bindings.setdefault((layer, key, "press"), []).append(binding)
 
 
-def check_dangerous(binding, gesture, ctx):
-    """A single short press must never cancel a print or cut the power: require hold or double."""
-    action = ctx[1].get(binding.line.split()[0])
-    if action.dangerous and gesture not in ("hold", "double"):
-        raise ConfigError(f"'{action.name}' is dangerous: bind it to hold or double, not {gesture}",
-                          ctx[0], binding.line_no, binding.path)
+def check_call(call, rendered, gesture):
+    """What a binding may not carry, as an error text or None: the shell's --force, or a call that is
+    dangerous by its effect (cancel, power, M112 in raw G-code...) on anything but a hold or double press."""
+    if call.forced:
+        return "--force is a shell override and cannot be bound"
+    try:
+        reason = call.danger()
+    except ValueError as exc:  # G-code the firmware would misread
+        return str(exc)
+    if reason is not None and gesture not in ("hold", "double"):
+        return f"'{rendered}' is dangerous ({reason}): bind it to hold or double, not {gesture}"
+    return None
 
 
 def load_rotary(km, name, spec, line_no, ctx):
@@ -195,11 +200,12 @@ def load_rotary(km, name, spec, line_no, ctx):
                                             line(spec, "max_distance"), f"{path}.max_distance")
         if "action" not in spec:
             raise ConfigError("missing action", file, line_no, path)
-        binding = make_binding(spec["action"], when, line(spec, "action"), f"{path}.action", ctx, options)
+        binding = make_binding(spec["action"], when, line(spec, "action"), f"{path}.action", ctx, options,
+                               "a rotary detent")
     else:
         if name not in ROTARY_SOURCES:
             raise ConfigError(f"unknown rotary source{bounds.suggest(name, ROTARY_SOURCES)}", file, line_no, path)
-        binding = make_binding(spec, ANY, line_no, path, ctx, {})
+        binding = make_binding(spec, ANY, line_no, path, ctx, {}, "a rotary detent")
     action = ctx[1].get(binding.line.split()[0])
     if not action.mergeable:
         raise ConfigError(f"a rotary binding needs an action that adds up per detent (jog or ex), got "
@@ -207,8 +213,9 @@ def load_rotary(km, name, spec, line_no, ctx):
     km.rotary.setdefault(name, []).append(binding)
 
 
-def make_binding(value, when, line_no, path, ctx, options):
-    """Validate one action line: parse it through the registry with every value of every mode it uses."""
+def make_binding(value, when, line_no, path, ctx, options, gesture="press"):
+    """Validate one action line: parse it through the registry with every value of every mode it uses, and
+    check each resulting call for `gesture` (check_call)."""
     file, registry, limits, modes = ctx
     if isinstance(value, bool) or value is None:
         raise ConfigError(YAML_TRAP.format(got=value), file, line_no, path)
@@ -228,11 +235,14 @@ def make_binding(value, when, line_no, path, ctx, options):
     binding = Binding(text, when, line_no, path, options, placeholders)
     for combo in combos:
         rendered = binding.render(dict(zip(placeholders, combo)))
+        shown = f" (with {', '.join(f'{n}={v}' for n, v in zip(placeholders, combo))})" if placeholders else ""
         try:
             call = registry.parse_line(rendered, limits)
         except UsageError as exc:
-            shown = f" (with {', '.join(f'{n}={v}' for n, v in zip(placeholders, combo))})" if placeholders else ""
             raise ConfigError(f"{exc}{shown}", file, line_no, path) from None
+        problem = check_call(call, rendered, gesture)
+        if problem:
+            raise ConfigError(f"{problem}{shown}", file, line_no, path)
         if call.action.name == "mode":
             check_mode_call(call, modes, file, line_no, path)
     return binding

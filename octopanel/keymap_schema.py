@@ -56,12 +56,30 @@ def load_modes(section, file):
         for value in values:
             if isinstance(value, bool) or value is None:
                 raise ConfigError(YAML_TRAP.format(got=value), file, line(spec, "values"), f"{path}.values")
+            problem = mode_value_problem(value)
+            if problem:
+                raise ConfigError(problem, file, line(spec, "values"), f"{path}.values")
         default = spec.get("default", values[0])
         if default not in values:
             raise ConfigError(f"default {bounds.show(default)} is not one of the values", file, line(spec, "default"),
                               f"{path}.default")
         modes[str(name)] = Mode(values, default)
     return modes
+
+
+# A mode value is put into action lines as it is ({step} in `jog z={step}`): a number or one word, so
+# that it can never add a parameter ('1 x=300'), a flag or a second G-code word to the line.
+MODE_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9_]*|[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def mode_value_problem(value):
+    """An error text if `value` cannot be a mode value, else None."""
+    if isinstance(value, (int, float)):
+        return None if value == value and abs(value) != float("inf") else f"expected a finite number, got {value}"
+    if isinstance(value, str) and MODE_VALUE.fullmatch(value):
+        return None
+    return (f"expected a number or one word (letters, digits, _), got {bounds.show(value)}: a mode value is "
+            "put into action lines as it is, so it may not carry spaces or other words")
 
 
 def load_devices(section, file):

@@ -44,10 +44,10 @@ def test_default_keymap_binds_both_numlock_states_and_guards_danger():
                     ("KEY_KP6", "KEY_RIGHT"), ("KEY_KPDOT", "KEY_DELETE"), ("KEY_KP0", "KEY_INSERT")):
         assert km.gestures_of(on) == km.gestures_of(off) != set()
     registry = build_registry()
+    defaults = {name: mode.default for name, mode in km.modes.items()}
     for (_layer, key, gesture), bindings in km.bindings.items():
         for binding in bindings:
-            action = registry.get(binding.line.split()[0])
-            if action.dangerous:
+            if registry.parse_line(binding.render(defaults), LIMITS).danger() is not None:
                 assert gesture in ("hold", "double"), (key, gesture, binding.line)
 
 
@@ -98,4 +98,46 @@ def test_check_command_reports_ok_and_errors(tmp_path):
                          capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert bad.returncode == 2
     assert "unknown_action.yaml:5: keys.KEY_KP5: unknown action 'jgo' (did you mean 'jog'?)" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("gesture", ["hold", "double"])
+@pytest.mark.parametrize("line", ["g M112", "g m81", "gmulti 'M117 bye' M0", "gmulti G28 'M1'", "pause_raw",
+                                  "system reboot", "off"])
+def test_a_line_dangerous_by_its_effect_may_be_bound_to_hold_or_double(tmp_path, line, gesture):
+    path = tmp_path / "keymap.yaml"
+    path.write_text(f'keys:\n  KEY_KP5: {{{gesture}: "{line}"}}\n')
+    assert load(path).bindings[("", "KEY_KP5", gesture)][0].line == line
+
+
+@pytest.mark.parametrize("line", ["g M117 hello", "g M104 S200", "gmulti M117 'M300 S440 P100'", "g0 X10", "pause"])
+def test_a_harmless_line_may_be_bound_to_a_press(tmp_path, line):
+    path = tmp_path / "keymap.yaml"
+    path.write_text(f'keys:\n  KEY_KP5: "{line}"\n')
+    assert load(path).bindings[("", "KEY_KP5", "press")][0].line == line
+
+
+def test_mode_values_may_be_numbers_or_words(tmp_path):
+    path = tmp_path / "keymap.yaml"
+    path.write_text("modes:\n  axis: {values: [x, y, z]}\n  step: {values: [0.1, '1', 10]}\n"
+                    "keys:\n  KEY_KP8: jog {axis}={step}\n")
+    assert load(path).modes["step"].values == [0.1, "1", 10]
+
+
+@pytest.mark.parametrize("value", ["'1 x=300'", "'x=1'", "'--force'", "'1;M112'", ".nan", "[1]", "''"])
+def test_mode_values_that_would_splice_text_into_a_line_are_refused(tmp_path, value):
+    path = tmp_path / "keymap.yaml"
+    path.write_text(f"modes:\n  step: {{values: [1, {value}]}}\nkeys:\n  KEY_KP8: jog z={{step}}\n")
+    with pytest.raises(ConfigError, match=r"keymap.yaml:2: modes.step.values: expected a (finite )?number"):
+        load(path)
+
+
+def test_check_command_rejects_force_with_file_and_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "octopanel", "check", "force_bound.yaml"], cwd=HERE / "keymaps",
+                         capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert bad.returncode == 2, bad
+    assert "force_bound.yaml:4: keys.KEY_KP5: --force is a shell override and cannot be bound" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -54,16 +54,19 @@ def register(reg):
     force = Param("force", to_bool, False, flag="--force", help="allow any G-code while printing, and cold extrusion")
     reg.register(Action("g", lambda ctx, code, force=False: send_raw(ctx, [code.upper()], force),
                         "send one G-code line (upper-cased)", GROUP,
-                        params=(Param("code", gcode_line, rest=True), force), commands=("g", "gcode")))
+                        params=(Param("code", gcode_line, rest=True), force), commands=("g", "gcode"),
+                        danger=lambda a: gcodepolicy.dangerous([a["code"]])))
     cold = Param("force", to_bool, False, flag="--force", help="allow extrusion with a cold hotend")
     for axis_cmd in ("G0", "G1"):
         reg.register(Action(axis_cmd.lower(),
                             lambda ctx, coords, force=False, c=axis_cmd: send_raw(ctx, [f"{c} {coords.upper()}"], force),
                             f"send {axis_cmd} COORDS, judged like 8g (refused while printing)",
-                            GROUP, params=(Param("coords", gcode_line, rest=True), cold), states=MOTION_OK))
+                            GROUP, params=(Param("coords", gcode_line, rest=True), cold), states=MOTION_OK,
+                            danger=lambda a, c=axis_cmd: gcodepolicy.dangerous([f"{c} {a['coords']}"])))
     reg.register(Action("gmulti", lambda ctx, commands, force=False: send_raw(ctx, [c.upper() for c in commands], force),
                         "send several G-code lines in one request", GROUP,
-                        params=(Param("commands", gcode_lines), force), legacy=lambda words: {"commands": words}))
+                        params=(Param("commands", gcode_lines), force), legacy=lambda words: {"commands": words},
+                        danger=lambda a: gcodepolicy.dangerous(a["commands"])))
     reg.register(Action("msg", lambda ctx, text="": send(ctx, f"M117 {text}".rstrip()),
                         "show TEXT on the printer's display (case kept; no text clears it)", GROUP,
                         params=(Param("text", message_text, "", rest=True),)))

@@ -96,7 +96,8 @@ def register(reg):
                         commands=("start", "print")))
     reg.register(Action("restart", restart, "restart the paused print from the beginning", GROUP,
                         states=frozenset({"paused"}), dangerous=True))
-    reg.register(Action("pause_raw", pause_raw, "the raw pause toggle (pauses or resumes)", GROUP))
+    reg.register(Action("pause_raw", pause_raw, "the raw pause toggle: pauses or resumes, whichever the state",
+                        GROUP, dangerous=True))
     reg.register(Action("pause", pause, "pause, only if printing; safe to repeat (runout sensors)", GROUP,
                         states=frozenset({"printing", "resuming", "finishing"}), skip_when_not=True))
     reg.register(Action("resume", resume, "resume, only if paused", GROUP, states=frozenset({"paused"}),

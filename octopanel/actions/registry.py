@@ -60,7 +60,8 @@ ACTION_FIELDS = {  # after name, run, help, group: the defaults, and what each m
     "octoprint_refuses": False,
     "legacy": None,  # maps 8control positional words to {param: word}
     "mergeable": False,  # consecutive calls may be combined, conserving the total (jog, extrude)
-    "dangerous": False,  # the panel needs a confirming gesture (hold or double)
+    "dangerous": False,  # the panel needs a confirming gesture (hold or double), whatever the arguments
+    "danger": None,  # danger(args): why these arguments need that gesture (raw G-code, by effect), or None
     "slow": False,  # polls for a long time (alarm, waitend)
     "cli": True,  # False: panel-only (no 8xxx command), e.g. mode changes
     "local": False,  # reads the caller's files, stdin or config: never delegated to the daemon
@@ -79,6 +80,13 @@ class Action(namedtuple("Action", ["name", "run", "help", "group", *ACTION_FIELD
     def command_names(self):
         return self.commands or (self.name,)
 
+    def danger_of(self, args):
+        """None if a call with these arguments may run on a single press; else why it needs a hold or a
+        double press: `danger` judged on the arguments, or the help text of an action `dangerous` by nature.
+        ValueError (e.g. G-code that cannot be read) propagates."""
+        reason = self.danger(args) if self.danger is not None else None
+        return reason or (self.help if self.dangerous else None)
+
     @property
     def reads_state_first(self):
         """Whether invoke() reads the printer state before running it."""
@@ -95,6 +103,15 @@ class Call:
 
     def __repr__(self):
         return f"Call({self.action.name!r}, {self.args!r})"
+
+    @property
+    def forced(self):
+        """Whether the line carries --force: a human's override at a shell, never from a keymap or socket."""
+        return any(p.flag == "--force" and self.args.get(p.name) for p in self.action.params)
+
+    def danger(self):
+        """See Action.danger_of."""
+        return self.action.danger_of(self.args)
 
     def __str__(self):
         words = [self.action.name] + [f"{k}={shlex.quote(bounds.fmt(v) if isinstance(v, float) else str(v))}"
