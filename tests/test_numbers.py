@@ -34,6 +34,7 @@ def numbers_in(line):
     ("8settemp", ["0.0001"], "settemp: temp: '0.0001'"),
     ("8setbedr", ["1e-9"], "setbedr: temp: '1e-9'"),
     ("8eject", ["-t", "1e-5", "--force"], "eject: temp: '1e-5'"),
+    ("8sleep", ["1e-5"], "sleep: s: '1e-5'"),
 ])
 def test_a_value_that_rounds_to_zero_is_refused_before_anything_is_sent(run8, printer, command, args, what):
     mark = printer.mark()
@@ -56,15 +57,17 @@ def test_jog_and_extrude_are_sent_rounded_to_a_thousandth_in_fixed_notation(run8
 
 
 def test_raw_gcode_numbers_are_fixed_notation(run8, printer):
-    """The numbers octopanel writes into G-code itself (fex, settempr, setbedr)."""
+    """The numbers octopanel writes into G-code itself (fex, settempr, setbedr, sleep)."""
     mark = printer.mark()
     ok(run8("8fex", "--force", "0.0015", "100"))
     ok(run8("8settempr", "1e2"))
     ok(run8("8setbedr", "59.99999"))
     ok(run8("8settemp", "2e1"))
     ok(run8("8setbed", "0"))
+    ok(run8("8sleep", "0.0015"))
     sent = sent_by(printer, mark)
-    assert sent == ["G91", "G1 E0.002 F100", "G90", "M104 R S100", "M140 R S60", "M104 S20", "M140 S0"], sent
+    assert sent == ["G91", "G1 E0.002 F100", "G90", "M104 R S100", "M140 R S60", "M104 S20", "M140 S0",
+                    "G4 S0.002"], sent
     for line in sent:
         assert not NO_EXPONENT.search(line), line
         assert all(FIXED.fullmatch(n) for n in numbers_in(line)), line

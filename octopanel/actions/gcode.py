@@ -1,7 +1,7 @@
 """Raw G-code and the small commands that are one G-code line: messages, beeps, fans, servos, steppers."""
 
 from .. import gcodepolicy
-from ..bounds import gnum, show, to_bool, to_float, to_int
+from ..bounds import gnum, show, to_bool, to_fixed, to_int
 from ..errors import UsageError
 from .context import Result, gcode_line, gcode_lines
 from .registry import MOTION_OK, Action, Param
@@ -78,7 +78,7 @@ def register(reg):
     simple("stepon", "M17", "M17: enable the stepper motors")
     simple("stepoff", "M18", "M18: disable the stepper motors", states=MOTION_OK)
     reg.register(Action("sleep", lambda ctx, s: send(ctx, f"G4 S{gnum(s)}"), "G4 S: the printer dwells S seconds",
-                        GROUP, params=(Param("s", to_float, minval=0, maxval=3600),)))
+                        GROUP, params=(Param("s", to_fixed, minval=0, maxval=3600),)))
     reg.register(Action("sleepms", lambda ctx, ms: send(ctx, f"G4 P{ms}"), "G4 P: the printer dwells MS ms",
                         GROUP, params=(Param("ms", to_int, minval=0, maxval=3600000),)))
     reg.register(Action("fan", fan, "part fan: on, off or 0..255 (M106/M107)", GROUP_FAN,
