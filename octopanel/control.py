@@ -2,20 +2,32 @@
 
 Scripts (a runout sensor, a vision check) and the fast CLI send `pause\\n` or `jog z=1\\n`; the daemon
 runs them through the same registry, the same state checks and the same ordered queue as the keypad.
+A client whose line is queued or running is never dropped: under overload a new client is told "busy".
+One daemon per path: a socket somebody answers on is never replaced, and only our own socket is unlinked.
 """
 
 import grp
 import json
 import logging
 import os
+import select
 import selectors
 import socket
 import stat
 import threading
 
+from .errors import UsageError
+
 log = logging.getLogger("octopanel.control")
 MAX_LINE = 4096  # an action line is short; anything longer is garbage or an attack
-MAX_CLIENTS = 32
+MAX_CLIENTS = 256  # each waiting 8xxx command holds one; 200 at once must all be answered
+BACKLOG = 512  # connections the kernel holds until the loop accepts them (capped by net.core.somaxconn)
+CLAIM_ATTEMPTS = 3
+
+
+def busy(why):
+    """The reply to a client turned away: nothing of its was run."""
+    return {"ok": False, "busy": True, "error": f"daemon busy: {why}; nothing sent", "exit": 1}
 
 
 class Conn:
@@ -28,6 +40,17 @@ class Conn:
         self.closed = False
         self.pending = 0  # lines handed on whose reply has not been sent yet
         self.eof = False  # the client shut down its side (`echo pause | socat ...`): close after the last reply
+
+    def wanted(self):
+        """True while the client still waits for its reply: a job checks it right before sending. A client
+        that closed its socket (it timed out, or was killed) hangs up (POLLHUP); one that only shut down
+        writing (`socat -t 30`) does not."""
+        with self.lock:  # close_conn closes the socket under this lock, so the fd is ours while we poll
+            if self.closed:
+                return False
+            poller = select.poll()
+            poller.register(self.sock, select.POLLHUP)
+            return not any(mask & (select.POLLHUP | select.POLLERR) for _fd, mask in poller.poll(0))
 
     def reply(self, obj):
         data = (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode()
@@ -52,13 +75,56 @@ class ControlServer:
         self.selector = selector  # the daemon's; listening and client sockets are registered as "control"
         self.sock = None
         self.conns = {}
+        self.identity = None  # (st_dev, st_ino) of the socket file we created: the only one close() unlinks
 
     def open(self):
-        if os.path.lexists(self.path) and not stat.S_ISSOCK(os.lstat(self.path).st_mode):
-            raise OSError(f"{self.path} exists and is not a socket")
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        # Bound under a temporary name and renamed into place once listening: a client that sees the path
-        # can connect (between bind and listen it would be refused). The rename replaces a stale socket.
+        """Listen on the path; UsageError (exit 2) if another daemon answers there or the path is unusable."""
+        try:
+            self._remove_stale()
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            self._bind()
+        except OSError as exc:
+            raise UsageError(f"control socket {self.path}: {exc.strerror or exc}; give --control PATH or "
+                             "--no-control") from None
+        self.sock.setblocking(False)
+        self.selector.register(self.sock, selectors.EVENT_READ, ("control", None))
+        return self
+
+    def _answers(self):
+        """True if a daemon listens on the path (it accepts, or its backlog is full); OSError if we cannot tell."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.setblocking(False)
+            try:
+                probe.connect(self.path)
+            except BlockingIOError:
+                return True
+            except (ConnectionRefusedError, FileNotFoundError):
+                return False
+            return True
+
+    def _remove_stale(self):
+        """Unlink a socket file left by a daemon that died; refuse to touch anything else."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode):
+            raise UsageError(f"control socket {self.path}: exists and is not a socket; nothing was changed")
+        if self._answers():
+            raise UsageError(f"control socket {self.path}: another octopanel daemon answers there; stop it first "
+                             "(systemctl stop octopanel), or give this one --control PATH or --no-control")
+        try:
+            again = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino):  # still the file nobody answered on
+            os.unlink(self.path)
+            log.info("removed the stale control socket %s (nobody answered on it)", self.path)
+
+    def _bind(self):
+        # Bound under a temporary name and linked into place once listening: a client that sees the path
+        # can connect (between bind and listen it would be refused), and link() fails if the path exists,
+        # so a daemon that started meanwhile is never replaced.
         building = os.path.join(os.path.dirname(self.path), f".{os.getpid()}.new")  # short: sun_path has 108 bytes
         if os.path.lexists(building):
             os.unlink(building)
@@ -66,6 +132,9 @@ class ControlServer:
         old = os.umask(0o177)  # never let the socket exist, even briefly, with wider permissions
         try:
             self.sock.bind(building)
+        except BaseException:
+            self.sock.close()
+            raise
         finally:
             os.umask(old)
         try:
@@ -75,15 +144,22 @@ class ControlServer:
                 except (KeyError, PermissionError) as exc:
                     log.warning("cannot give %s to group %s: %s", self.path, self.group, exc)
             os.chmod(building, self.mode)
-            self.sock.listen(16)
-            os.rename(building, self.path)
+            self.sock.listen(BACKLOG)
+            st = os.lstat(building)
+            for _attempt in range(CLAIM_ATTEMPTS):
+                try:
+                    os.link(building, self.path)
+                    break
+                except FileExistsError:
+                    self._remove_stale()  # raises if what appeared there answers
+            else:
+                raise UsageError(f"control socket {self.path}: keeps reappearing; is another daemon starting?")
+            self.identity = (st.st_dev, st.st_ino)
         except BaseException:
             self.sock.close()
-            os.unlink(building)
             raise
-        self.sock.setblocking(False)
-        self.selector.register(self.sock, selectors.EVENT_READ, ("control", None))
-        return self
+        finally:
+            os.unlink(building)
 
     def fileno(self):
         return self.sock.fileno()
@@ -97,10 +173,18 @@ class ControlServer:
         sock.setblocking(False)
         for fd in [fd for fd, c in self.conns.items() if c.closed and c.eof]:
             del self.conns[fd]  # half-closed clients whose last reply went out
-        if len(self.conns) >= MAX_CLIENTS:
-            oldest = next(iter(self.conns))
-            self.close_conn(oldest)
         conn = Conn(sock)
+        if len(self.conns) >= MAX_CLIENTS:
+            # Make room by closing the oldest client that waits for nothing; one whose line is queued or
+            # running keeps its connection. With none idle, the newcomer is told at once.
+            idle = next((fd for fd, c in self.conns.items() if not c.pending and not c.eof), None)
+            if idle is None:
+                log.warning("control socket: %d clients wait for replies; a new one was told busy", MAX_CLIENTS)
+                conn.reply(busy(f"{MAX_CLIENTS} clients are waiting for replies; try again shortly"))
+                sock.close()
+                return None
+            self.conns[idle].reply(busy("too many clients: this idle connection was closed to make room"))
+            self.close_conn(idle)
         self.conns[sock.fileno()] = conn
         self.selector.register(sock, selectors.EVENT_READ, ("control", sock.fileno()))
         return conn
@@ -149,7 +233,7 @@ class ControlServer:
             conn.reply({"ok": False, "error": f"line longer than {MAX_LINE} bytes", "exit": 2})
             return
         try:
-            self.on_line(line, conn.reply)
+            self.on_line(line, conn.reply, conn.wanted)
         except Exception as exc:  # a bad line must never take the daemon down
             log.exception("control line %r failed", line)
             conn.reply({"ok": False, "error": f"internal error: {exc}", "exit": 1})
@@ -170,6 +254,8 @@ class ControlServer:
             self.selector.unregister(self.sock)
             self.sock.close()
             try:
-                os.unlink(self.path)
+                st = os.lstat(self.path)
             except FileNotFoundError:
-                pass
+                return
+            if (st.st_dev, st.st_ino) == self.identity:  # never a socket another daemon put there since
+                os.unlink(self.path)

@@ -75,11 +75,11 @@ class Daemon:
 
     def run(self):
         """The loop. Returns an exit code."""
-        self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
-        self.executor.start()
-        if self.control is not None:
+        if self.control is not None:  # first: with another daemon on the path, this one sends nothing
             self.control.open()
             log.info("control socket: %s", self.control.path)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self.executor.start()
         self.devices.rescan()
         self._sync_fds()
         self.notifier.ready(self.status())

@@ -7,6 +7,7 @@ import time
 from .actions.context import invoke
 from .errors import OctopanelError, UsageError
 from .executor import Job
+from .fastpath import TIMEOUT_S
 
 log = logging.getLogger("octopanel.dispatch")
 LED_ORDER = ("NUML", "CAPSL", "SCROLLL")
@@ -14,6 +15,10 @@ STATE_LEDS = {"NUML": frozenset({"printing", "pausing", "resuming", "cancelling"
               "CAPSL": frozenset({"paused"}), "SCROLLL": frozenset({"disconnected", "error"})}
 FEEDBACK_REFUSED = "beep 80 400"
 FEEDBACK_MODE = "beep 40 2500"
+# A socket line waits its turn behind other clients' lines; that is not staleness (stale_s is for key
+# presses). It is dropped, and told so, a little before the fast CLI stops waiting and reports "may have
+# run"; a client that hung up earlier is caught by Job.wanted right before sending.
+SOCKET_MAX_AGE_S = TIMEOUT_S - 5.0
 
 
 class Panel:
@@ -138,10 +143,12 @@ class Dispatcher:
             self.trace(f"{label} → (nothing bound while {state})")
         return call
 
-    def line(self, text, reply):
+    def line(self, text, reply, wanted=None):
         """A control-socket line: parsed now (errors answered at once), run in order with the panel's jobs.
 
-        A line is an action line (`jog z=1`) or, from the fast CLI, JSON `{"argv": [name, *words]}`."""
+        A line is an action line (`jog z=1`) or, from the fast CLI, JSON `{"argv": [name, *words]}`.
+        `wanted()` says whether the client still waits: checked right before sending, so a line whose client
+        left is not run."""
         from_cli = text.startswith("{")
         try:
             if from_cli:
@@ -157,8 +164,13 @@ class Dispatcher:
         except (ValueError, KeyError, TypeError) as exc:
             reply({"ok": False, "error": f"malformed request: {exc}", "exit": 2})
             return
-        if from_cli and (call.action.slow or call.action.local or not call.action.cli):
-            reply({"ok": False, "local": True})  # the CLI runs it itself
+        forced = bool(call.args.get("force"))
+        if from_cli and (call.action.slow or call.action.local or not call.action.cli or forced):
+            reply({"ok": False, "local": True})  # the CLI runs it itself (--force: a human at a shell)
+            return
+        if forced:
+            reply({"ok": False, "error": f"'{call.action.name}': --force is a human's override at a shell; a "
+                   "control-socket line cannot carry it: nothing sent", "exit": 2})
             return
         if call.action.local:
             reply({"ok": False, "error": f"'{call.action.name}' works on the caller's files: run its 8xxx "
@@ -175,7 +187,8 @@ class Dispatcher:
         retry = now + self.keymap.settings["pause_deadline_s"] if call.action.name == "pause" else None
         self.executor.submit(Job(resolve=lambda state: call, created=now, label=f"socket: {text}",
                                  origin="socket", retry_until=retry, reply=reply,
-                                 needs_state=call.action.reads_state_first))
+                                 needs_state=call.action.reads_state_first, max_age_s=SOCKET_MAX_AGE_S,
+                                 wanted=wanted))
 
     def run_now(self, call):
         try:

@@ -2,7 +2,9 @@
 
 Python starts slowly on a Pi and `import requests` alone costs ~90 ms there, so when the daemon is up the
 8xxx commands let its warm keep-alive session do the work. The daemon parses the line with the same
-registry and answers with the same result; `None` from `run()` means "do it in-process instead".
+registry and answers with the same result; `None` from `run()` means "do it in-process instead", which it
+only says while nothing was sent (no daemon accepted the connection, or the daemon answered "local").
+Once the request went out, a lost or garbled reply is reported as "may have run", never run a second time.
 """
 
 import _socket  # the C module: `import socket` costs ~2.5 ms more, a tenth of this path
@@ -14,9 +16,13 @@ except ImportError:  # not CPython
     encode_basestring_ascii = make_scanner = None
 
 SOCKET_ENV = "OCTOPANEL_SOCKET"
+TIMEOUT_ENV = "OCTOPANEL_SOCKET_TIMEOUT"
 TIMEOUT_S = 30.0  # the daemon answers once the action ran; OctoPrint's own timeouts are shorter
-# These change what is sent, or where, or what is printed; the in-process path handles them.
-LOCAL_FLAGS = frozenset({"-v", "-vv", "-h", "--help", "--url", "--api-key", "--config"})
+CONNECT_WAIT_S = 5.0  # how long a full listen backlog may keep us waiting; nothing is sent meanwhile
+CONNECT_RETRY_S = 0.01
+# These change what is sent, or where, or what is printed; the in-process path handles them. --force is a
+# human's override at a shell: the daemon takes no line carrying it, so it never goes there.
+LOCAL_FLAGS = frozenset({"-v", "-vv", "-h", "--help", "--url", "--api-key", "--config", "--force"})
 LOCAL_ENV = ("OCTOPRINT_URL", "OCTOPRINT_API_KEY", "OCTOPANEL_CONFIG", "OCTOPANEL_NO_DAEMON")
 
 
@@ -71,31 +77,78 @@ def decode_reply(line):
         value, end = make_scanner(_Decoding)(text, 0)
     except StopIteration:
         raise ValueError("not JSON") from None
+    except Exception:  # noqa: BLE001  _json reports some errors through json.decoder, not imported here
+        import json
+
+        return json.loads(text)  # raises the ValueError json.loads raises
     if end != len(text):
         raise ValueError("extra data after the JSON value")
     return value
 
 
-def exchange(path, request):
-    """Send one request line, return the first reply line (bytes)."""
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+def socket_timeout():
+    """Seconds to wait for the daemon's reply: $OCTOPANEL_SOCKET_TIMEOUT, else TIMEOUT_S; ValueError if bad."""
+    text = os.environ.get(TIMEOUT_ENV)
+    if not text:
+        return TIMEOUT_S
     try:
-        sock.settimeout(TIMEOUT_S)
-        sock.connect(path)
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{TIMEOUT_ENV} must be a number of seconds above 0, got {text!r}; nothing sent")
+    return value
+
+
+def connect(path, timeout):
+    """A socket connected to the daemon, or None when no daemon accepted it (no socket, refused: nothing sent).
+
+    Raises BlockingIOError when the daemon's listen backlog stayed full for CONNECT_WAIT_S."""
+    deadline = None
+    while True:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            return sock
+        except BlockingIOError:  # EAGAIN: the backlog is full; the daemon is there and will accept soon
+            sock.close()
+            import time
+
+            deadline = deadline or time.monotonic() + CONNECT_WAIT_S
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(CONNECT_RETRY_S)
+        except OSError:
+            sock.close()
+            return None
+
+
+def exchange(sock, request):
+    """Send one request line; (the first reply line or None, what went wrong, whether the request went out).
+
+    A failed send transmitted nothing of its own bytes, so the daemon never saw the line's end: not sent."""
+    sent, problem, reply = False, None, b""
+    try:
         sock.sendall(request)
-        reply = b""
+        sent = True
+    except OSError as exc:
+        problem = exc.strerror or type(exc).__name__  # a busy reply may still be waiting to be read
+    try:
         while b"\n" not in reply:
             chunk = sock.recv(65536)
             if not chunk:
-                break
+                return None, problem or "the daemon closed the connection without a reply", sent
             reply += chunk
-        return reply.split(b"\n", 1)[0]
-    finally:
-        sock.close()
+    except TimeoutError:
+        return None, f"no reply within {sock.gettimeout():g} s", sent
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__, sent
+    return reply.split(b"\n", 1)[0], problem, sent
 
 
 def run(name, words, prog, out, err):
-    """Run `name words` through the daemon; the exit code, or None to fall back to in-process."""
+    """Run `name words` through the daemon; the exit code, or None to run in-process (nothing was sent)."""
     if any(w.split("=", 1)[0] in LOCAL_FLAGS for w in words):
         return None
     if any(os.environ.get(var) for var in LOCAL_ENV if var != SOCKET_ENV) and not os.environ.get(SOCKET_ENV):
@@ -103,17 +156,43 @@ def run(name, words, prog, out, err):
     path = socket_path()
     if path is None:
         return None
+    try:
+        timeout = socket_timeout()
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=err)
+        return 2
     want_json = "--json" in words
     words = [w for w in words if w != "--json"]
     try:
-        reply = decode_reply(exchange(path, encode_request([name, *words]).encode()) or b"null")
-    except (OSError, ValueError):
-        return None  # no daemon, or it went away: the in-process path still works
-    if not isinstance(reply, dict) or reply.get("local"):
-        return None
+        sock = connect(path, timeout)
+    except BlockingIOError:
+        print(f"{prog}: daemon busy: {path} accepted no connection within {CONNECT_WAIT_S:g} s; nothing sent",
+              file=err)
+        return 1
+    if sock is None:
+        return None  # no daemon: the in-process path still works
+    try:
+        line, problem, sent = exchange(sock, encode_request([name, *words]).encode())
+    finally:
+        sock.close()
+    try:
+        reply = decode_reply(line) if line is not None else None
+    except ValueError:
+        reply, problem = None, "a garbled reply"
+    if not isinstance(reply, dict):
+        if not sent:
+            print(f"{prog}: the daemon at {path} closed the connection before the request reached it "
+                  f"({problem}); nothing sent", file=err)
+        else:
+            print(f"{prog}: no answer from the daemon at {path} ({problem or 'a garbled reply'}): the command "
+                  "may have run; check the printer; not retried", file=err)
+        return 1
+    if reply.get("local"):
+        return None  # the daemon says so and ran nothing
     if not reply.get("ok"):
         print(f"{prog}: {reply.get('error')}", file=err)
-        return int(reply.get("exit", 1))
+        code = reply.get("exit", 1)
+        return code if isinstance(code, int) and not isinstance(code, bool) else 1
     if want_json:
         data = reply.get("data")
         if data is None:  # as Result.as_json, which this stdlib-only path does not import

@@ -107,7 +107,8 @@ def run(argv):
                         help="--replay names a FIFO written as events happen: read it like a device, unpaced")
     parser.add_argument("--dry-run", action="store_true", help="print gesture → action → request, send nothing")
     parser.add_argument("--dry-run-state", default="idle", help="printer state assumed by --dry-run")
-    parser.add_argument("--control", default=None, help="control socket path (default: runtime directory)")
+    parser.add_argument("--control", default=None,
+                        help="control socket path (default: runtime directory; none with --dry-run or --replay)")
     parser.add_argument("--no-control", action="store_true", help="no control socket")
     parser.add_argument("--control-group", default=None, help="group owning the control socket")
     parser.add_argument("--url")
@@ -133,7 +134,13 @@ def run(argv):
 
         client = Client.from_settings(settings, max(0, args.verbose - 1))
     ctx = Context(client=client, settings=settings)
-    control = None if args.no_control else (args.control or default_control_path())
+    if args.no_control:
+        control = None
+    elif args.control or not (args.dry_run or args.replay):
+        control = args.control or default_control_path()
+    else:  # a rehearsal never takes the service's socket (`sudo octopanel run --replay s.bin --dry-run`)
+        control = None
+        logging.getLogger("octopanel").info("--dry-run/--replay: no control socket unless --control PATH")
     daemon = Daemon(km, path, registry, ctx, devices_factory(args), Notifier(), control, args.control_group,
                     exit_at_end=bool(args.replay))
     if args.dry_run:

@@ -107,7 +107,7 @@ def test_garbage_gets_error_replies_and_the_daemon_keeps_serving(daemon, printer
 
 def test_half_open_and_idle_clients_never_block_others(daemon, printer):
     d = daemon()
-    crowd = [d.connect() for _ in range(40)]  # more idle clients than the daemon keeps: the oldest are dropped
+    crowd = [d.connect() for _ in range(40)]  # idle clients hold nothing up
     silent = d.connect()  # connects and sends nothing
     half = d.connect()
     half.sendall(b"msg hal")  # half a line, then nothing for a while
@@ -198,12 +198,18 @@ def test_the_socket_appears_only_once_it_listens_and_replaces_a_stale_one(tmp_pa
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(path))  # left behind by a daemon that died: bound, nobody listening
     stale.close()
+    (tmp_path / "keep").mkdir()
+    os.link(path, tmp_path / "keep" / "stale.sock")  # keeps its inode number from being reused by the new one
     seen = []
 
     def watch():  # look for the path as fast as we can; connect the moment it is there
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not seen:
-            if path.exists() and os.stat(path).st_ino != stale_ino:
+            try:
+                fresh = os.stat(path).st_ino != stale_ino
+            except FileNotFoundError:  # between removing the stale socket and linking the new one
+                continue
+            if fresh:
                 with socket.socket(socket.AF_UNIX) as sock:
                     try:
                         sock.connect(str(path))
@@ -219,7 +225,7 @@ def test_the_socket_appears_only_once_it_listens_and_replaces_a_stale_one(tmp_pa
         watcher.join()
         assert seen == ["connected"]
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["control.sock"]  # no temporary name left
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["control.sock", "keep"]  # no temporary name left
         server.close()
     assert not path.exists()
 
@@ -228,9 +234,32 @@ def test_a_path_that_is_not_a_socket_is_left_alone(tmp_path):
     import selectors
 
     from octopanel.control import ControlServer
+    from octopanel.errors import UsageError
 
     path = tmp_path / "control.sock"
     path.write_text("precious")
-    with selectors.DefaultSelector() as selector, pytest.raises(OSError, match="exists and is not a socket"):
+    with selectors.DefaultSelector() as selector, pytest.raises(UsageError, match="exists and is not a socket"):
         ControlServer(path, on_line=None, selector=selector).open()
     assert path.read_text() == "precious" and sorted(p.name for p in tmp_path.iterdir()) == ["control.sock"]
+
+
+def test_a_live_socket_is_never_replaced_and_only_our_own_is_unlinked(tmp_path):
+    import selectors
+
+    from octopanel.control import ControlServer
+    from octopanel.errors import UsageError
+
+    path = tmp_path / "control.sock"
+    with selectors.DefaultSelector() as selector:
+        first = ControlServer(path, on_line=None, selector=selector).open()
+        ino = os.stat(path).st_ino
+        with pytest.raises(UsageError, match="another octopanel daemon answers there"):
+            ControlServer(path, on_line=None, selector=selector).open()
+        assert os.stat(path).st_ino == ino and sorted(p.name for p in tmp_path.iterdir()) == ["control.sock"]
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))  # the first still listens
+        os.unlink(path)
+        with socket.socket(socket.AF_UNIX) as other:  # someone else's socket took the path since
+            other.bind(str(path))
+            first.close()
+            assert path.exists()  # not ours: left alone
