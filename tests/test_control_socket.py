@@ -263,3 +263,21 @@ def test_a_live_socket_is_never_replaced_and_only_our_own_is_unlinked(tmp_path):
             other.bind(str(path))
             first.close()
             assert path.exists()  # not ours: left alone
+
+
+def test_a_full_house_of_idle_clients_makes_room_and_the_oldest_is_told_why(daemon, printer):
+    from octopanel.control import MAX_CLIENTS
+
+    d = daemon()
+    idle = [d.connect() for _ in range(MAX_CLIENTS)]
+    try:
+        mark = printer.mark()
+        assert d.ask("msg room for me")["ok"]
+        printer.wait_sent(mark, ["M117 room for me"])
+        evicted = json.loads(idle[0].makefile("rb").readline())
+        assert evicted["ok"] is False and evicted["busy"] is True and "nothing sent" in evicted["error"]
+        assert idle[0].recv(1) == b""  # and closed
+    finally:
+        for sock in idle:
+            sock.close()
+    assert d.close() == 0, d.output()
