@@ -138,7 +138,7 @@ def check(lines, limits, state, hotend_temp, force=False):
             if name in BUSY_STATES:
                 allowed = ", ".join(sorted(ALLOWED_WHILE_BUSY, key=lambda c: int(c[1:])))
                 raise SafetyError(f"'{others[0].text}': {others[0].code} refused while it is {name} "
-                                  f"(allowed while printing: {allowed}; --force overrides); nothing sent")
+                                  f"(--force overrides); nothing sent. Allowed while printing: {allowed}")
         if any(extrudes(command) for command in parsed):
             actual, minimum = hotend_temp(), limits["min_extrude_temp"]
             if actual is None or actual < minimum:
