@@ -2,13 +2,15 @@
 
 Concurrency model, in one place: this module's single-threaded `selectors` loop reads devices, the
 control socket and a wake-up pipe (signals, worker results); executor.py's one worker thread does all
-HTTP. The loop never waits on OctoPrint.
+HTTP. The loop never waits on OctoPrint, nor on a keymap being parsed: a reload parses on a short-lived
+thread of its own and hands the result back through the wake-up pipe.
 """
 
 import logging
 import os
 import selectors
 import signal
+import threading
 import time
 
 from . import keymap as keymap_mod
@@ -51,6 +53,8 @@ class Daemon:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._last_watchdog = 0.0
+        self._reloading = self._reload_result = None  # the keymap-parsing thread, and what it produced
+        self._reload_again = False
 
     # -- setup and teardown ------------------------------------------------------------------
 
@@ -88,6 +92,8 @@ class Daemon:
                 self._step()
                 if self.reload_requested:
                     self.reload()
+                if self._reload_result is not None:
+                    self._reloaded()
                 if self.exit_at_end and self.ended and self._drained():
                     break
         finally:
@@ -214,12 +220,32 @@ class Daemon:
     # -- reload and status ----------------------------------------------------------------------
 
     def reload(self):
+        """Parse the keymap on a thread (the loop keeps reading input with the old one); _reloaded applies it."""
         self.reload_requested = False
+        if self._reloading is not None:
+            self._reload_again = True  # changed again while being parsed: parse once more afterwards
+            return
         self.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
+        self._reloading = threading.Thread(target=self._parse_keymap, name="octopanel-reload", daemon=True)
+        self._reloading.start()
+
+    def _parse_keymap(self):
         try:
-            new = keymap_mod.load(self.keymap_path, self.registry, self.ctx.limits)
+            self._reload_result = keymap_mod.load(self.keymap_path, self.registry, self.ctx.limits)
         except ConfigError as exc:
-            log.error("reload failed, keeping the keymap in force: %s", exc)
+            self._reload_result = exc
+        except Exception as exc:  # a bug in validation must not leave the reload pending forever
+            log.exception("reload: unexpected error")
+            self._reload_result = ConfigError(f"internal error: {type(exc).__name__}: {exc}", str(self.keymap_path))
+        self._wake()
+
+    def _reloaded(self):
+        """On the loop, once the reload thread is done: apply the new keymap, or keep the old one."""
+        new, self._reload_result = self._reload_result, None
+        self._reloading.join()
+        self._reloading = None
+        if isinstance(new, ConfigError):
+            log.error("reload failed, keeping the keymap in force: %s", new)
         else:
             self.dispatch.replace_keymap(new)
             self.engine = self._new_engine()
@@ -227,6 +253,9 @@ class Daemon:
             if new.devices != self.device_specs:
                 log.warning("the devices section changed: restart octopanel to apply it")
         self.notifier.ready(self.status())
+        if self._reload_again:
+            self._reload_again = False
+            self.reload()
 
     def status(self):
         if self.connected:

@@ -5,6 +5,7 @@ import logging
 import time
 
 from .actions.context import invoke
+from .backlog import axes_of
 from .errors import OctopanelError, UsageError
 from .executor import Job
 from .fastpath import TIMEOUT_S
@@ -15,6 +16,7 @@ STATE_LEDS = {"NUML": frozenset({"printing", "pausing", "resuming", "cancelling"
               "CAPSL": frozenset({"paused"}), "SCROLLL": frozenset({"disconnected", "error"})}
 FEEDBACK_REFUSED = "beep 80 400"
 FEEDBACK_MODE = "beep 40 2500"
+FEEDBACK_MAX_AGE_S = 0.5  # a beep answers a press; later than this it answers nothing the user remembers
 # A socket line waits its turn behind other clients' lines; that is not staleness (stale_s is for key
 # presses). It is dropped, and told so, a little before the fast CLI stops waiting and reports "may have
 # run"; a client that hung up earlier is caught by Job.wanted right before sending.
@@ -123,7 +125,8 @@ class Dispatcher:
                   needs_state=km.needs_state(bindings) or first.action.reads_state_first)
         # Merge only when every alternative adds up (jog, ex): three babystep presses must stay three.
         if all(self.registry.get(b.line.split()[0]).mergeable for b in bindings):
-            unit_mm = unit_distance(first)
+            unit_axes = unit_distance(first)
+            unit_mm = max(unit_axes.values(), default=0.0)
             if g.kind == "repeat":
                 limit = bindings[0].options.get("max_distance", km.settings["max_repeat_distance_mm"])
                 done = self.repeat_units.get((g.device, g.key), 0)
@@ -131,7 +134,7 @@ class Dispatcher:
                     return  # the hold has travelled as far as one hold may
                 self.repeat_units[(g.device, g.key)] = done + 1
             job.merge_key = (*merge_base, bindings[0].render(modes))
-            job.units, job.unit_mm = units, unit_mm
+            job.units, job.unit_axes = units, unit_axes
         if any(b.line.split()[0] == "pause" for b in bindings):
             job.retry_until = g.time + km.settings["pause_deadline_s"]
         self.executor.submit(job)
@@ -206,17 +209,17 @@ class Dispatcher:
             self.feedback(FEEDBACK_REFUSED)
 
     def feedback(self, beep_line, message=None):
-        """Optional beep and display message, queued behind the action they answer."""
+        """Optional beep and display message, queued behind the action they answer; the executor drops them
+        rather than let them hold up a later action, or wait on an OctoPrint that does not answer."""
         fb = self.keymap.feedback
         calls = [self.registry.parse_line(beep_line, self.ctx.limits)] if fb["beep"] else []
         if message and fb["message"]:
             calls.append(self.registry.parse("msg", [message], self.ctx.limits))
         for call in calls:
             self.executor.submit(Job(resolve=lambda state, c=call: c, created=self.clock(), label="feedback",
-                                     needs_state=False))
+                                     needs_state=False, feedback=True, max_age_s=FEEDBACK_MAX_AGE_S))
 
 
 def unit_distance(call):
-    """The distance of one unit of a mergeable call (for the outstanding-distance cap)."""
-    values = [abs(call.args[k]) for k in ("x", "y", "z", "amount") if call.args.get(k) is not None]
-    return max(values) if values else 0.0
+    """{axis: mm} of one unit of a mergeable call (x, y, z; e for ex), for the physical backlog cap."""
+    return {axis: abs(mm) for axis, mm in axes_of(call).items()}

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from .actions.context import Result, invoke
+from .backlog import DEFAULT_SPEEDS, EPSILON_MM, Motion, axes_of, feed_of
 from .errors import OctopanelError, PrinterError, SafetyError, Unreachable
 
 log = logging.getLogger("octopanel.executor")
@@ -21,6 +22,9 @@ PAUSE_RETRY_S = 0.5
 RECOVERY_POLL_S = 1.0  # while OctoPrint is unreachable, how often an idle worker checks it is back
 PROBE = object()  # _next's "nothing queued, check on OctoPrint" answer
 SCALED = {"jog": ("x", "y", "z"), "ex": ("amount",)}  # per-unit distances multiplied when jobs merge
+# Detents merge into the queued job before them only while it is this young: a merged job is judged stale
+# by its first detent, so a long-waiting one must not keep swallowing fresh ones.
+MERGE_SPAN_S = 0.5
 
 
 @dataclass
@@ -32,13 +36,14 @@ class Job:
     label: str = ""
     merge_key: Any = None  # equal keys may merge: their units add up
     units: int = 1
-    unit_mm: float = 0.0  # distance of one unit, for the outstanding-distance cap
+    unit_axes: dict = field(default_factory=dict)  # {axis: mm} of one unit, for the physical backlog cap
     retry_until: float | None = None  # pause: retried while OctoPrint is unreachable, until then
     needs_state: bool = True  # False: resolve(None) works and the action runs in any state (saves a request)
     reply: Callable[[dict], None] | None = None
     origin: str = ""  # device label or "socket": discard(origin) drops what an unplugged device queued
     max_age_s: float | None = None  # stale past this age when its turn comes; None: the executor's stale_s
     wanted: Callable[[], bool] | None = None  # False right before sending: the requester left, do not run it
+    feedback: bool = False  # a beep or message: never holds up an action, never sent to a silent OctoPrint
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Stats:
     refused: int = 0
     failed: int = 0
     dropped_queue_full: int = 0
+    dropped_feedback: int = 0
     units_sent: dict = field(default_factory=dict)
 
 
@@ -70,7 +76,8 @@ class Executor:
         self.trace = None  # --dry-run: trace(text) shows each gesture → action as it runs
         self.busy = False
         self._queue = deque()
-        self._inflight_units = {}
+        self._inflight = None  # the job being run, while its motion is not on the timeline yet
+        self.motion = Motion()  # what the printer was sent and has not finished (backlog.py)
         self._cond = threading.Condition()
         self._stopping = False
         self._probe_first = True
@@ -88,21 +95,28 @@ class Executor:
             self._thread.join(timeout)
 
     def submit(self, job):
-        """Queue a job (never blocks). Units over the outstanding-distance cap are discarded, not delayed."""
+        """Queue a job (never blocks). Detents merge at once into the queued job before them (net, so that a
+        wheel wiggled back and forth never fills the queue); units over the physical backlog cap are
+        discarded, not delayed."""
         with self._cond:
-            if job.merge_key is not None and job.unit_mm:
-                limit = int(self.max_outstanding_mm // job.unit_mm + 1e-9)
-                net = self._outstanding_units(job.merge_key)
-                wanted = net + job.units
-                if abs(wanted) > limit and abs(wanted) > abs(net):
-                    # Only growth beyond the cap is cut; turning back always gets through.
-                    keep = max(0, limit - abs(net)) * (1 if job.units > 0 else -1) if net * job.units >= 0 \
-                        else job.units
+            tail = self._queue[-1] if self._queue else None
+            joins = (job.merge_key is not None and tail is not None and tail.merge_key == job.merge_key
+                     and tail.origin == job.origin and tail.reply is None and job.reply is None
+                     and tail.wanted is None and job.wanted is None and job.created - tail.created <= MERGE_SPAN_S)
+            if job.unit_axes:
+                keep = self._fit(job, tail if joins else None)
+                if keep != job.units:
                     self.stats.capped_units += abs(job.units - keep)
                     if keep == 0:
                         log.info("%s: outstanding distance cap reached, detent discarded", job.label)
                         return False
                     job.units = keep
+            if joins:
+                tail.units += job.units
+                self.stats.merged += 1
+                if tail.units == 0:
+                    self._queue.pop()  # wiggled back to where it was queued from: nothing to send
+                return True
             if len(self._queue) >= MAX_QUEUE:
                 self.stats.dropped_queue_full += 1
                 log.warning("%s: queue full, dropped", job.label)
@@ -130,10 +144,27 @@ class Executor:
             time.sleep(0.005)
         return not self.pending()
 
-    def _outstanding_units(self, key):
-        """Signed units queued or in flight for `key`: detents one way and back cancel out."""
-        queued = sum(j.units for j in self._queue if j.merge_key == key)
-        return queued + self._inflight_units.get(key, 0)
+    def _fit(self, job, tail):
+        """How many of job.units keep every axis's travel still to come (the printer's modelled backlog, plus
+        what is in flight and queued) within max_outstanding_mm. `tail`: the queued job it merges into; a
+        detent that shrinks the travel still to come always fits."""
+        now = self.clock()
+        base = {axis: self.motion.backlog(axis, now) for axis in job.unit_axes}
+        for other in [*self._queue, self._inflight]:
+            if other is not None and other is not tail:
+                for axis, mm in other.unit_axes.items():
+                    if axis in base:
+                        base[axis] += abs(other.units) * mm
+        held = tail.units if tail is not None else 0
+
+        def fits(units):
+            return all(base[a] + abs(held + units) * mm <= self.max_outstanding_mm + EPSILON_MM
+                       for a, mm in job.unit_axes.items())
+
+        keep, step = job.units, 1 if job.units > 0 else -1
+        while keep and abs(held + keep) > abs(held) and not fits(keep):
+            keep -= step
+        return keep
 
     def _is_stale(self, job, now):
         limit = self.stale_s if job.max_age_s is None else job.max_age_s
@@ -169,8 +200,7 @@ class Executor:
             for other in fresh[1:]:
                 job = replace(job, units=job.units + other.units, reply=job.reply or other.reply)
                 self.stats.merged += 1
-            if job is not None and job.merge_key is not None:
-                self._inflight_units[job.merge_key] = job.units
+            self._inflight = job
             self.busy = True
             return job, stale
 
@@ -181,11 +211,7 @@ class Executor:
                 return
             try:
                 for old in stale:
-                    self.stats.stale += 1
-                    age = self.clock() - old.created
-                    self._finish(old, None, SafetyError(f"dropped: the request was {age:.1f} s old (stale_s="
-                                                        f"{self.stale_s:g}); a press made during an outage is "
-                                                        "never replayed"))
+                    self._drop_stale(old)
                 if job is PROBE:
                     self._probe()
                 elif job is not None:
@@ -197,9 +223,19 @@ class Executor:
                     self._finish(job, None, PrinterError(f"internal error: {type(exc).__name__}: {exc}"))
             finally:
                 with self._cond:
-                    if isinstance(job, Job):
-                        self._inflight_units.pop(job.merge_key, None)
+                    self._inflight = None
                     self.busy = False
+
+    def _drop_stale(self, job):
+        self.stats.stale += 1
+        age = self.clock() - job.created
+        limit = self.stale_s if job.max_age_s is None else job.max_age_s
+        self._finish(job, None, SafetyError(f"dropped: the request was {age:.1f} s old (stale_s={limit:g}); a "
+                                            "press made during an outage is never replayed"))
+
+    def _action_waiting(self):
+        with self._cond:
+            return any(not j.feedback for j in self._queue)
 
     def _probe(self):
         """At the start, and during an outage: notice OctoPrint's state (or return) without waiting for a press."""
@@ -215,11 +251,19 @@ class Executor:
 
     def _execute(self, job):
         while True:
+            axes, attempted = {}, False
             try:
+                if job.feedback and (self.unreachable or self._action_waiting()):
+                    self.stats.dropped_feedback += 1  # a beep is worth less than the action behind it
+                    self._finish(job, None, SafetyError("feedback dropped: an action is waiting, or OctoPrint "
+                                                        "does not answer"))
+                    return
                 state = None
-                if job.needs_state:
+                if job.needs_state or self.unreachable:
+                    # After a request went unanswered, OctoPrint answers once more before anything is sent:
+                    # a request sent into a hung OctoPrint runs whenever it wakes up, however late.
                     state = self.ctx.client.state()
-                    self.last_state = state
+                    self.last_state, self.unreachable = state, False
                 call = job.resolve(state)
                 if call is None:
                     self.stats.refused += 1
@@ -230,15 +274,23 @@ class Executor:
                     self._finish(job, call, Result("movements cancelled out: nothing sent", sent=False))
                     return
                 call = scale(call, job.units)
+                axes = axes_of(call)
+                profile = self._profile() if axes else None
+                if self._is_stale(job, self.clock()):  # judged as it goes out, after any wait for OctoPrint
+                    self._drop_stale(job)
+                    return
                 if job.wanted is not None and not job.wanted():
                     self._finish(job, None, SafetyError("not run: its requester is gone; nothing sent"))
                     return
                 if self.trace is not None:
                     merged = f" (×{job.units} merged)" if job.units not in (1, -1) else ""
                     self.trace(f"{job.label}{merged} → {call}")
+                attempted = True
                 result = invoke(call, self.ctx, state)
             except Unreachable as exc:
                 self.unreachable = True
+                if attempted and axes:
+                    self._moved(axes, None)  # it may have been queued before the answer was lost
                 if job.retry_until is not None and self.clock() < job.retry_until and not self._stopping:
                     time.sleep(PAUSE_RETRY_S)
                     continue
@@ -252,11 +304,29 @@ class Executor:
                 return
             self.unreachable = False
             if result.sent:
+                if axes:
+                    self._moved(axes, feed_of(call, axes, profile))
                 self.stats.sent += 1
                 if job.merge_key is not None:
                     self.stats.units_sent[job.merge_key] = self.stats.units_sent.get(job.merge_key, 0) + job.units
             self._finish(job, call, result)
             return
+
+    def _profile(self):
+        """The printer profile, for the model's feed rates (cached by the client); None if OctoPrint refuses it."""
+        try:
+            return self.ctx.client.profile()
+        except Unreachable:
+            raise
+        except OctopanelError:
+            return None
+
+    def _moved(self, axes, feed):
+        """Put a sent move on the modelled timeline (feed None: unknown, the slowest default), in the same
+        step as it stops counting as in flight, so that submit() never sees it twice or not at all."""
+        with self._cond:
+            self.motion.add(self.clock(), axes, feed or min(DEFAULT_SPEEDS[a] for a in axes))
+            self._inflight = None
 
     def _finish(self, job, call, outcome):
         if isinstance(outcome, Result):

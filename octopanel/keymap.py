@@ -1,6 +1,7 @@
 """keymap.yaml → bindings, every action line validated through the registry at load time."""
 
 import itertools
+import os
 import string
 from dataclasses import dataclass, field
 
@@ -16,6 +17,9 @@ ROTARY_SOURCES = ("REL_DIAL", "REL_WHEEL", "REL_HWHEEL")
 TOP_KEYS = ("devices", "modes", "settings", "keys", "rotary", "feedback")
 BINDING_KEYS = GESTURES + ("when", "hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance", "shift")
 ROTARY_KEYS = ("action", "keys", "when", "max_distance", "shuttle")
+# A keypad's keymap is a few KB; PyYAML needs about a second per MB, so a bigger file is a mistake.
+MAX_KEYMAP_BYTES = 2 ** 20
+
 @dataclass
 class Binding:
     """One gesture of one key: an action line template, valid in the states of `when`."""
@@ -75,6 +79,13 @@ def fits(binding, state):
 
 def load(path, registry, limits):
     """Read and validate a keymap file; raise ConfigError(file, line, key path) on the first problem."""
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = 0  # load_file says what is wrong with the path
+    if size > MAX_KEYMAP_BYTES:
+        raise ConfigError(f"the file is {size / 1e6:.1f} MB, over the {MAX_KEYMAP_BYTES // 2 ** 20} MB a keymap may "
+                          "be (a keypad's keymap is a few KB): is this the right file?", str(path))
     data = yamlload.load_file(path)
     return build(data, str(path), registry, limits)
 

@@ -1,4 +1,4 @@
-"""Event sources: the Source protocol, a live evdev device behind it, and event timestamps on time.monotonic()."""
+"""Event sources: the Source protocol, a live evdev device behind it, and event timestamps mapped by real age."""
 
 import errno
 import fcntl
@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENOENT, errno.ENXIO, errno.EIO, errno.EBADF, errno.ESHUTDOWN})
 # _IOW('E', 0xa0, int): make the kernel stamp this client's events with CLOCK_MONOTONIC.
 EVIOCSCLOCKID = 0x400445A0
-# A timestamp further than this behind the clock is taken as a clock step, not as backlog.
-CLOCK_STEP_S = 10.0
+# How far ahead of a clock a stamp may be and still be read on it (USB polling, a FIFO writer's rounding).
+FUTURE_S = 0.5
+# Where an event of unknown age lands: far older than any stale_s (at most 60 s), so it is never acted on late.
+UNKNOWN_AGE_S = 86400.0
 
 
 class DeviceGone(Exception):
@@ -117,29 +119,29 @@ class EvdevSource:
 
 
 class Clock:
-    """Maps event timestamps onto ``now()`` (time.monotonic), with one offset per device.
+    """Maps event timestamps onto ``now()`` (time.monotonic) by their real age, so that a stale press stays stale.
 
-    The offset comes from the first event of a device. An event that would land in the future
-    re-anchors it (the first read was late, or the source's clock stepped forward); so does one more
-    than ``step_s`` in the past (a recording from another moment, or the realtime clock stepped back).
+    A source stamps its events on CLOCK_REALTIME (the kernel's default, a FIFO writer using time.time()) or
+    CLOCK_MONOTONIC; each stamp is read on the clock it is nearest to without being in that clock's future
+    (more than FUTURE_S ahead), and lands on ``now()`` minus its age on that clock. A stamp in the future of
+    both has an age nobody can know: it lands UNKNOWN_AGE_S in the past, so every rule judging age (stale_s)
+    drops what it would do. Nothing is re-anchored: a press buffered for 30 s is 30 s old, first or not.
     """
 
-    def __init__(self, now=time.monotonic, step_s=CLOCK_STEP_S):
-        self._now, self._step_s = now, step_s
-        self._offsets = {}
+    def __init__(self, now=time.monotonic, wall=time.time):
+        self._now, self._wall = now, wall
+
+    def age(self, stamp):
+        """Seconds since `stamp` happened, or None if it cannot be known."""
+        ages = [clock_now - stamp for clock_now in (self._wall(), self._now()) if stamp <= clock_now + FUTURE_S]
+        return max(0.0, min(ages)) if ages else None
 
     def rebase(self, event, device=""):
-        """A copy of the event with its timestamp on the monotonic clock."""
-        now = self._now()
-        stamp = event.sec + event.usec / 1e6
-        offset = self._offsets.get(device)
-        when = stamp + offset if offset is not None else None
-        if when is None or when > now or when < now - self._step_s:
-            self._offsets[device] = now - stamp
-            when = now
+        """A copy of the event with its timestamp on the monotonic clock (``device``: kept for callers)."""
+        age = self.age(event.sec + event.usec / 1e6)
+        when = self._now() - (UNKNOWN_AGE_S if age is None else age)
         sec, usec = divmod(round(when * 1e6), 1_000_000)
         return evdev.InputEvent(sec, usec, event.type, event.code, event.value)
 
     def forget(self, device):
-        """Drop the device's offset (unplugged): its next event anchors afresh."""
-        self._offsets.pop(device, None)
+        """Nothing to forget: each event is judged on its own (kept for the device manager's unplug path)."""

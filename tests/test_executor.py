@@ -74,7 +74,7 @@ def test_a_job_older_than_stale_s_is_dropped():
     printer = FakePrinter()
     ex = make(printer, stale_s=2.0)
     printer.gate.clear()  # OctoPrint hangs on the first request
-    ex.submit(job_for("msg first"))
+    ex.submit(job_for("msg first", needs_state=False))  # sent before the outage: it is in flight
     time.sleep(0.05)
     ex.submit(job_for("jog z=1", created=time.monotonic() - 0.5))
     clock_jump = time.monotonic() + 3.0
@@ -137,7 +137,7 @@ def test_detents_are_conserved_exactly_and_respect_the_cap(burst, step, delay, c
     accepted = 0
     for units in burst:
         job = Job(resolve=lambda state: call, created=time.monotonic(), label="dial", merge_key=("dial",),
-                  units=units, unit_mm=float(step))
+                  units=units, unit_axes={"z": float(step)})
         if ex.submit(job):
             accepted += job.units  # submit() trims units beyond the cap
     assert ex.wait_idle(30)

@@ -1,4 +1,4 @@
-"""Gesture timing from injected event timestamps: keys, rotary sources, loss, key names and the Clock."""
+"""Gesture timing from injected event timestamps: keys, rotary sources, loss and key names (the Clock: test_stale.py)."""
 
 import pytest
 from evdev import InputEvent
@@ -16,7 +16,6 @@ from octopanel.gestures import (
     key_code,
     key_name,
 )
-from octopanel.sources import Clock
 
 CLICK = KeyTiming({"press", "release", "hold", "double"})
 
@@ -253,24 +252,6 @@ def test_key_names_accept_every_alias_and_give_one_canonical_name():
         key_code("KEY_KP10")
     names = all_key_names()
     assert {"BTN_MISC", "BTN_0", "KEY_KP8", "BTN_SOUTH"} <= set(names) and "KEY_MAX" not in names
-
-
-def test_clock_rebases_per_device_and_survives_recordings_from_another_moment():
-    now = [1000.0]
-    clock = Clock(lambda: now[0])
-    first = clock.rebase(event(100.0, e.EV_KEY, 2, 1), "a")
-    assert first.timestamp() == pytest.approx(1000.0)
-    now[0] = 1000.5
-    assert clock.rebase(event(100.25, e.EV_KEY, 2, 0), "a").timestamp() == pytest.approx(1000.25)  # read late
-    assert clock.rebase(event(1.7e9, e.EV_KEY, 2, 1), "b").timestamp() == pytest.approx(1000.5)
-    # A recording from 1970 replayed now on device a: far in the past, so it re-anchors.
-    assert clock.rebase(event(0.0, e.EV_KEY, 3, 1), "a").timestamp() == pytest.approx(1000.5)
-    # An event cannot come from the future: the clock stepped, re-anchor.
-    now[0] = 1001.0
-    assert clock.rebase(event(60.0, e.EV_KEY, 3, 0), "a").timestamp() == pytest.approx(1001.0)
-    clock.forget("a")
-    now[0] = 1002.0
-    assert clock.rebase(event(61.0, e.EV_KEY, 3, 1), "a").timestamp() == pytest.approx(1002.0)
 
 
 HOLD_S, DOUBLE_S = 0.8, 0.35

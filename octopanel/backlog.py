@@ -1,0 +1,78 @@
+"""The printer's physical jog backlog: a model of the moves it was sent and has not finished yet.
+
+OctoPrint answers a jog as soon as it is queued, so an unanswered request says nothing about motion still to
+come. Each jog or extrusion is modelled as taking its length at its feed rate (OctoPrint's own choice: the
+request's speed, else the slowest profile speed of the axes moved), and the printer runs its moves one
+after another, whatever the axis, as the firmware's planner does. Acceleration is ignored, so a real move
+is a little slower than modelled; MOVE_START_LAG_S covers OctoPrint's serial queue before the move begins.
+"""
+
+import math
+from collections import deque
+
+# OctoPrint's default profile (mm/min), for a profile that says nothing: x and y 6000, z 200, e 300.
+DEFAULT_SPEEDS = {"x": 6000.0, "y": 6000.0, "z": 200.0, "e": 300.0}
+MOVE_START_LAG_S = 0.1  # a move starts at the earliest this long after OctoPrint answered its request
+EPSILON_MM = 1e-9
+
+
+def axes_of(call):
+    """{axis: signed mm} of a jog or ex Call; {} for any other action."""
+    name, args = call.action.name, call.args
+    if name == "jog":
+        return {a: float(args[a]) for a in "xyz" if args.get(a) is not None}
+    if name == "ex":
+        return {"e": float(args["amount"])}
+    return {}
+
+
+def feed_of(call, axes, profile):
+    """The feed rate (mm/min) OctoPrint sends with the move (printer/standard.py jog() and extrude())."""
+    if call.args.get("speed") is not None:
+        return float(call.args["speed"])
+    speeds = (profile or {}).get("axes") or {}
+    found = []
+    for axis in axes:
+        speed = (speeds.get(axis) or {}).get("speed")
+        found.append(float(speed) if isinstance(speed, (int, float)) and speed > 0 else DEFAULT_SPEEDS[axis])
+    return min(found) if found else DEFAULT_SPEEDS["z"]
+
+
+class Motion:
+    """The modelled timeline: moves (start, end, {axis: mm}) queued one after the other."""
+
+    def __init__(self, start_lag_s=MOVE_START_LAG_S):
+        self.start_lag_s = start_lag_s
+        self._moves = deque()
+        self.peak_mm = {}  # the largest backlog seen per axis, right after a move was added
+
+    def add(self, now, axes, feed_mm_min):
+        """A move the printer got at `now`: it starts once the previous ones are done. Returns its end."""
+        length = math.sqrt(sum(d * d for d in axes.values()))
+        if length <= EPSILON_MM:
+            return now
+        start = max(now + self.start_lag_s, self.busy_until(now))
+        end = start + length / (feed_mm_min / 60.0)
+        self._moves.append((start, end, {a: abs(d) for a, d in axes.items()}))
+        for axis in axes:
+            self.peak_mm[axis] = max(self.peak_mm.get(axis, 0.0), self.backlog(axis, now))
+        return end
+
+    def busy_until(self, now):
+        """When the last modelled move ends (now if none is left)."""
+        self._prune(now)
+        return self._moves[-1][1] if self._moves else now
+
+    def backlog(self, axis, now):
+        """Distance along `axis` (mm) the printer has been sent and has not travelled yet."""
+        self._prune(now)
+        left = 0.0
+        for start, end, dists in self._moves:
+            mm = dists.get(axis)
+            if mm:
+                left += mm if now <= start else mm * (end - now) / (end - start)
+        return left
+
+    def _prune(self, now):
+        while self._moves and self._moves[0][1] <= now:
+            self._moves.popleft()
