@@ -230,8 +230,9 @@ class Executor:
         self.stats.stale += 1
         age = self.clock() - job.created
         limit = self.stale_s if job.max_age_s is None else job.max_age_s
-        self._finish(job, None, SafetyError(f"dropped: the request was {age:.1f} s old (stale_s={limit:g}); a "
-                                            "press made during an outage is never replayed"))
+        why = (f"stale_s={limit:g}); a press made during an outage is never replayed" if job.max_age_s is None
+               else f"its limit is {limit:g} s); it is not run later, when its client may have given up")
+        self._finish(job, None, SafetyError(f"dropped: the request was {age:.1f} s old ({why}; nothing sent"))
 
     def _action_waiting(self):
         with self._cond:
