@@ -111,6 +111,10 @@ def load(flags=None, config_path=None, env=None):
         url = settings.values["url"]
         if "://" not in url:
             url = "http://" + url  # octocmd.conf files often hold a bare host:port
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in ("http", "https"):  # the scheme alone: the rest may carry credentials
+            raise ConfigError(f"url must start with http:// or https://, got '{scheme}://...'",
+                              settings.sources["url"])
         settings.values["url"] = url
     return settings
 

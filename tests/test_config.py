@@ -375,3 +375,18 @@ def test_systemd_credential_end_to_end(run8, printer, tmp_path):
     proc = run8("8apiver", env={"OCTOPRINT_API_KEY": None, **env})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "API 0.1, OctoPrint 1.11.8"
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://user:secret@host/", "gopher://host", "FILE://x"])
+def test_only_http_and_https_urls_are_accepted(url):
+    """A file:// or ftp:// URL is a config error naming the scheme, never the rest (it may hold a password)."""
+    with pytest.raises(ConfigError, match=r"url must start with http:// or https://, got '\w+://\.\.\.'") as info:
+        config.load(flags={"url": url}, env={})
+    assert "secret" not in str(info.value)
+
+
+def test_checkcfg_refuses_a_file_url(run8):
+    proc = run8("8checkcfg", "--url", "file:///etc/passwd")
+    assert proc.returncode == 2, proc.stderr
+    assert "url must start with http:// or https://" in proc.stderr
+    assert "Traceback" not in proc.stderr
