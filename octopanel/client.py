@@ -5,6 +5,7 @@ API reference: https://docs.octoprint.org/en/master/api/index.html
 
 import json
 import os
+import re
 import sys
 import time
 from collections import namedtuple
@@ -15,6 +16,8 @@ from .bounds import GCODE_DECIMALS
 from .errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
 
 REDACTED = "***"
+MIN_KEY_IN_WORDS = 8  # a shorter key masked inside words would mangle them ("e***ception")
+URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # http://user:pw@host -> http://***@host
 
 
 class PrinterState(namedtuple("PrinterState", "name text flags", defaults=("", ()))):
@@ -86,7 +89,8 @@ class Client:
             print(f"< {resp.status_code} {resp.reason}", file=self.log)
             if self.verbose > 1:
                 for key, value in resp.request.headers.items():
-                    print(f">> {key}: {self.redact(value)}", file=self.log)
+                    shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # basic auth
+                    print(f">> {key}: {shown}", file=self.log)
                 for key, value in resp.headers.items():
                     print(f"<< {key}: {self.redact(value)}", file=self.log)
         return resp
@@ -117,8 +121,13 @@ class Client:
         raise PrinterError(f"OctoPrint answered HTTP {code} to {where}: {message}", code, message)
 
     def redact(self, text):
-        text = str(text)
-        return text.replace(self.api_key, REDACTED) if self.api_key else text
+        """Mask URL credentials and the API key; a short key only as a whole token, not inside words."""
+        text = mask_url(text)
+        if not self.api_key:
+            return text
+        if len(self.api_key) >= MIN_KEY_IN_WORDS:
+            return text.replace(self.api_key, REDACTED)
+        return re.sub(r"(?<![\w-])" + re.escape(self.api_key) + r"(?![\w-])", REDACTED, text)
 
     def get(self, path):
         return self.request("GET", path)
@@ -299,6 +308,11 @@ def plain(number):
     return int(number) if number.is_integer() else number
 
 
+def mask_url(text):
+    """`text` with the user:password of any URL in it masked."""
+    return URL_CREDENTIALS.sub(r"\1" + REDACTED + "@", str(text))
+
+
 def parse_json(method, path, resp):
     if resp.status_code == 204 or not resp.content:
         return None
@@ -323,8 +337,6 @@ def error_message(resp):
         pass
     text = resp.text or ""
     if "<" in text:  # Flask/Tornado HTML error pages: keep only the readable message
-        import re
-
         match = re.search(r"<p>(.*?)</p>", text, re.S)
         text = match.group(1) if match else ""
     return " ".join(text.split())[:300]

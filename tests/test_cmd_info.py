@@ -230,3 +230,37 @@ def test_usage_errors_exit_2_without_traceback(run8, printer):
         proc = failed(run8(args[0], "-v", *args[1:]), 2, text)
         assert requests_made(proc.stderr) == []
     assert sent_by(printer, mark) == []
+
+
+# -- credentials inside the URL (issue 10, item 3) ---------------------------------------------------
+
+def _with_credentials(url):
+    return url.replace("://", "://alice:hunter2pw@", 1)
+
+
+@pytest.mark.parametrize("command", ["8status", "8checkcfg", "8apiver"])
+def test_url_credentials_never_appear_in_output(run8, printer, command):
+    """user:password in the URL is masked in 8status's Machine:, 8checkcfg, -vv (Authorization too)."""
+    proc = run8(command, "-vv", "--url", _with_credentials(printer.url))
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "hunter2pw" not in output and "alice" not in output, output
+    if command == "8status":
+        assert f"Machine: {printer.url.split('://', 1)[1]}" in proc.stdout
+    assert "Authorization: Basic" not in output  # requests sends the URL's credentials as basic auth
+
+
+def test_url_credentials_are_masked_in_error_messages(run8):
+    proc = run8("8status", "--url", "http://alice:hunter2pw@127.0.0.1:9/")
+    assert proc.returncode == 1, proc.stderr
+    assert "hunter2pw" not in proc.stderr and "alice" not in proc.stderr
+    assert "http://***@127.0.0.1:9/" in proc.stderr
+
+
+def test_a_short_key_is_masked_only_as_a_whole_word():
+    from octopanel.client import Client
+
+    short = Client("http://127.0.0.1:9/", "x")
+    assert short.redact("exception: key x rejected") == "exception: key *** rejected"
+    long_key = "ABCDEF0123456789"
+    assert Client("http://h/", long_key).redact(f"echo{long_key}") == "echo***"  # a long key, anywhere

@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from .. import config
 from ..bounds import to_bool
+from ..client import mask_url
 from .context import Result, dump
 from .registry import Action, Param
 
@@ -13,13 +14,13 @@ GROUP = "Configuration and status"
 def checkcfg(ctx):
     s = ctx.settings
     lines = [
-        f"OctoPrint URL: {s.url or '(none)'}  [from {s.sources['url']}]",
+        f"OctoPrint URL: {mask_url(s.url) if s.url else '(none)'}  [from {s.sources['url']}]",
         f"API key:       {config.mask(s.api_key)}  [from {s.sources['api_key']}]",
         f"Jog direction: {s.jog_direction}  [from {s.sources['jog_direction']}]",
         "Limits:        " + ", ".join(f"{k}={v}" for k, v in s.limits.items()),
     ]
     lines += [f"warning: {w}" for w in s.warnings]
-    data = {"url": s.url, "api_key": config.mask(s.api_key), "sources": dict(s.sources), "limits": s.limits}
+    data = {"url": mask_url(s.url) if s.url else s.url, "api_key": config.mask(s.api_key), "sources": dict(s.sources), "limits": s.limits}
     return Result("\n".join(lines), data, sent=False)
 
 
@@ -36,7 +37,7 @@ def status_raw(ctx):
 def status(ctx, quiet=False):
     data = ctx.client.connection()
     state = (data.get("current") or {}).get("state", "unknown")
-    host = urlsplit(ctx.settings.url).netloc
+    host = urlsplit(ctx.settings.url).netloc.rpartition("@")[2]  # never the URL's user:password
     return Result(state if quiet else f"Machine: {host}\n{state}", data)
 
 
