@@ -2,6 +2,7 @@
 feedback never holding up an action, and a keymap reload that never stalls the loop."""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -164,7 +165,7 @@ def test_a_keymap_over_1_mb_is_refused_with_a_clear_error(tmp_path):
         keymap.load(path, REGISTRY, SETTINGS.limits)
 
 
-def test_a_reload_parses_off_the_loop_and_a_refused_one_keeps_the_old_keymap(tmp_path):
+def test_a_reload_parses_off_the_loop_and_a_refused_one_keeps_the_old_keymap(tmp_path, caplog):
     """A ~0.9 MB keymap takes about half a second to parse: the loop answers the control socket meanwhile
     (before, it parsed in the loop and answered only after). Then a 1.1 MB one is refused; the old stays."""
     sock_path = tmp_path / "control.sock"
@@ -179,7 +180,9 @@ def test_a_reload_parses_off_the_loop_and_a_refused_one_keeps_the_old_keymap(tmp
         (tmp_path / "keymap.yaml").write_text('keys:\n  KEY_KP5: "msg new"\n' + BIG_COMMENT * 11000)
         d.daemon.reload_requested = True  # what SIGHUP's handler does (no signal handlers off the main thread)
         d.daemon._wake()
+        deadline = time.monotonic() + 10
         while getattr(d.daemon, "_reloading", None) is None and d.daemon.dispatch.keymap is old:
+            assert time.monotonic() < deadline, "the reload never started"
             time.sleep(0.001)
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(str(sock_path))
@@ -193,12 +196,15 @@ def test_a_reload_parses_off_the_loop_and_a_refused_one_keeps_the_old_keymap(tmp
         new = d.daemon.dispatch.keymap
         assert new.bindings[("", "KEY_KP5", "press")][0].line == "msg new"
         (tmp_path / "keymap.yaml").write_text("keys: {}\n" + BIG_COMMENT * 14000)
+        caplog.set_level(logging.ERROR, logger="octopanel")
         d.daemon.reload_requested = True
         d.daemon._wake()
-        while d.daemon._reloading is None:
-            time.sleep(0.001)
-        while d.daemon._reloading is not None:
+        # The size check refuses at once, so wait for the refusal itself: polling _reloading can miss it.
+        deadline = time.monotonic() + 10
+        while not any("reload failed" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the refused reload was never reported"
             time.sleep(0.01)
+        assert "over the 1 MB a keymap may be" in caplog.text
         assert d.daemon.dispatch.keymap is new
     finally:
         d.stop()

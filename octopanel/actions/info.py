@@ -37,7 +37,7 @@ def status_raw(ctx):
 def status(ctx, quiet=False):
     data = ctx.client.connection()
     state = (data.get("current") or {}).get("state", "unknown")
-    host = urlsplit(ctx.settings.url).netloc.rpartition("@")[2]  # never the URL's user:password
+    host = urlsplit(ctx.settings.url or "").netloc.rpartition("@")[2]  # never the URL's user:password
     return Result(state if quiet else f"Machine: {host}\n{state}", data)
 
 
