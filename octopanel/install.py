@@ -189,15 +189,13 @@ def group_exists(name):
         return False
 
 
-def install(args, inst, package=None, sysroot="/"):
-    """`package` and `sysroot` (see install_checks) let tests point the path checks at a crafted tree."""
+def install(args, inst, sysroot="/"):
+    """`sysroot` (see install_checks) lets tests point the path checks at a crafted tree."""
     binary = Path(os.path.abspath(args.prefix)) / "bin" / "octopanel" if args.prefix else default_bin()
     if binary is None:
         raise UsageError("cannot find the octopanel executable; give --prefix (it runs PREFIX/bin/octopanel)")
-    paths = service_paths(binary, package if package is not None else package_dir(args.prefix))
-    check_service_paths(paths, inst.live, lambda line: print(line, file=inst.out), sysroot)
-    if inst.live and not binary.is_file():
-        raise UsageError(f"{binary} does not exist; give --prefix so that PREFIX/bin/octopanel is the executable")
+    paths = service_paths(binary, package_dir(args.prefix))
+    check_service_paths(paths, inst.live, lambda line: print(line, file=inst.out), sysroot)  # a missing binary too
     unit = render_unit(binary)
     key = read_key(args.api_key_file) if args.api_key_file else None  # every check before the first change
     ensure_user(inst)
@@ -276,10 +274,10 @@ def parse(argv, name):
     return parse_args(parser, argv)
 
 
-def main(name, argv, package=None, sysroot="/"):
+def main(name, argv, sysroot="/"):
     """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as panelcli serves run/check/...).
 
-    `package` and `sysroot` are for tests only: the command line cannot set them."""
+    `sysroot` is for tests only: neither the command line nor the environment sets it."""
     try:
         args = parse(argv, name)
         live = not args.destdir
@@ -287,7 +285,7 @@ def main(name, argv, package=None, sysroot="/"):
             raise UsageError(f"{name} needs root: sudo {sys.argv[0]} {name} (or --destdir DIR to stage the files)")
         inst = Installer(args.destdir or "/", live)
         if name == "install":
-            install(args, inst, package, sysroot)
+            install(args, inst, sysroot)
         else:
             uninstall(args, inst)
         return 1 if inst.failed else 0

@@ -1,4 +1,4 @@
-"""`octopanel install` refuses (exit 2, nothing written) a venv, interpreter or package the service cannot run safely."""
+"""`octopanel install` refuses (exit 2, nothing written) what the service cannot run safely: issue 10 §6."""
 
 import os
 import subprocess
