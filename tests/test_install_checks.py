@@ -139,3 +139,23 @@ def test_this_test_venv_whose_python_lives_under_a_home_is_refused(tmp_path):
     home = "/" + Path(os.path.realpath(sys.executable)).parts[1]
     assert f"(it resolves to {os.path.realpath(sys.executable)}); on the way, {home} is a home directory" \
         in out.stderr
+
+
+def test_a_file_where_a_directory_belongs_is_refused(tree, tmp_path):
+    (tree.root / "srv").write_text("")
+    out = tree.run("--destdir", tmp_path / "dest", "--prefix", tree.root / "srv/octopanel")
+    assert out.returncode == 2 and f"on the way to it, {tree.root}/srv is not a directory" in out.stderr
+    assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="no system Python in /usr/bin")
+def test_a_venv_made_as_the_readme_says_is_accepted(tree, tmp_path):
+    """`python3 -m venv` links bin/python3 to /usr/bin/python3: checked where it points, outside the tree."""
+    prefix = tree.root / "opt/venv"
+    # umask as under the README's sudo, whatever this test run has.
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", prefix], check=True, timeout=120, umask=0o022)
+    (prefix / "bin/octopanel").write_text(f"#!{prefix}/bin/python3\n")
+    (prefix / "bin/octopanel").chmod(0o755)
+    out = tree.run("--destdir", tmp_path / "dest", "--prefix", prefix)
+    assert out.returncode == 0, out.stderr
+    assert os.path.realpath(prefix / "bin/python3").startswith("/usr/") and "warning" not in out.stdout
