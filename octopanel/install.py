@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 from .errors import OctopanelError, UsageError
+from .install_checks import SERVICE_USER, check_service_paths
 from .panelcli import parse as parse_args
 from .shipped import shipped_path
 
-USER = GROUP = "octopanel"
+USER = GROUP = SERVICE_USER
 UNIT = "octopanel.service"
 UNIT_BIN = "/usr/local/bin/octopanel"  # what the shipped unit names; rendered to the octopanel in use
 CONF_DIR = "etc/octopanel"
@@ -30,7 +31,6 @@ FILES = (
     ("systemd/octopanel.service", "etc/systemd/system/octopanel.service", 0o644, True),
     ("udev/70-octopanel.rules", "etc/udev/rules.d/70-octopanel.rules", 0o644, True),
 )
-HOME_DIRS = ("/home/", "/root/", "/run/user/")  # hidden from the service by ProtectHome=yes
 # What systemctl and udevadm say on a machine (a container, a chroot) where systemd or udevd is not running.
 NO_SYSTEMD = ("System has not been booted with systemd", "Failed to connect to bus",
               "Failed to send reload request: No such file or directory",
@@ -60,29 +60,45 @@ def render_unit(binary):
     binary = str(binary)
     if not os.path.isabs(binary) or any(c.isspace() for c in binary):
         raise UsageError(f"the octopanel executable must be an absolute path without spaces, got '{binary}'")
-    text = text.replace(UNIT_BIN, binary)
-    if any(p.startswith(HOME_DIRS) for p in (binary + "/", str(Path(__file__).resolve()))):
-        # ProtectHome=yes would hide a venv or an editable checkout under /home from the service.
-        text = text.replace("\nProtectHome=yes\n", "\nProtectHome=read-only\n")
-    return text.encode()
+    return text.replace(UNIT_BIN, binary).encode()
 
 
-def blocked_dir(path):
-    """The first directory on the way to `path` that others cannot enter (the service runs as octopanel)."""
-    for parent in reversed(Path(path).parents):
-        try:
-            if not os.stat(parent).st_mode & stat.S_IXOTH:
-                return parent
-        except OSError:
-            return parent
-    return None
+def interpreter(binary):
+    """The Python that `binary` (a pip console script) starts: its #! line, else the python3 beside it."""
+    try:
+        with open(binary, "rb") as handle:
+            first = handle.readline(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        first = ""
+    named = first[2:].strip() if first.startswith("#!") else ""
+    # pip writes a /bin/sh trampoline instead when the path is long or has spaces: then guess.
+    if os.path.isabs(named) and not any(c.isspace() for c in named):
+        return Path(named)
+    return Path(binary).parent / "python3"
+
+
+def package_dir(prefix):
+    """The octopanel package the service imports: this one, unless --prefix names another installation."""
+    here = Path(__file__).resolve().parent
+    if prefix is None or Path(prefix).resolve() == Path(sys.prefix).resolve():
+        return here
+    found = sorted(Path(prefix).glob("lib/python3*/site-packages/octopanel"))
+    return found[0] if found else None  # an editable install elsewhere: only the prefix itself is checked
+
+
+def service_paths(binary, package):
+    """What the service runs and imports: (role, path, kind) for check_service_paths."""
+    prefix = binary.parent.parent
+    paths = [("venv" if (prefix / "pyvenv.cfg").exists() else "prefix", prefix, "dir"),
+             ("octopanel executable", binary, "exec"), ("Python interpreter", interpreter(binary), "exec")]
+    return paths + ([("octopanel package directory", package, "dir")] if package is not None else [])
 
 
 class Installer:
     """Writes under `root` ("/" or --destdir); runs commands only when `live`, else prints them."""
 
-    def __init__(self, root, live, out=sys.stdout):
-        self.root, self.live, self.out = Path(root), live, out
+    def __init__(self, root, live, out=None):
+        self.root, self.live, self.out = Path(root), live, out or sys.stdout
         self.failed = False
 
     def path(self, rel):
@@ -173,22 +189,13 @@ def group_exists(name):
         return False
 
 
-def install(args, inst):
-    binary = Path(args.prefix) / "bin" / "octopanel" if args.prefix else default_bin()
+def install(args, inst, sysroot="/"):
+    """`sysroot` (see install_checks) lets tests point the path checks at a crafted tree."""
+    binary = Path(os.path.abspath(args.prefix)) / "bin" / "octopanel" if args.prefix else default_bin()
     if binary is None:
         raise UsageError("cannot find the octopanel executable; give --prefix (it runs PREFIX/bin/octopanel)")
-    for needed in (binary, Path(__file__).resolve().parent):
-        blocked = blocked_dir(needed)
-        if blocked is None:
-            continue
-        problem = (f"the service user {USER} cannot reach {needed}: {blocked} is closed to others. Install "
-                   "octopanel where every user can read it, e.g.\n  sudo python3 -m venv /opt/octopanel && "
-                   "sudo /opt/octopanel/bin/pip install . && sudo /opt/octopanel/bin/octopanel install")
-        if inst.live:
-            raise UsageError(problem)
-        print(f"warning: {problem}", file=inst.out)
-    if inst.live and not binary.is_file():
-        raise UsageError(f"{binary} does not exist; give --prefix so that PREFIX/bin/octopanel is the executable")
+    paths = service_paths(binary, package_dir(args.prefix))
+    check_service_paths(paths, inst.live, lambda line: print(line, file=inst.out), sysroot)  # a missing binary too
     unit = render_unit(binary)
     key = read_key(args.api_key_file) if args.api_key_file else None  # every check before the first change
     ensure_user(inst)
@@ -267,15 +274,20 @@ def parse(argv, name):
     return parse_args(parser, argv)
 
 
-def main(name, argv):
-    """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as panelcli serves run/check/...)."""
+def main(name, argv, sysroot="/"):
+    """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as panelcli serves run/check/...).
+
+    `sysroot` is for tests only: neither the command line nor the environment sets it."""
     try:
         args = parse(argv, name)
         live = not args.destdir
         if live and os.geteuid() != 0:
             raise UsageError(f"{name} needs root: sudo {sys.argv[0]} {name} (or --destdir DIR to stage the files)")
         inst = Installer(args.destdir or "/", live)
-        (install if name == "install" else uninstall)(args, inst)
+        if name == "install":
+            install(args, inst, sysroot)
+        else:
+            uninstall(args, inst)
         return 1 if inst.failed else 0
     except OctopanelError as exc:
         print(f"octopanel {name}: {exc}", file=sys.stderr)
