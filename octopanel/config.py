@@ -167,11 +167,12 @@ def read_capped(path, limit, what):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise ConfigError(f"cannot read {what}: {exc.strerror}", str(path)) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ConfigError(f"cannot read {what}: not a regular file (a FIFO, a device or a directory); "
+                          "name a file", str(path))
     with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"cannot read {what}: not a regular file (a FIFO, a device or a directory); "
-                              "name a file", str(path))
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise ConfigError(f"cannot read {what}: larger than {limit} bytes; is this the right file?", str(path))
@@ -249,6 +250,7 @@ def octocmd_layers(settings, files=OCTOCMD_FILES):
 
 def read_secret(path, settings, warn=True):
     secret = read_text_capped(path, MAX_KEY_BYTES, "the API key")[0].strip()
+    check_header_text("api_key", secret, str(path))
     if warn:
         warn_if_readable(path, settings)
     return secret
