@@ -5,9 +5,11 @@ limits, another printer, the same values in another file). Each command runs onc
 and once with no daemon there, against the same printer.
 """
 
+import json
 import os
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -104,3 +106,52 @@ def test_the_daemons_own_settings_go_through_the_daemon(how, printer, daemon, tm
     assert sent_by(printer, mark) == [f"M117 from {how}"]
     local = run(("8msg", f"from {how}"), home, {**env, "OCTOPANEL_NO_DAEMON": "1"})
     assert local.returncode == 2 and "no OctoPrint api key" in local.stderr, local.stderr
+
+
+def test_a_daemon_config_edited_after_it_started_no_longer_serves_its_callers(printer, tmp_path):
+    """The daemon keeps the limits it loaded; a caller reading the edited file gets the new ones, in-process."""
+    conf = tmp_path / "daemon.yaml"
+    conf.write_text(f"url: {printer.url}\n")
+    daemon = DaemonProc(tmp_path, args=("--config", str(conf)), printer=printer, env={"OCTOPRINT_URL": None})
+    try:
+        conf.write_text(f"url: {printer.url}\nmax_tool_temp: 200\n")
+        env = {"OCTOPANEL_SOCKET": str(daemon.control), "OCTOPANEL_CONFIG": str(conf),
+               "OCTOPRINT_API_KEY": printer.api_key}
+        mark = printer.mark()
+        done = run(("8settemp", "250"), tmp_path, env)
+        assert done.returncode == 2 and "200" in done.stderr, done
+        assert sent_by(printer, mark) == []
+    finally:
+        daemon.kill()
+
+
+class OlderDaemon:
+    """A control socket that answers every line as a daemon without same_config does (a malformed request)."""
+
+    def __init__(self, path):
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(1)
+        self.lines = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        conn, _ = self.server.accept()
+        with conn, conn.makefile("rb") as lines:
+            for line in lines:  # until the client closes
+                self.lines.append(json.loads(line))
+                conn.sendall(b'{"ok": false, "error": "malformed request: \'argv\'", "exit": 2}\n')
+
+
+def test_an_older_daemon_gets_the_question_but_never_the_command(printer, tmp_path):
+    older = OlderDaemon(tmp_path / "old.sock")
+    env = {"OCTOPANEL_SOCKET": str(tmp_path / "old.sock"), "OCTOPRINT_URL": printer.url,
+           "OCTOPRINT_API_KEY": printer.api_key}
+    mark = printer.mark()
+    done = run(("8msg", "in-process once"), tmp_path, env)
+    older.thread.join(10)
+    older.server.close()
+    assert (done.returncode, done.stdout) == (0, "M117 in-process once sent\n"), done.stderr
+    assert sent_by(printer, mark) == ["M117 in-process once"]
+    assert [list(line) for line in older.lines] == [["same_config"]]  # no {"argv": ...} ever reached it
