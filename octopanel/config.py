@@ -145,21 +145,6 @@ def check_header_text(name, value, source):
                               "OctoPrint key is letters, digits, - and _); nothing was sent", source) from None
 
 
-def identity(settings):
-    """What a command's outcome depends on besides the key: the printer, the jog direction and the limits."""
-    return {"url": settings.values.get("url"), "jog_direction": settings.values["jog_direction"],
-            "limits": settings.limits}
-
-
-def same_as(settings, query):
-    """Whether a caller's `{"stamp": ...}` or `{"identity": ...}` (fastpath.same_config) matches these settings."""
-    if not isinstance(query, dict):
-        return False
-    if "stamp" in query:
-        return query["stamp"] == settings.stamp
-    return "identity" in query and query["identity"] == identity(settings)
-
-
 def read_capped(path, limit, what):
     """The bytes of a regular file of at most `limit` bytes, and its stat; a FIFO or device is never opened
     blocking (a FIFO with no writer would hang, /dev/zero never ends)."""

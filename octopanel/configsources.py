@@ -1,4 +1,5 @@
-"""Where settings come from (the config file candidates, 8control's files) and a stat-only stamp of them.
+"""Where settings come from (the config file candidates, 8control's files), a stat-only stamp of them, and
+the identity (URL, jog direction, limits) a daemon and a caller compare.
 
 Stdlib `os` only: the fast path (fastpath.py) stamps the caller's sources with it before every command,
 and config.load stamps what it read, so a daemon can tell whether a caller's settings are its own.
@@ -55,3 +56,18 @@ def caller_stamp(env=None):
                 stamp[kind] = stamp_of(st)
                 break
     return stamp
+
+
+def identity(settings):
+    """What a command's outcome depends on besides the key: the printer, the jog direction and the limits."""
+    return {"url": settings.values.get("url"), "jog_direction": settings.values["jog_direction"],
+            "limits": settings.limits}
+
+
+def same_as(settings, query):
+    """Whether a caller's `{"stamp": ...}` or `{"identity": ...}` (fastpath.same_config) matches these settings."""
+    if not isinstance(query, dict):
+        return False
+    if "stamp" in query:
+        return query["stamp"] == settings.stamp
+    return "identity" in query and query["identity"] == identity(settings)

@@ -252,9 +252,13 @@ class ControlServer:
             return {"ok": False, "error": "malformed same_config query", "exit": 2}
         if self.settings is None:
             return {"ok": True, "same_config": False}
-        from . import config
+        from .configsources import same_as
 
-        return {"ok": True, "same_config": config.same_as(self.settings, query)}
+        try:
+            same = same_as(self.settings, query)
+        except (AttributeError, KeyError, TypeError):  # settings of another shape (a test's fake): not the same
+            same = False
+        return {"ok": True, "same_config": same}
 
     def close_conn(self, fd):
         conn = self.conns.pop(fd, None)

@@ -98,7 +98,7 @@ def same_config(sock):
     try:
         from . import config
 
-        caller = config.identity(config.load())
+        caller = configsources.identity(config.load())
     except Exception:  # noqa: BLE001  a broken config: the in-process path reports it properly
         return False
     return ask(sock, {"identity": caller}).get("same_config") is True
