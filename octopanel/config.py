@@ -117,17 +117,20 @@ def load(flags=None, config_path=None, env=None):
         raise ConfigError(f"jog_direction must be one of {', '.join(JOG_DIRECTIONS)}, got "
                           f"'{settings.values['jog_direction']}'", settings.sources["jog_direction"])
     if settings.values.get("url"):
-        url = settings.values["url"]
-        if "://" not in url:
-            url = "http://" + url  # octocmd.conf files often hold a bare host:port
-        scheme = url.split("://", 1)[0].lower()
-        if scheme not in ("http", "https"):  # the scheme alone: the rest may carry credentials
-            raise ConfigError(f"url must start with http:// or https://, got '{scheme}://...'",
-                              settings.sources["url"])
-        settings.values["url"] = url
-    for name in ("url", "api_key"):
-        check_header_text(name, settings.values.get(name), settings.sources[name])
+        settings.values["url"] = checked_url(settings.values["url"], settings.sources["url"])
+    check_header_text("api_key", settings.values.get("api_key"), settings.sources["api_key"])
     return settings
+
+
+def checked_url(url, source):
+    """The URL with http:// added to a bare host:port; ConfigError unless it is one line of http(s)."""
+    if "://" not in url:
+        url = "http://" + url  # octocmd.conf files often hold a bare host:port
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https"):  # the scheme alone: the rest may carry credentials
+        raise ConfigError(f"url must start with http:// or https://, got '{scheme}://...'", source)
+    check_header_text("url", url, source)
+    return url
 
 
 def check_header_text(name, value, source):

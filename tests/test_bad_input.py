@@ -164,3 +164,12 @@ def test_escapes_in_a_state_and_in_an_error_from_the_server_are_shown_escaped(tm
         refused = run(tmp_path, ("8msg", "hi"), env)
     assert refused.returncode == 1 and "\x1b" not in refused.stderr and "\r" not in refused.stderr
     assert "Printer is not operational\\x1b[2J\\x0d" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("url, problem", [("http://127.0.0.1:9/\r\nX-Injected: 1", "url holds a control character"),
+                                          ("ftp://127.0.0.1:9/", "url must start with http:// or https://")],
+                         ids=["CR LF", "ftp"])
+def test_login_checks_its_url_before_using_or_saving_it(url, problem, tmp_path):
+    done = run(tmp_path, ("octopanel", "login", url, "--timeout", "1"), {})
+    failed(done, 2, f"the URL argument: {problem}")
+    assert not (tmp_path / ".config").exists()
