@@ -170,3 +170,16 @@ def test_a_garbled_reply_raises_value_error_exactly_when_json_loads_does(raw):
             fastpath.decode_reply(raw)
     else:
         assert json.dumps(fastpath.decode_reply(raw)) == json.dumps(want)
+
+
+STAMPS = st.fixed_dictionaries({"yaml": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
+                                "octocmd": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
+                                "url": st.none() | st.text()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(stamp=STAMPS)
+def test_the_same_config_query_is_what_json_dumps_writes(stamp):
+    """The daemon parses it with json.loads and compares it with config.load's stamp: it must round-trip."""
+    line = '{"same_config": ' + fastpath.encode_value({"stamp": stamp}) + "}"
+    assert line == json.dumps({"same_config": {"stamp": stamp}})
