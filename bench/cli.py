@@ -29,7 +29,9 @@ FORBIDDEN_ON_FAST_PATH = ("requests", "urllib3", "yaml", "evdev", "asyncio", "sy
 def variants(venv, vp, daemon_socket, homes, session):
     """name -> run(sign) returning a CompletedProcess: every way of running 8status and 8jog that is timed."""
     direct = {"OCTOPRINT_URL": vp.url, "OCTOPRINT_API_KEY": vp.api_key}
-    env_daemon = benchenv.clean_env(homes["empty"], OCTOPANEL_SOCKET=daemon_socket)
+    # The daemon's URL (the fast path is taken only for the daemon's own settings) but no key: a success
+    # proves the daemon ran it.
+    env_daemon = benchenv.clean_env(homes["empty"], OCTOPANEL_SOCKET=daemon_socket, OCTOPRINT_URL=vp.url)
     env_inproc = benchenv.clean_env(homes["empty"], OCTOPANEL_NO_DAEMON=1, **direct)
     env_bash = benchenv.clean_env(homes["empty"], **direct)
     env_octocmd = benchenv.clean_env(homes["octocmd"])
@@ -171,7 +173,7 @@ def collect(venv, vp, quick=False, latency_result=None):
     here = IdleDaemon(venv, vp, "as here (no /dev/input)")
     pi = IdleDaemon(venv, vp, "Pi-like (/dev/input watched)", pi_like=True)
     try:
-        env_fast = benchenv.clean_env(here.home / "nohome", OCTOPANEL_SOCKET=here.socket)
+        env_fast = benchenv.clean_env(here.home / "nohome", OCTOPANEL_SOCKET=here.socket, OCTOPRINT_URL=vp.url)
         env_inproc = benchenv.clean_env(here.home / "nohome", OCTOPANEL_NO_DAEMON=1, OCTOPRINT_URL=vp.url,
                                         OCTOPRINT_API_KEY=vp.api_key)
         print(f"bench: 8status/8jog: {runs} interleaved runs of each way…", file=sys.stderr, flush=True)

@@ -47,8 +47,8 @@ NOTES = """\
   arrival / answer.
 * **Wall time** is the time from spawning the command to its exit, from Python (`subprocess.run`), for
   the bench venv's console scripts (a regular, non-editable install) and `bench/8status.sh` /
-  `bench/8jog.sh`. *Through the daemon*: `OCTOPANEL_SOCKET` set and no `OCTOPRINT_URL`, so a success
-  proves the fast path was taken. *In-process*: `OCTOPANEL_NO_DAEMON=1` with `OCTOPRINT_URL`/`KEY`.
+  `bench/8jog.sh`. *Through the daemon*: `OCTOPANEL_SOCKET` and the daemon's `OCTOPRINT_URL` set (the
+  fast path serves only the daemon's own settings) and no key, so a success proves the fast path was taken. *In-process*: `OCTOPANEL_NO_DAEMON=1` with `OCTOPRINT_URL`/`KEY`.
   *bash+curl* takes the connection from the environment too; *8control config* reads `~/.octocmd.conf`
   with `cat | grep | cut` as 8control does (four processes more). The ratios use the faster bash variant.
 * **At rest.** Two daemons with the shipped `etc/keymap.yaml`, a control socket and no replay, idle side

@@ -9,9 +9,16 @@ global options (anywhere on the line):
   -v, -vv             print each request; -vv adds status and headers (the API key is redacted)
   --json              print the parsed JSON (data commands) or a JSON result
   --url URL           OctoPrint's base URL (default: environment, config files)
-  --api-key KEY       OctoPrint API key (prefer a config file or OCTOPRINT_API_KEY)
+  --api-key KEY       OctoPrint API key; every user sees it through ps: prefer api_key_file: in
+                      ~/.config/octopanel/config.yaml, OCTOPRINT_API_KEY, or the systemd credential
+                      octoprint-api-key (LoadCredential=)
   --config FILE       octopanel config file
 exit codes: 0 ok, 1 printer refused / unreachable / key rejected, 2 usage or config error"""
+
+COMMAND_GLOBALS = """\
+global options: -v, -vv, --json, --url URL, --api-key KEY, --config FILE (octopanel -h says more).
+  --api-key is visible to every user through ps; prefer api_key_file: in ~/.config/octopanel/config.yaml,
+  OCTOPRINT_API_KEY, or the systemd credential octoprint-api-key (LoadCredential=)"""
 
 # Commands that are not printer actions; each is a module with main(argv) -> int, imported only when used.
 META = {
@@ -26,6 +33,22 @@ META = {
     "uninstall": ("octopanel.install", "remove the service (--purge: /etc/octopanel too)"),
 }
 VALUE_FLAGS = {"--url": "url", "--api-key": "api_key", "--config": "config"}
+# Control characters but newline and tab, DEL and the C1 range (0x9b is a one-byte CSI on some terminals).
+ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7f, *range(0x80, 0xa0)) if c not in (0x09, 0x0a)}
+
+
+class Escaped:
+    """A text stream that writes control characters as \\x1b and so on: a file name, message or error text from
+    OctoPrint must not move the cursor, retitle the window or hide what came before."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        return self.stream.write(text.translate(ESCAPES))
+
+    def __getattr__(self, name):  # flush, isatty, buffer...: the stream's own
+        return getattr(self.stream, name)
 
 
 def split_globals(argv):
@@ -89,13 +112,13 @@ def main(argv=None, prog=None):
         from .errors import OctopanelError
 
         if isinstance(exc, OctopanelError):
-            print(f"{prog}: {exc}", file=sys.stderr)
+            print(f"{prog}: {exc}", file=Escaped(sys.stderr))
             return exc.exit_code
         # An answer of an unexpected shape, or a bug: one line, not a traceback.
         if os.environ.get("OCTOPANEL_DEBUG"):
             raise
         print(f"{prog}: internal error: {type(exc).__name__}: {exc} (an unexpected answer from OctoPrint, or a "
-              "bug; -vv shows the exchange, OCTOPANEL_DEBUG=1 the traceback)", file=sys.stderr)
+              "bug; -vv shows the exchange, OCTOPANEL_DEBUG=1 the traceback)", file=Escaped(sys.stderr))
         return 1
 
 
@@ -149,7 +172,7 @@ def run(argv, prog):
     if name != "help" and not os.environ.get("OCTOPANEL_NO_DAEMON"):
         from . import fastpath
 
-        code = fastpath.run(name, rest, prog, sys.stdout, sys.stderr)
+        code = fastpath.run(name, rest, prog, Escaped(sys.stdout), Escaped(sys.stderr))
         if code is not None:
             return code
     from .actions import build_registry
@@ -162,7 +185,7 @@ def run(argv, prog):
     if opts["help"]:
         print(command_help(registry.get(name)))
         return 0
-    return run_action(registry, name, words, opts)
+    return run_action(registry, name, words, opts, Escaped(sys.stdout), Escaped(sys.stderr))
 
 
 def find_action(argv):
@@ -179,13 +202,14 @@ def find_action(argv):
     return None
 
 
-def run_action(registry, name, words, opts):
+def run_action(registry, name, words, opts, out, err):
+    """Run one action in-process; what it prints goes to `out` and `err` (Escaped streams)."""
     from . import config
     from .actions.context import Context, invoke
     from .errors import UsageError
 
     settings = config.load({"url": opts["url"], "api_key": opts["api_key"]}, opts["config"])
-    config.print_warnings(settings)
+    config.print_warnings(settings, err)
     call = registry.parse(name, words, settings.limits)  # every usage error is raised before any request
     if not call.action.cli:
         raise UsageError(f"'{call.action.name}' is a panel action: use it in keymap.yaml or on the control socket")
@@ -203,9 +227,9 @@ def run_action(registry, name, words, opts):
     if opts["json"]:
         import json  # not at the top: `json` imports `re`, a third of the fast path's budget
 
-        print(json.dumps(result.as_json(call.action.name), indent=2))
+        print(json.dumps(result.as_json(call.action.name), indent=2), file=out)
     elif result.text:
-        print(result.text)
+        print(result.text, file=out)
     return 0
 
 
@@ -252,4 +276,5 @@ def command_help(action):
         lines.append(f"  {p.flag or p.name:<12} {p.help}{extra}")
     if action.states != ANY:
         lines += ["", "runs only when the printer is " + " or ".join(sorted(action.states))]
+    lines += ["", COMMAND_GLOBALS]
     return "\n".join(lines)

@@ -6,7 +6,8 @@ import stat
 import sys
 from pathlib import Path
 
-from . import bounds
+from . import bounds, configsources
+from .configsources import CREDENTIAL_NAME, OCTOCMD_FILES
 from .errors import ConfigError
 
 # name: (converter, default, minval, maxval, help). Limits are also the bounds of action parameters.
@@ -30,7 +31,12 @@ OPTIONS = {
 JOG_DIRECTIONS = ("profile", "8control", "raw")
 LIMIT_NAMES = ("max_tool_temp", "max_bed_temp", "min_extrude_temp", "min_factor", "max_factor",
                "max_jog", "max_extrude")
-CREDENTIAL_NAME = "octoprint-api-key"
+MAX_KEY_BYTES = 4096  # an OctoPrint key is 43 characters; a larger "key file" is the wrong file
+MAX_CONFIG_BYTES = 1 << 20
+API_KEY_FLAG_WARNING = (
+    "--api-key on the command line is visible to every user through ps; prefer api_key_file: in "
+    "~/.config/octopanel/config.yaml, OCTOPRINT_API_KEY, or the systemd credential octoprint-api-key "
+    "(LoadCredential=)")
 
 
 class Settings:
@@ -40,6 +46,8 @@ class Settings:
         self.values = {} if values is None else values
         self.sources = {} if sources is None else sources
         self.warnings = [] if warnings is None else warnings
+        # What config.load read the printer and limits from (configsources.caller_stamp's shape).
+        self.stamp = {"yaml": None, "octocmd": None, "url": None}
 
     def __repr__(self):
         return f"Settings(values={self.values!r}, sources={self.sources!r}, warnings={self.warnings!r})"
@@ -69,14 +77,11 @@ class Settings:
 
 
 def user_config_path():
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "octopanel" / "config.yaml"
+    return Path(configsources.user_config_path())
 
 
 def config_candidates():
-    if os.environ.get("OCTOPANEL_CONFIG"):
-        return [Path(os.environ["OCTOPANEL_CONFIG"])]
-    return [user_config_path(), Path("/etc/octopanel/config.yaml")]
+    return [Path(p) for p in configsources.config_candidates()]
 
 
 def load(flags=None, config_path=None, env=None):
@@ -93,13 +98,17 @@ def load(flags=None, config_path=None, env=None):
         layers.append((f"systemd credential {cred}", {"api_key": read_secret(cred, settings, warn=False)}))
     layers.extend(reversed(octocmd_layers(settings)))
     path = Path(config_path) if config_path else next((p for p in config_candidates() if p.is_file()), None)
-    if config_path and not path.is_file():
+    if config_path and not path.exists():
         raise ConfigError("config file not found", str(path))
     if path is not None:
         layers.append((str(path), read_yaml_config(path, settings)))
     layers.append(("environment", {k: env[e] for k, e in (("url", "OCTOPRINT_URL"), ("api_key", "OCTOPRINT_API_KEY"))
                                    if env.get(e)}))
-    layers.append(("command line", {k: v for k, v in (flags or {}).items() if v is not None}))
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    layers.append(("command line", flags))
+    settings.stamp["url"] = flags.get("url", env.get("OCTOPRINT_URL") or None)
+    if "api_key" in flags:
+        settings.warnings.append(API_KEY_FLAG_WARNING)
     for source, values in layers:
         for name, value in values.items():
             settings.values[name] = value
@@ -108,21 +117,70 @@ def load(flags=None, config_path=None, env=None):
         raise ConfigError(f"jog_direction must be one of {', '.join(JOG_DIRECTIONS)}, got "
                           f"'{settings.values['jog_direction']}'", settings.sources["jog_direction"])
     if settings.values.get("url"):
-        url = settings.values["url"]
-        if "://" not in url:
-            url = "http://" + url  # octocmd.conf files often hold a bare host:port
-        scheme = url.split("://", 1)[0].lower()
-        if scheme not in ("http", "https"):  # the scheme alone: the rest may carry credentials
-            raise ConfigError(f"url must start with http:// or https://, got '{scheme}://...'",
-                              settings.sources["url"])
-        settings.values["url"] = url
+        settings.values["url"] = checked_url(settings.values["url"], settings.sources["url"])
+    check_header_text("api_key", settings.values.get("api_key"), settings.sources["api_key"])
     return settings
+
+
+def checked_url(url, source):
+    """The URL with http:// added to a bare host:port; ConfigError unless it is one line of http(s)."""
+    if "://" not in url:
+        url = "http://" + url  # octocmd.conf files often hold a bare host:port
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https"):  # the scheme alone: the rest may carry credentials
+        raise ConfigError(f"url must start with http:// or https://, got '{scheme}://...'", source)
+    check_header_text("url", url, source)
+    return url
+
+
+def check_header_text(name, value, source):
+    """Refuse what requests would fail on mid-request: the URL and the key travel in the request line and headers."""
+    if value is None:
+        return
+    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in value):
+        raise ConfigError(f"{name} holds a control character (a line break?); nothing was sent. "
+                          "Write it on one line, without CR, LF or tabs", source)
+    if name == "api_key":
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigError("api_key holds a character an HTTP header cannot carry (only Latin-1 can; an "
+                              "OctoPrint key is letters, digits, - and _); nothing was sent", source) from None
+
+
+def read_capped(path, limit, what):
+    """The bytes of a regular file of at most `limit` bytes, and its stat; a FIFO or device is never opened
+    blocking (a FIFO with no writer would hang, /dev/zero never ends)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror}", str(path)) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ConfigError(f"cannot read {what}: not a regular file (a FIFO, a device or a directory); "
+                          "name a file", str(path))
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(f"cannot read {what}: larger than {limit} bytes; is this the right file?", str(path))
+    return data, st
+
+
+def read_text_capped(path, limit, what):
+    data, st = read_capped(path, limit, what)
+    try:
+        return data.decode("utf-8"), st
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {what}: not UTF-8 text", str(path)) from None
 
 
 def read_yaml_config(path, settings):
     from . import yamlload  # PyYAML costs ~10 ms to import: only when a YAML file is read
 
-    data = yamlload.load_file(path)
+    text, st = read_text_capped(path, MAX_CONFIG_BYTES, "the config file")
+    settings.stamp["yaml"] = configsources.stamp_of(st)
+    data = yamlload.load(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -153,18 +211,19 @@ def read_yaml_config(path, settings):
     return values
 
 
-OCTOCMD_FILES = ("~/.octocmd.conf", "/etc/octocmd.conf")
-
-
 def octocmd_layers(settings, files=OCTOCMD_FILES):
     """8control's files: the first that exists is read (~/.octocmd.conf, else /etc/octocmd.conf), as 8control does."""
     for path in (Path(os.path.expanduser(f)) for f in files):
         if not path.is_file():
             continue
+        text, st = read_text_capped(path, MAX_CONFIG_BYTES, "8control's config file")
+        settings.stamp["octocmd"] = configsources.stamp_of(st)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            data = json.loads(text)
+        except ValueError as exc:
             raise ConfigError(f"not valid JSON: {exc}", str(path)) from None
+        except RecursionError:
+            raise ConfigError("not valid JSON: nested too deeply (it should be one flat object)", str(path)) from None
         if not isinstance(data, dict):
             raise ConfigError('expected {"OctoPrint_URL": ..., "OctoAPI_KEY": ...}', str(path))
         values = {}
@@ -178,10 +237,8 @@ def octocmd_layers(settings, files=OCTOCMD_FILES):
 
 
 def read_secret(path, settings, warn=True):
-    try:
-        secret = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the API key: {getattr(exc, 'strerror', exc)}", str(path)) from None
+    secret = read_text_capped(path, MAX_KEY_BYTES, "the API key")[0].strip()
+    check_header_text("api_key", secret, str(path))
     if warn:
         warn_if_readable(path, settings)
     return secret

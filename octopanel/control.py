@@ -4,6 +4,8 @@ Scripts (a runout sensor, a vision check) and the fast CLI send `pause\\n` or `j
 runs them through the same registry, the same state checks and the same ordered queue as the keypad.
 A client whose line is queued or running is never dropped: under overload a new client is told "busy".
 One daemon per path: a socket somebody answers on is never replaced, and only our own socket is unlinked.
+`{"same_config": {"stamp"|"identity": ...}}` asks whether the daemon serves the asker's settings (fastpath.py
+asks before each command); it is answered at once, `{"ok": true, "same_config": true|false}`, and runs nothing.
 """
 
 import grp
@@ -70,8 +72,9 @@ class Conn:
 class ControlServer:
     """Listens on `path`; hands each complete line to `on_line(line, reply)`; never blocks on a client."""
 
-    def __init__(self, path, on_line, selector, mode=0o660, group=None):
+    def __init__(self, path, on_line, selector, mode=0o660, group=None, settings=None):
         self.path, self.on_line, self.mode, self.group = str(path), on_line, mode, group
+        self.settings = settings  # the daemon's config.Settings, for same_config; None: it matches nobody
         self.selector = selector  # the daemon's; listening and client sockets are registered as "control"
         self.sock = None
         self.conns = {}
@@ -232,11 +235,30 @@ class ControlServer:
         if len(raw) > MAX_LINE:
             conn.reply({"ok": False, "error": f"line longer than {MAX_LINE} bytes", "exit": 2})
             return
+        if line.startswith('{"same_config"'):
+            conn.reply(self.same_config(line))
+            return
         try:
             self.on_line(line, conn.reply, conn.wanted)
         except Exception as exc:  # a bad line must never take the daemon down
             log.exception("control line %r failed", line)
             conn.reply({"ok": False, "error": f"internal error: {exc}", "exit": 1})
+
+    def same_config(self, line):
+        """The answer to a fast CLI asking whether it may hand us its command (see fastpath.same_config)."""
+        try:
+            query = json.loads(line)["same_config"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return {"ok": False, "error": "malformed same_config query", "exit": 2}
+        if self.settings is None:
+            return {"ok": True, "same_config": False}
+        from .configsources import same_as
+
+        try:
+            same = same_as(self.settings, query)
+        except (AttributeError, KeyError, TypeError):  # settings of another shape (a test's fake): not the same
+            same = False
+        return {"ok": True, "same_config": same}
 
     def close_conn(self, fd):
         conn = self.conns.pop(fd, None)

@@ -44,7 +44,8 @@ class Daemon:
         if control_path:
             from .control import ControlServer
 
-            self.control = ControlServer(control_path, self.dispatch.line, self.selector, group=control_group)
+            self.control = ControlServer(control_path, self.dispatch.line, self.selector, group=control_group,
+                                         settings=ctx.settings)
         self.connected = set()
         self.ended = False
         self.stop_requested = self.reload_requested = False

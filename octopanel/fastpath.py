@@ -5,10 +5,14 @@ Python starts slowly on a Pi and `import requests` alone costs ~90 ms there, so 
 registry and answers with the same result; `None` from `run()` means "do it in-process instead", which it
 only says while nothing was sent (no daemon accepted the connection, or the daemon answered "local").
 Once the request went out, a lost or garbled reply is reported as "may have run", never run a second time.
+Before the request, the daemon is asked whether it serves the caller's own settings (same printer, same
+limits): if not, the command runs in-process, so a stricter personal config is never bypassed.
 """
 
 import _socket  # the C module: `import socket` costs ~2.5 ms more, a tenth of this path
 import os
+
+from . import configsources
 
 try:  # json's C half: `import json` pulls in `re` and `enum`, ~5 ms, a third of this path
     from _json import encode_basestring_ascii, make_scanner
@@ -64,6 +68,56 @@ def encode_request(words):
 
         return json.dumps({"argv": words}) + "\n"
     return '{"argv": [' + ", ".join(map(encode_basestring_ascii, words)) + ']}\n'
+
+
+def encode_value(value):
+    """JSON for the stamp's None, ints, strings, lists and dicts, as json.dumps writes it."""
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(encode_value, value)) + "]"
+    return "{" + ", ".join(f"{encode_value(k)}: {encode_value(v)}" for k, v in value.items()) + "}"
+
+
+def same_config(sock):
+    """Whether the daemon serves the caller's own settings, asked before the command is sent: True, False (also
+    for an older daemon that does not know the question, or no answer: nothing was sent, so run it in-process),
+    or the daemon's "busy" reply, which turned us away.
+
+    Equal stamps (the same files, unchanged, and the same OCTOPRINT_URL) settle it with a stat() each; else
+    the caller's settings are loaded (PyYAML, not requests) and their values compared."""
+    answer = ask(sock, {"stamp": configsources.caller_stamp()})
+    if answer.get("busy"):
+        return answer
+    if answer.get("same_config") is not False:
+        return answer.get("same_config") is True
+    try:
+        from . import config
+
+        caller = configsources.identity(config.load())
+    except Exception:  # noqa: BLE001  a broken config: the in-process path reports it properly
+        return False
+    return ask(sock, {"identity": caller}).get("same_config") is True
+
+
+def ask(sock, query):
+    """The daemon's reply to a same_config query; {} when it gave none."""
+    if encode_basestring_ascii is None or "identity" in query:
+        import json  # the identity's limits are floats, which encode_value does not write
+
+        line = json.dumps({"same_config": query}) + "\n"
+    else:
+        line = '{"same_config": ' + encode_value(query) + "}\n"
+    reply, _problem, _sent = exchange(sock, line.encode())
+    try:
+        answer = decode_reply(reply) if reply is not None else None
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 def decode_reply(line):
@@ -172,6 +226,12 @@ def run(name, words, prog, out, err):
     if sock is None:
         return None  # no daemon: the in-process path still works
     try:
+        verdict = same_config(sock)
+        if isinstance(verdict, dict):
+            print(f"{prog}: {verdict.get('error')}", file=err)
+            return 1
+        if not verdict:
+            return None  # the caller's settings are not the daemon's; nothing of the command was sent
         line, problem, sent = exchange(sock, encode_request([name, *words]).encode())
     finally:
         sock.close()

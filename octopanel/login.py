@@ -53,9 +53,10 @@ def obtain_key(client, user=None, timeout=300.0, out=sys.stderr, sleep=time.slee
 def main(argv=None):
     try:
         args = parse_args(argv)
-        client = Client(args.url, None, verbose=args.verbose)
+        url = config.checked_url(args.url, "the URL argument")  # before it is used or saved
+        client = Client(url, None, verbose=args.verbose)
         key = obtain_key(client, args.user, args.timeout)
-        path = config.write_user_config({"url": args.url, "api_key": key}, args.config)
+        path = config.write_user_config({"url": url, "api_key": key}, args.config)
         print(f"API key saved to {path} (mode 0600). Try: 8status")
         return 0
     except OctopanelError as exc:

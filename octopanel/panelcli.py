@@ -112,7 +112,9 @@ def run(argv):
     parser.add_argument("--no-control", action="store_true", help="no control socket")
     parser.add_argument("--control-group", default=None, help="group owning the control socket")
     parser.add_argument("--url")
-    parser.add_argument("--api-key")
+    parser.add_argument("--api-key", help="OctoPrint API key; visible to every user through ps: prefer "
+                        "api_key_file: in the config file, OCTOPRINT_API_KEY, or the systemd credential "
+                        "octoprint-api-key (LoadCredential=)")
     parser.add_argument("--config")
     args = parse(parser, argv)
     setup_logging(args.verbose)

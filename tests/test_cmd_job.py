@@ -81,7 +81,7 @@ def test_pause_from_a_script_with_a_closed_std_stream(printer, tmp_path, closed,
     env, daemon = {"OCTOPANEL_NO_DAEMON": "1"}, None
     if path == "through the daemon":
         daemon = DaemonProc(tmp_path, printer=printer)
-        env = {"OCTOPANEL_SOCKET": str(daemon.control), "OCTOPRINT_URL": None, "OCTOPRINT_API_KEY": None}
+        env = {"OCTOPANEL_SOCKET": str(daemon.control), "OCTOPRINT_API_KEY": None}  # the daemon's URL, no key
     try:
         proc = _run(Path("/bin/sh"), ["-c", f'exec "$0" "$@" {closed}', BIN / "8pause"], printer, tmp_path, env=env)
         assert (proc.returncode, proc.stderr) == (0, ""), (fd, proc.stdout, proc.stderr)

@@ -94,7 +94,8 @@ def client(argv, sock_path, printer, home, env=None, popen=False):
     """An installed 8xxx command with the daemon's socket and also a working OctoPrint URL and key."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
     full.update(HOME=str(home), OCTOPANEL_SOCKET=str(sock_path), OCTOPRINT_URL=printer.url,
-                OCTOPRINT_API_KEY=printer.api_key, **(env or {}))
+                OCTOPRINT_API_KEY=printer.api_key)
+    full.update(env or {})
     command = [str(BIN / argv[0]), *argv[1:]]
     if popen:
         return subprocess.Popen(command, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -135,9 +136,10 @@ def test_a_stalled_octoprint_times_the_client_out_as_may_have_run_and_nothing_ru
     d = through(daemons, proxy, printer)
     mark = printer.mark()
     proxy.freeze()
-    first = client(("8jog", "x=7.77"), d.control, printer, tmp_path, env=SHORT_TIMEOUT, popen=True)
+    env = {**SHORT_TIMEOUT, "OCTOPRINT_URL": proxy.url}  # the daemon's URL: else the client runs it itself
+    first = client(("8jog", "x=7.77"), d.control, printer, tmp_path, env=env, popen=True)
     proxy.wait_request(b"POST /api/printer/printhead")
-    second = client(("8jog", "x=8.88"), d.control, printer, tmp_path, env=SHORT_TIMEOUT, popen=True)
+    second = client(("8jog", "x=8.88"), d.control, printer, tmp_path, env=env, popen=True)
     for proc in (first, second):
         _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 1 and MAY_HAVE_RUN in err and "Traceback" not in err, err
@@ -151,7 +153,7 @@ def test_a_daemon_killed_mid_request_is_reported_and_not_rerun_in_process(daemon
     d = through(daemons, proxy, printer)
     mark = printer.mark()
     proxy.freeze()
-    proc = client(("8jog", "x=6.66"), d.control, printer, tmp_path, popen=True)
+    proc = client(("8jog", "x=6.66"), d.control, printer, tmp_path, env={"OCTOPRINT_URL": proxy.url}, popen=True)
     proxy.wait_request(b"POST /api/printer/printhead")
     d.proc.send_signal(signal.SIGKILL)
     _out, err = proc.communicate(timeout=30)
@@ -161,7 +163,8 @@ def test_a_daemon_killed_mid_request_is_reported_and_not_rerun_in_process(daemon
 
 
 class StubDaemon:
-    """A socket that reads one request line and answers `reply` (bytes, or None: close without a word)."""
+    """A socket that says the caller's settings are its own, then reads one request line and answers `reply`
+    (bytes, or None: close without a word)."""
 
     def __init__(self, path, reply):
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -173,7 +176,10 @@ class StubDaemon:
     def _serve(self, reply):
         conn, _ = self.server.accept()
         with conn:
-            self.requests.append(conn.makefile("rb").readline())
+            lines = conn.makefile("rb")
+            assert lines.readline().startswith(b'{"same_config": ')
+            conn.sendall(b'{"ok": true, "same_config": true}\n')
+            self.requests.append(lines.readline())
             if reply is not None:
                 conn.sendall(reply)
 
@@ -230,7 +236,7 @@ def test_clients_beyond_the_limit_are_told_busy_and_waiting_ones_are_never_dropp
             sock.sendall(f"msg waiting {n}\n".encode())
             waiting.append(sock)
         proxy.wait_request(b"POST /api/printer/command")
-        late = client(("8status",), d.control, printer, tmp_path)
+        late = client(("8status",), d.control, printer, tmp_path, env={"OCTOPRINT_URL": proxy.url})
         assert late.returncode == 1 and "daemon busy" in late.stderr and "nothing sent" in late.stderr, late.stderr
         proxy.thaw()
         replies = [json.loads(sock.makefile("rb").readline()) for sock in waiting]

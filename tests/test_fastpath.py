@@ -54,8 +54,9 @@ def run(argv, env, home):
 def both_paths(argv, daemon, printer, between=lambda: None):
     """Run argv through the daemon, then in-process; assert the same exit code and output; return the first."""
     sock, home, _log = daemon
-    # No URL or key on the fast path: in-process, anything but a usage error would fail with "no OctoPrint url".
-    fast = run(argv, {"OCTOPANEL_SOCKET": str(sock)}, home)
+    # The daemon's URL (so its settings are the caller's) but no key: in-process, anything but a usage error
+    # would fail with "no OctoPrint api key".
+    fast = run(argv, {"OCTOPANEL_SOCKET": str(sock), "OCTOPRINT_URL": printer.url}, home)
     between()
     local = run(argv, {"OCTOPRINT_URL": printer.url, "OCTOPRINT_API_KEY": printer.api_key,
                        "OCTOPANEL_NO_DAEMON": "1"}, home)
@@ -66,7 +67,7 @@ def both_paths(argv, daemon, printer, between=lambda: None):
 @pytest.mark.parametrize("argv", CASES, ids=" ".join)
 def test_same_output_and_exit_code_through_the_daemon_and_in_process(argv, daemon, printer):
     fast = both_paths(argv, daemon, printer, between=printer.reset)
-    assert "Traceback" not in fast.stderr and "no OctoPrint url" not in fast.stderr
+    assert "Traceback" not in fast.stderr and "no OctoPrint" not in fast.stderr
 
 
 @pytest.mark.parametrize("argv", [("8jog", "1", "0", "0"), ("8home",), ("octopanel", "jog", "z=-1"), ("8ex", "5")],
@@ -84,7 +85,7 @@ def test_the_same_refusal_while_printing_on_both_paths(argv, daemon, printer):
 def test_the_fast_path_really_goes_through_the_daemon(daemon, printer):
     sock, home, log = daemon
     mark = printer.mark()
-    proc = run(("8msg", "via the daemon"), {"OCTOPANEL_SOCKET": str(sock)}, home)
+    proc = run(("8msg", "via the daemon"), {"OCTOPANEL_SOCKET": str(sock), "OCTOPRINT_URL": printer.url}, home)
     assert proc.returncode == 0 and proc.stdout == "M117 via the daemon sent\n", proc.stderr
     printer.wait_sent(mark, ["M117 via the daemon"])
     deadline = time.monotonic() + 5  # the daemon logs the outcome after it has replied
@@ -105,16 +106,17 @@ def imports_of(argv, env):
     return proc, modules(proc.stderr) - modules(at_start.stderr)
 
 
-def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, tmp_path):
+def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, printer):
     sock, home, _log = daemon
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-    env.update(HOME=str(home), OCTOPANEL_SOCKET=str(sock))
+    env.update(HOME=str(home), OCTOPANEL_SOCKET=str(sock), OCTOPRINT_URL=printer.url)
     proc, imported = imports_of([str(BIN / "8status")], env)
     assert proc.returncode == 0 and proc.stdout.startswith("Machine: ")
     assert "octopanel.fastpath" in imported
     assert not {"requests", "yaml", "evdev", "octopanel.client", "octopanel.actions"} & imported
     assert not {"re", "json", "enum"} & imported  # ~5 ms of a ~15 ms command (see fastpath.py)
-    assert {m for m in imported if m.startswith("octopanel")} == {"octopanel", "octopanel.cli", "octopanel.fastpath"}
+    assert {m for m in imported if m.startswith("octopanel")} == {"octopanel", "octopanel.cli", "octopanel.fastpath",
+                                                                  "octopanel.configsources"}
 
 
 def test_the_in_process_path_imports_neither_dataclasses_nor_difflib(printer, tmp_path):
@@ -168,3 +170,16 @@ def test_a_garbled_reply_raises_value_error_exactly_when_json_loads_does(raw):
             fastpath.decode_reply(raw)
     else:
         assert json.dumps(fastpath.decode_reply(raw)) == json.dumps(want)
+
+
+STAMPS = st.fixed_dictionaries({"yaml": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
+                                "octocmd": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
+                                "url": st.none() | st.text()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(stamp=STAMPS)
+def test_the_same_config_query_is_what_json_dumps_writes(stamp):
+    """The daemon parses it with json.loads and compares it with config.load's stamp: it must round-trip."""
+    line = '{"same_config": ' + fastpath.encode_value({"stamp": stamp}) + "}"
+    assert line == json.dumps({"same_config": {"stamp": stamp}})
