@@ -14,6 +14,7 @@ import requests
 
 from .bounds import GCODE_DECIMALS
 from .errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
+from .urlpath import quote_file_path, quote_segment
 
 REDACTED = "***"
 MIN_KEY_IN_WORDS = 8  # a shorter key masked inside words would mangle them ("e***ception")
@@ -159,7 +160,7 @@ class Client:
         return self.get("api/files?recursive=true")
 
     def file_info(self, name):
-        return self.get(f"api/files/local/{quote_path(name)}")
+        return self.get(f"api/files/local/{quote_file_path(name)}")
 
     def system_commands(self):
         return self.get("api/system/commands")
@@ -236,7 +237,7 @@ class Client:
         return self.post("api/printer/tool", body)
 
     def select_file(self, name, print_=False):
-        return self.post(f"api/files/local/{quote_path(name)}", {"command": "select", "print": print_})
+        return self.post(f"api/files/local/{quote_file_path(name)}", {"command": "select", "print": print_})
 
     def upload(self, name, data, select=False, print_=False, progress=None):
         """Multipart upload to local storage; `progress(sent, total)` is called as the body goes out."""
@@ -255,7 +256,7 @@ class Client:
         return self.request("POST", "api/files/local", data=body, headers=headers)
 
     def system_command(self, action, source="custom"):
-        return self.post(f"api/system/commands/{source}/{quote_path(action)}", None)
+        return self.post(f"api/system/commands/{quote_segment(source)}/{quote_segment(action)}", None)
 
 
 class ProgressBody:
@@ -321,10 +322,6 @@ def parse_json(method, path, resp):
     except ValueError:
         raise ServerError(f"OctoPrint sent something that is not JSON for {method} /{path.lstrip('/')}",
                           resp.status_code, resp.text[:200]) from None
-
-
-def quote_path(name):
-    return requests.utils.quote(str(name), safe="/")
 
 
 def error_message(resp):

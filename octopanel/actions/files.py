@@ -5,6 +5,7 @@ import sys
 
 from ..bounds import to_str
 from ..errors import UsageError
+from ..urlpath import file_path
 from .context import Result, dump
 from .registry import Action, Param
 
@@ -81,11 +82,11 @@ def ll(ctx, name):
 def register(reg):
     path = Param("path", to_str, help="a G-code file, or - for stdin")
     reg.register(Action("upload", upload, "upload FILE (- for stdin) without printing it", GROUP,
-                        params=(path, Param("name", to_str, None, help="name on OctoPrint")), local=True))
+                        params=(path, Param("name", file_path, None, help="name on OctoPrint")), local=True))
     reg.register(Action("runfile", runfile, "upload FILE (- for stdin) as tmp.g and print it", GROUP,
                         params=(path,), states=frozenset({"idle"}), local=True))
-    reg.register(Action("fselect", fselect, "select FILE for printing", GROUP, params=(Param("name", to_str),),
+    reg.register(Action("fselect", fselect, "select FILE for printing", GROUP, params=(Param("name", file_path),),
                         states=frozenset({"idle", "disconnected", "error"})))
     reg.register(Action("ls_raw", ls_raw, "print GET /api/files as JSON", GROUP))
     reg.register(Action("ls", ls, "list the files, one per line", GROUP))
-    reg.register(Action("ll", ll, "print FILE's details as JSON", GROUP, params=(Param("name", to_str),)))
+    reg.register(Action("ll", ll, "print FILE's details as JSON", GROUP, params=(Param("name", file_path),)))
