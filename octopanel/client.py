@@ -11,9 +11,11 @@ import time
 from collections import namedtuple
 
 import requests
+import urllib3
 
 from .bounds import GCODE_DECIMALS
 from .errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
+from .http_body import ERROR_MAX_BYTES, JSON_MAX_BYTES, error_json, parse_json, read_body
 from .urlpath import quote_file_path, quote_segment
 
 REDACTED = "***"
@@ -72,29 +74,54 @@ class Client:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def send(self, method, path, json_body=None, **kwargs):
-        """Send one request and return the response, whatever its status; network failures raise Unreachable."""
+    def send(self, method, path, json_body=None, max_bytes=JSON_MAX_BYTES, deadline_after_send=False, **kwargs):
+        """Send one request and return the response, its body read, whatever its status.
+
+        The whole exchange has one deadline, read_timeout seconds (from when the body is sent, with
+        deadline_after_send). Network failures and lateness raise Unreachable, an oversized body ServerError,
+        a redirect PrinterError: the key is never sent on to wherever a redirect points."""
         url = self.base + path.lstrip("/")
+        what = f"{method} /{path.lstrip('/')}"
         if self.verbose:
             body = "" if json_body is None else " " + json.dumps(json_body)
             print(f"> {method} {self.redact(url)}{body}", file=self.log)
+        deadline = time.monotonic() + self.timeout[1]
         try:
-            resp = self.session.request(method, url, json=json_body, timeout=self.timeout, **kwargs)
+            resp = self.session.request(method, url, json=json_body, timeout=self.timeout, stream=True,
+                                        allow_redirects=False, **kwargs)
+            if deadline_after_send:
+                deadline = time.monotonic() + self.timeout[1]
+            if self.verbose:
+                self.show_exchange(resp)
+            self.refuse_redirect(what, resp)
+            limit = max_bytes if resp.status_code < 400 else ERROR_MAX_BYTES
+            resp._content = read_body(resp, deadline, limit, f"OctoPrint at {self.redact(self.base)}, {what}")
+            resp._content_consumed = True  # requests' own flag: .json() and .text now use the body read above
         except requests.Timeout:
             raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from None
-        except requests.ConnectionError as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
+                raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from None
             raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from None
-        except requests.RequestException as exc:
-            raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from None
-        if self.verbose:
-            print(f"< {resp.status_code} {resp.reason}", file=self.log)
-            if self.verbose > 1:
-                for key, value in resp.request.headers.items():
-                    shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # basic auth
-                    print(f">> {key}: {shown}", file=self.log)
-                for key, value in resp.headers.items():
-                    print(f"<< {key}: {self.redact(value)}", file=self.log)
         return resp
+
+    def show_exchange(self, resp):
+        print(f"< {resp.status_code} {resp.reason}", file=self.log)
+        if self.verbose > 1:
+            for key, value in resp.request.headers.items():
+                shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # basic auth
+                print(f">> {key}: {shown}", file=self.log)
+            for key, value in resp.headers.items():
+                print(f"<< {key}: {self.redact(value)}", file=self.log)
+
+    def refuse_redirect(self, what, resp):
+        """A 3xx is an error naming the new place: following it would carry the key to another host."""
+        if 300 <= resp.status_code < 400 and resp.status_code != 304:
+            resp.close()
+            location = self.redact(resp.headers.get("Location") or "nowhere given")
+            raise PrinterError(f"OctoPrint at {self.redact(self.base)} answered {what} with a redirect (HTTP "
+                               f"{resp.status_code}) to {location}: not followed, nothing more sent; if that is "
+                               "where OctoPrint now lives, set url to it", resp.status_code, location)
 
     def request(self, method, path, json_body=None, **kwargs):
         """Send one request; return parsed JSON (or None for an empty body); raise typed errors."""
@@ -314,24 +341,11 @@ def mask_url(text):
     return URL_CREDENTIALS.sub(r"\1" + REDACTED + "@", str(text))
 
 
-def parse_json(method, path, resp):
-    if resp.status_code == 204 or not resp.content:
-        return None
-    try:
-        return resp.json()
-    except ValueError:
-        raise ServerError(f"OctoPrint sent something that is not JSON for {method} /{path.lstrip('/')}",
-                          resp.status_code, resp.text[:200]) from None
-
-
 def error_message(resp):
     """OctoPrint's own words from an error response (JSON 'error' field or a short text body)."""
-    try:
-        data = resp.json()
-        if isinstance(data, dict) and data.get("error"):
-            return str(data["error"])
-    except ValueError:
-        pass
+    data = error_json(resp)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
     text = resp.text or ""
     if "<" in text:  # Flask/Tornado HTML error pages: keep only the readable message
         match = re.search(r"<p>(.*?)</p>", text, re.S)
