@@ -16,6 +16,7 @@ import urllib3
 from .bounds import GCODE_DECIMALS
 from .errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
 from .http_body import ERROR_MAX_BYTES, JSON_MAX_BYTES, error_json, parse_json, read_body
+from .multipart import MultipartBody
 from .urlpath import quote_file_path, quote_segment
 
 REDACTED = "***"
@@ -266,44 +267,16 @@ class Client:
     def select_file(self, name, print_=False):
         return self.post(f"api/files/local/{quote_file_path(name)}", {"command": "select", "print": print_})
 
-    def upload(self, name, data, select=False, print_=False, progress=None):
-        """Multipart upload to local storage; `progress(sent, total)` is called as the body goes out."""
-        boundary = "octopanel-" + __import__("uuid").uuid4().hex
+    def upload(self, name, handle, select=False, print_=False, progress=None):
+        """Multipart upload of open file `handle` to local storage, streamed; `progress(sent, total)` as it goes."""
+        quote_file_path(name)  # the same check as a name in a URL: OctoPrint takes folders from it
         fields = [("select", "true" if select else "false"), ("print", "true" if print_ else "false")]
-        parts = []
-        for key, value in fields:
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
-        safe_name = name.replace('"', "_").replace("\r", "_").replace("\n", "_")
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
-                     f"Content-Type: application/octet-stream\r\n\r\n".encode())
-        parts.append(data)
-        parts.append(f"\r\n--{boundary}--\r\n".encode())
-        body = ProgressBody(b"".join(parts), progress)
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        return self.request("POST", "api/files/local", data=body, headers=headers)
+        body = MultipartBody(fields, name, handle, progress)
+        return self.request("POST", "api/files/local", data=body, headers={"Content-Type": body.content_type},
+                            deadline_after_send=True)
 
     def system_command(self, action, source="custom"):
         return self.post(f"api/system/commands/{quote_segment(source)}/{quote_segment(action)}", None)
-
-
-class ProgressBody:
-    """A bytes body that requests streams by read(), reporting progress; len() sets Content-Length."""
-
-    CHUNK = 64 * 1024
-
-    def __init__(self, data, progress):
-        self.data, self.progress, self.pos = data, progress, 0
-
-    def __len__(self):
-        return len(self.data)
-
-    def read(self, size=-1):
-        size = self.CHUNK if size is None or size < 0 else min(size, self.CHUNK)
-        chunk = self.data[self.pos:self.pos + size]
-        self.pos += len(chunk)
-        if self.progress is not None:
-            self.progress(self.pos, len(self.data))
-        return chunk
 
 
 def environment_session(base):

@@ -5,6 +5,7 @@ import sys
 
 from ..bounds import to_str
 from ..errors import UsageError
+from ..multipart import open_regular, spool
 from ..urlpath import file_path
 from .context import Result, dump
 from .registry import Action, Param
@@ -13,16 +14,12 @@ GROUP = "Files"
 PROGRESS_MIN_BYTES = 256 * 1024  # smaller uploads finish before a progress bar is worth drawing
 
 
-def read_source(path, stdin=None):
-    """Bytes of `path`, or of stdin for '-'."""
+def open_source(path, stdin=None):
+    """An open binary file for `path` (a regular file only), or stdin spooled to a temporary file for '-'."""
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin
-        return getattr(stream, "buffer", stream).read()
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        return spool(getattr(stream, "buffer", stream))
+    return open_regular(path)
 
 
 def progress_bar(ctx, size):
@@ -36,14 +33,19 @@ def progress_bar(ctx, size):
 
 
 def upload(ctx, path, name=None, select=False, print_=False):
-    data = read_source(path, getattr(ctx, "stdin", None))
     target = name or ("stdin.gcode" if path == "-" else os.path.basename(path))
-    result = ctx.client.upload(target, data, select=select, print_=print_, progress=progress_bar(ctx, len(data)))
-    if len(data) >= PROGRESS_MIN_BYTES:
+    try:
+        file_path(target)
+    except ValueError as exc:
+        raise UsageError(f"name: {exc}") from None
+    with open_source(path, getattr(ctx, "stdin", None)) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        result = ctx.client.upload(target, handle, select=select, print_=print_, progress=progress_bar(ctx, size))
+    if size >= PROGRESS_MIN_BYTES:
         ctx.progress_done()
     # OctoPrint sanitizes names (it drops '?', for one): report the name it actually stored.
     stored = ((result or {}).get("files", {}).get("local") or {}).get("name") or target
-    return Result(f"uploaded {stored} ({len(data)} bytes)" + (", printing" if print_ else ""), result)
+    return Result(f"uploaded {stored} ({size} bytes)" + (", printing" if print_ else ""), result)
 
 
 def runfile(ctx, path):
