@@ -8,43 +8,20 @@ import os
 import re
 import sys
 import time
-from collections import namedtuple
 
 import requests
 import urllib3
 
 from .bounds import GCODE_DECIMALS
 from .errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
-from .http_body import ERROR_MAX_BYTES, JSON_MAX_BYTES, error_json, parse_json, read_body
+from .http_body import ERROR_MAX_BYTES, JSON_MAX_BYTES, error_message, parse_json, read_body, short_reason
 from .multipart import MultipartBody
+from .printerstate import PrinterState
 from .urlpath import quote_file_path, quote_segment
 
 REDACTED = "***"
 MIN_KEY_IN_WORDS = 8  # a shorter key masked inside words would mangle them ("e***ception")
 URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # http://user:pw@host -> http://***@host
-
-
-class PrinterState(namedtuple("PrinterState", "name text flags", defaults=("", ()))):
-    """The printer's state, derived from OctoPrint's state.flags (never from the translated text)."""
-
-    __slots__ = ()  # a namedtuple, not a dataclass: `import dataclasses` costs ~5 ms of every command
-
-    @classmethod
-    def from_flags(cls, flags, text=""):
-        on = {k for k, v in (flags or {}).items() if v}
-        if not on & {"operational", "printing", "paused", "pausing", "cancelling"}:
-            name = "error" if "error" in on else "disconnected"
-        else:
-            # Order matters: a pausing or cancelling printer also reports 'printing'.
-            for flag in ("cancelling", "pausing", "resuming", "finishing", "paused", "printing"):
-                if flag in on:
-                    name = flag
-                    break
-            else:
-                name = "idle"
-        return cls(name, text, tuple(sorted(on)))
-
-
 PROFILE_TTL_S = 60.0
 
 
@@ -312,41 +289,3 @@ def plain(number):
 def mask_url(text):
     """`text` with the user:password of any URL in it masked."""
     return URL_CREDENTIALS.sub(r"\1" + REDACTED + "@", str(text))
-
-
-def error_message(resp):
-    """OctoPrint's own words from an error response (JSON 'error' field or a short text body)."""
-    data = error_json(resp)
-    if isinstance(data, dict) and data.get("error"):
-        return str(data["error"])
-    text = resp.text or ""
-    if "<" in text:  # Flask/Tornado HTML error pages: keep only the readable message
-        match = re.search(r"<p>(.*?)</p>", text, re.S)
-        text = match.group(1) if match else ""
-    return " ".join(text.split())[:300]
-
-
-REASONS = (  # what requests/urllib3 say, in words a person at the printer understands
-    ("Connection refused", "connection refused"),
-    ("Name or service not known", "unknown host name"),
-    ("timed out", "timed out"),
-    ("No route to host", "no route to host"),
-    ("Connection reset", "the connection was reset"),
-    ("Remote end closed", "the server closed the connection"),
-    ("IncompleteRead", "the answer was cut short"),
-    ("BadStatusLine", "the answer was not HTTP"),
-    ("InvalidChunkLength", "the answer was garbled"),
-    ("Connection aborted", "the connection was aborted"),
-    ("Failed to parse", "the URL is not valid"),
-    ("Invalid URL", "the URL is not valid"),
-    ("Max retries exceeded", "no connection could be made"),
-)
-
-
-def short_reason(exc):
-    """A plain-words reason for a network failure, never a Python repr."""
-    text = str(exc)
-    for marker, words in REASONS:
-        if marker in text:
-            return words
-    return type(exc).__name__

@@ -1,5 +1,6 @@
-"""Reading a reply under a total deadline and a size cap, and parsing its JSON: no server can hang or exhaust us."""
+"""Reading a reply under one deadline and a size cap, parsing its JSON, and putting failures into words."""
 
+import re
 import time
 
 from .errors import ServerError, Unreachable
@@ -87,3 +88,41 @@ def error_json(resp):
         return resp.json()
     except (ValueError, RecursionError):
         return None
+
+
+def error_message(resp):
+    """OctoPrint's own words from an error response (JSON 'error' field or a short text body)."""
+    data = error_json(resp)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    text = resp.text or ""
+    if "<" in text:  # Flask/Tornado HTML error pages: keep only the readable message
+        match = re.search(r"<p>(.*?)</p>", text, re.S)
+        text = match.group(1) if match else ""
+    return " ".join(text.split())[:300]
+
+
+REASONS = (  # what requests/urllib3 say, in words a person at the printer understands
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "unknown host name"),
+    ("timed out", "timed out"),
+    ("No route to host", "no route to host"),
+    ("Connection reset", "the connection was reset"),
+    ("Remote end closed", "the server closed the connection"),
+    ("IncompleteRead", "the answer was cut short"),
+    ("BadStatusLine", "the answer was not HTTP"),
+    ("InvalidChunkLength", "the answer was garbled"),
+    ("Connection aborted", "the connection was aborted"),
+    ("Failed to parse", "the URL is not valid"),
+    ("Invalid URL", "the URL is not valid"),
+    ("Max retries exceeded", "no connection could be made"),
+)
+
+
+def short_reason(exc):
+    """A plain-words reason for a network failure, never a Python repr."""
+    text = str(exc)
+    for marker, words in REASONS:
+        if marker in text:
+            return words
+    return type(exc).__name__
