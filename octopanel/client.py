@@ -13,6 +13,7 @@ import requests
 import urllib3
 
 from .bounds import GCODE_DECIMALS
+from .deadline import install as install_deadlines
 from .errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
 from .http_body import ERROR_MAX_BYTES, JSON_MAX_BYTES, error_message, parse_json, read_body, short_reason
 from .multipart import MultipartBody
@@ -36,6 +37,7 @@ class Client:
         self.verbose = verbose
         self.log = log or sys.stderr
         self.session = environment_session(self.base)
+        self._deadlines = install_deadlines(self.session)
         if api_key:
             self.session.headers["X-Api-Key"] = api_key
         self._now = now
@@ -64,6 +66,10 @@ class Client:
             body = "" if json_body is None else " " + json.dumps(json_body)
             print(f"> {method} {self.redact(url)}{body}", file=self.log)
         deadline = time.monotonic() + self.timeout[1]
+        if deadline_after_send:
+            self._deadlines.at, self._deadlines.after_send_s = None, self.timeout[1]
+        else:
+            self._deadlines.at, self._deadlines.after_send_s = deadline, None
         try:
             resp = self.session.request(method, url, json=json_body, timeout=self.timeout, stream=True,
                                         allow_redirects=False, **kwargs)
@@ -81,6 +87,8 @@ class Client:
             if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
                 raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from None
             raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from None
+        finally:
+            self._deadlines.at = self._deadlines.after_send_s = None
         return resp
 
     def show_exchange(self, resp):

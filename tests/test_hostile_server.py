@@ -86,6 +86,27 @@ def test_a_dripping_answer_ends_at_the_deadline(stub, chunked):
     client.close()
 
 
+def dripping_headers(interval_s=0.3, for_s=20):
+    """A raw answer whose header lines come one byte per interval_s (and never end, until for_s)."""
+    def write(wfile, closing):
+        ends = time.monotonic() + for_s
+        wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while not closing.wait(interval_s) and time.monotonic() < ends:
+            wfile.write(b"z")
+            wfile.flush()
+    return write
+
+
+def test_dripping_headers_end_at_the_deadline(stub):
+    stub.route("GET", "/api/version", Reply(raw=dripping_headers()))
+    client = Client(stub.url, KEY, connect_timeout=1, read_timeout=1)
+    started = time.monotonic()
+    with pytest.raises(Unreachable, match="did not answer in time"):
+        client.version()
+    assert time.monotonic() - started < 5
+    client.close()
+
+
 def test_a_dripping_answer_through_8status(stub, tmp_path):
     stub.route("GET", "/api/connection", Reply(raw=dripping(chunked=False)))
     started = time.monotonic()
