@@ -18,13 +18,20 @@ def open_regular(path):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}; nothing sent") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    problem = not_regular(os.fstat(fd).st_mode, path)
+    if problem:
         os.close(fd)
-        kind = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise UsageError(f"cannot upload {path}: it is {kind}; give a G-code file (or - for stdin); nothing sent")
+        raise UsageError(problem)
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def not_regular(mode, path):
+    """Why a file of this st_mode cannot be uploaded, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "not a regular file"
+    return f"cannot upload {path}: it is {kind}; give a G-code file (or - for stdin); nothing sent"
 
 
 def spool(stream):

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -35,19 +36,23 @@ def cli_env(tmp_path, stub, read_timeout=30):
     return env
 
 
-def run_measured(argv, env, out_path):
-    """Run argv to its end; (exit code, its own peak resident set in KiB). stdout and stderr go to out_path.
+# Run by a fresh, small interpreter: a child's ru_maxrss starts from its parent's resident set at fork
+# (Linux carries the high-water mark across exec), and the parent here is pytest, at 40-50 MB.
+MEASURER = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+open(sys.argv[1], "w").write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
 
-    os.wait4 reports this one child; RUSAGE_CHILDREN would mix in every earlier child of the test process."""
+
+def run_measured(argv, env, out_path):
+    """Run argv to its end; (exit code, its own peak resident set in KiB). stdout and stderr go to out_path."""
+    result = out_path.with_suffix(".rss")
     with open(out_path, "wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            raise
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
-    return proc.returncode, usage.ru_maxrss
+        subprocess.run([sys.executable, "-c", MEASURER, str(result), *argv], env=env, stdout=out,
+                       stderr=subprocess.STDOUT, timeout=120, check=True)
+    code, peak_kb = map(int, result.read_text().split())
+    return code, peak_kb
 
 
 def test_a_300_mb_upload_streams_in_little_memory(stub, tmp_path):
@@ -73,8 +78,9 @@ def test_stdin_is_streamed_too(stub, tmp_path):
     assert upload.size == int(upload.headers["Content-Length"]) > len(data)
 
 
+@pytest.mark.parametrize("command", ["8upload", "8runfile"])
 @pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "directory"])
-def test_what_is_not_a_regular_file_is_refused_before_sending(stub, tmp_path, kind):
+def test_what_is_not_a_regular_file_is_refused_before_sending(stub, tmp_path, kind, command):
     if kind == "fifo":
         target = tmp_path / "pipe.gcode"
         os.mkfifo(target)  # nobody writes to it: the old code waited for a writer for ever
@@ -83,9 +89,10 @@ def test_what_is_not_a_regular_file_is_refused_before_sending(stub, tmp_path, ki
         target.mkdir()
     else:
         target = kind
-    proc = run_bounded(tmp_path, "8upload", target, "x.gcode", config=config(stub))
+    args = (target, "x.gcode") if command == "8upload" else (target,)
+    proc = run_bounded(tmp_path, command, *args, config=config(stub))
     assert_clean_failure(proc, 2, f"cannot upload {target}: it is", "nothing sent")
-    assert stub.requests == []
+    assert stub.requests == []  # not even 8runfile's state check
 
 
 def test_a_streamed_upload_arrives_intact_on_octoprint(run8, printer, tmp_path):

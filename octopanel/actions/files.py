@@ -5,7 +5,7 @@ import sys
 
 from ..bounds import to_str
 from ..errors import UsageError
-from ..multipart import open_regular, spool
+from ..multipart import not_regular, open_regular, spool
 from ..urlpath import file_path
 from .context import Result, dump
 from .registry import Action, Param
@@ -20,6 +20,19 @@ def open_source(path, stdin=None):
         stream = stdin if stdin is not None else sys.stdin
         return spool(getattr(stream, "buffer", stream))
     return open_regular(path)
+
+
+def source_path(text):
+    """A local file to upload, or '-': refused at once if it exists and is not a regular file (FIFO, device,
+    directory), so that even 8runfile's state check is not sent. A missing file is reported when opened."""
+    text = to_str(text)
+    try:
+        problem = None if text == "-" else not_regular(os.stat(text).st_mode, text)
+    except OSError:
+        problem = None
+    if problem:
+        raise ValueError(problem)
+    return text
 
 
 def progress_bar(ctx, size):
@@ -82,7 +95,7 @@ def ll(ctx, name):
 
 
 def register(reg):
-    path = Param("path", to_str, help="a G-code file, or - for stdin")
+    path = Param("path", source_path, help="a G-code file, or - for stdin")
     reg.register(Action("upload", upload, "upload FILE (- for stdin) without printing it", GROUP,
                         params=(path, Param("name", file_path, None, help="name on OctoPrint")), local=True))
     reg.register(Action("runfile", runfile, "upload FILE (- for stdin) as tmp.g and print it", GROUP,
