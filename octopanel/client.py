@@ -8,39 +8,21 @@ import os
 import re
 import sys
 import time
-from collections import namedtuple
 
 import requests
+import urllib3
 
 from .bounds import GCODE_DECIMALS
+from .deadline import install as install_deadlines
 from .errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
+from .http_body import ERROR_MAX_BYTES, JSON_MAX_BYTES, error_message, parse_json, read_body, short_reason
+from .multipart import MultipartBody
+from .printerstate import PrinterState
+from .urlpath import quote_file_path, quote_segment
 
 REDACTED = "***"
 MIN_KEY_IN_WORDS = 8  # a shorter key masked inside words would mangle them ("e***ception")
 URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # http://user:pw@host -> http://***@host
-
-
-class PrinterState(namedtuple("PrinterState", "name text flags", defaults=("", ()))):
-    """The printer's state, derived from OctoPrint's state.flags (never from the translated text)."""
-
-    __slots__ = ()  # a namedtuple, not a dataclass: `import dataclasses` costs ~5 ms of every command
-
-    @classmethod
-    def from_flags(cls, flags, text=""):
-        on = {k for k, v in (flags or {}).items() if v}
-        if not on & {"operational", "printing", "paused", "pausing", "cancelling"}:
-            name = "error" if "error" in on else "disconnected"
-        else:
-            # Order matters: a pausing or cancelling printer also reports 'printing'.
-            for flag in ("cancelling", "pausing", "resuming", "finishing", "paused", "printing"):
-                if flag in on:
-                    name = flag
-                    break
-            else:
-                name = "idle"
-        return cls(name, text, tuple(sorted(on)))
-
-
 PROFILE_TTL_S = 60.0
 
 
@@ -55,6 +37,7 @@ class Client:
         self.verbose = verbose
         self.log = log or sys.stderr
         self.session = environment_session(self.base)
+        self._deadlines = install_deadlines(self.session)
         if api_key:
             self.session.headers["X-Api-Key"] = api_key
         self._now = now
@@ -71,29 +54,60 @@ class Client:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def send(self, method, path, json_body=None, **kwargs):
-        """Send one request and return the response, whatever its status; network failures raise Unreachable."""
+    def send(self, method, path, json_body=None, max_bytes=JSON_MAX_BYTES, deadline_after_send=False, **kwargs):
+        """Send one request and return the response, its body read, whatever its status.
+
+        The whole exchange has one deadline, read_timeout seconds (from when the body is sent, with
+        deadline_after_send). Network failures and lateness raise Unreachable, an oversized body ServerError,
+        a redirect PrinterError: the key is never sent on to wherever a redirect points."""
         url = self.base + path.lstrip("/")
+        what = f"{method} /{path.lstrip('/')}"
         if self.verbose:
             body = "" if json_body is None else " " + json.dumps(json_body)
             print(f"> {method} {self.redact(url)}{body}", file=self.log)
+        deadline = time.monotonic() + self.timeout[1]
+        if deadline_after_send:
+            self._deadlines.at, self._deadlines.after_send_s = None, self.timeout[1]
+        else:
+            self._deadlines.at, self._deadlines.after_send_s = deadline, None
         try:
-            resp = self.session.request(method, url, json=json_body, timeout=self.timeout, **kwargs)
+            resp = self.session.request(method, url, json=json_body, timeout=self.timeout, stream=True,
+                                        allow_redirects=False, **kwargs)
+            if deadline_after_send:
+                deadline = time.monotonic() + self.timeout[1]
+            if self.verbose:
+                self.show_exchange(resp)
+            self.refuse_redirect(what, resp)
+            limit = max_bytes if resp.status_code < 400 else ERROR_MAX_BYTES
+            resp._content = read_body(resp, deadline, limit, f"OctoPrint at {self.redact(self.base)}, {what}")
+            resp._content_consumed = True  # requests' own flag: .json() and .text now use the body read above
         except requests.Timeout:
             raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from None
-        except requests.ConnectionError as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
+                raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from None
             raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from None
-        except requests.RequestException as exc:
-            raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from None
-        if self.verbose:
-            print(f"< {resp.status_code} {resp.reason}", file=self.log)
-            if self.verbose > 1:
-                for key, value in resp.request.headers.items():
-                    shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # basic auth
-                    print(f">> {key}: {shown}", file=self.log)
-                for key, value in resp.headers.items():
-                    print(f"<< {key}: {self.redact(value)}", file=self.log)
+        finally:
+            self._deadlines.at = self._deadlines.after_send_s = None
         return resp
+
+    def show_exchange(self, resp):
+        print(f"< {resp.status_code} {resp.reason}", file=self.log)
+        if self.verbose > 1:
+            for key, value in resp.request.headers.items():
+                shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # basic auth
+                print(f">> {key}: {shown}", file=self.log)
+            for key, value in resp.headers.items():
+                print(f"<< {key}: {self.redact(value)}", file=self.log)
+
+    def refuse_redirect(self, what, resp):
+        """A 3xx is an error naming the new place: following it would carry the key to another host."""
+        if 300 <= resp.status_code < 400 and resp.status_code != 304:
+            resp.close()
+            location = self.redact(resp.headers.get("Location") or "nowhere given")
+            raise PrinterError(f"OctoPrint at {self.redact(self.base)} answered {what} with a redirect (HTTP "
+                               f"{resp.status_code}) to {location}: not followed, nothing more sent; if that is "
+                               "where OctoPrint now lives, set url to it", resp.status_code, location)
 
     def request(self, method, path, json_body=None, **kwargs):
         """Send one request; return parsed JSON (or None for an empty body); raise typed errors."""
@@ -159,7 +173,7 @@ class Client:
         return self.get("api/files?recursive=true")
 
     def file_info(self, name):
-        return self.get(f"api/files/local/{quote_path(name)}")
+        return self.get(f"api/files/local/{quote_file_path(name)}")
 
     def system_commands(self):
         return self.get("api/system/commands")
@@ -236,46 +250,18 @@ class Client:
         return self.post("api/printer/tool", body)
 
     def select_file(self, name, print_=False):
-        return self.post(f"api/files/local/{quote_path(name)}", {"command": "select", "print": print_})
+        return self.post(f"api/files/local/{quote_file_path(name)}", {"command": "select", "print": print_})
 
-    def upload(self, name, data, select=False, print_=False, progress=None):
-        """Multipart upload to local storage; `progress(sent, total)` is called as the body goes out."""
-        boundary = "octopanel-" + __import__("uuid").uuid4().hex
+    def upload(self, name, handle, select=False, print_=False, progress=None):
+        """Multipart upload of open file `handle` to local storage, streamed; `progress(sent, total)` as it goes."""
+        quote_file_path(name)  # the same check as a name in a URL: OctoPrint takes folders from it
         fields = [("select", "true" if select else "false"), ("print", "true" if print_ else "false")]
-        parts = []
-        for key, value in fields:
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
-        safe_name = name.replace('"', "_").replace("\r", "_").replace("\n", "_")
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
-                     f"Content-Type: application/octet-stream\r\n\r\n".encode())
-        parts.append(data)
-        parts.append(f"\r\n--{boundary}--\r\n".encode())
-        body = ProgressBody(b"".join(parts), progress)
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        return self.request("POST", "api/files/local", data=body, headers=headers)
+        body = MultipartBody(fields, name, handle, progress)
+        return self.request("POST", "api/files/local", data=body, headers={"Content-Type": body.content_type},
+                            deadline_after_send=True)
 
     def system_command(self, action, source="custom"):
-        return self.post(f"api/system/commands/{source}/{quote_path(action)}", None)
-
-
-class ProgressBody:
-    """A bytes body that requests streams by read(), reporting progress; len() sets Content-Length."""
-
-    CHUNK = 64 * 1024
-
-    def __init__(self, data, progress):
-        self.data, self.progress, self.pos = data, progress, 0
-
-    def __len__(self):
-        return len(self.data)
-
-    def read(self, size=-1):
-        size = self.CHUNK if size is None or size < 0 else min(size, self.CHUNK)
-        chunk = self.data[self.pos:self.pos + size]
-        self.pos += len(chunk)
-        if self.progress is not None:
-            self.progress(self.pos, len(self.data))
-        return chunk
+        return self.post(f"api/system/commands/{quote_segment(source)}/{quote_segment(action)}", None)
 
 
 def environment_session(base):
@@ -311,58 +297,3 @@ def plain(number):
 def mask_url(text):
     """`text` with the user:password of any URL in it masked."""
     return URL_CREDENTIALS.sub(r"\1" + REDACTED + "@", str(text))
-
-
-def parse_json(method, path, resp):
-    if resp.status_code == 204 or not resp.content:
-        return None
-    try:
-        return resp.json()
-    except ValueError:
-        raise ServerError(f"OctoPrint sent something that is not JSON for {method} /{path.lstrip('/')}",
-                          resp.status_code, resp.text[:200]) from None
-
-
-def quote_path(name):
-    return requests.utils.quote(str(name), safe="/")
-
-
-def error_message(resp):
-    """OctoPrint's own words from an error response (JSON 'error' field or a short text body)."""
-    try:
-        data = resp.json()
-        if isinstance(data, dict) and data.get("error"):
-            return str(data["error"])
-    except ValueError:
-        pass
-    text = resp.text or ""
-    if "<" in text:  # Flask/Tornado HTML error pages: keep only the readable message
-        match = re.search(r"<p>(.*?)</p>", text, re.S)
-        text = match.group(1) if match else ""
-    return " ".join(text.split())[:300]
-
-
-REASONS = (  # what requests/urllib3 say, in words a person at the printer understands
-    ("Connection refused", "connection refused"),
-    ("Name or service not known", "unknown host name"),
-    ("timed out", "timed out"),
-    ("No route to host", "no route to host"),
-    ("Connection reset", "the connection was reset"),
-    ("Remote end closed", "the server closed the connection"),
-    ("IncompleteRead", "the answer was cut short"),
-    ("BadStatusLine", "the answer was not HTTP"),
-    ("InvalidChunkLength", "the answer was garbled"),
-    ("Connection aborted", "the connection was aborted"),
-    ("Failed to parse", "the URL is not valid"),
-    ("Invalid URL", "the URL is not valid"),
-    ("Max retries exceeded", "no connection could be made"),
-)
-
-
-def short_reason(exc):
-    """A plain-words reason for a network failure, never a Python repr."""
-    text = str(exc)
-    for marker, words in REASONS:
-        if marker in text:
-            return words
-    return type(exc).__name__

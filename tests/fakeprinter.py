@@ -215,8 +215,8 @@ class FakeOctoPrint:
             raise NotFound(f"not found: GET /api/files/local/{name}", 404)
         return {"name": name, "path": name, "type": "machinecode"}
 
-    def upload(self, name, data, select=False, print_=False, progress=None):
-        self._receive("upload", name, len(data), select, print_)
+    def upload(self, name, handle, select=False, print_=False, progress=None):
+        self._receive("upload", name, len(handle.read()), select, print_)  # Client.upload takes an open file
         if select:
             self.file = name
         if print_:

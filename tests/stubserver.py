@@ -4,6 +4,7 @@ Routes map (method, path without query) to a Reply; every request is recorded, b
 test can check exactly what the client sent. Unrouted paths answer 404 like OctoPrint does.
 """
 
+import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -13,12 +14,17 @@ from urllib.parse import urlsplit
 
 @dataclass
 class Reply:
-    """What the stub answers: status, body (dict/list → JSON, str/bytes as is), extra headers, delay."""
+    """What the stub answers: status, body (dict/list → JSON, str/bytes as is), extra headers, delay.
+
+    raw: instead, a function (wfile, closing) that writes the whole answer, status line included, itself;
+    `closing` is an Event set when the stub shuts down (a dripping writer should stop then)."""
 
     status: int = 200
     body: object = None
     headers: dict = field(default_factory=dict)
     delay_s: float = 0.0
+    raw: object = None
+    discard_body: bool = False  # read the request body in chunks and keep only its size and SHA-256
 
 
 @dataclass
@@ -27,6 +33,8 @@ class Recorded:
     path: str  # with the query string
     headers: dict
     body: bytes
+    size: int = 0
+    sha256: str = ""
 
     def json(self):
         return json.loads(self.body)
@@ -51,16 +59,35 @@ class StubServer:
 
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with stub._lock:
-                    stub.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
                 reply = stub.routes.get((self.command, urlsplit(self.path).path))
+                if getattr(reply, "discard_body", False):
+                    body, digest, left = b"", hashlib.sha256(), length
+                    while left:
+                        chunk = self.rfile.read(min(left, 1 << 20))
+                        if not chunk:
+                            break
+                        digest.update(chunk)
+                        left -= len(chunk)
+                    recorded = Recorded(self.command, self.path, dict(self.headers), b"", length - left,
+                                        digest.hexdigest())
+                else:
+                    body = self.rfile.read(length) if length else b""
+                    recorded = Recorded(self.command, self.path, dict(self.headers), body, len(body))
+                with stub._lock:
+                    stub.requests.append(recorded)
                 if reply is None:
                     reply = Reply(404, {"error": "stub: no route"})
                 if callable(reply):
                     reply = reply(stub.requests[-1])
                 if reply.delay_s and stub._closing.wait(reply.delay_s):
                     return  # shutting down: drop the answer
+                if reply.raw is not None:
+                    try:
+                        reply.raw(self.wfile, stub._closing)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client gave up, as it should
+                    self.close_connection = True
+                    return
                 payload = reply.body
                 content_type = "text/plain"
                 if isinstance(payload, (dict, list)):

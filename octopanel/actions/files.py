@@ -5,6 +5,8 @@ import sys
 
 from ..bounds import to_str
 from ..errors import UsageError
+from ..multipart import not_regular, open_regular, spool
+from ..urlpath import file_path
 from .context import Result, dump
 from .registry import Action, Param
 
@@ -12,16 +14,25 @@ GROUP = "Files"
 PROGRESS_MIN_BYTES = 256 * 1024  # smaller uploads finish before a progress bar is worth drawing
 
 
-def read_source(path, stdin=None):
-    """Bytes of `path`, or of stdin for '-'."""
+def open_source(path, stdin=None):
+    """An open binary file for `path` (a regular file only), or stdin spooled to a temporary file for '-'."""
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin
-        return getattr(stream, "buffer", stream).read()
+        return spool(getattr(stream, "buffer", stream))
+    return open_regular(path)
+
+
+def source_path(text):
+    """A local file to upload, or '-': refused at once if it exists and is not a regular file (FIFO, device,
+    directory), so that even 8runfile's state check is not sent. A missing file is reported when opened."""
+    text = to_str(text)
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        problem = None if text == "-" else not_regular(os.stat(text).st_mode, text)
+    except OSError:
+        problem = None
+    if problem:
+        raise ValueError(problem)
+    return text
 
 
 def progress_bar(ctx, size):
@@ -35,14 +46,19 @@ def progress_bar(ctx, size):
 
 
 def upload(ctx, path, name=None, select=False, print_=False):
-    data = read_source(path, getattr(ctx, "stdin", None))
     target = name or ("stdin.gcode" if path == "-" else os.path.basename(path))
-    result = ctx.client.upload(target, data, select=select, print_=print_, progress=progress_bar(ctx, len(data)))
-    if len(data) >= PROGRESS_MIN_BYTES:
+    try:
+        file_path(target)
+    except ValueError as exc:
+        raise UsageError(f"name: {exc}") from None
+    with open_source(path, getattr(ctx, "stdin", None)) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        result = ctx.client.upload(target, handle, select=select, print_=print_, progress=progress_bar(ctx, size))
+    if size >= PROGRESS_MIN_BYTES:
         ctx.progress_done()
     # OctoPrint sanitizes names (it drops '?', for one): report the name it actually stored.
     stored = ((result or {}).get("files", {}).get("local") or {}).get("name") or target
-    return Result(f"uploaded {stored} ({len(data)} bytes)" + (", printing" if print_ else ""), result)
+    return Result(f"uploaded {stored} ({size} bytes)" + (", printing" if print_ else ""), result)
 
 
 def runfile(ctx, path):
@@ -79,13 +95,13 @@ def ll(ctx, name):
 
 
 def register(reg):
-    path = Param("path", to_str, help="a G-code file, or - for stdin")
+    path = Param("path", source_path, help="a G-code file, or - for stdin")
     reg.register(Action("upload", upload, "upload FILE (- for stdin) without printing it", GROUP,
-                        params=(path, Param("name", to_str, None, help="name on OctoPrint")), local=True))
+                        params=(path, Param("name", file_path, None, help="name on OctoPrint")), local=True))
     reg.register(Action("runfile", runfile, "upload FILE (- for stdin) as tmp.g and print it", GROUP,
                         params=(path,), states=frozenset({"idle"}), local=True))
-    reg.register(Action("fselect", fselect, "select FILE for printing", GROUP, params=(Param("name", to_str),),
+    reg.register(Action("fselect", fselect, "select FILE for printing", GROUP, params=(Param("name", file_path),),
                         states=frozenset({"idle", "disconnected", "error"})))
     reg.register(Action("ls_raw", ls_raw, "print GET /api/files as JSON", GROUP))
     reg.register(Action("ls", ls, "list the files, one per line", GROUP))
-    reg.register(Action("ll", ll, "print FILE's details as JSON", GROUP, params=(Param("name", to_str),)))
+    reg.register(Action("ll", ll, "print FILE's details as JSON", GROUP, params=(Param("name", file_path),)))

@@ -1,7 +1,7 @@
 """Connection and system commands: connect, disconnect, reconnect, custom actions, power."""
 
-from ..bounds import to_str
 from ..errors import BadRequest, NotFound, ServerError
+from ..urlpath import segment
 from .context import Result
 from .registry import Action, Param
 
@@ -72,7 +72,7 @@ def register(reg):
     reg.register(Action("reconnect", reconnect, "disconnect, run system command 'reset', connect", GROUP_CONN,
                         dangerous=True))
     reg.register(Action("system", system, "run OctoPrint custom system command NAME", GROUP_SYS,
-                        params=(Param("name", to_str, help="the action's name, see 8ListCmds"),),
+                        params=(Param("name", segment, help="the action's name, see 8ListCmds"),),
                         commands=("run",), dangerous=True))
     reg.register(Action("listcmds", listcmds, "list OctoPrint's system commands", GROUP_SYS,
                         commands=("ListCmds",)))
