@@ -6,11 +6,13 @@ Workflow: https://docs.octoprint.org/en/master/bundledplugins/appkeys.html
 import argparse
 import sys
 import time
+from urllib.parse import quote
 
 from . import config
 from .client import Client, error_message
-from .errors import KeyRejected, OctopanelError, PrinterError
+from .errors import KeyRejected, OctopanelError, PrinterError, ServerError
 from .panelcli import parse
+from .urlpath import segment_problem
 
 APP_NAME = "octopanel"
 POLL_S = 1.0
@@ -34,12 +36,14 @@ def obtain_key(client, user=None, timeout=300.0, out=sys.stderr, sleep=time.slee
     body = {"app": APP_NAME}
     if user:
         body["user"] = user
-    token = client.request("POST", "plugin/appkeys/request", body)["app_token"]
+    token = (client.request("POST", "plugin/appkeys/request", body) or {}).get("app_token")
+    if not isinstance(token, str) or segment_problem(token) is not None:  # it goes into the next URL's path
+        raise ServerError(f"OctoPrint answered the access request without a usable app token: {token!r:.60}")
     print(f"Approve the access request from '{APP_NAME}' in OctoPrint's web interface ({client.base}) …",
           file=out, flush=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        resp = client.send("GET", f"plugin/appkeys/request/{token}")
+        resp = client.send("GET", f"plugin/appkeys/request/{quote(token, safe='')}")
         if resp.status_code == 200:
             return resp.json()["api_key"]
         if resp.status_code == 404:

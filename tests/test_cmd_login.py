@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 BIN = Path(sys.executable).parent
@@ -110,3 +111,23 @@ def test_login_nobody_approves_within_the_timeout(printer, tmp_path):
     assert proc.returncode == 1
     assert "octopanel login: nobody approved the access request within 1 s" in err
     assert not target.exists()
+
+
+@pytest.mark.parametrize("token", ["../../../api/users", "..", "a/b", None])
+def test_an_app_token_is_one_path_segment_or_refused(tmp_path, token):
+    """The token comes from the server and goes into the next URL: a traversing one must not reach another
+    endpoint with the login's session (before, `../../../api/users` made the poll GET /api/users)."""
+    from stubserver import Reply, StubServer
+
+    routes = {("GET", "/plugin/appkeys/probe"): Reply(204),
+              ("POST", "/plugin/appkeys/request"): Reply(201, {"app_token": token}),
+              ("GET", "/api/users"): Reply(200, {"users": []})}
+    home = tmp_path / "home"
+    home.mkdir()
+    with StubServer(routes) as stub:
+        proc = subprocess.run([str(BIN / "octopanel"), "login", stub.url, "--config", str(tmp_path / "c.yaml"),
+                               "--timeout", "3"], env=clean_env(home), capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    assert "without a usable app token" in proc.stderr and "Traceback" not in proc.stderr
+    assert [r.path for r in stub.requests] == ["/plugin/appkeys/probe", "/plugin/appkeys/request"]
+    assert not (tmp_path / "c.yaml").exists()
