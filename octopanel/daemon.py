@@ -18,6 +18,7 @@ from .dispatch import STATE_LEDS, Dispatcher
 from .errors import ConfigError
 from .executor import Executor
 from .gestures import GestureEngine, KeyTiming, RotaryConfig
+from .health import WorkerHealth
 from .replay import EndOfReplay
 
 log = logging.getLogger("octopanel.daemon")
@@ -35,6 +36,8 @@ class Daemon:
         self.exit_at_end = exit_at_end  # replay: stop once the recording ended and the queue is drained
         self.executor = Executor(ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"],
                                  clock=clock, on_done=self._done)
+        self.health = WorkerHealth(ctx.settings.connect_timeout, ctx.settings.read_timeout)
+        self._health_note = None  # the status line's word on a worker hung in a request, if any
         self.dispatch = Dispatcher(keymap, registry, ctx, self.executor, clock, on_panel_change=self._wake)
         self.selector = selectors.DefaultSelector()
         self.device_specs = keymap.devices
@@ -115,10 +118,13 @@ class Daemon:
     def _step(self):
         now = self.clock()
         deadlines = [d - now for d in (self.engine.next_deadline(), self.devices.next_deadline()) if d is not None]
-        if self.notifier.watchdog_interval_s:
+        if self.notifier.watchdog_interval_s and not self.health.hung:  # hung: no pings are due
             deadlines.append(self._last_watchdog + self.notifier.watchdog_interval_s - now)
         if self.ended:
             deadlines.append(FINISH_POLL_S)
+        health_due = self.health.next_check_s(self.executor.running())
+        if health_due is not None:
+            deadlines.append(health_due)
         timeout = max(0.0, min(deadlines)) if deadlines else None  # nothing due: sleep until an fd wakes us
         for key, _mask in self.selector.select(timeout):
             kind, fd = key.data
@@ -139,8 +145,11 @@ class Daemon:
             self.dispatch.gesture(gesture)
         self.devices.tick(now)
         self._sync_fds()
-        if self.notifier.watchdog_interval_s and now - self._last_watchdog >= self.notifier.watchdog_interval_s:
-            self.notifier.watchdog()  # sent from the loop itself, so a hung loop stops the pings
+        self._health_note = self.health.check(self.executor.running())
+        # Sent from the loop itself, so a hung loop stops the pings; and withheld while the worker is hung.
+        if (self.notifier.watchdog_interval_s and not self.health.hung
+                and now - self._last_watchdog >= self.notifier.watchdog_interval_s):
+            self.notifier.watchdog()
             self._last_watchdog = now
         self.notifier.status(self.status())
 
@@ -262,7 +271,9 @@ class Daemon:
             panel = f"keypad: connected ({len(self.connected)} device{'s' if len(self.connected) > 1 else ''})"
         else:
             panel = "waiting for keypad"
-        if self.executor.unreachable:
+        if self._health_note is not None:
+            printer = self._health_note
+        elif self.executor.unreachable:
             printer = "OctoPrint unreachable, retrying"
         else:
             state = self.executor.last_state
