@@ -34,6 +34,7 @@ class Daemon:
         self.keymap_path, self.registry, self.ctx, self.notifier = keymap_path, registry, ctx, notifier
         self.clock = clock
         self.exit_at_end = exit_at_end  # replay: stop once the recording ended and the queue is drained
+        self.dry_run = False  # --dry-run: the log says what would have been done, in the trace's words
         self.executor = Executor(ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"],
                                  clock=clock, on_done=self._done)
         self.health = WorkerHealth(ctx.settings.connect_timeout, ctx.settings.read_timeout)
@@ -195,7 +196,6 @@ class Daemon:
             # and what it queued still runs (stale rules still apply).
             for gesture in self.engine.finish(label):
                 self.dispatch.gesture(gesture)
-            log.info("%s: end of recording", label)
             self.ended = not self.connected
         else:
             self.engine.reset(label)  # devices.py has logged the loss and rescans for the device
@@ -210,7 +210,7 @@ class Daemon:
         elif isinstance(outcome, Exception):
             self.dispatch.refused(job, outcome)
         elif outcome.text and job.label != "feedback":
-            log.info("%s: %s", job.label, outcome.text)
+            log.info("%s: %s", job.label, f"would {call} (dry run: nothing sent)" if self.dry_run else outcome.text)
         self._wake()
 
     def _update_leds(self):

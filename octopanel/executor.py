@@ -234,7 +234,7 @@ class Executor:
                     return
                 if self.trace is not None:
                     merged = f" (×{job.units} merged)" if job.units not in (1, -1) else ""
-                    self.trace(f"{job.label}{merged} → {call}")
+                    self.trace(f"{job.label}{merged} → would {call}")
                 attempted = True
                 result = invoke(call, self.ctx, state)
             except Unreachable as exc:

@@ -144,6 +144,7 @@ def run(argv):
     daemon = Daemon(km, path, registry, ctx, devices_factory(args), Notifier(), control, args.control_group,
                     exit_at_end=bool(args.replay))
     if args.dry_run:
+        daemon.dry_run = True
         daemon.dispatch.trace = daemon.executor.trace = lambda text: print(text, flush=True)
     daemon.install_signals()
     logging.getLogger("octopanel").info("octopanel running with %s", path)

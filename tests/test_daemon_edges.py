@@ -1,0 +1,68 @@
+"""Daemon edges a user hits: a --live FIFO's writer restarting, `events` on a path, --dry-run's words, the
+end of a replayed file, the repeat distance cap setting and `run --help`."""
+
+import os
+import signal
+import subprocess
+import sys
+
+from evdev import ecodes as e
+
+from conftest import LEAKY_PREFIXES
+from daemonproc import SYSTEMD_VARS, DaemonProc, press, wait_for
+
+
+def clean_env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k not in SYSTEMD_VARS}
+    env["HOME"] = str(tmp_path)
+    env.update(extra)
+    return env
+
+
+def test_live_fifo_writer_restarting_is_an_unplug_and_the_next_writer_is_read(tmp_path):
+    """Before: the writer's close ended the daemon (exit 0), so a software keypad that restarts ended it."""
+    p = DaemonProc(tmp_path, ["--live", "--dry-run"], control=False)
+    try:
+        p.tap(e.KEY_KP5)
+        p.wait_log('"M117 panel 1"]')
+        os.close(p.writer)
+        p.writer = None
+        p.wait_log("waiting for the next writer")
+        p.writer = p._open_writer()  # succeeds only once the daemon has the FIFO open for reading again
+        assert p.proc.poll() is None, p.output()
+        p.tap(e.KEY_KPPLUS)
+        p.tap(e.KEY_KP5)
+        p.wait_log('"M117 panel 10"]')
+        assert "WARNING lost keys.fifo: keys.fifo: the FIFO's writer closed it" in p.output()
+        assert p.close() == 0, p.output()  # SIGTERM: a live FIFO has no end of its own
+    finally:
+        p.kill()
+
+
+def test_a_regular_recording_still_ends_the_daemon_at_its_end_without_a_lost_warning(tmp_path):
+    """Before: the normal end was logged as 'WARNING lost rec.bin: rec.bin: end of recording'."""
+    keymap = tmp_path / "keymap.yaml"
+    keymap.write_text('keys:\n  KEY_KP5: "msg hello"\n')
+    recording = tmp_path / "rec.bin"
+    recording.write_bytes(press(e.KEY_KP5, 1) + press(e.KEY_KP5, 0))
+    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--speed", "0",
+                          "--keymap", str(keymap), "--dry-run", "--no-control"],
+                         capture_output=True, text=True, env=clean_env(tmp_path), timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "INFO rec.bin: end of recording" in out.stderr
+    assert "WARNING" not in out.stderr and "lost" not in out.stderr, out.stderr
+
+
+def test_dry_run_says_would_on_stdout_and_in_its_log(tmp_path):
+    """Before: stdout said 'KEY_KP8 press → jog y=1' and the log 'KEY_KP8 press: jogged …', as if sent."""
+    keymap = tmp_path / "keymap.yaml"
+    keymap.write_text('feedback: {beep: false, message: false, leds: "off"}\nkeys:\n  KEY_KP8: "jog y=1"\n')
+    recording = tmp_path / "rec.bin"
+    recording.write_bytes(press(e.KEY_KP8, 1) + press(e.KEY_KP8, 0))
+    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--speed", "0",
+                          "--keymap", str(keymap), "--dry-run", "--no-control"],
+                         capture_output=True, text=True, env=clean_env(tmp_path), timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "KEY_KP8 press → would jog y=1\n" in out.stdout, out.stdout
+    assert "INFO KEY_KP8 press: would jog y=1 (dry run: nothing sent)\n" in out.stderr, out.stderr
+    assert "jogged" not in out.stdout + out.stderr
