@@ -66,3 +66,57 @@ def test_dry_run_says_would_on_stdout_and_in_its_log(tmp_path):
     assert "KEY_KP8 press → would jog y=1\n" in out.stdout, out.stdout
     assert "INFO KEY_KP8 press: would jog y=1 (dry run: nothing sent)\n" in out.stderr, out.stderr
     assert "jogged" not in out.stdout + out.stderr
+
+
+def run_events(tmp_path, *args, timeout=30):
+    return subprocess.run([sys.executable, "-m", "octopanel", "events", *args], capture_output=True, text=True,
+                          env=clean_env(tmp_path), timeout=timeout)
+
+
+def test_events_reads_a_recording_given_as_a_path_and_ends_at_its_end(tmp_path):
+    """Before: the path was taken for a device spec that nothing matched, and `events` waited for ever."""
+    recording = tmp_path / "rec.bin"
+    recording.write_bytes(press(e.KEY_KP5, 1) + press(e.KEY_KP5, 0) + press(e.KEY_KP8, 1))
+    out = run_events(tmp_path, str(recording))
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if not line.startswith("#")]
+    assert [line.split("   #")[0] for line in lines] == ["KEY_KP5: msg KEY_KP5", "KEY_KP8: msg KEY_KP8"], out.stdout
+
+
+def test_events_reads_a_fifo_given_as_a_path(tmp_path):
+    fifo = tmp_path / "keys.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "octopanel", "events", str(fifo)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=clean_env(tmp_path))
+    try:
+        writer = None
+
+        def connect():
+            nonlocal writer
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO until events has it open
+                return proc.poll() is not None
+            return True
+
+        wait_for(connect, 15, "events to open the FIFO")
+        assert writer is not None, proc.communicate()
+        os.write(writer, press(e.KEY_KP1, 1) + press(e.KEY_KP1, 0))
+        wait_for(lambda: proc.stdout.readline().startswith("KEY_KP1: msg KEY_KP1"), 15, "the KEY_KP1 line")
+        os.close(writer)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    assert proc.returncode == 0
+
+
+def test_events_without_dev_input_says_there_are_no_input_devices(tmp_path):
+    """This machine has no /dev/input (input-devices.md). Before: `events` waited for ever, saying nothing."""
+    if os.path.isdir("/dev/input"):
+        import pytest
+
+        pytest.skip("this machine has /dev/input")
+    out = run_events(tmp_path, timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.startswith("octopanel events: no input devices: /dev/input does not exist"), out.stderr
+    assert "Traceback" not in out.stderr
