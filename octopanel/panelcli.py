@@ -100,7 +100,8 @@ def check(argv):
 
 def run(argv):
     parser = parser_for("run", "run the control panel: keypads and jog wheels → OctoPrint")
-    parser.add_argument("--keymap", default=None, help="keymap file (default: %(default)s)")
+    shown = default_keymap().replace("%", "%%")  # the file run would read now: $OCTOPANEL_KEYMAP, ~/.config, /etc
+    parser.add_argument("--keymap", default=None, help=f"keymap file (default: {shown})")
     parser.add_argument("--replay", help="read a recording or FIFO of raw input events instead of devices")
     parser.add_argument("--speed", type=float, default=None, help="replay speed factor (0: as fast as possible)")
     parser.add_argument("--live", action="store_true",

@@ -5,11 +5,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
+import pytest
 from evdev import ecodes as e
 
 from conftest import LEAKY_PREFIXES
-from daemonproc import SYSTEMD_VARS, DaemonProc, press, wait_for
+from daemonproc import SYSTEMD_VARS, DaemonProc, press, rec, wait_for
 
 
 def clean_env(tmp_path, **extra):
@@ -113,10 +115,55 @@ def test_events_reads_a_fifo_given_as_a_path(tmp_path):
 def test_events_without_dev_input_says_there_are_no_input_devices(tmp_path):
     """This machine has no /dev/input (input-devices.md). Before: `events` waited for ever, saying nothing."""
     if os.path.isdir("/dev/input"):
-        import pytest
-
         pytest.skip("this machine has /dev/input")
     out = run_events(tmp_path, timeout=30)
     assert out.returncode == 1
     assert out.stderr.startswith("octopanel events: no input devices: /dev/input does not exist"), out.stderr
     assert "Traceback" not in out.stderr
+
+
+HOLD_KEYMAP = """\
+feedback: {beep: false, message: false, leds: "off"}
+settings: {repeat_delay_s: 0.1, repeat_s: 0.05, max_repeat_mm: 3}
+keys:
+  KEY_KP8: {press: "jog y=1", repeat: "jog y=1"}
+"""
+
+
+def test_max_repeat_mm_caps_the_travel_of_one_hold(tmp_path):
+    """A 1.5 s hold would repeat about 28 times; max_repeat_mm 3 lets 3 through after the press.
+    Before: 'settings.max_repeat_mm: unknown key', exit 2."""
+    keymap = tmp_path / "keymap.yaml"
+    keymap.write_text(HOLD_KEYMAP)
+    t0 = time.time()
+    recording = tmp_path / "hold.bin"
+    recording.write_bytes(rec(t0, e.EV_KEY, e.KEY_KP8, 1) + rec(t0, e.EV_SYN, e.SYN_REPORT, 0) +
+                          rec(t0 + 1.5, e.EV_KEY, e.KEY_KP8, 0) + rec(t0 + 1.5, e.EV_SYN, e.SYN_REPORT, 0))
+    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--keymap",
+                          str(keymap), "--dry-run", "--no-control"],
+                         capture_output=True, text=True, env=clean_env(tmp_path), timeout=30)
+    assert out.returncode == 0, out.stderr
+    travel = [float(line.split("would jog y=")[1]) for line in out.stdout.splitlines() if "would jog y=" in line]
+    assert sum(travel) == 4, out.stdout  # the press, then 3 mm of repeats
+
+
+@pytest.mark.parametrize("value, problem", [("0", "0 is below the minimum 0.1"),
+                                            ("1001", "1001 is above the maximum 1000"),
+                                            ("far", "expected a number, got 'far'")])
+def test_max_repeat_mm_is_bounded_at_load(tmp_path, value, problem):
+    keymap = tmp_path / "keymap.yaml"
+    keymap.write_text(HOLD_KEYMAP.replace("max_repeat_mm: 3", f"max_repeat_mm: {value}"))
+    out = subprocess.run([sys.executable, "-m", "octopanel", "check", str(keymap)], capture_output=True,
+                         text=True, env=clean_env(tmp_path), timeout=30)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"keymap.yaml:2: settings.max_repeat_mm: {problem}" in out.stderr, out.stderr
+
+
+def test_run_help_shows_the_keymap_it_would_read(tmp_path):
+    """Before: '--keymap KEYMAP  keymap file (default: None)'."""
+    keymap = tmp_path / "mine.yaml"
+    keymap.write_text(HOLD_KEYMAP)
+    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--help"], capture_output=True, text=True,
+                         env=clean_env(tmp_path, OCTOPANEL_KEYMAP=str(keymap), COLUMNS="400"), timeout=30)
+    assert out.returncode == 0
+    assert f"keymap file (default: {keymap})" in out.stdout, out.stdout
