@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -98,8 +99,9 @@ class PanelDaemon:
         return Path(self.log.name).read_text(errors="replace")
 
     def close(self):
-        """End the recording: the daemon drains its queue and exits."""
+        """Stop the daemon: with --live a closed writer is an unplug, not an end, so it gets SIGTERM."""
         os.close(self.fd)
+        self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(30)
         except subprocess.TimeoutExpired:

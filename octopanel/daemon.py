@@ -18,6 +18,7 @@ from .dispatch import STATE_LEDS, Dispatcher
 from .errors import ConfigError
 from .executor import Executor
 from .gestures import GestureEngine, KeyTiming, RotaryConfig
+from .health import WorkerHealth
 from .replay import EndOfReplay
 
 log = logging.getLogger("octopanel.daemon")
@@ -33,8 +34,11 @@ class Daemon:
         self.keymap_path, self.registry, self.ctx, self.notifier = keymap_path, registry, ctx, notifier
         self.clock = clock
         self.exit_at_end = exit_at_end  # replay: stop once the recording ended and the queue is drained
+        self.dry_run = False  # --dry-run: the log says what would have been done, in the trace's words
         self.executor = Executor(ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"],
                                  clock=clock, on_done=self._done)
+        self.health = WorkerHealth(ctx.settings.connect_timeout, ctx.settings.read_timeout)
+        self._health_note = None  # the status line's word on a worker hung in a request, if any
         self.dispatch = Dispatcher(keymap, registry, ctx, self.executor, clock, on_panel_change=self._wake)
         self.selector = selectors.DefaultSelector()
         self.device_specs = keymap.devices
@@ -116,10 +120,13 @@ class Daemon:
     def _step(self):
         now = self.clock()
         deadlines = [d - now for d in (self.engine.next_deadline(), self.devices.next_deadline()) if d is not None]
-        if self.notifier.watchdog_interval_s:
+        if self.notifier.watchdog_interval_s and not self.health.hung:  # hung: no pings are due
             deadlines.append(self._last_watchdog + self.notifier.watchdog_interval_s - now)
         if self.ended:
             deadlines.append(FINISH_POLL_S)
+        health_due = self.health.next_check_s(self.executor.running())
+        if health_due is not None:
+            deadlines.append(health_due)
         timeout = max(0.0, min(deadlines)) if deadlines else None  # nothing due: sleep until an fd wakes us
         for key, _mask in self.selector.select(timeout):
             kind, fd = key.data
@@ -140,8 +147,11 @@ class Daemon:
             self.dispatch.gesture(gesture)
         self.devices.tick(now)
         self._sync_fds()
-        if self.notifier.watchdog_interval_s and now - self._last_watchdog >= self.notifier.watchdog_interval_s:
-            self.notifier.watchdog()  # sent from the loop itself, so a hung loop stops the pings
+        self._health_note = self.health.check(self.executor.running())
+        # Sent from the loop itself, so a hung loop stops the pings; and withheld while the worker is hung.
+        if (self.notifier.watchdog_interval_s and not self.health.hung
+                and now - self._last_watchdog >= self.notifier.watchdog_interval_s):
+            self.notifier.watchdog()
             self._last_watchdog = now
         self.notifier.status(self.status())
 
@@ -187,7 +197,6 @@ class Daemon:
             # and what it queued still runs (stale rules still apply).
             for gesture in self.engine.finish(label):
                 self.dispatch.gesture(gesture)
-            log.info("%s: end of recording", label)
             self.ended = not self.connected
         else:
             self.engine.reset(label)  # devices.py has logged the loss and rescans for the device
@@ -202,7 +211,7 @@ class Daemon:
         elif isinstance(outcome, Exception):
             self.dispatch.refused(job, outcome)
         elif outcome.text and job.label != "feedback":
-            log.info("%s: %s", job.label, outcome.text)
+            log.info("%s: %s", job.label, f"would {call} (dry run: nothing sent)" if self.dry_run else outcome.text)
         self._wake()
 
     def _update_leds(self):
@@ -263,7 +272,9 @@ class Daemon:
             panel = f"keypad: connected ({len(self.connected)} device{'s' if len(self.connected) > 1 else ''})"
         else:
             panel = "waiting for keypad"
-        if self.executor.unreachable:
+        if self._health_note is not None:
+            printer = self._health_note
+        elif self.executor.unreachable:
             printer = "OctoPrint unreachable, retrying"
         else:
             state = self.executor.last_state

@@ -301,7 +301,10 @@ class DeviceManager:
         self._close_group(group)
         self._clock.forget(group.label)
         self._hotplug.request()
-        log.warning("lost %s: %s", group.label, error)
+        if isinstance(error, EndOfReplay):
+            log.info("%s", error)  # a recording's normal end, not a loss
+        else:
+            log.warning("lost %s: %s", group.label, error)
         if self._on_change is not None and group.announced:
             self._on_change(group.label, False, error)
 

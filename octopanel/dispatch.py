@@ -128,7 +128,7 @@ class Dispatcher:
             unit_axes = unit_distance(first)
             unit_mm = max(unit_axes.values(), default=0.0)
             if g.kind == "repeat":
-                limit = bindings[0].options.get("max_distance", km.settings["max_repeat_distance_mm"])
+                limit = bindings[0].options.get("max_distance", km.settings["max_repeat_mm"])
                 done = self.repeat_units.get((g.device, g.key), 0)
                 if (done + 1) * unit_mm > limit + 1e-9:
                     return  # the hold has travelled as far as one hold may

@@ -8,57 +8,22 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
-from typing import Any, Callable
+from dataclasses import replace
 
 from .actions.context import Result, invoke
-from .backlog import DEFAULT_SPEEDS, EPSILON_MM, Motion, axes_of, feed_of
+from .backlog import DEFAULT_SPEEDS, Motion, axes_of, feed_of
 from .errors import OctopanelError, PrinterError, SafetyError, Unreachable
+from .jobs import Job, Stats, fit, is_stale, scale, stale_error  # noqa: F401  (Job: dispatch and tests import it here)
 
 log = logging.getLogger("octopanel.executor")
 MAX_QUEUE = 256  # far more than a person can press; guards memory if OctoPrint hangs for long
 PAUSE_RETRY_S = 0.5
+STOP_JOIN_S = 1.0  # how long stop() waits for the worker; SIGTERM must end the daemon within 2 s
 RECOVERY_POLL_S = 1.0  # while OctoPrint is unreachable, how often an idle worker checks it is back
 PROBE = object()  # _next's "nothing queued, check on OctoPrint" answer
-SCALED = {"jog": ("x", "y", "z"), "ex": ("amount",)}  # per-unit distances multiplied when jobs merge
 # Detents merge into the queued job before them only while it is this young: a merged job is judged stale
 # by its first detent, so a long-waiting one must not keep swallowing fresh ones.
 MERGE_SPAN_S = 0.5
-
-
-@dataclass
-class Job:
-    """One thing to do. `resolve(state)` picks the Call for the printer's state (or None: nothing bound)."""
-
-    resolve: Callable[[Any], Any]
-    created: float
-    label: str = ""
-    merge_key: Any = None  # equal keys may merge: their units add up
-    units: int = 1
-    unit_axes: dict = field(default_factory=dict)  # {axis: mm} of one unit, for the physical backlog cap
-    retry_until: float | None = None  # pause: retried while OctoPrint is unreachable, until then
-    needs_state: bool = True  # False: resolve(None) works and the action runs in any state (saves a request)
-    reply: Callable[[dict], None] | None = None
-    origin: str = ""  # device label or "socket": discard(origin) drops what an unplugged device queued
-    max_age_s: float | None = None  # stale past this age when its turn comes; None: the executor's stale_s
-    wanted: Callable[[], bool] | None = None  # False right before sending: the requester left, do not run it
-    feedback: bool = False  # a beep or message: never holds up an action, never sent to a silent OctoPrint
-
-
-@dataclass
-class Stats:
-    """Counters, for the status line, the tests and the benchmarks."""
-
-    sent: int = 0
-    merged: int = 0
-    stale: int = 0
-    capped_units: int = 0
-    refused: int = 0
-    failed: int = 0
-    dropped_queue_full: int = 0
-    dropped_feedback: int = 0
-    units_sent: dict = field(default_factory=dict)
 
 
 class Executor:
@@ -77,6 +42,7 @@ class Executor:
         self.busy = False
         self._queue = deque()
         self._inflight = None  # the job being run, while its motion is not on the timeline yet
+        self._running = None  # (label, clock time) of the attempt in progress: health.py judges a hung worker
         self.motion = Motion()  # what the printer was sent and has not finished (backlog.py)
         self._cond = threading.Condition()
         self._stopping = False
@@ -87,12 +53,21 @@ class Executor:
         self._thread.start()
         return self
 
-    def stop(self, timeout=5.0):
+    def stop(self, timeout=STOP_JOIN_S):
+        """Ask the worker to end and wait at most `timeout`: a worker stuck in a request must not hold up
+        exit (it is a daemon thread, so the interpreter leaves it behind)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("exiting while the worker is still busy with %s", self.running()[0] if self.running() else "?")
+
+    def running(self):
+        """(label, seconds) of the attempt the worker is in, or None when it waits for work."""
+        running = self._running
+        return None if running is None else (running[0], self.clock() - running[1])
 
     def submit(self, job):
         """Queue a job (never blocks). Detents merge at once into the queued job before them (net, so that a
@@ -104,7 +79,8 @@ class Executor:
                      and tail.origin == job.origin and tail.reply is None and job.reply is None
                      and tail.wanted is None and job.wanted is None and job.created - tail.created <= MERGE_SPAN_S)
             if job.unit_axes:
-                keep = self._fit(job, tail if joins else None)
+                keep = fit(job, tail if joins else None, [*self._queue, self._inflight], self.motion.backlog,
+                           self.clock(), self.max_outstanding_mm)
                 if keep != job.units:
                     self.stats.capped_units += abs(job.units - keep)
                     if keep == 0:
@@ -144,32 +120,6 @@ class Executor:
             time.sleep(0.005)
         return not self.pending()
 
-    def _fit(self, job, tail):
-        """How many of job.units keep every axis's travel still to come (the printer's modelled backlog, plus
-        what is in flight and queued) within max_outstanding_mm. `tail`: the queued job it merges into; a
-        detent that shrinks the travel still to come always fits."""
-        now = self.clock()
-        base = {axis: self.motion.backlog(axis, now) for axis in job.unit_axes}
-        for other in [*self._queue, self._inflight]:
-            if other is not None and other is not tail:
-                for axis, mm in other.unit_axes.items():
-                    if axis in base:
-                        base[axis] += abs(other.units) * mm
-        held = tail.units if tail is not None else 0
-
-        def fits(units):
-            return all(base[a] + abs(held + units) * mm <= self.max_outstanding_mm + EPSILON_MM
-                       for a, mm in job.unit_axes.items())
-
-        keep, step = job.units, 1 if job.units > 0 else -1
-        while keep and abs(held + keep) > abs(held) and not fits(keep):
-            keep -= step
-        return keep
-
-    def _is_stale(self, job, now):
-        limit = self.stale_s if job.max_age_s is None else job.max_age_s
-        return job.retry_until is None and now - job.created > limit
-
     def _next(self):
         """Pop the next job, merged with the compatible jobs right behind it (conserving the units).
 
@@ -181,10 +131,12 @@ class Executor:
                 # the status line and the state LEDs are right before the first press, and an OctoPrint not up
                 # yet (a Pi booting) is noticed and polled for until it answers.
                 self._probe_first = False
+                self._running = ("state check", self.clock())
                 return PROBE, []
             while not self._queue and not self._stopping:
                 if self.unreachable:
                     if not self._cond.wait(RECOVERY_POLL_S) and not self._queue:
+                        self._running = ("state check", self.clock())
                         return PROBE, []
                 else:
                     self._cond.wait()
@@ -194,14 +146,15 @@ class Executor:
             group = [self._queue.popleft()]
             while group[0].merge_key is not None and self._queue and self._queue[0].merge_key == group[0].merge_key:
                 group.append(self._queue.popleft())
-            stale = [j for j in group if self._is_stale(j, now)]
-            fresh = [j for j in group if not self._is_stale(j, now)]
+            stale = [j for j in group if is_stale(j, now, self.stale_s)]
+            fresh = [j for j in group if not is_stale(j, now, self.stale_s)]
             job = fresh[0] if fresh else None
             for other in fresh[1:]:
                 job = replace(job, units=job.units + other.units, reply=job.reply or other.reply)
                 self.stats.merged += 1
             self._inflight = job
             self.busy = True
+            self._running = (job.label if job is not None else "stale presses", now)
             return job, stale
 
     def _run(self):
@@ -223,16 +176,12 @@ class Executor:
                     self._finish(job, None, PrinterError(f"internal error: {type(exc).__name__}: {exc}"))
             finally:
                 with self._cond:
-                    self._inflight = None
+                    self._inflight = self._running = None
                     self.busy = False
 
     def _drop_stale(self, job):
         self.stats.stale += 1
-        age = self.clock() - job.created
-        limit = self.stale_s if job.max_age_s is None else job.max_age_s
-        why = (f"stale_s={limit:g}); a press made during an outage is never replayed" if job.max_age_s is None
-               else f"its limit is {limit:g} s); it is not run later, when its client may have given up")
-        self._finish(job, None, SafetyError(f"dropped: the request was {age:.1f} s old ({why}; nothing sent"))
+        self._finish(job, None, stale_error(job, self.clock(), self.stale_s))
 
     def _action_waiting(self):
         with self._cond:
@@ -277,7 +226,7 @@ class Executor:
                 call = scale(call, job.units)
                 axes = axes_of(call)
                 profile = self._profile() if axes else None
-                if self._is_stale(job, self.clock()):  # judged as it goes out, after any wait for OctoPrint
+                if is_stale(job, self.clock(), self.stale_s):  # judged as it goes out, after any wait for OctoPrint
                     self._drop_stale(job)
                     return
                 if job.wanted is not None and not job.wanted():
@@ -285,7 +234,7 @@ class Executor:
                     return
                 if self.trace is not None:
                     merged = f" (×{job.units} merged)" if job.units not in (1, -1) else ""
-                    self.trace(f"{job.label}{merged} → {call}")
+                    self.trace(f"{job.label}{merged} → would {call}")
                 attempted = True
                 result = invoke(call, self.ctx, state)
             except Unreachable as exc:
@@ -294,6 +243,7 @@ class Executor:
                     self._moved(axes, None)  # it may have been queued before the answer was lost
                 if job.retry_until is not None and self.clock() < job.retry_until and not self._stopping:
                     time.sleep(PAUSE_RETRY_S)
+                    self._running = (job.label, self.clock())  # each retry is a new attempt, bounded anew
                     continue
                 self.stats.failed += 1
                 self._finish(job, None, exc)
@@ -346,15 +296,3 @@ class Executor:
                 job.reply(reply)
             except OSError:
                 pass  # the socket client went away; the action still ran
-
-
-def scale(call, units):
-    """The call for `units` repetitions: distances multiplied exactly (Decimal), other arguments kept."""
-    names = SCALED.get(call.action.name)
-    if units == 1 or not names:
-        return call
-    args = dict(call.args)
-    for name in names:
-        if args.get(name) is not None:
-            args[name] = float(Decimal(repr(args[name])) * units)
-    return type(call)(call.action, args)

@@ -159,7 +159,7 @@ def load_key(km, name, spec, line_no, ctx):
                 km.shifts[key] = str(alt["shift"])
                 continue
             when = parse_when(alt.get("when", "any"), file, line(alt, "when"), f"{alt_path}.when")
-            options = {k: typed(alt[k], SETTINGS.get(k) or SETTINGS["max_repeat_distance_mm"], file,
+            options = {k: typed(alt[k], SETTINGS.get(k) or SETTINGS["max_repeat_mm"], file,
                                 line(alt, k), f"{alt_path}.{k}")
                        for k in ("hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance") if k in alt}
             bound = [g for g in GESTURES if g in alt]

@@ -18,7 +18,7 @@ SETTINGS = {
     "stale_s": (bounds.to_float, 2.0, 0.1, 60.0),
     "pause_deadline_s": (bounds.to_float, 30.0, 1.0, 3600.0),
     "max_outstanding_mm": (bounds.to_float, 50.0, 0.1, 1000.0),
-    "max_repeat_distance_mm": (bounds.to_float, 100.0, 0.1, 1000.0),
+    "max_repeat_mm": (bounds.to_float, 100.0, 0.1, 1000.0),  # how far one hold may travel by repeats
     "shuttle_idle_s": (bounds.to_float, gestures.SHUTTLE_IDLE_S, 0.05, 5.0),
 }
 FEEDBACK = {"beep": (bounds.to_bool, False, None, None), "message": (bounds.to_bool, False, None, None),

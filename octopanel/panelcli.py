@@ -100,7 +100,8 @@ def check(argv):
 
 def run(argv):
     parser = parser_for("run", "run the control panel: keypads and jog wheels → OctoPrint")
-    parser.add_argument("--keymap", default=None, help="keymap file (default: %(default)s)")
+    shown = default_keymap().replace("%", "%%")  # the file run would read now: $OCTOPANEL_KEYMAP, ~/.config, /etc
+    parser.add_argument("--keymap", default=None, help=f"keymap file (default: {shown})")
     parser.add_argument("--replay", help="read a recording or FIFO of raw input events instead of devices")
     parser.add_argument("--speed", type=float, default=None, help="replay speed factor (0: as fast as possible)")
     parser.add_argument("--live", action="store_true",
@@ -146,6 +147,7 @@ def run(argv):
     daemon = Daemon(km, path, registry, ctx, devices_factory(args), Notifier(), control, args.control_group,
                     exit_at_end=bool(args.replay))
     if args.dry_run:
+        daemon.dry_run = True
         daemon.dispatch.trace = daemon.executor.trace = lambda text: print(text, flush=True)
     daemon.install_signals()
     logging.getLogger("octopanel").info("octopanel running with %s", path)
@@ -156,8 +158,6 @@ def devices_factory(args):
     from . import devices
 
     if args.replay:
-        from .discovery import DeviceInfo
-
         if not os.path.exists(args.replay):
             raise UsageError(f"--replay: {args.replay} does not exist")
         if args.live and not stat.S_ISFIFO(os.stat(args.replay).st_mode):
@@ -165,14 +165,21 @@ def devices_factory(args):
         if args.live and args.speed is not None:
             raise UsageError("--live reads events as they come: --speed does not apply")
         speed = 1.0 if args.speed is None else args.speed
-        info = DeviceInfo(path=args.replay, name=os.path.basename(args.replay))
-        return lambda _specs, on_change: devices.DeviceManager(
-            [devices.DeviceSpec(path=args.replay)], lister=lambda: [info],
-            opener=lambda p: devices.ReplaySource(p, speed=speed, live=args.live), on_change=on_change,
-            watch_dir=None)
+        return lambda _specs, on_change: replay_manager(args.replay, speed, args.live, on_change)
     if args.live or args.speed is not None:
         raise UsageError(f"{'--live' if args.live else '--speed'} needs --replay")
     return lambda specs, on_change: devices.DeviceManager(specs, on_change=on_change)
+
+
+def replay_manager(path, speed, live, on_change):
+    """A DeviceManager over one recording or FIFO, as if it were a device that is always plugged in."""
+    from . import devices
+    from .discovery import DeviceInfo
+
+    info = DeviceInfo(path=path, name=os.path.basename(path))
+    return devices.DeviceManager([devices.DeviceSpec(path=path)], lister=lambda: [info],
+                                 opener=lambda p: devices.ReplaySource(p, speed=speed, live=live),
+                                 on_change=on_change, watch_dir=None)
 
 
 def list_devices(argv):
@@ -184,15 +191,30 @@ def list_devices(argv):
 
 def events(argv):
     parser = parser_for("events", "print input events live as ready-to-paste keymap lines")
-    parser.add_argument("device", nargs="?", default="*", help="name glob, vid:pid or path (default: all)")
+    parser.add_argument("device", nargs="?", default="*",
+                        help="name glob, vid:pid, event node, or a recording or FIFO of raw events (default: all)")
     args = parse(parser, argv)
-    from .devices import DeviceManager, DeviceSpec
+    from .devices import DeviceManager, DeviceSpec, EndOfReplay
+    from .discovery import INPUT_DIR
     from .keynames import key_name
 
-    def change(label, present, error=None):
-        print(f"# {label}: {'connected' if present else f'lost ({error})'}", flush=True)
+    ended = []
 
-    manager = DeviceManager([DeviceSpec.parse(args.device, grab=False)], on_change=change)
+    def change(label, present, error=None):
+        if isinstance(error, EndOfReplay):
+            ended.append(label)
+        else:
+            print(f"# {label}: {'connected' if present else f'lost ({error})'}", flush=True)
+
+    mode = os.stat(args.device).st_mode if os.path.exists(args.device) else 0
+    if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):  # a recording is read at once; a FIFO as events come
+        manager = replay_manager(args.device, 0, stat.S_ISFIFO(mode), change)
+    elif not os.path.isdir(INPUT_DIR):
+        print(f"octopanel events: no input devices: {INPUT_DIR} does not exist (give a recording or FIFO "
+              "of raw events as a path, or see octopanel devices)", file=sys.stderr)
+        return 1
+    else:
+        manager = DeviceManager([DeviceSpec.parse(args.device, grab=False)], on_change=change)
     import selectors
 
     from evdev import ecodes
@@ -200,10 +222,14 @@ def events(argv):
     sel = selectors.DefaultSelector()
     manager.rescan()
     print("# press keys or turn knobs; Ctrl-C to stop", flush=True)
+    generation = None
     try:
-        while True:
-            for fd in manager.fds():
-                if fd not in sel.get_map():
+        while not ended:
+            if manager.generation != generation:  # a reopened device may reuse an fd number: register afresh
+                generation = manager.generation
+                for fd in list(sel.get_map()):
+                    sel.unregister(fd)
+                for fd in manager.fds():
                     sel.register(fd, selectors.EVENT_READ)
             for key, _ in sel.select(1.0):
                 for label, evs in manager.handle_readable(key.fd):
@@ -214,9 +240,7 @@ def events(argv):
                             print(f"# rotary: {{{ecodes.REL[ev.code]}: jog z={{step}}}}   # {label} "
                                   f"value {ev.value}", flush=True)
             manager.tick(__import__("time").monotonic())
-            for fd in list(sel.get_map()):
-                if fd not in manager.fds():
-                    sel.unregister(fd)
+        return 0
     except KeyboardInterrupt:
         return 0
     finally:

@@ -57,7 +57,7 @@ class ReplaySource:
     rebased so that the first event is ``clock()`` at its arrival and the rest follow it on the same clock.
     With speed 0 or inf everything is delivered at once but keeps the recording's spacing (at 1x), so holds
     and doubles are judged as recorded; those timestamps run ahead of the clock. A FIFO's replay starts
-    when a writer connects and ends when it closes. At the end ``read()`` raises EndOfReplay.
+    when a writer connects and ends when it closes (``live``: see __init__). At the end ``read()`` raises EndOfReplay.
     """
 
     monotonic = True
@@ -66,6 +66,8 @@ class ReplaySource:
         """``live``: `path` is a FIFO that another program writes native records into as they happen (a
         software keypad). The loop reads and decodes it directly, as it does a real event node: no feeder
         thread, no pacing, and its timestamps, on whatever clock, are mapped by the DeviceManager's Clock.
+        When the writer closes, read() raises DeviceGone, not EndOfReplay: an unplug, after which the manager
+        reopens the FIFO and waits for the next writer, as for a replugged keypad.
         The writer must write whole records, at most PIPE_BUF (4 KiB) at a time, as the kernel does: a longer
         write may be split mid-record, and evdev's decoding would then lose step."""
         if not speed >= 0:
@@ -78,7 +80,7 @@ class ReplaySource:
         self._held = set()
         # InputDevice.__init__ would ioctl the fd; only fd and path are needed to read and decode.
         self.device = evdev.InputDevice.__new__(evdev.InputDevice)
-        self.device.path, self._thread = self.path, None
+        self.device.path, self._thread, self._live = self.path, None, live
         if live:
             if not stat.S_ISFIFO(_mode(self.path)):
                 raise ValueError(f"{self.path}: live replay needs a FIFO")
@@ -103,6 +105,8 @@ class ReplaySource:
         except BlockingIOError:
             return []
         if not events:
+            if self._live:  # a software keypad's writer stopped: an unplug; the manager reopens the FIFO
+                raise DeviceGone(f"{self.label}: the FIFO's writer closed it; waiting for the next writer")
             raise EndOfReplay(f"{self.label}: end of recording")
         for event in events:
             if event.type == ecodes.EV_KEY:

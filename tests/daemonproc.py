@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -63,6 +64,7 @@ class DaemonProc:
                 full_env.pop(key, None)
             else:
                 full_env[key] = value
+        self.live = "--live" in args
         where = ["--control", str(self.control)] if control else ["--no-control"]
         self.proc = subprocess.Popen([str(BIN / "octopanel"), "run", "--replay", str(self.fifo), "--keymap",
                                       str(self.keymap), *where, *args],
@@ -118,10 +120,13 @@ class DaemonProc:
         return self.log_path.read_text()
 
     def close(self, timeout=20):
-        """End the recording; the daemon drains its queue and exits (0 expected)."""
+        """End the recording; the daemon drains its queue and exits (0 expected). A --live daemon takes the
+        writer's close for an unplug and waits for the next writer, so it is stopped with SIGTERM."""
         if self.writer is not None:
             os.close(self.writer)
             self.writer = None
+        if self.live and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
 
     def kill(self):

@@ -200,7 +200,7 @@ def test_dry_run_prints_and_sends_nothing(printer, tmp_path):
                           str(keymap), "--dry-run", "--no-control"], capture_output=True, text=True, env=env,
                          timeout=30)
     assert out.returncode == 0, out.stderr
-    assert "KEY_KP8 press → jog y=1" in out.stdout
+    assert "KEY_KP8 press → would jog y=1" in out.stdout
     assert 'POST /api/printer/printhead {"command": "jog", "y": 1}' in out.stdout
     time.sleep(0.1)
     assert printer.sent_since(mark) == []

@@ -18,7 +18,7 @@ devices:
 feedback: {beep: false, message: false, leds: mode}
 modes:
   step: {values: [1, 10]}
-settings: {repeat_delay_s: 0.1, repeat_s: 0.05, max_repeat_distance_mm: 1000}
+settings: {repeat_delay_s: 0.1, repeat_s: 0.05, max_repeat_mm: 1000}
 keys:
   KEY_KP8: {press: "jog y={step}", repeat: "jog y={step}"}
   KEY_KP5: "msg hello"

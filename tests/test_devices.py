@@ -146,7 +146,7 @@ def test_replay_from_a_fifo_ends_when_the_writer_closes(tmp_path):
 
 def test_live_fifo_is_read_directly_like_a_device_node(tmp_path):
     """--live: no feeder thread, nothing readable before a writer connects, the writer's own timestamps and
-    frames as written, and the end when the writer closes."""
+    frames as written, and an unplug (not an end) when the writer closes."""
     fifo = tmp_path / "keypad.fifo"
     os.mkfifo(fifo)
     threads = threading.active_count()
@@ -167,8 +167,9 @@ def test_live_fifo_is_read_directly_like_a_device_node(tmp_path):
     finally:
         os.close(writer)
     assert wait_readable([source], 1.0)
-    with pytest.raises(EndOfReplay):
+    with pytest.raises(DeviceGone, match="writer closed it") as gone:
         source.read()
+    assert not isinstance(gone.value, EndOfReplay)  # the manager reopens the FIFO for the next writer
     source.close()
 
 
