@@ -17,13 +17,8 @@ EPSILON_MM = 1e-9
 
 
 def axes_of(call):
-    """{axis: signed mm} of a jog or ex Call; {} for any other action."""
-    name, args = call.action.name, call.args
-    if name == "jog":
-        return {a: float(args[a]) for a in "xyz" if args.get(a) is not None}
-    if name == "ex":
-        return {"e": float(args["amount"])}
-    return {}
+    """{axis: signed mm} of a Call (its action's `moves`); {} for an action that moves nothing."""
+    return call.action.axes_of(call.args)
 
 
 def feed_of(call, axes, profile):

@@ -116,7 +116,7 @@ class Dispatcher:
             return
         modes = dict(self.panel.modes)
         first = self.call(bindings[0].render(modes))
-        if first.action.name == "mode" and all(b.line.split()[0] == "mode" for b in bindings):
+        if all(b.action.panel_mode for b in bindings):
             self.run_now(first)
             return
         label = f"{g.key} {g.kind}" + (f" {g.steps:+d}" if g.kind in ("rotary", "shuttle") else "")
@@ -124,7 +124,7 @@ class Dispatcher:
                   created=g.time, label=label, origin=g.device,
                   needs_state=km.needs_state(bindings) or first.action.reads_state_first)
         # Merge only when every alternative adds up (jog, ex): three babystep presses must stay three.
-        if all(self.registry.get(b.line.split()[0]).mergeable for b in bindings):
+        if all(b.action.mergeable for b in bindings):
             unit_axes = unit_distance(first)
             unit_mm = max(unit_axes.values(), default=0.0)
             if g.kind == "repeat":
@@ -135,7 +135,7 @@ class Dispatcher:
                 self.repeat_units[(g.device, g.key)] = done + 1
             job.merge_key = (*merge_base, bindings[0].render(modes))
             job.units, job.unit_axes = units, unit_axes
-        if any(b.line.split()[0] == "pause" for b in bindings):
+        if any(b.action.retries for b in bindings):
             job.retry_until = g.time + km.settings["pause_deadline_s"]
         self.executor.submit(job)
 
@@ -183,11 +183,11 @@ class Dispatcher:
             reply({"ok": False, "error": f"'{call.action.name}' waits for a long time and would hold up the "
                    "panel: run it with its 8xxx command instead", "exit": 2})
             return
-        if call.action.name == "mode":
+        if call.action.panel_mode:
             reply(self.run_now(call))
             return
         now = self.clock()
-        retry = now + self.keymap.settings["pause_deadline_s"] if call.action.name == "pause" else None
+        retry = now + self.keymap.settings["pause_deadline_s"] if call.action.retries else None
         self.executor.submit(Job(resolve=lambda state: call, created=now, label=f"socket: {text}",
                                  origin="socket", retry_until=retry, reply=reply,
                                  needs_state=call.action.reads_state_first, max_age_s=SOCKET_MAX_AGE_S,

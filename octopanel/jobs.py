@@ -7,8 +7,6 @@ from typing import Any, Callable
 from .backlog import EPSILON_MM
 from .errors import SafetyError
 
-SCALED = {"jog": ("x", "y", "z"), "ex": ("amount",)}  # per-unit distances multiplied when jobs merge
-
 
 @dataclass
 class Job:
@@ -46,11 +44,10 @@ class Stats:
 
 def scale(call, units):
     """The call for `units` repetitions: distances multiplied exactly (Decimal), other arguments kept."""
-    names = SCALED.get(call.action.name)
-    if units == 1 or not names:
+    if units == 1 or not call.action.moves:
         return call
     args = dict(call.args)
-    for name in names:
+    for name, _axis in call.action.moves:
         if args.get(name) is not None:
             args[name] = float(Decimal(repr(args[name])) * units)
     return type(call)(call.action, args)

@@ -4,6 +4,7 @@ import itertools
 import os
 import string
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import bounds, gestures, yamlload
 from .keymap_schema import (FEEDBACK, LED_CHOICES, SETTINGS, YAML_TRAP, Mode, check_key_name,  # noqa: F401
@@ -30,6 +31,7 @@ class Binding:
     path: str
     options: dict = field(default_factory=dict)
     placeholders: tuple = ()
+    action: Any = None  # the registry's Action, as the parser read the line: never re-derived from the text
 
     def render(self, modes):
         """The action line with the current mode values put in."""
@@ -217,7 +219,7 @@ def load_rotary(km, name, spec, line_no, ctx):
         if name not in ROTARY_SOURCES:
             raise ConfigError(f"unknown rotary source{bounds.suggest(name, ROTARY_SOURCES)}", file, line_no, path)
         binding = make_binding(spec, ANY, line_no, path, ctx, {}, "a rotary detent")
-    action = ctx[1].get(binding.line.split()[0])
+    action = binding.action
     if not action.mergeable:
         raise ConfigError(f"a rotary binding needs an action that adds up per detent (jog or ex), got "
                           f"'{action.name}'", file, binding.line_no, binding.path)
@@ -254,7 +256,11 @@ def make_binding(value, when, line_no, path, ctx, options, gesture="press"):
         problem = check_call(call, rendered, gesture)
         if problem:
             raise ConfigError(f"{problem}{shown}", file, line_no, path)
-        if call.action.name == "mode":
+        if binding.action not in (None, call.action):  # the panel decides by the action: one per binding
+            raise ConfigError(f"the action must not depend on a mode: '{binding.action.name}' or "
+                              f"'{call.action.name}'{shown}", file, line_no, path)
+        binding.action = call.action
+        if call.action.panel_mode:
             check_mode_call(call, modes, file, line_no, path)
     return binding
 

@@ -69,20 +69,19 @@ def invoke(call, ctx, state=None):
         state = state if state is not None else ctx.client.state()
         if state.name not in action.states:
             if action.skip_when_not:
-                return Result(skip_message(action.name, state.name), sent=False)
+                return Result(skip_message(action, state.name), sent=False)
             raise SafetyError(f"{action.name} refused: the printer is {describe(state.name)}"
                               f" ({action.name} needs it {' or '.join(sorted(action.states))}); nothing sent")
     return action.run(ctx, **call.args)
 
 
-def skip_message(name, state):
-    if name == "pause" and state in ("paused", "pausing"):
+def skip_message(action, state):
+    """Why a skip_when_not action sent nothing in `state`, in its own words (Action.already, skip_word)."""
+    if state in action.already:
         return f"already {state}: nothing sent"
-    if name == "resume" and state in ("resuming",):
-        return "already resuming: nothing sent"
     if state == "cancelling":
         return "the print is being cancelled: nothing sent"
-    return f"not {'paused' if name == 'resume' else 'printing'} (printer is {describe(state)}): nothing sent"
+    return f"not {action.skip_word} (printer is {describe(state)}): nothing sent"
 
 
 def describe(state):

@@ -99,9 +99,10 @@ def register(reg):
     reg.register(Action("pause_raw", pause_raw, "the raw pause toggle: pauses or resumes, whichever the state",
                         GROUP, dangerous=True))
     reg.register(Action("pause", pause, "pause, only if printing; safe to repeat (runout sensors)", GROUP,
-                        states=frozenset({"printing", "resuming", "finishing"}), skip_when_not=True))
+                        states=frozenset({"printing", "resuming", "finishing"}), skip_when_not=True,
+                        already=frozenset({"paused", "pausing"}), retries=True))
     reg.register(Action("resume", resume, "resume, only if paused", GROUP, states=frozenset({"paused"}),
-                        skip_when_not=True))
+                        skip_when_not=True, already=frozenset({"resuming"}), skip_word="paused"))
     reg.register(Action("cancel", cancel, "M108, M77, then cancel the print", GROUP, states=ACTIVE,
                         skip_when_not=True, dangerous=True))
     reg.register(Action("xcancel", xcancel, "cancel, keep the temperature targets, then home", GROUP,

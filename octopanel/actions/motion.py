@@ -103,12 +103,12 @@ def register(reg):
                         octoprint_refuses=True,
                         params=(axis("x"), axis("y"), axis("z"),
                                 Param("speed", to_int, None, 1, 20000, "mm/min")),
-                        legacy=jog_legacy, mergeable=True,
+                        legacy=jog_legacy, moves=(("x", "x"), ("y", "y"), ("z", "z")),
                         check=lambda a: None if {"x", "y", "z"} & set(a) else "give at least one of x, y, z"))
     amount = Param("amount", to_fixed, minval="-max_extrude", maxval="max_extrude", help="mm; negative retracts")
     reg.register(Action("ex", extrude, "extrude MM of filament (negative retracts)", GROUP_EX, states=MOTION_OK,
                         params=(amount, Param("speed", to_int, None, 1, 20000, "mm/min"), FORCE),
-                        commands=("ex", "extrude"), mergeable=True,
+                        commands=("ex", "extrude"), moves=(("amount", "e"),),
                         check=lambda a: "amount must not be 0" if a["amount"] == 0 else None))
     reg.register(Action("fex", fex, "extrude MM at SPEED mm/min with raw G-code (default 2000)", GROUP_EX,
                         states=MOTION_OK, params=(amount, Param("speed", to_int, 2000, 1, 20000), FORCE)))

@@ -21,4 +21,5 @@ def mode(ctx, name, value="next"):
 
 def register(reg):
     reg.register(Action("mode", mode, "panel: set mode NAME to next, prev or a value", "Panel",
-                        params=(Param("name", to_str), Param("value", to_str, "next")), cli=False))
+                        params=(Param("name", to_str), Param("value", to_str, "next")), cli=False,
+                        panel_mode=True))

@@ -55,11 +55,17 @@ ACTION_FIELDS = {  # after name, run, help, group: the defaults, and what each m
     "states": ANY,
     "commands": (),  # the 8xxx names (without the 8); default: (name,)
     "skip_when_not": False,  # outside `states`: say "nothing sent" and succeed (pause, resume)
+    "already": frozenset(),  # with skip_when_not: states in which its effect already holds ("already paused")
+    "skip_word": "printing",  # with skip_when_not: what the printer is not, elsewhere ("not printing")
     # OctoPrint itself refuses it (409) outside `states`, atomically, in the request that does it (jog and
     # home: POST /api/printer/printhead). No state is read first; it is read after a 409, to say why.
     "octoprint_refuses": False,
     "legacy": None,  # maps 8control positional words to {param: word}
-    "mergeable": False,  # consecutive calls may be combined, conserving the total (jog, extrude)
+    # (parameter, axis) pairs of per-unit distances (jog: x y z; ex: amount on e). Such calls merge while they
+    # wait, the distances multiplied (conserving the total), and count in the physical jog backlog.
+    "moves": (),
+    "panel_mode": False,  # changes the daemon's own panel mode: answered at once, never queued (mode)
+    "retries": False,  # retried while OctoPrint is unreachable, until pause_deadline_s: a runout pause must land
     "dangerous": False,  # the panel needs a confirming gesture (hold or double), whatever the arguments
     "danger": None,  # danger(args): why these arguments need that gesture (raw G-code, by effect), or None
     "slow": False,  # polls for a long time (alarm, waitend)
@@ -86,6 +92,15 @@ class Action(namedtuple("Action", ["name", "run", "help", "group", *ACTION_FIELD
         ValueError (e.g. G-code that cannot be read) propagates."""
         reason = self.danger(args) if self.danger is not None else None
         return reason or (self.help if self.dangerous else None)
+
+    @property
+    def mergeable(self):
+        """Whether consecutive calls may be combined into one, conserving the total (see `moves`)."""
+        return bool(self.moves)
+
+    def axes_of(self, args):
+        """{axis: signed mm} that a call with these arguments moves; {} for an action that moves nothing."""
+        return {axis: float(args[name]) for name, axis in self.moves if args.get(name) is not None}
 
     @property
     def reads_state_first(self):
