@@ -81,12 +81,12 @@ class Client:
             limit = max_bytes if resp.status_code < 400 else ERROR_MAX_BYTES
             resp._content = read_body(resp, deadline, limit, f"OctoPrint at {self.redact(self.base)}, {what}")
             resp._content_consumed = True  # requests' own flag: .json() and .text now use the body read above
-        except requests.Timeout:
-            raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from None
+        except requests.Timeout as exc:
+            raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
-                raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from None
-            raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from None
+                raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from exc
+            raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from exc
         finally:
             self._deadlines.at = self._deadlines.after_send_s = None
         return resp

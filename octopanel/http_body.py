@@ -1,7 +1,13 @@
 """Reading a reply under one deadline and a size cap, parsing its JSON, and putting failures into words."""
 
+import errno
+import http.client
 import re
+import socket
 import time
+
+import requests
+import urllib3.exceptions as u3
 
 from .errors import ServerError, Unreachable
 
@@ -102,27 +108,40 @@ def error_message(resp):
     return " ".join(text.split())[:300]
 
 
-REASONS = (  # what requests/urllib3 say, in words a person at the printer understands
-    ("Connection refused", "connection refused"),
-    ("Name or service not known", "unknown host name"),
-    ("timed out", "timed out"),
-    ("No route to host", "no route to host"),
-    ("Connection reset", "the connection was reset"),
-    ("Remote end closed", "the server closed the connection"),
-    ("IncompleteRead", "the answer was cut short"),
-    ("BadStatusLine", "the answer was not HTTP"),
-    ("InvalidChunkLength", "the answer was garbled"),
-    ("Connection aborted", "the connection was aborted"),
-    ("Failed to parse", "the URL is not valid"),
-    ("Invalid URL", "the URL is not valid"),
-    ("Max retries exceeded", "no connection could be made"),
+REASONS = (  # (exception types, words), most specific first: judged by type, as urllib3 and the OS raise them
+    ((ConnectionRefusedError,), "connection refused"),
+    ((socket.gaierror, u3.NameResolutionError), "unknown host name"),
+    ((http.client.RemoteDisconnected,), "the server closed the connection"),
+    ((ConnectionResetError,), "the connection was reset"),
+    ((ConnectionAbortedError,), "the connection was aborted"),
+    ((u3.InvalidChunkLength,), "the answer was garbled"),
+    ((http.client.IncompleteRead,), "the answer was cut short"),
+    ((http.client.BadStatusLine, http.client.LineTooLong), "the answer was not HTTP"),
+    ((requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+      u3.LocationParseError, UnicodeError), "the URL is not valid"),
+    ((TimeoutError, requests.Timeout), "timed out"),
 )
 
 
+def causes(exc):
+    """`exc` and every exception inside it: urllib3's `reason`, exception arguments, __cause__, __context__."""
+    found, todo = [], [exc]
+    while todo:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or any(e is f for f in found):
+            continue
+        found.append(e)
+        todo += [getattr(e, "reason", None), *e.args, e.__cause__, e.__context__]
+    return found
+
+
 def short_reason(exc):
-    """A plain-words reason for a network failure, never a Python repr."""
-    text = str(exc)
-    for marker, words in REASONS:
-        if marker in text:
+    """A plain-words reason for a network failure, never a Python repr: decided by the types of its causes,
+    not by their messages (which change between urllib3 releases and OS locales)."""
+    chain = causes(exc)
+    if any(isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) for e in chain):
+        return "no route to host"
+    for types, words in REASONS:
+        if any(isinstance(e, types) for e in chain):
             return words
-    return type(exc).__name__
+    return "no connection could be made"

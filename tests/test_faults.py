@@ -386,6 +386,7 @@ class FaultyOctoPrint(ThreadingHTTPServer):
     def __init__(self):
         self.closing = threading.Event()
         self.faults = Counter()
+        self.faults_lock = threading.Lock()  # handler threads overlap when a client gave up on a slow one
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -418,7 +419,8 @@ class FaultyOctoPrint(ThreadingHTTPServer):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 n = int(body["commands"][0].split()[1])
                 fault = PLAN[n % len(PLAN)]
-                server.faults[fault] += 1
+                with server.faults_lock:
+                    server.faults[fault] += 1
                 getattr(self, "fault_" + fault)()
 
             def fault_ok(self):

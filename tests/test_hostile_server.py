@@ -206,3 +206,30 @@ def test_a_redirected_read_is_not_followed_by_the_client(stub, elsewhere):
     assert info.value.status == 302
     assert elsewhere.requests == []
     client.close()
+
+
+def test_network_failures_are_named_by_the_type_of_their_cause_not_its_text():
+    """requests wraps urllib3 wraps the OS error; the words come from the innermost type, so a message worded
+    otherwise (another urllib3 release, another locale) still reads the same."""
+    import errno
+    import http.client
+
+    import requests
+    import urllib3.exceptions as u3
+
+    from octopanel.http_body import short_reason
+
+    def wrapped(inner):
+        conn = u3.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Verbindung verweigert")
+        conn.__cause__ = inner
+        return requests.ConnectionError(u3.MaxRetryError(None, "/api/version", conn))
+
+    assert short_reason(wrapped(ConnectionRefusedError(errno.ECONNREFUSED, "Verbindung verweigert"))) == \
+        "connection refused"
+    assert short_reason(wrapped(OSError(errno.EHOSTUNREACH, "Keine Route zum Zielrechner"))) == "no route to host"
+    closed = requests.ConnectionError(u3.ProtocolError("Verbindung getrennt", http.client.RemoteDisconnected("x")))
+    assert short_reason(closed) == "the server closed the connection"
+    assert short_reason(requests.ConnectionError(u3.ProtocolError("x", ConnectionResetError(104, "x")))) == \
+        "the connection was reset"
+    assert short_reason(requests.ConnectionError("Connection refused, says the text only")) == \
+        "no connection could be made"  # text alone decides nothing
