@@ -4,12 +4,11 @@ Scripts (a runout sensor, a vision check) and the fast CLI send `pause\\n` or `j
 runs them through the same registry, the same state checks and the same ordered queue as the keypad.
 A client whose line is queued or running is never dropped: under overload a new client is told "busy".
 One daemon per path: a socket somebody answers on is never replaced, and only our own socket is unlinked.
-`{"same_config": {"stamp"|"identity": ...}}` asks whether the daemon serves the asker's settings (fastpath.py
-asks before each command); it is answered at once, `{"ok": true, "same_config": true|false}`, and runs nothing.
+Messages are protocol.py's; a same_config query (fastpath.py asks before each command) is answered here at
+once and runs nothing.
 """
 
 import grp
-import json
 import logging
 import os
 import select
@@ -18,18 +17,14 @@ import socket
 import stat
 import threading
 
+from . import protocol
 from .errors import UsageError
+from .protocol import MAX_LINE, busy
 
 log = logging.getLogger("octopanel.control")
-MAX_LINE = 4096  # an action line is short; anything longer is garbage or an attack
 MAX_CLIENTS = 256  # each waiting 8xxx command holds one; 200 at once must all be answered
 BACKLOG = 512  # connections the kernel holds until the loop accepts them (capped by net.core.somaxconn)
 CLAIM_ATTEMPTS = 3
-
-
-def busy(why):
-    """The reply to a client turned away: nothing of its was run."""
-    return {"ok": False, "busy": True, "error": f"daemon busy: {why}; nothing sent", "exit": 1}
 
 
 class Conn:
@@ -55,7 +50,7 @@ class Conn:
             return not any(mask & (select.POLLHUP | select.POLLERR) for _fd, mask in poller.poll(0))
 
     def reply(self, obj):
-        data = (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode()
+        data = protocol.encode_reply(obj)
         with self.lock:
             self.pending = max(0, self.pending - 1)
             if self.closed:
@@ -70,7 +65,7 @@ class Conn:
 
 
 class ControlServer:
-    """Listens on `path`; hands each complete line to `on_line(line, reply)`; never blocks on a client."""
+    """Listens on `path`; hands each request to `on_line(kind, payload, reply, wanted)`; never blocks on a client."""
 
     def __init__(self, path, on_line, selector, mode=0o660, group=None, settings=None):
         self.path, self.on_line, self.mode, self.group = str(path), on_line, mode, group
@@ -216,7 +211,7 @@ class ControlServer:
             raw, conn.buffer = conn.buffer.split(b"\n", 1)
             self.handle_line(conn, raw)
         if len(conn.buffer) > MAX_LINE:
-            conn.reply({"ok": False, "error": f"line longer than {MAX_LINE} bytes", "exit": 2})
+            conn.reply(protocol.failed(f"line longer than {MAX_LINE} bytes", 2))
             self.close_conn(fd)
             return False
         return True
@@ -230,35 +225,36 @@ class ControlServer:
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
-            conn.reply({"ok": False, "error": "the line is not UTF-8 text", "exit": 2})
+            conn.reply(protocol.failed("the line is not UTF-8 text", 2))
             return
         if len(raw) > MAX_LINE:
-            conn.reply({"ok": False, "error": f"line longer than {MAX_LINE} bytes", "exit": 2})
-            return
-        if line.startswith('{"same_config"'):
-            conn.reply(self.same_config(line))
+            conn.reply(protocol.failed(f"line longer than {MAX_LINE} bytes", 2))
             return
         try:
-            self.on_line(line, conn.reply, conn.wanted)
+            kind, payload = protocol.parse_request(line)
+        except protocol.ProtocolError as exc:
+            conn.reply(protocol.failed(str(exc), 2))
+            return
+        if kind == protocol.SAME_CONFIG:
+            conn.reply(self.same_config(payload))
+            return
+        try:
+            self.on_line(kind, payload, conn.reply, conn.wanted)
         except Exception as exc:  # a bad line must never take the daemon down
             log.exception("control line %r failed", line)
-            conn.reply({"ok": False, "error": f"internal error: {exc}", "exit": 1})
+            conn.reply(protocol.failed(f"internal error: {exc}", 1))
 
-    def same_config(self, line):
+    def same_config(self, query):
         """The answer to a fast CLI asking whether it may hand us its command (see fastpath.same_config)."""
-        try:
-            query = json.loads(line)["same_config"]
-        except (ValueError, KeyError, TypeError, RecursionError):
-            return {"ok": False, "error": "malformed same_config query", "exit": 2}
         if self.settings is None:
-            return {"ok": True, "same_config": False}
+            return protocol.config_answer(False)
         from .configsources import same_as
 
         try:
             same = same_as(self.settings, query)
         except (AttributeError, KeyError, TypeError):  # settings of another shape (a test's fake): not the same
             same = False
-        return {"ok": True, "same_config": same}
+        return protocol.config_answer(same)
 
     def close_conn(self, fd):
         conn = self.conns.pop(fd, None)

@@ -48,7 +48,7 @@ class Daemon:
         if control_path:
             from .control import ControlServer
 
-            self.control = ControlServer(control_path, self.dispatch.line, self.selector, group=control_group,
+            self.control = ControlServer(control_path, self.dispatch.request, self.selector, group=control_group,
                                          settings=ctx.settings)
         self.connected = set()
         self.ended = False

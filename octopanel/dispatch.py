@@ -1,9 +1,9 @@
 """Gestures and control-socket lines → executor jobs, through the keymap and the registry; panel modes."""
 
-import json
 import logging
 import time
 
+from . import protocol
 from .actions.context import invoke
 from .backlog import axes_of
 from .errors import OctopanelError, UsageError
@@ -146,48 +146,42 @@ class Dispatcher:
             self.trace(f"{label} → (nothing bound while {state})")
         return call
 
-    def line(self, text, reply, wanted=None):
-        """A control-socket line: parsed now (errors answered at once), run in order with the panel's jobs.
-
-        A line is an action line (`jog z=1`) or, from the fast CLI, JSON `{"argv": [name, *words]}`.
+    def request(self, kind, payload, reply, wanted=None):
+        """A control-socket request (protocol.parse_request): parsed now (errors answered at once), run in order
+        with the panel's jobs. `kind` "line": an action line (`jog z=1`); ARGV: the fast CLI's [name, *words].
         `wanted()` says whether the client still waits: checked right before sending, so a line whose client
         left is not run."""
-        from_cli = text.startswith("{")
+        from_cli = kind == protocol.ARGV
         try:
             if from_cli:
-                argv = json.loads(text)["argv"]
-                if not (isinstance(argv, list) and argv and all(isinstance(w, str) for w in argv)):
-                    raise ValueError("argv must be a non-empty list of strings")
-                call = self.registry.parse(argv[0], argv[1:], self.ctx.limits)
+                call = self.registry.parse(payload[0], payload[1:], self.ctx.limits)
             else:
-                call = self.registry.parse_line(text, self.ctx.limits)
+                call = self.registry.parse_line(payload, self.ctx.limits)
         except UsageError as exc:
-            reply({"ok": False, "error": str(exc), "exit": 2})
-            return
-        except (ValueError, KeyError, TypeError) as exc:
-            reply({"ok": False, "error": f"malformed request: {exc}", "exit": 2})
+            reply(protocol.failed(str(exc), 2))
             return
         forced = bool(call.args.get("force"))
         if from_cli and (call.action.slow or call.action.local or not call.action.cli or forced):
-            reply({"ok": False, "local": True})  # the CLI runs it itself (--force: a human at a shell)
+            reply(protocol.run_locally())  # the CLI runs it itself (--force: a human at a shell)
             return
         if forced:
-            reply({"ok": False, "error": f"'{call.action.name}': --force is a human's override at a shell; a "
-                   "control-socket line cannot carry it: nothing sent", "exit": 2})
+            reply(protocol.failed(f"'{call.action.name}': --force is a human's override at a shell; a "
+                                  "control-socket line cannot carry it: nothing sent", 2))
             return
         if call.action.local:
-            reply({"ok": False, "error": f"'{call.action.name}' works on the caller's files: run its 8xxx "
-                   "command instead", "exit": 2})
+            reply(protocol.failed(f"'{call.action.name}' works on the caller's files: run its 8xxx command "
+                                  "instead", 2))
             return
         if call.action.slow:
-            reply({"ok": False, "error": f"'{call.action.name}' waits for a long time and would hold up the "
-                   "panel: run it with its 8xxx command instead", "exit": 2})
+            reply(protocol.failed(f"'{call.action.name}' waits for a long time and would hold up the panel: run "
+                                  "it with its 8xxx command instead", 2))
             return
         if call.action.panel_mode:
             reply(self.run_now(call))
             return
         now = self.clock()
         retry = now + self.keymap.settings["pause_deadline_s"] if call.action.retries else None
+        text = protocol.encode_argv(payload).strip() if from_cli else payload  # the line as it came
         self.executor.submit(Job(resolve=lambda state: call, created=now, label=f"socket: {text}",
                                  origin="socket", retry_until=retry, reply=reply,
                                  needs_state=call.action.reads_state_first, max_age_s=SOCKET_MAX_AGE_S,
@@ -197,11 +191,11 @@ class Dispatcher:
         try:
             result = invoke(call, self.ctx)
         except OctopanelError as exc:
-            return {"ok": False, "error": str(exc), "exit": exc.exit_code}
+            return protocol.failed(str(exc), exc.exit_code)
         log.info("%s", result.text)
         self.feedback(FEEDBACK_MODE, result.text)
         self.on_panel_change()
-        return {"ok": True, "sent": False, "message": result.text}
+        return protocol.done(call.action.name, False, result.text)
 
     def refused(self, job, error):
         if job.label != "feedback":

@@ -10,6 +10,7 @@ import time
 from collections import deque
 from dataclasses import replace
 
+from . import protocol
 from .actions.context import Result, invoke
 from .backlog import DEFAULT_SPEEDS, Motion, axes_of, feed_of
 from .errors import OctopanelError, PrinterError, SafetyError, Unreachable
@@ -96,7 +97,7 @@ class Executor:
             if len(self._queue) >= MAX_QUEUE:
                 self.stats.dropped_queue_full += 1
                 log.warning("%s: queue full, dropped", job.label)
-                self._reply(job, {"ok": False, "error": "queue full"})
+                self._reply(job, protocol.failed("queue full; nothing sent", 1))
                 return False
             self._queue.append(job)
             self._cond.notify()
@@ -281,12 +282,10 @@ class Executor:
 
     def _finish(self, job, call, outcome):
         if isinstance(outcome, Result):
-            reply = {"ok": True, "action": call.action.name if call is not None else None, "sent": outcome.sent,
-                     "message": outcome.text}
-            if outcome.data is not None:
-                reply["data"] = outcome.data
+            reply = protocol.done(call.action.name if call is not None else None, outcome.sent, outcome.text,
+                                  outcome.data)
         else:
-            reply = {"ok": False, "error": str(outcome), "exit": getattr(outcome, "exit_code", 1)}
+            reply = protocol.failed(str(outcome), getattr(outcome, "exit_code", 1))
         self._reply(job, reply)
         self.on_done(job, call, outcome)
 

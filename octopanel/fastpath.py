@@ -12,12 +12,7 @@ limits): if not, the command runs in-process, so a stricter personal config is n
 import _socket  # the C module: `import socket` costs ~2.5 ms more, a tenth of this path
 import os
 
-from . import configsources
-
-try:  # json's C half: `import json` pulls in `re` and `enum`, ~5 ms, a third of this path
-    from _json import encode_basestring_ascii, make_scanner
-except ImportError:  # not CPython
-    encode_basestring_ascii = make_scanner = None
+from . import configsources, protocol
 
 SOCKET_ENV = "OCTOPANEL_SOCKET"
 TIMEOUT_ENV = "OCTOPANEL_SOCKET_TIMEOUT"
@@ -51,38 +46,6 @@ def socket_path():
                  if os.path.exists(os.path.join(d, SOCKET_NAME))), None)
 
 
-class _Decoding:
-    """What _json's scanner reads from a JSONDecoder: the defaults of json.loads."""
-
-    strict = True
-    object_hook = object_pairs_hook = None
-    parse_float, parse_int = float, int
-    parse_constant = float  # NaN, Infinity, -Infinity
-    memo = {}
-
-
-def encode_request(words):
-    """The request line json.dumps({"argv": words}) would write, without importing json."""
-    if encode_basestring_ascii is None:
-        import json
-
-        return json.dumps({"argv": words}) + "\n"
-    return '{"argv": [' + ", ".join(map(encode_basestring_ascii, words)) + ']}\n'
-
-
-def encode_value(value):
-    """JSON for the stamp's None, ints, strings, lists and dicts, as json.dumps writes it."""
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return encode_basestring_ascii(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(map(encode_value, value)) + "]"
-    return "{" + ", ".join(f"{encode_value(k)}: {encode_value(v)}" for k, v in value.items()) + "}"
-
-
 def same_config(sock):
     """Whether the daemon serves the caller's own settings, asked before the command is sent: True, False (also
     for an older daemon that does not know the question, or no answer: nothing was sent, so run it in-process),
@@ -106,38 +69,12 @@ def same_config(sock):
 
 def ask(sock, query):
     """The daemon's reply to a same_config query; {} when it gave none."""
-    if encode_basestring_ascii is None or "identity" in query:
-        import json  # the identity's limits are floats, which encode_value does not write
-
-        line = json.dumps({"same_config": query}) + "\n"
-    else:
-        line = '{"same_config": ' + encode_value(query) + "}\n"
-    reply, _problem, _sent = exchange(sock, line.encode())
+    reply, _problem, _sent = exchange(sock, protocol.encode_query(query).encode())
     try:
-        answer = decode_reply(reply) if reply is not None else None
+        answer = protocol.decode(reply) if reply is not None else None
     except ValueError:
         return {}
     return answer if isinstance(answer, dict) else {}
-
-
-def decode_reply(line):
-    """json.loads of one reply line (bytes); ValueError if it is not one JSON value."""
-    text = line.decode("utf-8").strip()
-    if make_scanner is None:
-        import json
-
-        return json.loads(text)
-    try:
-        value, end = make_scanner(_Decoding)(text, 0)
-    except StopIteration:
-        raise ValueError("not JSON") from None
-    except Exception:  # noqa: BLE001  _json reports some errors through json.decoder, not imported here
-        import json
-
-        return json.loads(text)  # raises the ValueError json.loads raises
-    if end != len(text):
-        raise ValueError("extra data after the JSON value")
-    return value
 
 
 def socket_timeout():
@@ -232,11 +169,11 @@ def run(name, words, prog, out, err):
             return 1
         if not verdict:
             return None  # the caller's settings are not the daemon's; nothing of the command was sent
-        line, problem, sent = exchange(sock, encode_request([name, *words]).encode())
+        line, problem, sent = exchange(sock, protocol.encode_argv([name, *words]).encode())
     finally:
         sock.close()
     try:
-        reply = decode_reply(line) if line is not None else None
+        reply = protocol.decode(line) if line is not None else None
     except ValueError:
         reply, problem = None, "a garbled reply"
     if not isinstance(reply, dict):
@@ -251,15 +188,11 @@ def run(name, words, prog, out, err):
         return None  # the daemon says so and ran nothing
     if not reply.get("ok"):
         print(f"{prog}: {reply.get('error')}", file=err)
-        code = reply.get("exit", 1)
-        return code if isinstance(code, int) and not isinstance(code, bool) else 1
+        return protocol.exit_code(reply)
     if want_json:
-        data = reply.get("data")
-        if data is None:  # as Result.as_json, which this stdlib-only path does not import
-            data = {"action": reply.get("action"), "sent": reply.get("sent"), "message": reply.get("message")}
         import json  # only here: its output is indented, which _json's encoder does not do
 
-        print(json.dumps(data, indent=2), file=out)
+        print(json.dumps(protocol.reply_data(reply), indent=2), file=out)
     elif reply.get("message"):
         print(reply["message"], file=out)
     return 0

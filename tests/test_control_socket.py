@@ -281,3 +281,21 @@ def test_a_full_house_of_idle_clients_makes_room_and_the_oldest_is_told_why(daem
         for sock in idle:
             sock.close()
     assert d.close() == 0, d.output()
+
+
+def test_a_json_request_is_read_by_its_content_not_its_first_characters(daemon, printer):
+    """One parser (protocol.parse_request) decides the kind: a same_config query spaced otherwise is still one
+    (before, only a line starting with '{"same_config"' was, and this one ran as a command and failed), and a
+    JSON request with a second, unknown key is refused instead of run with the key ignored."""
+    d = daemon()
+    mark = printer.mark()
+    with d.connect() as sock:
+        sock.sendall(b'{ "same_config" : {"stamp": {"yaml": null, "octocmd": null, "url": null}} }\n'
+                     b'{"argv": ["msg", "two keys"], "then": "rm -rf"}\n' b'{"argv": ["msg", "one key"]}\n')
+        query, two_keys, good = read_replies(sock, 3)
+    assert query["ok"] is True and query["same_config"] in (True, False), query
+    assert two_keys == {"ok": False, "error": 'malformed request: expected {"argv": [...]} or {"same_config": {...}}',
+                        "exit": 2}
+    assert good["ok"] is True and good["message"] == "M117 one key sent"
+    sent = printer.wait_sent(mark, lambda sent: "M117 one key" in sent, timeout=10)
+    assert not [line for line in sent if "two keys" in line]

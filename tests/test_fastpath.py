@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cmdcheck import PRINT_MOVE, failed, sent_by, start_print
 from conftest import BIN, LEAKY_PREFIXES
-from octopanel import fastpath
+from octopanel import protocol
 
 CASES = [
     ("8status",), ("8status", "-q"), ("8status", "--json"), ("8apiver",), ("8getjob",), ("8gettemp", "--json"),
@@ -116,7 +116,7 @@ def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, print
     assert not {"requests", "yaml", "evdev", "octopanel.client", "octopanel.actions"} & imported
     assert not {"re", "json", "enum"} & imported  # ~5 ms of a ~15 ms command (see fastpath.py)
     assert {m for m in imported if m.startswith("octopanel")} == {"octopanel", "octopanel.cli", "octopanel.fastpath",
-                                                                  "octopanel.configsources"}
+                                                                  "octopanel.configsources", "octopanel.protocol"}
 
 
 def test_the_in_process_path_imports_neither_dataclasses_nor_difflib(printer, tmp_path):
@@ -149,14 +149,14 @@ JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 @settings(max_examples=300, deadline=None)
 @given(words=st.lists(st.text(), max_size=6))
 def test_the_request_line_is_what_json_dumps_writes(words):
-    assert fastpath.encode_request(words) == json.dumps({"argv": words}) + "\n"
+    assert protocol.encode_argv(words) == json.dumps({"argv": words}) + "\n"
 
 
 @settings(max_examples=300, deadline=None)
 @given(value=JSON_VALUES)
 def test_a_reply_decodes_as_json_loads_does(value):
     line = json.dumps(value).encode()
-    got, want = fastpath.decode_reply(line), json.loads(line)
+    got, want = protocol.decode(line), json.loads(line)
     assert json.dumps(got) == json.dumps(want)  # NaN != NaN, so compare the dumps
 
 
@@ -167,9 +167,9 @@ def test_a_garbled_reply_raises_value_error_exactly_when_json_loads_does(raw):
         want = json.loads(raw.decode("utf-8").strip())
     except ValueError:
         with pytest.raises(ValueError):
-            fastpath.decode_reply(raw)
+            protocol.decode(raw)
     else:
-        assert json.dumps(fastpath.decode_reply(raw)) == json.dumps(want)
+        assert json.dumps(protocol.decode(raw)) == json.dumps(want)
 
 
 STAMPS = st.fixed_dictionaries({"yaml": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
@@ -181,5 +181,4 @@ STAMPS = st.fixed_dictionaries({"yaml": st.none() | st.lists(st.integers(0, 2**6
 @given(stamp=STAMPS)
 def test_the_same_config_query_is_what_json_dumps_writes(stamp):
     """The daemon parses it with json.loads and compares it with config.load's stamp: it must round-trip."""
-    line = '{"same_config": ' + fastpath.encode_value({"stamp": stamp}) + "}"
-    assert line == json.dumps({"same_config": {"stamp": stamp}})
+    assert protocol.encode_query({"stamp": stamp}) == json.dumps({"same_config": {"stamp": stamp}}) + "\n"

@@ -142,7 +142,7 @@ class Harness:
                         self.dispatch.gesture(gesture)
             else:
                 try:
-                    self.dispatch.line(payload, self.replies.append)
+                    self.dispatch.request("line", payload, self.replies.append)
                 except Exception as exc:  # noqa: BLE001  what control.ControlServer.handle_line does
                     self.replies.append({"ok": False, "error": f"internal error: {exc}", "exit": 1})
         self._tick(engine, float("inf"))

@@ -5,6 +5,7 @@ import re
 import sys
 import time
 
+from .. import protocol
 from ..bounds import show
 from ..errors import Busy, SafetyError, UsageError
 from .registry import ANY
@@ -24,9 +25,7 @@ class Result:
         return f"Result(text={self.text!r}, data={self.data!r}, sent={self.sent!r})"
 
     def as_json(self, action_name):
-        if self.data is not None:
-            return self.data
-        return {"action": action_name, "sent": self.sent, "message": self.text}
+        return protocol.result_data(action_name, self.sent, self.text, self.data)
 
 
 class Context:
