@@ -173,6 +173,8 @@ class ControlServer:
             del self.conns[fd]  # half-closed clients whose last reply went out
         conn = Conn(sock)
         if len(self.conns) >= MAX_CLIENTS:
+            self.read_unread_lines()
+        if len(self.conns) >= MAX_CLIENTS:
             # Make room by closing the oldest client that waits for nothing; one whose line is queued or
             # running keeps its connection. With none idle, the newcomer is told at once.
             idle = next((fd for fd, c in self.conns.items() if not c.pending and not c.eof), None)
@@ -186,6 +188,19 @@ class ControlServer:
         self.conns[sock.fileno()] = conn
         self.selector.register(sock, selectors.EVENT_READ, ("control", sock.fileno()))
         return conn
+
+    def read_unread_lines(self):
+        """Read what the idle clients sent but the loop has not read yet: a client whose line is still in its
+        socket is not idle, and must not be the one closed to make room (it would be told "busy" for a line
+        it had already sent)."""
+        idle = {c.sock.fileno(): fd for fd, c in self.conns.items() if not c.pending and not c.eof and not c.closed}
+        if not idle:
+            return
+        poller = select.poll()
+        for sock_fd in idle:
+            poller.register(sock_fd, select.POLLIN)
+        for sock_fd, _events in poller.poll(0):
+            self.readable(idle[sock_fd])
 
     def readable(self, fd):
         """Read what a client sent; run each complete line. Returns False once the client is gone."""

@@ -299,3 +299,41 @@ def test_a_json_request_is_read_by_its_content_not_its_first_characters(daemon, 
     assert good["ok"] is True and good["message"] == "M117 one key sent"
     sent = printer.wait_sent(mark, lambda sent: "M117 one key" in sent, timeout=10)
     assert not [line for line in sent if "two keys" in line]
+
+
+def test_a_client_whose_line_is_not_read_yet_is_never_the_one_closed_to_make_room(tmp_path):
+    """At the client limit the oldest idle connection makes room for a new one. A client that has sent its line
+    is not idle, even when the loop has not read the line yet: it must not be told "busy" for a line it sent
+    (the loop reads such lines first). Driven by hand, so the unread line is certain."""
+    import selectors
+
+    from octopanel.control import MAX_CLIENTS, ControlServer
+
+    lines = []
+    path = tmp_path / "control.sock"
+    with selectors.DefaultSelector() as selector:
+        server = ControlServer(path, on_line=lambda kind, payload, reply, wanted: lines.append(payload),
+                               selector=selector).open()
+        clients = []
+        try:
+            for _ in range(MAX_CLIENTS):
+                sock = socket.socket(socket.AF_UNIX)
+                sock.connect(str(path))
+                clients.append(sock)
+                assert server.accept() is not None
+            clients[0].sendall(b"msg sent before the crowd\n")  # in its socket; the loop has not read it
+            clients[0].settimeout(0.5)
+            late = socket.socket(socket.AF_UNIX)
+            late.connect(str(path))
+            clients.append(late)
+            assert server.accept() is not None
+            assert lines == ["msg sent before the crowd"]  # read and handed on, not thrown away
+            clients[1].settimeout(5)
+            evicted = json.loads(clients[1].makefile("rb").readline())
+            assert evicted["busy"] is True and "idle connection was closed" in evicted["error"]
+            with pytest.raises(TimeoutError):  # no "busy" for the client whose line was taken
+                clients[0].recv(1)
+        finally:
+            for sock in clients:
+                sock.close()
+            server.close()
