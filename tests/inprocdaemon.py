@@ -29,14 +29,14 @@ class InProcessDaemon:
     `context` goes to the actions' Context (sleep, out, err)."""
 
     def __init__(self, tmp_path, keymap_text, client, devices=no_devices, control_path=None,
-                 keymap_name="keymap.yaml", **context):
+                 keymap_name="keymap.yaml", settings=None, notifier=None, **context):
         path = tmp_path / keymap_name
         path.write_text(keymap_text)
-        settings = config.load(env={})
+        settings = settings if settings is not None else config.load(env={})
         registry = build_registry()
         km = keymap.load(path, registry, settings.limits)
         self.daemon = Daemon(km, path, registry, Context(client=client, settings=settings, **context), devices,
-                             Notifier(env={}), control_path=control_path)
+                             notifier if notifier is not None else Notifier(env={}), control_path=control_path)
         self.thread = threading.Thread(target=self.daemon.run, daemon=True)
 
     def start(self):
