@@ -2,7 +2,7 @@
 
 import yaml
 
-from .errors import ConfigError
+from octopanel.errors import ConfigError
 
 
 class LineDict(dict):

@@ -6,27 +6,27 @@ import stat
 import sys
 from pathlib import Path
 
-from . import bounds, configsources
-from .configsources import CREDENTIAL_NAME, OCTOCMD_FILES
-from .errors import ConfigError
+from octopanel import values as values_mod, settings_sources
+from octopanel.settings_sources import CREDENTIAL_NAME, OCTOCMD_FILES
+from octopanel.errors import ConfigError
 
 # name: (converter, default, minval, maxval, help). Limits are also the bounds of action parameters.
 OPTIONS = {
-    "url": (bounds.to_str, None, None, None, "OctoPrint base URL, may carry a path prefix"),
-    "api_key": (bounds.to_str, None, None, None, "OctoPrint API key (prefer api_key_file)"),
-    "api_key_file": (bounds.to_str, None, None, None, "file holding the API key"),
-    "connect_timeout": (bounds.to_float, 5.0, 0.1, 120.0, "seconds to wait for a connection"),
-    "read_timeout": (bounds.to_float, 10.0, 0.1, 600.0, "seconds to wait for an answer"),
-    "jog_direction": (bounds.to_str, "profile", None, None,
+    "url": (values_mod.to_str, None, None, None, "OctoPrint base URL, may carry a path prefix"),
+    "api_key": (values_mod.to_str, None, None, None, "OctoPrint API key (prefer api_key_file)"),
+    "api_key_file": (values_mod.to_str, None, None, None, "file holding the API key"),
+    "connect_timeout": (values_mod.to_float, 5.0, 0.1, 120.0, "seconds to wait for a connection"),
+    "read_timeout": (values_mod.to_float, 10.0, 0.1, 600.0, "seconds to wait for an answer"),
+    "jog_direction": (values_mod.to_str, "profile", None, None,
                       "profile (follow the printer profile's inverted axes, like the web UI), "
                       "8control (flip every axis, like 8control) or raw"),
-    "max_tool_temp": (bounds.to_float, 285.0, 0.0, 500.0, "highest hotend target accepted (°C)"),
-    "max_bed_temp": (bounds.to_float, 120.0, 0.0, 200.0, "highest bed target accepted (°C)"),
-    "min_extrude_temp": (bounds.to_float, 170.0, 0.0, 400.0, "coldest hotend that may extrude (°C)"),
-    "min_factor": (bounds.to_int, 10, 1, 1000, "lowest speed or flow factor (%)"),
-    "max_factor": (bounds.to_int, 500, 1, 1000, "highest speed or flow factor (%)"),
-    "max_jog": (bounds.to_float, 300.0, 0.1, 2000.0, "longest single jog (mm)"),
-    "max_extrude": (bounds.to_float, 1000.0, 0.1, 5000.0, "longest single extrusion (mm)"),
+    "max_tool_temp": (values_mod.to_float, 285.0, 0.0, 500.0, "highest hotend target accepted (°C)"),
+    "max_bed_temp": (values_mod.to_float, 120.0, 0.0, 200.0, "highest bed target accepted (°C)"),
+    "min_extrude_temp": (values_mod.to_float, 170.0, 0.0, 400.0, "coldest hotend that may extrude (°C)"),
+    "min_factor": (values_mod.to_int, 10, 1, 1000, "lowest speed or flow factor (%)"),
+    "max_factor": (values_mod.to_int, 500, 1, 1000, "highest speed or flow factor (%)"),
+    "max_jog": (values_mod.to_float, 300.0, 0.1, 2000.0, "longest single jog (mm)"),
+    "max_extrude": (values_mod.to_float, 1000.0, 0.1, 5000.0, "longest single extrusion (mm)"),
 }
 JOG_DIRECTIONS = ("profile", "8control", "raw")
 LIMIT_NAMES = ("max_tool_temp", "max_bed_temp", "min_extrude_temp", "min_factor", "max_factor",
@@ -46,7 +46,7 @@ class Settings:
         self.values = {} if values is None else values
         self.sources = {} if sources is None else sources
         self.warnings = [] if warnings is None else warnings
-        # What config.load read the printer and limits from (configsources.caller_stamp's shape).
+        # What settings.load read the printer and limits from (settings_sources.caller_stamp's shape).
         self.stamp = {"yaml": None, "octocmd": None, "url": None}
 
     def __repr__(self):
@@ -77,11 +77,11 @@ class Settings:
 
 
 def user_config_path():
-    return Path(configsources.user_config_path())
+    return Path(settings_sources.user_config_path())
 
 
 def config_candidates():
-    return [Path(p) for p in configsources.config_candidates()]
+    return [Path(p) for p in settings_sources.config_candidates()]
 
 
 def load(flags=None, config_path=None, env=None):
@@ -176,28 +176,28 @@ def read_text_capped(path, limit, what):
 
 
 def read_yaml_config(path, settings):
-    from . import yamlload  # PyYAML costs ~10 ms to import: only when a YAML file is read
+    from octopanel import lineyaml  # PyYAML costs ~10 ms to import: only when a YAML file is read
 
     text, st = read_text_capped(path, MAX_CONFIG_BYTES, "the config file")
-    settings.stamp["yaml"] = configsources.stamp_of(st)
-    data = yamlload.load(text, str(path))
+    settings.stamp["yaml"] = settings_sources.stamp_of(st)
+    data = lineyaml.load(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of settings", str(path), getattr(data, "line", 1))
     values = {}
     for key, raw in data.items():
-        line = yamlload.line_of(data, key)
+        line = lineyaml.line_of(data, key)
         if key == "daemon":
             continue  # the daemon's section is validated by the daemon's own loader
         if key not in OPTIONS:
-            raise ConfigError(f"unknown setting{bounds.suggest(key, OPTIONS)}", str(path), line, str(key))
+            raise ConfigError(f"unknown setting{values_mod.suggest(key, OPTIONS)}", str(path), line, str(key))
         conv, _default, lo, hi, _help = OPTIONS[key]
         try:
             value = conv(raw)
         except ValueError as exc:
             raise ConfigError(str(exc), str(path), line, key) from None
-        problem = bounds.check_range(value, lo, hi) if isinstance(value, (int, float)) else None
+        problem = values_mod.check_range(value, lo, hi) if isinstance(value, (int, float)) else None
         if problem:
             raise ConfigError(problem, str(path), line, key)
         values[key] = value
@@ -217,7 +217,7 @@ def octocmd_layers(settings, files=OCTOCMD_FILES):
         if not path.is_file():
             continue
         text, st = read_text_capped(path, MAX_CONFIG_BYTES, "8control's config file")
-        settings.stamp["octocmd"] = configsources.stamp_of(st)
+        settings.stamp["octocmd"] = settings_sources.stamp_of(st)
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -263,11 +263,11 @@ def mask(secret):
 def write_user_config(values, path=None):
     """Write (merging) octopanel's config file with mode 0600, since it may hold the API key."""
     path = Path(path) if path else (config_candidates()[0])
-    from . import yamlload
+    from octopanel import lineyaml
 
     existing = {}
     if path.is_file():
-        existing = dict(yamlload.load_file(path) or {})
+        existing = dict(lineyaml.load_file(path) or {})
     existing.update(values)
     path.parent.mkdir(parents=True, exist_ok=True)
     import yaml

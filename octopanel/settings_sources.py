@@ -1,7 +1,7 @@
 """Where settings come from (the config file candidates, 8control's files), a stat-only stamp of them, and
 the identity (URL, jog direction, limits) a daemon and a caller compare.
 
-Stdlib `os` only: the fast path (fastpath.py) stamps the caller's sources with it before every command,
+Stdlib `os` only: the fast path (cli/fast.py) stamps the caller's sources with it before every command,
 and config.load stamps what it read, so a daemon can tell whether a caller's settings are its own.
 """
 
@@ -65,7 +65,7 @@ def identity(settings):
 
 
 def same_as(settings, query):
-    """Whether a caller's `{"stamp": ...}` or `{"identity": ...}` (fastpath.same_config) matches these settings."""
+    """Whether a caller's `{"stamp": ...}` or `{"identity": ...}` (cli.fast.same_config) matches these settings."""
     if not isinstance(query, dict):
         return False
     if "stamp" in query:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cmdcheck import PRINT_MOVE, failed, sent_by, start_print
 from conftest import BIN, LEAKY_PREFIXES
-from octopanel import fastpath
+from octopanel.cli import fast as fast_mod
 
 CASES = [
     ("8status",), ("8status", "-q"), ("8status", "--json"), ("8apiver",), ("8getjob",), ("8gettemp", "--json"),
@@ -112,11 +112,11 @@ def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, print
     env.update(HOME=str(home), OCTOPANEL_SOCKET=str(sock), OCTOPRINT_URL=printer.url)
     proc, imported = imports_of([str(BIN / "8status")], env)
     assert proc.returncode == 0 and proc.stdout.startswith("Machine: ")
-    assert "octopanel.fastpath" in imported
-    assert not {"requests", "yaml", "evdev", "octopanel.client", "octopanel.actions"} & imported
-    assert not {"re", "json", "enum"} & imported  # ~5 ms of a ~15 ms command (see fastpath.py)
-    assert {m for m in imported if m.startswith("octopanel")} == {"octopanel", "octopanel.cli", "octopanel.fastpath",
-                                                                  "octopanel.configsources"}
+    assert "octopanel.cli.fast" in imported
+    assert not {"requests", "yaml", "evdev", "octopanel.printers.octoprint.client", "octopanel.actions"} & imported
+    assert not {"re", "json", "enum"} & imported  # ~5 ms of a ~15 ms command (see cli/fast.py)
+    assert {m for m in imported if m.startswith("octopanel")} == {"octopanel", "octopanel.cli", "octopanel.cli.fast",
+                                                                  "octopanel.settings_sources"}
 
 
 def test_the_in_process_path_imports_neither_dataclasses_nor_difflib(printer, tmp_path):
@@ -126,7 +126,7 @@ def test_the_in_process_path_imports_neither_dataclasses_nor_difflib(printer, tm
                OCTOPANEL_NO_DAEMON="1")
     proc, imported = imports_of([str(BIN / "8jog"), "1"], env)
     assert proc.returncode == 0 and proc.stdout == "jogged z=1\n", proc.stderr
-    assert {"requests", "octopanel.client", "octopanel.actions"} <= imported
+    assert {"requests", "octopanel.printers.octoprint.client", "octopanel.actions"} <= imported
     assert not {"dataclasses", "inspect", "difflib"} & imported
 
 
@@ -149,14 +149,14 @@ JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 @settings(max_examples=300, deadline=None)
 @given(words=st.lists(st.text(), max_size=6))
 def test_the_request_line_is_what_json_dumps_writes(words):
-    assert fastpath.encode_request(words) == json.dumps({"argv": words}) + "\n"
+    assert fast_mod.encode_request(words) == json.dumps({"argv": words}) + "\n"
 
 
 @settings(max_examples=300, deadline=None)
 @given(value=JSON_VALUES)
 def test_a_reply_decodes_as_json_loads_does(value):
     line = json.dumps(value).encode()
-    got, want = fastpath.decode_reply(line), json.loads(line)
+    got, want = fast_mod.decode_reply(line), json.loads(line)
     assert json.dumps(got) == json.dumps(want)  # NaN != NaN, so compare the dumps
 
 
@@ -167,9 +167,9 @@ def test_a_garbled_reply_raises_value_error_exactly_when_json_loads_does(raw):
         want = json.loads(raw.decode("utf-8").strip())
     except ValueError:
         with pytest.raises(ValueError):
-            fastpath.decode_reply(raw)
+            fast_mod.decode_reply(raw)
     else:
-        assert json.dumps(fastpath.decode_reply(raw)) == json.dumps(want)
+        assert json.dumps(fast_mod.decode_reply(raw)) == json.dumps(want)
 
 
 STAMPS = st.fixed_dictionaries({"yaml": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
@@ -180,6 +180,6 @@ STAMPS = st.fixed_dictionaries({"yaml": st.none() | st.lists(st.integers(0, 2**6
 @settings(max_examples=300, deadline=None)
 @given(stamp=STAMPS)
 def test_the_same_config_query_is_what_json_dumps_writes(stamp):
-    """The daemon parses it with json.loads and compares it with config.load's stamp: it must round-trip."""
-    line = '{"same_config": ' + fastpath.encode_value({"stamp": stamp}) + "}"
+    """The daemon parses it with json.loads and compares it with settings.load's stamp: it must round-trip."""
+    line = '{"same_config": ' + fast_mod.encode_value({"stamp": stamp}) + "}"
     assert line == json.dumps({"same_config": {"stamp": stamp}})

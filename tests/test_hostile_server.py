@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from octopanel.client import Client
+from octopanel.printers.octoprint.client import Client
 from octopanel.errors import PrinterError, ServerError, Unreachable
 from stubserver import Reply, StubServer, idle_octoprint_routes
 from test_stub_faults import BIN, KEY, assert_clean_failure

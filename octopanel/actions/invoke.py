@@ -5,9 +5,9 @@ import re
 import sys
 import time
 
-from ..bounds import show
-from ..errors import Busy, SafetyError, UsageError
-from .registry import ANY
+from octopanel.values import show
+from octopanel.errors import Busy, SafetyError, UsageError
+from octopanel.actions.registry import ANY
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 

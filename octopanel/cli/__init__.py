@@ -22,15 +22,15 @@ global options: -v, -vv, --json, --url URL, --api-key KEY, --config FILE (octopa
 
 # Commands that are not printer actions; each is a module with main(argv) -> int, imported only when used.
 META = {
-    "demo": ("octopanel.demo", "run a guided tour against a local virtual printer (no printer needed)"),
-    "login": ("octopanel.login", "get an API key from OctoPrint's app-keys workflow and save it"),
-    "run": ("octopanel.panelcli", "run the control panel daemon (keypads, jog wheels, control socket)"),
-    "check": ("octopanel.panelcli", "validate a keymap file"),
-    "devices": ("octopanel.panelcli", "list input devices"),
-    "events": ("octopanel.panelcli", "print input events live as keymap lines"),
-    "record": ("octopanel.panelcli", "record raw input events to a file, for --replay"),
-    "install": ("octopanel.install", "install the systemd service: user, /etc/octopanel, unit, udev rule"),
-    "uninstall": ("octopanel.install", "remove the service (--purge: /etc/octopanel too)"),
+    "demo": ("octopanel.cli.demo", "run a guided tour against a local virtual printer (no printer needed)"),
+    "login": ("octopanel.printers.octoprint.login", "get an API key from OctoPrint's app-keys workflow and save it"),
+    "run": ("octopanel.cli.panel", "run the control panel daemon (keypads, jog wheels, control socket)"),
+    "check": ("octopanel.cli.panel", "validate a keymap file"),
+    "devices": ("octopanel.cli.panel", "list input devices"),
+    "events": ("octopanel.cli.panel", "print input events live as keymap lines"),
+    "record": ("octopanel.cli.panel", "record raw input events to a file, for --replay"),
+    "install": ("octopanel.cli.install", "install the systemd service: user, /etc/octopanel, unit, udev rule"),
+    "uninstall": ("octopanel.cli.install", "remove the service (--purge: /etc/octopanel too)"),
 }
 VALUE_FLAGS = {"--url": "url", "--api-key": "api_key", "--config": "config"}
 # Control characters but newline and tab, DEL and the C1 range (0x9b is a one-byte CSI on some terminals).
@@ -75,7 +75,7 @@ def split_globals(argv):
             key, eq, value = word.partition("=")
             if not eq:
                 if i >= len(argv):
-                    from .errors import UsageError
+                    from octopanel.errors import UsageError
 
                     raise UsageError(f"{key} needs a value")
                 value = argv[i]
@@ -109,7 +109,7 @@ def main(argv=None, prog=None):
         return 0
     except Exception as exc:
         # errors.py is imported only here and on the in-process path: the fast path never needs it.
-        from .errors import OctopanelError
+        from octopanel.errors import OctopanelError
 
         if isinstance(exc, OctopanelError):
             print(f"{prog}: {exc}", file=Escaped(sys.stderr))
@@ -162,7 +162,7 @@ def split_command(argv, prog):
 def run(argv, prog):
     name, rest, meta = split_command(argv, prog)
     if name is None:
-        from .actions import build_registry
+        from octopanel.actions import build_registry
 
         opts, _ = split_globals(argv)
         print(full_help(build_registry()), file=sys.stdout if opts["help"] else sys.stderr)
@@ -170,12 +170,12 @@ def run(argv, prog):
     if meta:
         return meta_main(name, rest)
     if name != "help" and not os.environ.get("OCTOPANEL_NO_DAEMON"):
-        from . import fastpath
+        from octopanel.cli import fast
 
-        code = fastpath.run(name, rest, prog, Escaped(sys.stdout), Escaped(sys.stderr))
+        code = fast.run(name, rest, prog, Escaped(sys.stdout), Escaped(sys.stderr))
         if code is not None:
             return code
-    from .actions import build_registry
+    from octopanel.actions import build_registry
 
     opts, words = split_globals(rest)
     registry = build_registry()
@@ -204,18 +204,18 @@ def find_action(argv):
 
 def run_action(registry, name, words, opts, out, err):
     """Run one action in-process; what it prints goes to `out` and `err` (Escaped streams)."""
-    from . import config
-    from .actions.context import Context, invoke
-    from .errors import UsageError
+    from octopanel import settings as settings_mod
+    from octopanel.actions.invoke import Context, invoke
+    from octopanel.errors import UsageError
 
-    settings = config.load({"url": opts["url"], "api_key": opts["api_key"]}, opts["config"])
-    config.print_warnings(settings, err)
+    settings = settings_mod.load({"url": opts["url"], "api_key": opts["api_key"]}, opts["config"])
+    settings_mod.print_warnings(settings, err)
     call = registry.parse(name, words, settings.limits)  # every usage error is raised before any request
     if not call.action.cli:
         raise UsageError(f"'{call.action.name}' is a panel action: use it in keymap.yaml or on the control socket")
     client = None
     if not call.action.offline:
-        from .client import Client
+        from octopanel.printers.octoprint.client import Client
 
         client = Client.from_settings(settings, opts["verbose"])
     ctx = Context(client=client, settings=settings, tty=sys.stderr.isatty())
@@ -237,7 +237,7 @@ def meta_main(name, argv):
     import importlib
 
     module = importlib.import_module(META[name][0])
-    multi = ("octopanel.panelcli", "octopanel.install")  # modules serving several commands take the name
+    multi = ("octopanel.cli.panel", "octopanel.cli.install")  # modules serving several commands take the name
     return module.main(name, argv) if META[name][0] in multi else module.main(argv)
 
 
@@ -260,7 +260,7 @@ def full_help(registry):
 
 
 def command_help(action):
-    from .actions.registry import ANY, REQUIRED, usage
+    from octopanel.actions.registry import ANY, REQUIRED, usage
 
     lines = [f"usage: {usage(action)}", f"       octopanel {action.name} " + " ".join(
         f"{p.name}=…" for p in action.params), "", action.help]

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from .virtualprinter import VirtualPrinter, VirtualPrinterError
+from octopanel.sandbox.virtualprinter import VirtualPrinter, VirtualPrinterError
 
 
 def connected(vp):
@@ -72,7 +72,7 @@ def run_step(vp, main, words, after):
 
 
 def tour(vp):
-    from .cli import main  # imported late: the demo module must load even while the CLI is broken
+    from octopanel.cli import main  # imported late: the demo module must load even while the CLI is broken
 
     failed = [shlex.join(words) for words, after in TOUR if run_step(vp, main, words, after) != 0]
     if failed:

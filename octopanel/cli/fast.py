@@ -12,7 +12,7 @@ limits): if not, the command runs in-process, so a stricter personal config is n
 import _socket  # the C module: `import socket` costs ~2.5 ms more, a tenth of this path
 import os
 
-from . import configsources
+from octopanel import settings_sources
 
 try:  # json's C half: `import json` pulls in `re` and `enum`, ~5 ms, a third of this path
     from _json import encode_basestring_ascii, make_scanner
@@ -90,15 +90,15 @@ def same_config(sock):
 
     Equal stamps (the same files, unchanged, and the same OCTOPRINT_URL) settle it with a stat() each; else
     the caller's settings are loaded (PyYAML, not requests) and their values compared."""
-    answer = ask(sock, {"stamp": configsources.caller_stamp()})
+    answer = ask(sock, {"stamp": settings_sources.caller_stamp()})
     if answer.get("busy"):
         return answer
     if answer.get("same_config") is not False:
         return answer.get("same_config") is True
     try:
-        from . import config
+        from octopanel import settings
 
-        caller = configsources.identity(config.load())
+        caller = settings_sources.identity(settings.load())
     except Exception:  # noqa: BLE001  a broken config: the in-process path reports it properly
         return False
     return ask(sock, {"identity": caller}).get("same_config") is True

@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import OctopanelError, UsageError
-from .install_checks import SERVICE_USER, check_service_paths
-from .panelcli import parse as parse_args
-from .shipped import shipped_path
+from octopanel.errors import OctopanelError, UsageError
+from octopanel.cli.install_checks import SERVICE_USER, check_service_paths
+from octopanel.cli.panel import parse as parse_args
+from octopanel.datafiles import shipped_path
 
 USER = GROUP = SERVICE_USER
 UNIT = "octopanel.service"
@@ -79,7 +79,7 @@ def interpreter(binary):
 
 def package_dir(prefix):
     """The octopanel package the service imports: this one, unless --prefix names another installation."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     if prefix is None or Path(prefix).resolve() == Path(sys.prefix).resolve():
         return here
     found = sorted(Path(prefix).glob("lib/python3*/site-packages/octopanel"))
@@ -275,7 +275,7 @@ def parse(argv, name):
 
 
 def main(name, argv, sysroot="/"):
-    """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as panelcli serves run/check/...).
+    """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as cli/panel.py serves run/check/...).
 
     `sysroot` is for tests only: neither the command line nor the environment sets it."""
     try:

@@ -6,7 +6,7 @@ import pwd
 import stat
 from pathlib import Path
 
-from .errors import UsageError
+from octopanel.errors import UsageError
 
 SERVICE_USER = "octopanel"  # User= in systemd/octopanel.service; it is in no group that owns these paths
 # ProtectHome=yes in the unit shows the service these as empty or inaccessible: nothing under them runs.

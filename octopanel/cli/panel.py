@@ -7,7 +7,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .errors import OctopanelError, UsageError
+from octopanel.errors import OctopanelError, UsageError
 
 KEYMAP_CANDIDATES = ("/etc/octopanel/keymap.yaml",)
 
@@ -20,14 +20,14 @@ def default_keymap():
     for path in (user, *map(Path, KEYMAP_CANDIDATES)):
         if path.is_file():
             return str(path)
-    from .shipped import shipped_path
+    from octopanel.datafiles import shipped_path
 
     return str(shipped_path("etc/keymap.yaml") or "/etc/octopanel/keymap.yaml")
 
 
 def default_control_path():
-    """The socket in the first of fastpath.runtime_dirs() we may use (/run/octopanel only if writable)."""
-    from .fastpath import SOCKET_NAME, SYSTEM_RUNTIME_DIR, runtime_dirs
+    """The socket in the first of fast.runtime_dirs() we may use (/run/octopanel only if writable)."""
+    from octopanel.cli.fast import SOCKET_NAME, SYSTEM_RUNTIME_DIR, runtime_dirs
 
     base = next((d for d in runtime_dirs() if d != SYSTEM_RUNTIME_DIR or os.access(d, os.W_OK)), None)
     return os.path.join(base, SOCKET_NAME) if base else None
@@ -79,10 +79,11 @@ def setup_logging(verbose):
 
 
 def load_keymap(path, settings=None):
-    from . import config, keymap
-    from .actions import build_registry
+    from octopanel import settings as settings_mod
+    from octopanel.panel import keymap
+    from octopanel.actions import build_registry
 
-    settings = settings or config.load()
+    settings = settings or settings_mod.load()
     registry = build_registry()
     return keymap.load(path, registry, settings.limits), registry, settings
 
@@ -119,21 +120,21 @@ def run(argv):
     parser.add_argument("--config")
     args = parse(parser, argv)
     setup_logging(args.verbose)
-    from . import config
-    from .actions.context import Context
-    from .daemon import Daemon
-    from .notify import Notifier
+    from octopanel import settings as settings_mod
+    from octopanel.actions.invoke import Context
+    from octopanel.daemon.loop import Daemon
+    from octopanel.daemon.notify import Notifier
 
-    settings = config.load({"url": args.url, "api_key": args.api_key}, args.config)
-    config.print_warnings(settings)
+    settings = settings_mod.load({"url": args.url, "api_key": args.api_key}, args.config)
+    settings_mod.print_warnings(settings)
     path = args.keymap or default_keymap()
     km, registry, settings = load_keymap(path, settings)
     if args.dry_run:
-        from .dryrun import DryRunClient
+        from octopanel.printers.dryrun import DryRunClient
 
         client = DryRunClient(args.dry_run_state, settings.min_extrude_temp)
     else:
-        from .client import Client
+        from octopanel.printers.octoprint.client import Client
 
         client = Client.from_settings(settings, max(0, args.verbose - 1))
     ctx = Context(client=client, settings=settings)
@@ -155,7 +156,7 @@ def run(argv):
 
 
 def devices_factory(args):
-    from . import devices
+    from octopanel.input import devices
 
     if args.replay:
         if not os.path.exists(args.replay):
@@ -173,8 +174,8 @@ def devices_factory(args):
 
 def replay_manager(path, speed, live, on_change):
     """A DeviceManager over one recording or FIFO, as if it were a device that is always plugged in."""
-    from . import devices
-    from .discovery import DeviceInfo
+    from octopanel.input import devices
+    from octopanel.input.discovery import DeviceInfo
 
     info = DeviceInfo(path=path, name=os.path.basename(path))
     return devices.DeviceManager([devices.DeviceSpec(path=path)], lister=lambda: [info],
@@ -184,7 +185,7 @@ def replay_manager(path, speed, live, on_change):
 
 def list_devices(argv):
     parse(parser_for("devices", "list input devices: name, vid:pid, phys, by-id path, capabilities"), argv)
-    from .discovery import print_devices
+    from octopanel.input.discovery import print_devices
 
     return print_devices(sys.stdout)
 
@@ -194,9 +195,9 @@ def events(argv):
     parser.add_argument("device", nargs="?", default="*",
                         help="name glob, vid:pid, event node, or a recording or FIFO of raw events (default: all)")
     args = parse(parser, argv)
-    from .devices import DeviceManager, DeviceSpec, EndOfReplay
-    from .discovery import INPUT_DIR
-    from .keynames import key_name
+    from octopanel.input.devices import DeviceManager, DeviceSpec, EndOfReplay
+    from octopanel.input.discovery import INPUT_DIR
+    from octopanel.input.keynames import key_name
 
     ended = []
 
@@ -252,8 +253,8 @@ def record(argv):
     parser.add_argument("device", help="event node path (/dev/input/by-id/...-event-kbd), vid:pid or name glob")
     parser.add_argument("file")
     args = parse(parser, argv)
-    from .devices import find_devices
-    from .replay import record as record_events
+    from octopanel.input.devices import find_devices
+    from octopanel.input.replay import record as record_events
 
     if not os.path.exists(args.device):
         nodes = find_devices(args.device)

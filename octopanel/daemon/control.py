@@ -4,7 +4,7 @@ Scripts (a runout sensor, a vision check) and the fast CLI send `pause\\n` or `j
 runs them through the same registry, the same state checks and the same ordered queue as the keypad.
 A client whose line is queued or running is never dropped: under overload a new client is told "busy".
 One daemon per path: a socket somebody answers on is never replaced, and only our own socket is unlinked.
-`{"same_config": {"stamp"|"identity": ...}}` asks whether the daemon serves the asker's settings (fastpath.py
+`{"same_config": {"stamp"|"identity": ...}}` asks whether the daemon serves the asker's settings (cli/fast.py
 asks before each command); it is answered at once, `{"ok": true, "same_config": true|false}`, and runs nothing.
 """
 
@@ -18,9 +18,9 @@ import socket
 import stat
 import threading
 
-from .errors import UsageError
+from octopanel.errors import UsageError
 
-log = logging.getLogger("octopanel.control")
+log = logging.getLogger("octopanel.daemon.control")
 MAX_LINE = 4096  # an action line is short; anything longer is garbage or an attack
 MAX_CLIENTS = 256  # each waiting 8xxx command holds one; 200 at once must all be answered
 BACKLOG = 512  # connections the kernel holds until the loop accepts them (capped by net.core.somaxconn)
@@ -245,14 +245,14 @@ class ControlServer:
             conn.reply({"ok": False, "error": f"internal error: {exc}", "exit": 1})
 
     def same_config(self, line):
-        """The answer to a fast CLI asking whether it may hand us its command (see fastpath.same_config)."""
+        """The answer to a fast CLI asking whether it may hand us its command (see cli.fast.same_config)."""
         try:
             query = json.loads(line)["same_config"]
         except (ValueError, KeyError, TypeError, RecursionError):
             return {"ok": False, "error": "malformed same_config query", "exit": 2}
         if self.settings is None:
             return {"ok": True, "same_config": False}
-        from .configsources import same_as
+        from octopanel.settings_sources import same_as
 
         try:
             same = same_as(self.settings, query)

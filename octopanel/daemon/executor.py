@@ -1,6 +1,6 @@
 """Runs actions one at a time, in order, on a worker thread: merging, stale-event and state-guard policy.
 
-The daemon's select loop (daemon.py) only ever calls submit()/discard(); every HTTP request happens on
+The daemon's select loop (daemon/loop.py) only ever calls submit()/discard(); every HTTP request happens on
 this module's single worker thread, so a slow or hung OctoPrint never blocks reading input.
 """
 
@@ -10,12 +10,12 @@ import time
 from collections import deque
 from dataclasses import replace
 
-from .actions.context import Result, invoke
-from .backlog import DEFAULT_SPEEDS, Motion, axes_of, feed_of
-from .errors import OctopanelError, PrinterError, SafetyError, Unreachable
-from .jobs import Job, Stats, fit, is_stale, scale, stale_error  # noqa: F401  (Job: dispatch and tests import it here)
+from octopanel.actions.invoke import Result, invoke
+from octopanel.daemon.backlog import DEFAULT_SPEEDS, Motion, axes_of, feed_of
+from octopanel.errors import OctopanelError, PrinterError, SafetyError, Unreachable
+from octopanel.daemon.jobs import Job, Stats, fit, is_stale, scale, stale_error  # noqa: F401  (Job: dispatch and tests import it here)
 
-log = logging.getLogger("octopanel.executor")
+log = logging.getLogger("octopanel.daemon.executor")
 MAX_QUEUE = 256  # far more than a person can press; guards memory if OctoPrint hangs for long
 PAUSE_RETRY_S = 0.5
 STOP_JOIN_S = 1.0  # how long stop() waits for the worker; SIGTERM must end the daemon within 2 s

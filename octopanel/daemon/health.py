@@ -8,7 +8,7 @@ restarts it, with WatchdogSec=) and says so in the log.
 
 import logging
 
-log = logging.getLogger("octopanel.daemon")
+log = logging.getLogger("octopanel.daemon.loop")
 MARGIN_S = 5.0  # slack over the configured timeouts: DNS, TLS set-up, a busy Pi
 # One attempt of a job makes at most this many requests (a state read, the profile, the action's own calls),
 # each of which should end within connect_timeout + read_timeout.

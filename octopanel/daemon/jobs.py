@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
-from .backlog import EPSILON_MM
-from .errors import SafetyError
+from octopanel.daemon.backlog import EPSILON_MM
+from octopanel.errors import SafetyError
 
 SCALED = {"jog": ("x", "y", "z"), "ex": ("amount",)}  # per-unit distances multiplied when jobs merge
 

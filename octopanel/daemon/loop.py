@@ -13,15 +13,15 @@ import signal
 import threading
 import time
 
-from . import keymap as keymap_mod
-from .dispatch import STATE_LEDS, Dispatcher
-from .errors import ConfigError
-from .executor import Executor
-from .gestures import GestureEngine, KeyTiming, RotaryConfig
-from .health import WorkerHealth
-from .replay import EndOfReplay
+from octopanel.panel import keymap as keymap_mod
+from octopanel.panel.router import STATE_LEDS, Dispatcher
+from octopanel.errors import ConfigError
+from octopanel.daemon.executor import Executor
+from octopanel.panel.gestures import GestureEngine, KeyTiming, RotaryConfig
+from octopanel.daemon.health import WorkerHealth
+from octopanel.input.replay import EndOfReplay
 
-log = logging.getLogger("octopanel.daemon")
+log = logging.getLogger("octopanel.daemon.loop")
 NO_TIMING = KeyTiming()
 FINISH_POLL_S = 0.02
 
@@ -46,7 +46,7 @@ class Daemon:
         self.engine = self._new_engine()
         self.control = None
         if control_path:
-            from .control import ControlServer
+            from octopanel.daemon.control import ControlServer
 
             self.control = ControlServer(control_path, self.dispatch.line, self.selector, group=control_group,
                                          settings=ctx.settings)

@@ -3,7 +3,7 @@
 import logging
 import os
 
-log = logging.getLogger("octopanel.notify")
+log = logging.getLogger("octopanel.daemon.notify")
 
 
 class Notifier:

@@ -20,7 +20,7 @@ keeps the first or the last depending on FASTER_GCODE_PARSER), a value such as `
 
 import re
 
-from .bounds import gnum
+from octopanel.values import gnum
 
 STRING_ARG = frozenset({"M16", "M23", "M28", "M30", "M117", "M118", "M928"} | {f"M{n}" for n in range(810, 820)})
 MAX_CODE = 9999  # Marlin keeps the code in a uint16_t: G65564 would wrap to G28

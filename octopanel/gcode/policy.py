@@ -1,14 +1,14 @@
 """Judging raw G-code by its effect: what may go while printing, the rules that always hold, and danger.
 
-Every line is read by gcodeparse (as Marlin reads it) and judged on the parsed Command; what is sent is
+Every line is read by gcode.parse (as Marlin reads it) and judged on the parsed Command; what is sent is
 `Command.line()`, so the printer receives exactly what was judged. Caps and the always-refused commands
 raise UsageError (exit 2); a refusal for the printer's state or a cold hotend raises SafetyError (exit 1).
 `force` (a human at a shell) lifts only those two; caps and protections never lift.
 """
 
-from .errors import SafetyError, UsageError
-from .actions.registry import BUSY_STATES
-from .gcodeparse import GcodeError, parse
+from octopanel.errors import SafetyError, UsageError
+from octopanel.actions.registry import BUSY_STATES
+from octopanel.gcode.parse import GcodeError, parse
 
 # While a print runs, only these may go: none can move the head, extrude, change coordinates or modes,
 # or weaken a protection (their values are bounded below). M112 stops everything, which is always safe.

@@ -7,12 +7,12 @@ import re
 import time
 from dataclasses import dataclass
 
-from . import bounds
-from .discovery import DeviceInfo, group_hint, list_descriptors, list_devices, print_devices  # noqa: F401
-from .errors import ConfigError
-from .hotplug import RESCAN_INTERVAL_S, Hotplug
-from .replay import EndOfReplay, ReplaySource, record  # noqa: F401
-from .sources import Clock, DeviceGone, EvdevSource, Source  # noqa: F401
+from octopanel import values
+from octopanel.input.discovery import DeviceInfo, group_hint, list_descriptors, list_devices, print_devices  # noqa: F401
+from octopanel.errors import ConfigError
+from octopanel.input.hotplug import RESCAN_INTERVAL_S, Hotplug
+from octopanel.input.replay import EndOfReplay, ReplaySource, record  # noqa: F401
+from octopanel.input.evdev_source import Clock, DeviceGone, EvdevSource, Source  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +49,23 @@ class DeviceSpec:
         if isinstance(value, str):
             return cls.parse(value)
         if not isinstance(value, dict):
-            raise ConfigError(f"expected a device name, id, path or a mapping, got {bounds.show(value)}", file, line, path)
+            raise ConfigError(f"expected a device name, id, path or a mapping, got {values.show(value)}", file, line, path)
         fields = {}
         for key, item in value.items():
             where = f"{path}.{key}"
             if key not in SPEC_KEYS:
-                hint = bounds.suggest(key, SPEC_KEYS) or f" (expected one of {', '.join(SPEC_KEYS)})"
+                hint = values.suggest(key, SPEC_KEYS) or f" (expected one of {', '.join(SPEC_KEYS)})"
                 raise ConfigError(f"unknown option '{key}'{hint}", file, line, path)
             if key in ("grab", "shuttle"):
                 if not isinstance(item, bool):
-                    raise ConfigError(f"expected true or false, got {bounds.show(item)}", file, line, where)
+                    raise ConfigError(f"expected true or false, got {values.show(item)}", file, line, where)
                 fields[key] = item
             elif not isinstance(item, str) or not item:
-                raise ConfigError(f"expected a non-empty string, got {bounds.show(item)}", file, line, where)
+                raise ConfigError(f"expected a non-empty string, got {values.show(item)}", file, line, where)
             elif key == "id":
                 match = _ID.fullmatch(item)
                 if not match:
-                    raise ConfigError(f"expected vendor:product in hex like 0b33:0020, got {bounds.show(item)}", file, line,
+                    raise ConfigError(f"expected vendor:product in hex like 0b33:0020, got {values.show(item)}", file, line,
                                       where)
                 fields["vendor"], fields["product"] = int(match.group(1), 16), int(match.group(2), 16)
             else:

@@ -13,7 +13,7 @@ import time
 import evdev
 from evdev import ecodes
 
-from .sources import DeviceGone
+from octopanel.input.evdev_source import DeviceGone
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from typing import Any
 
 from evdev import ecodes
 
-from .keynames import all_key_names, key_code, key_name  # noqa: F401  (re-exported for the keymap)
-from .rotary import ROTARY_SOURCES, SHUTTLE_IDLE_S, Wheels
+from octopanel.input.keynames import all_key_names, key_code, key_name  # noqa: F401  (re-exported for the keymap)
+from octopanel.panel.rotary import ROTARY_SOURCES, SHUTTLE_IDLE_S, Wheels
 
 HOLD_S = 0.8
 DOUBLE_S = 0.35

@@ -5,12 +5,13 @@ import os
 import string
 from dataclasses import dataclass, field
 
-from . import bounds, gestures, yamlload
-from .keymap_schema import (FEEDBACK, LED_CHOICES, SETTINGS, YAML_TRAP, Mode, check_key_name,  # noqa: F401
+from octopanel import values, lineyaml
+from octopanel.panel import gestures
+from octopanel.panel.keymap_checks import (FEEDBACK, LED_CHOICES, SETTINGS, YAML_TRAP, Mode, check_key_name,  # noqa: F401
                             check_keys, expect_mapping, line, load_devices, load_modes, parse_when, typed,
                             typed_section)
-from .actions.registry import ANY
-from .errors import ConfigError, UsageError
+from octopanel.actions.registry import ANY
+from octopanel.errors import ConfigError, UsageError
 
 GESTURES = ("press", "release", "hold", "repeat", "double")
 ROTARY_SOURCES = ("REL_DIAL", "REL_WHEEL", "REL_HWHEEL")
@@ -86,13 +87,13 @@ def load(path, registry, limits):
     if size > MAX_KEYMAP_BYTES:
         raise ConfigError(f"the file is {size / 1e6:.1f} MB, over the {MAX_KEYMAP_BYTES // 2 ** 20} MB a keymap may "
                           "be (a keypad's keymap is a few KB): is this the right file?", str(path))
-    data = yamlload.load_file(path)
+    data = lineyaml.load_file(path)
     return build(data, str(path), registry, limits)
 
 
 def build(data, file, registry, limits):
     if data is None:
-        data = yamlload.LineDict()
+        data = lineyaml.LineDict()
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with keys: " + ", ".join(TOP_KEYS), file, getattr(data, "line", 1))
     check_keys(data, TOP_KEYS, file, "")
@@ -108,17 +109,17 @@ def build(data, file, registry, limits):
     keys = data.get("keys") or {}
     expect_mapping(keys, file, data, "keys")
     for name, spec in keys.items():
-        load_key(km, str(name), spec, yamlload.line_of(keys, name), ctx)
+        load_key(km, str(name), spec, lineyaml.line_of(keys, name), ctx)
     layers = set(km.shifts.values())
     for name in keys:
         layer = str(name).rpartition("+")[0]
         if layer and layer not in layers:
-            raise ConfigError(f"unknown layer '{layer}'{bounds.suggest(layer, layers)}: declare it with a key "
-                              f"bound to {{shift: {layer}}}", file, yamlload.line_of(keys, name), f"keys.{name}")
+            raise ConfigError(f"unknown layer '{layer}'{values.suggest(layer, layers)}: declare it with a key "
+                              f"bound to {{shift: {layer}}}", file, lineyaml.line_of(keys, name), f"keys.{name}")
     rotary = data.get("rotary") or {}
     expect_mapping(rotary, file, data, "rotary")
     for name, spec in rotary.items():
-        load_rotary(km, str(name), spec, yamlload.line_of(rotary, name), ctx)
+        load_rotary(km, str(name), spec, lineyaml.line_of(rotary, name), ctx)
     build_timings(km, keys)
     return km
 
@@ -200,7 +201,7 @@ def load_rotary(km, name, spec, line_no, ctx):
             km.key_pairs[name] = tuple(check_key_name(str(k), file, line(spec, "keys"), f"{path}.keys")
                                        for k in pair)
         elif name not in ROTARY_SOURCES:
-            raise ConfigError(f"unknown rotary source{bounds.suggest(name, ROTARY_SOURCES)}; use one of "
+            raise ConfigError(f"unknown rotary source{values.suggest(name, ROTARY_SOURCES)}; use one of "
                               f"{', '.join(ROTARY_SOURCES)} or give keys: [UP, DOWN]", file, line_no, path)
         if spec.get("shuttle") is not None:
             km.shuttle = typed(spec["shuttle"], FEEDBACK["beep"], file, line(spec, "shuttle"), f"{path}.shuttle")
@@ -215,7 +216,7 @@ def load_rotary(km, name, spec, line_no, ctx):
                                "a rotary detent")
     else:
         if name not in ROTARY_SOURCES:
-            raise ConfigError(f"unknown rotary source{bounds.suggest(name, ROTARY_SOURCES)}", file, line_no, path)
+            raise ConfigError(f"unknown rotary source{values.suggest(name, ROTARY_SOURCES)}", file, line_no, path)
         binding = make_binding(spec, ANY, line_no, path, ctx, {}, "a rotary detent")
     action = ctx[1].get(binding.line.split()[0])
     if not action.mergeable:
@@ -240,7 +241,7 @@ def make_binding(value, when, line_no, path, ctx, options, gesture="press"):
         raise ConfigError(f"bad placeholder: {exc}", file, line_no, path) from None
     for name in names:
         if name not in modes:
-            raise ConfigError(f"unknown mode '{{{name}}}'{bounds.suggest(name, modes)}", file, line_no, path)
+            raise ConfigError(f"unknown mode '{{{name}}}'{values.suggest(name, modes)}", file, line_no, path)
     placeholders = tuple(dict.fromkeys(names))
     combos = itertools.product(*(modes[n].values for n in placeholders)) if placeholders else [()]
     binding = Binding(text, when, line_no, path, options, placeholders)
@@ -262,7 +263,7 @@ def make_binding(value, when, line_no, path, ctx, options, gesture="press"):
 def check_mode_call(call, modes, file, line_no, path):
     name, value = call.args["name"], call.args["value"]
     if name not in modes:
-        raise ConfigError(f"unknown mode '{name}'{bounds.suggest(name, modes)}", file, line_no, path)
+        raise ConfigError(f"unknown mode '{name}'{values.suggest(name, modes)}", file, line_no, path)
     if value not in ("next", "prev") and value not in [str(v) for v in modes[name].values]:
         raise ConfigError(f"mode {name}: '{value}' is not next, prev or one of "
                           f"{', '.join(str(v) for v in modes[name].values)}", file, line_no, path)

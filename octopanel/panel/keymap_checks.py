@@ -3,26 +3,28 @@
 import re
 from dataclasses import dataclass
 
-from . import bounds, gestures, keynames, yamlload
-from .actions.registry import ANY, BUSY_STATES
-from .errors import ConfigError
+from octopanel import values as values_mod, lineyaml
+from octopanel.panel import gestures
+from octopanel.input import keynames
+from octopanel.actions.registry import ANY, BUSY_STATES
+from octopanel.errors import ConfigError
 
 WHEN = {"idle": frozenset({"idle"}), "printing": BUSY_STATES, "paused": frozenset({"paused"}),
         "disconnected": frozenset({"disconnected", "error"}), "any": ANY}
 # name: (converter, default, min, max)
 SETTINGS = {
-    "hold_s": (bounds.to_float, gestures.HOLD_S, 0.1, 10.0),
-    "double_s": (bounds.to_float, gestures.DOUBLE_S, 0.05, 2.0),
-    "repeat_delay_s": (bounds.to_float, gestures.REPEAT_DELAY_S, 0.05, 5.0),
-    "repeat_s": (bounds.to_float, gestures.REPEAT_S, 0.02, 5.0),
-    "stale_s": (bounds.to_float, 2.0, 0.1, 60.0),
-    "pause_deadline_s": (bounds.to_float, 30.0, 1.0, 3600.0),
-    "max_outstanding_mm": (bounds.to_float, 50.0, 0.1, 1000.0),
-    "max_repeat_mm": (bounds.to_float, 100.0, 0.1, 1000.0),  # how far one hold may travel by repeats
-    "shuttle_idle_s": (bounds.to_float, gestures.SHUTTLE_IDLE_S, 0.05, 5.0),
+    "hold_s": (values_mod.to_float, gestures.HOLD_S, 0.1, 10.0),
+    "double_s": (values_mod.to_float, gestures.DOUBLE_S, 0.05, 2.0),
+    "repeat_delay_s": (values_mod.to_float, gestures.REPEAT_DELAY_S, 0.05, 5.0),
+    "repeat_s": (values_mod.to_float, gestures.REPEAT_S, 0.02, 5.0),
+    "stale_s": (values_mod.to_float, 2.0, 0.1, 60.0),
+    "pause_deadline_s": (values_mod.to_float, 30.0, 1.0, 3600.0),
+    "max_outstanding_mm": (values_mod.to_float, 50.0, 0.1, 1000.0),
+    "max_repeat_mm": (values_mod.to_float, 100.0, 0.1, 1000.0),  # how far one hold may travel by repeats
+    "shuttle_idle_s": (values_mod.to_float, gestures.SHUTTLE_IDLE_S, 0.05, 5.0),
 }
-FEEDBACK = {"beep": (bounds.to_bool, False, None, None), "message": (bounds.to_bool, False, None, None),
-            "leds": (bounds.to_str, "mode", None, None)}
+FEEDBACK = {"beep": (values_mod.to_bool, False, None, None), "message": (values_mod.to_bool, False, None, None),
+            "leds": (values_mod.to_str, "mode", None, None)}
 LED_CHOICES = ("off", "mode", "state")
 YAML_TRAP = ("YAML read this as {got!r}: quote it if you meant the text (YAML turns on/off/yes/no into "
              "true/false)")
@@ -61,7 +63,7 @@ def load_modes(section, file):
                 raise ConfigError(problem, file, line(spec, "values"), f"{path}.values")
         default = spec.get("default", values[0])
         if default not in values:
-            raise ConfigError(f"default {bounds.show(default)} is not one of the values", file, line(spec, "default"),
+            raise ConfigError(f"default {values_mod.show(default)} is not one of the values", file, line(spec, "default"),
                               f"{path}.default")
         modes[str(name)] = Mode(values, default)
     return modes
@@ -78,12 +80,12 @@ def mode_value_problem(value):
         return None if value == value and abs(value) != float("inf") else f"expected a finite number, got {value}"
     if isinstance(value, str) and MODE_VALUE.fullmatch(value):
         return None
-    return (f"expected a number or one word (letters, digits, _), got {bounds.show(value)}: a mode value is "
+    return (f"expected a number or one word (letters, digits, _), got {values_mod.show(value)}: a mode value is "
             "put into action lines as it is, so it may not carry spaces or other words")
 
 
 def load_devices(section, file):
-    from .devices import DeviceSpec
+    from octopanel.input.devices import DeviceSpec
 
     if section is None:
         return []
@@ -98,7 +100,7 @@ def check_key_name(key, file, line_no, path):
     try:
         return keynames.canonical(key)
     except KeyError:
-        hint = bounds.suggest(key, keynames.all_key_names())
+        hint = values_mod.suggest(key, keynames.all_key_names())
         raise ConfigError(f"unknown key name '{key}'{hint}", file, line_no, path) from None
 
 
@@ -107,7 +109,7 @@ def parse_when(value, file, line_no, path):
     states = frozenset()
     for word in words:
         if word not in WHEN:
-            raise ConfigError(f"unknown state '{word}'{bounds.suggest(word, WHEN)}; use "
+            raise ConfigError(f"unknown state '{word}'{values_mod.suggest(word, WHEN)}; use "
                               f"{' | '.join(WHEN)}", file, line_no, path)
         states |= WHEN[word]
     return states
@@ -127,7 +129,7 @@ def typed(value, spec, file, line_no, path):
         result = convert(value)
     except ValueError as exc:
         raise ConfigError(str(exc), file, line_no, path) from None
-    problem = bounds.check_range(result, lo, hi) if isinstance(result, (int, float)) else None
+    problem = values_mod.check_range(result, lo, hi) if isinstance(result, (int, float)) else None
     if problem:
         raise ConfigError(problem, file, line_no, path)
     return result
@@ -137,7 +139,7 @@ def check_keys(mapping, allowed, file, path):
     for key in mapping:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
-            raise ConfigError(f"unknown key{bounds.suggest(key, allowed)}", file, line(mapping, key), where)
+            raise ConfigError(f"unknown key{values_mod.suggest(key, allowed)}", file, line(mapping, key), where)
 
 
 def expect_mapping(value, file, parent, path):
@@ -146,4 +148,4 @@ def expect_mapping(value, file, parent, path):
 
 
 def line(mapping, key):
-    return yamlload.line_of(mapping, key) if isinstance(mapping, dict) else None
+    return lineyaml.line_of(mapping, key) if isinstance(mapping, dict) else None

@@ -4,13 +4,13 @@ import json
 import logging
 import time
 
-from .actions.context import invoke
-from .backlog import axes_of
-from .errors import OctopanelError, UsageError
-from .executor import Job
-from .fastpath import TIMEOUT_S
+from octopanel.actions.invoke import invoke
+from octopanel.daemon.backlog import axes_of
+from octopanel.errors import OctopanelError, UsageError
+from octopanel.daemon.executor import Job
+from octopanel.cli.fast import TIMEOUT_S
 
-log = logging.getLogger("octopanel.dispatch")
+log = logging.getLogger("octopanel.panel.router")
 LED_ORDER = ("NUML", "CAPSL", "SCROLLL")
 STATE_LEDS = {"NUML": frozenset({"printing", "pausing", "resuming", "cancelling", "finishing"}),
               "CAPSL": frozenset({"paused"}), "SCROLLL": frozenset({"disconnected", "error"})}

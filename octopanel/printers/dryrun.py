@@ -5,7 +5,7 @@ import sys
 
 import requests
 
-from .client import Client, PrinterState
+from octopanel.printers.octoprint.client import Client, PrinterState
 
 
 class DryRunClient(Client):

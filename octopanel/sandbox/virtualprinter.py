@@ -21,8 +21,8 @@ from pathlib import Path
 
 import requests
 
-from .octoprint_venv import VirtualPrinterError, admin_template, ensure_venv, tail
-from .seriallog import SerialLog
+from octopanel.sandbox.octoprint_venv import VirtualPrinterError, admin_template, ensure_venv, tail
+from octopanel.sandbox.seriallog import SerialLog
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0

@@ -3,7 +3,7 @@
 import re
 import time
 
-from .errors import ServerError, Unreachable
+from octopanel.errors import ServerError, Unreachable
 
 JSON_MAX_BYTES = 8 * 1024 * 1024  # OctoPrint's largest answer, a recursive file list, is well under 1 MB
 ERROR_MAX_BYTES = 64 * 1024  # an error page is shown in 300 characters at most

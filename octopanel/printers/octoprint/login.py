@@ -8,11 +8,11 @@ import sys
 import time
 from urllib.parse import quote
 
-from . import config
-from .client import Client, error_message
-from .errors import KeyRejected, OctopanelError, PrinterError, ServerError
-from .panelcli import parse
-from .urlpath import segment_problem
+from octopanel import settings
+from octopanel.printers.octoprint.client import Client, error_message
+from octopanel.errors import KeyRejected, OctopanelError, PrinterError, ServerError
+from octopanel.cli.panel import parse
+from octopanel.printers.octoprint.urlpath import segment_problem
 
 APP_NAME = "octopanel"
 POLL_S = 1.0
@@ -22,7 +22,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="octopanel login", description=__doc__.splitlines()[0])
     parser.add_argument("url", help="OctoPrint's base URL, e.g. http://octopi.local")
     parser.add_argument("--user", help="OctoPrint user to ask a key for (default: whoever approves)")
-    parser.add_argument("--config", help=f"config file to write (default: {config.config_candidates()[0]})")
+    parser.add_argument("--config", help=f"config file to write (default: {settings.config_candidates()[0]})")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for approval")
     parser.add_argument("-v", action="count", default=0, dest="verbose")
     return parse(parser, argv)
@@ -57,10 +57,10 @@ def obtain_key(client, user=None, timeout=300.0, out=sys.stderr, sleep=time.slee
 def main(argv=None):
     try:
         args = parse_args(argv)
-        url = config.checked_url(args.url, "the URL argument")  # before it is used or saved
+        url = settings.checked_url(args.url, "the URL argument")  # before it is used or saved
         client = Client(url, None, verbose=args.verbose)
         key = obtain_key(client, args.user, args.timeout)
-        path = config.write_user_config({"url": url, "api_key": key}, args.config)
+        path = settings.write_user_config({"url": url, "api_key": key}, args.config)
         print(f"API key saved to {path} (mode 0600). Try: 8status")
         return 0
     except OctopanelError as exc:

@@ -5,7 +5,7 @@ import stat
 import tempfile
 import uuid
 
-from .errors import UsageError
+from octopanel.errors import UsageError
 
 CHUNK = 64 * 1024
 

@@ -2,7 +2,7 @@
 
 from urllib.parse import quote, unquote
 
-from .errors import UsageError
+from octopanel.errors import UsageError
 
 
 def segment_problem(segment):
