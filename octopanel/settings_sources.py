@@ -2,7 +2,7 @@
 the identity (URL, jog direction, limits) a daemon and a caller compare.
 
 Stdlib `os` only: the fast path (cli/fast.py) stamps the caller's sources with it before every command,
-and config.load stamps what it read, so a daemon can tell whether a caller's settings are its own.
+and settings.load stamps what it read, so a daemon can tell whether a caller's settings are its own.
 """
 
 import os
@@ -41,7 +41,7 @@ def stamp_of(st):
 
 
 def caller_stamp(env=None):
-    """The stamp config.load would record for this process: its YAML file, its 8control file, OCTOPRINT_URL.
+    """The stamp settings.load would record for this process: its YAML file, its 8control file, OCTOPRINT_URL.
 
     Only the sources of the printer and the limits count; the API key's (key file, credential) do not."""
     env = os.environ if env is None else env
