@@ -6,7 +6,7 @@ strip a Windows suffix, and would exit through sys.exit, tearing the interpreter
 
 Service files: etc/, systemd/ and udev/ stay at the top of the source tree, where people look for them;
 build_py copies the files `octopanel install` needs into octopanel/_data/ so that a non-editable install has
-them too. An editable install reads them from the source tree instead (octopanel/install.py, data_file).
+them too. An editable install reads them from the source tree instead (octopanel/cli/install.py, data_file).
 """
 
 import os

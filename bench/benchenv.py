@@ -17,9 +17,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))  # octopanel.virtualprinter for the parent, whether or not it is installed
+sys.path.insert(0, str(ROOT))  # octopanel.sandbox.virtualprinter for the parent, whether or not it is installed
 
-from octopanel.octoprint_venv import OCTOPRINT_VERSION, cache_root
+from octopanel.sandbox.octoprint_venv import OCTOPRINT_VERSION, cache_root
 
 LEAKY_PREFIXES = ("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_", "NOTIFY_SOCKET", "WATCHDOG_", "JOURNAL_STREAM")
 STAMP = ".octopanel-source"

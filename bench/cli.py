@@ -20,8 +20,8 @@ import daemon as daemon_bench
 from benchenv import HERE, median, ms
 from idle import IdleDaemon, idle, idle_table, trace_wakeups
 
-FORBIDDEN_ON_FAST_PATH = ("requests", "urllib3", "yaml", "evdev", "asyncio", "systemd", "octopanel.client",
-                          "octopanel.actions", "octopanel.config")
+FORBIDDEN_ON_FAST_PATH = ("requests", "urllib3", "yaml", "evdev", "asyncio", "systemd", "octopanel.printers.octoprint.client",
+                          "octopanel.actions", "octopanel.settings")
 
 
 # -- wall time of the commands ------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def variants(venv, vp, daemon_socket, homes, session):
     status_sh, jog_sh = (lambda s: [str(HERE / "8status.sh")]), (lambda s: [str(HERE / "8jog.sh"), *jog(s)])
     # Like the scripts (cli.script), these leave with os._exit: the interpreter's start, and no teardown.
     no_teardown = "import os; os._exit(0)"
-    fast_imports = f"from octopanel.cli import script; import octopanel.fastpath; {no_teardown}"
+    fast_imports = f"from octopanel.cli import script; import octopanel.cli.fast; {no_teardown}"
     # The least any in-process command can cost with requests (a fixed choice): import it, send one GET.
     requests_floor = (f"import requests; requests.Session().get({vp.url + '/api/connection'!r}, "
                       f"headers={{'X-Api-Key': {vp.api_key!r}}}, timeout=10).json(); {no_teardown}")
@@ -106,7 +106,7 @@ def check_output(key, done):
 
 def wall_times(venv, vp, daemon_socket, runs, seed=2):
     """Median wall time of each variant over `runs` runs, interleaved in a random order each round."""
-    from octopanel.client import environment_session
+    from octopanel.printers.octoprint.client import environment_session
 
     homes = {"empty": benchenv.temp_home(), "octocmd": benchenv.temp_home()}
     (homes["octocmd"] / ".octocmd.conf").write_text(
@@ -249,7 +249,7 @@ def overhead_table(octoprint):
 
 def imports_table(imports):
     lines = [(f"total {imports['total'] * 1e3:.1f} ms for {imports['count']} modules (the median of 7 runs); "
-             f"requests, urllib3, yaml, evdev, asyncio, systemd or octopanel.client/actions/config imported: "
+             f"requests, urllib3, yaml, evdev, asyncio, systemd or octopanel.printers.octoprint.client/actions/settings imported: "
              f"{', '.join(imports['forbidden']) or 'none'}"), "",
              "| top-level import | cumulative (ms) |", "|---|---|"]
     lines += [f"| `{name}` | {t * 1e3:.2f} |" for t, name in imports["top"]]
@@ -307,7 +307,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer runs, shorter idle period")
     args = parser.parse_args(argv)
     venv = benchenv.bench_venv()
-    from octopanel.virtualprinter import VirtualPrinter
+    from octopanel.sandbox.virtualprinter import VirtualPrinter
 
     with VirtualPrinter() as vp:
         vp.connect()

@@ -153,7 +153,7 @@ def trial(kind, recorder, daemon, session, api_key, sign):
 
 def latency(recorder, daemon, api_key, trials, kinds=KINDS, serial_log=None, seed=1):
     """Interleaved trials of each kind; returns {kind: {measure: [seconds]}} (+ "serial" to serial.log)."""
-    from octopanel.client import environment_session
+    from octopanel.printers.octoprint.client import environment_session
 
     rng = random.Random(seed)
     # Set up as the daemon's own session (environment read once, not per request): what is compared is the
@@ -335,7 +335,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     trials = args.trials or (100 if args.quick else 400)
     venv = benchenv.bench_venv()
-    from octopanel.virtualprinter import VirtualPrinter
+    from octopanel.sandbox.virtualprinter import VirtualPrinter
 
     with VirtualPrinter() as vp:
         vp.connect()

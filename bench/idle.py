@@ -15,7 +15,7 @@ from benchenv import ROOT
 # machine has no /dev/input, so DeviceManager is pointed at an empty directory instead.
 PI_LIKE = """\
 import functools, sys
-from octopanel import devices
+from octopanel.input import devices
 devices.DeviceManager = functools.partial(devices.DeviceManager, watch_dir=sys.argv.pop(1))
 from octopanel.cli import main
 sys.exit(main(sys.argv[1:], prog="octopanel"))

@@ -2,7 +2,7 @@
 
 Usage: python bench/jogburst.py [--runs N]. In-process daemon path (dispatcher → executor → client), as a
 press travels in `octopanel run`. The Virtual Printer executes moves at once, so the backlog is the
-executor's model (octopanel/backlog.py: each move's length at its feed rate, one after another); the stop
+executor's model (octopanel/daemon/backlog.py: each move's length at its feed rate, one after another); the stop
 lag is measured: from the last detent until serial.log stops receiving moves.
 """
 
@@ -17,14 +17,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from octopanel import config, keymap  # noqa: E402
+from octopanel import settings as settings_mod  # noqa: E402
+from octopanel.panel import keymap  # noqa: E402
 from octopanel.actions import build_registry  # noqa: E402
-from octopanel.actions.context import Context  # noqa: E402
-from octopanel.client import Client  # noqa: E402
-from octopanel.dispatch import Dispatcher  # noqa: E402
-from octopanel.executor import Executor  # noqa: E402
-from octopanel.gestures import Gesture  # noqa: E402
-from octopanel.virtualprinter import VirtualPrinter  # noqa: E402
+from octopanel.actions.invoke import Context  # noqa: E402
+from octopanel.printers.octoprint.client import Client  # noqa: E402
+from octopanel.panel.router import Dispatcher  # noqa: E402
+from octopanel.daemon.executor import Executor  # noqa: E402
+from octopanel.panel.gestures import Gesture  # noqa: E402
+from octopanel.sandbox.virtualprinter import VirtualPrinter  # noqa: E402
 
 CAP_MM = 20.0
 KEYMAP = """\
@@ -49,7 +50,7 @@ def one_run(vp, workdir, detents, spacing, step):
     path = Path(workdir) / "keymap.yaml"
     path.write_text(KEYMAP % (CAP_MM, step))
     registry = build_registry()
-    settings = config.load(env={})
+    settings = settings_mod.load(env={})
     km = keymap.load(path, registry, settings.limits)
     client = Client(vp.url, vp.api_key)
     ex = Executor(Context(client=client, settings=settings), km.settings["stale_s"], km.settings["max_outstanding_mm"])

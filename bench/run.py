@@ -64,7 +64,7 @@ NOTES = """\
   `Action.reads_state_first`): `8status` is one request (`GET /api/connection`), and so is `8jog`: the
   jog itself, which OctoPrint refuses while printing (see above); the printer profile, for the jog
   direction, is cached by the daemon for 60 s. bash+curl jogs blindly in one request too.
-* **Fast-path imports** (`octopanel.fastpath`, standard library only): `_socket` and `_json`, the C
+* **Fast-path imports** (`octopanel.cli.fast`, standard library only): `_socket` and `_json`, the C
   halves of `socket` and `json`. `import json` would pull in `re` and `enum` (about 5 ms, a third of
   the command), so the request and the reply go through `_json` directly; the installed scripts are
   three lines written by `setup.py` rather than pip's console-script wrapper, which imports `re` too.
@@ -74,7 +74,7 @@ NOTES = """\
   output and leaves with `os._exit`. Python's teardown costs about 1.4 ms even on the fast path, and
   about 15-20 ms once `requests` is imported; a printer command has nothing left to tear down (its
   session is closed, it starts no thread). `octopanel run`, `login`, `demo`, `install`… exit normally.
-* **In-process**: importing `requests` (through `octopanel.client`, about 55 ms) is most of the time;
+* **In-process**: importing `requests` (through `octopanel.printers.octoprint.client`, about 55 ms) is most of the time;
   the *floor* row times `python -c` importing requests and sending one GET, which is what any
   requests-based command costs at least; like the scripts, it leaves with `os._exit` (no teardown), so
   the 8jog target (6 × bash's ~14 ms) lies below this floor whatever octopanel does. PyYAML is
@@ -135,7 +135,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     venv = benchenv.bench_venv()
     info = benchenv.machine()
-    from octopanel.virtualprinter import VirtualPrinter
+    from octopanel.sandbox.virtualprinter import VirtualPrinter
 
     load_start = loadavg()
     with VirtualPrinter() as vp:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from octopanel.virtualprinter import VirtualPrinter
+from octopanel.sandbox.virtualprinter import VirtualPrinter
 
 BIN = Path(sys.executable).parent  # pip puts console scripts beside the interpreter
 RUN_TIMEOUT_S = 60

@@ -8,9 +8,9 @@ import time
 import evdev
 from evdev import ecodes as e
 
-from octopanel.devices import DeviceInfo
-from octopanel.replay import NATIVE_FORMAT
-from octopanel.sources import EvdevSource
+from octopanel.input.devices import DeviceInfo
+from octopanel.input.replay import NATIVE_FORMAT
+from octopanel.input.evdev_source import EvdevSource
 
 
 def raw(sec, usec, type_, code, value, fmt=NATIVE_FORMAT):

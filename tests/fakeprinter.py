@@ -4,7 +4,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from octopanel.client import PrinterState
+from octopanel.printers.octoprint.client import PrinterState
 from octopanel.errors import BadRequest, Busy, NotFound, Unreachable
 
 

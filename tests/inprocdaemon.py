@@ -2,12 +2,13 @@
 
 import threading
 
-from octopanel import config, keymap
+from octopanel import settings as settings_mod
+from octopanel.panel import keymap
 from octopanel.actions import build_registry
-from octopanel.actions.context import Context
-from octopanel.daemon import Daemon
-from octopanel.devices import DeviceManager
-from octopanel.notify import Notifier
+from octopanel.actions.invoke import Context
+from octopanel.daemon.loop import Daemon
+from octopanel.input.devices import DeviceManager
+from octopanel.daemon.notify import Notifier
 
 
 def no_devices(_specs, on_change):
@@ -32,7 +33,7 @@ class InProcessDaemon:
                  keymap_name="keymap.yaml", settings=None, notifier=None, **context):
         path = tmp_path / keymap_name
         path.write_text(keymap_text)
-        settings = settings if settings is not None else config.load(env={})
+        settings = settings if settings is not None else settings_mod.load(env={})
         registry = build_registry()
         km = keymap.load(path, registry, settings.limits)
         self.daemon = Daemon(km, path, registry, Context(client=client, settings=settings, **context), devices,

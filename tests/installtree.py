@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from octopanel import install
+from octopanel.cli import install
 
 
 class Tree:

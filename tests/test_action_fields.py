@@ -5,16 +5,17 @@ import time
 import pytest
 
 from fakeprinter import FakePrinter
-from octopanel import config, keymap
+from octopanel import settings as settings_mod
+from octopanel.panel import keymap
 from octopanel.actions import build_registry
-from octopanel.actions.context import Context
-from octopanel.dispatch import Dispatcher
+from octopanel.actions.invoke import Context
+from octopanel.panel.router import Dispatcher
 from octopanel.errors import ConfigError
-from octopanel.executor import Executor
-from octopanel.gestures import Gesture
+from octopanel.daemon.executor import Executor
+from octopanel.panel.gestures import Gesture
 
 REGISTRY = build_registry()
-SETTINGS = config.load(env={})
+SETTINGS = settings_mod.load(env={})
 QUOTED = """\
 feedback: {beep: false, message: false, leds: "off"}
 modes:

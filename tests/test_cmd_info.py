@@ -258,7 +258,7 @@ def test_url_credentials_are_masked_in_error_messages(run8):
 
 
 def test_a_short_key_is_masked_only_as_a_whole_word():
-    from octopanel.client import Client
+    from octopanel.printers.octoprint.client import Client
 
     short = Client("http://127.0.0.1:9/", "x")
     assert short.redact("exception: key x rejected") == "exception: key *** rejected"

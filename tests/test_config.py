@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from octopanel import config
+from octopanel import settings as settings_mod
 from octopanel.errors import ConfigError
 
 ETC_OCTOCMD = Path("/etc/octocmd.conf")
@@ -54,7 +54,7 @@ def yaml_config(home, text, mode=0o600):
 
 def credential(tmp_path, key="credential-key-0123"):
     directory = tmp_path / "creds"
-    write(directory / config.CREDENTIAL_NAME, key + "\n", 0o400)
+    write(directory / settings_mod.CREDENTIAL_NAME, key + "\n", 0o400)
     return {"CREDENTIALS_DIRECTORY": str(directory)}
 
 
@@ -62,7 +62,7 @@ def credential(tmp_path, key="credential-key-0123"):
 
 
 def test_nothing_configured_gives_defaults_and_a_helpful_error(home):
-    settings = config.load({}, None, env={})
+    settings = settings_mod.load({}, None, env={})
     assert settings.url is None and settings.api_key is None
     assert settings.sources["url"] == "default" and settings.jog_direction == "profile"
     assert settings.warnings == []
@@ -77,23 +77,23 @@ def test_nothing_configured_gives_defaults_and_a_helpful_error(home):
 
 
 def test_only_the_key_missing_names_only_the_key(home):
-    settings = config.load({"url": "http://x"}, None, env={})
+    settings = settings_mod.load({"url": "http://x"}, None, env={})
     with pytest.raises(ConfigError, match="^no OctoPrint api key configured"):
         settings.require_connection()
 
 
 def test_systemd_credential_is_the_lowest_layer(home, tmp_path):
     env = credential(tmp_path)
-    settings = config.load({"url": "http://x"}, None, env=env)
+    settings = settings_mod.load({"url": "http://x"}, None, env=env)
     assert settings.api_key == "credential-key-0123"  # stripped of its newline
-    assert settings.sources["api_key"] == f"systemd credential {tmp_path / 'creds' / config.CREDENTIAL_NAME}"
+    assert settings.sources["api_key"] == f"systemd credential {tmp_path / 'creds' / settings_mod.CREDENTIAL_NAME}"
     octocmd(home, url=None, key="octocmd-key")
-    assert config.load({}, None, env=env).api_key == "octocmd-key"
+    assert settings_mod.load({}, None, env=env).api_key == "octocmd-key"
 
 
 def test_octocmd_conf_in_home(home):
     path = octocmd(home)
-    settings = config.load({}, None, env={})
+    settings = settings_mod.load({}, None, env={})
     assert settings.url == "http://10.0.0.1:5000"  # a bare host:port gets a scheme
     assert settings.api_key == "octocmd-key-0123"
     assert settings.sources["url"] == settings.sources["api_key"] == str(path)
@@ -101,9 +101,9 @@ def test_octocmd_conf_in_home(home):
 
 
 def test_octocmd_layers_reads_home_only_when_etc_is_absent(home):
-    assert config.octocmd_layers(config.Settings()) == []
+    assert settings_mod.octocmd_layers(settings_mod.Settings()) == []
     path = octocmd(home, url="http://a:1", key="k" * 20)
-    assert config.octocmd_layers(config.Settings()) == [(str(path), {"url": "http://a:1", "api_key": "k" * 20})]
+    assert settings_mod.octocmd_layers(settings_mod.Settings()) == [(str(path), {"url": "http://a:1", "api_key": "k" * 20})]
 
 
 def test_octocmd_layers_fall_back_to_the_system_file(home, tmp_path):
@@ -112,17 +112,17 @@ def test_octocmd_layers_fall_back_to_the_system_file(home, tmp_path):
     system.write_text(json.dumps({"OctoPrint_URL": "http://system:80", "OctoAPI_KEY": "s" * 20}))
     system.chmod(0o600)
     files = ("~/.octocmd.conf", str(system))
-    assert config.octocmd_layers(config.Settings(), files) == [(str(system), {"url": "http://system:80",
+    assert settings_mod.octocmd_layers(settings_mod.Settings(), files) == [(str(system), {"url": "http://system:80",
                                                                                "api_key": "s" * 20})]
     path = octocmd(home, url="http://home:1", key=None)
-    assert config.octocmd_layers(config.Settings(), files) == [(str(path), {"url": "http://home:1"})]
-    assert config.OCTOCMD_FILES == ("~/.octocmd.conf", "/etc/octocmd.conf")  # what 8control reads
+    assert settings_mod.octocmd_layers(settings_mod.Settings(), files) == [(str(path), {"url": "http://home:1"})]
+    assert settings_mod.OCTOCMD_FILES == ("~/.octocmd.conf", "/etc/octocmd.conf")  # what 8control reads
 
 
 def test_yaml_overrides_octocmd_key_by_key(home):
     octocmd(home, url="http://octocmd:5000", key="octocmd-key-0123")
     path = yaml_config(home, "url: http://yaml:5000\nmax_tool_temp: 300\n")
-    settings = config.load({}, None, env={})
+    settings = settings_mod.load({}, None, env={})
     assert settings.url == "http://yaml:5000" and settings.sources["url"] == str(path)
     assert settings.api_key == "octocmd-key-0123" and settings.sources["api_key"] == str(home / ".octocmd.conf")
     assert settings.limits["max_tool_temp"] == 300.0
@@ -130,7 +130,7 @@ def test_yaml_overrides_octocmd_key_by_key(home):
 
 def test_environment_overrides_yaml(home):
     yaml_config(home, "url: http://yaml:5000\napi_key: yaml-key-01234567\n")
-    settings = config.load({}, None, env={"OCTOPRINT_URL": "http://env:5000", "OCTOPRINT_API_KEY": "env-key-0123"})
+    settings = settings_mod.load({}, None, env={"OCTOPRINT_URL": "http://env:5000", "OCTOPRINT_API_KEY": "env-key-0123"})
     assert (settings.url, settings.api_key) == ("http://env:5000", "env-key-0123")
     assert settings.sources["url"] == settings.sources["api_key"] == "environment"
 
@@ -139,33 +139,33 @@ def test_flags_override_everything(home, tmp_path):
     octocmd(home)
     yaml_config(home, "url: http://yaml:5000\napi_key: yaml-key-01234567\n")
     env = {"OCTOPRINT_URL": "http://env:5000", "OCTOPRINT_API_KEY": "env-key-0123", **credential(tmp_path)}
-    settings = config.load({"url": "http://flag:5000", "api_key": "flag-key-0123", "config": None}, None, env=env)
+    settings = settings_mod.load({"url": "http://flag:5000", "api_key": "flag-key-0123", "config": None}, None, env=env)
     assert (settings.url, settings.api_key) == ("http://flag:5000", "flag-key-0123")
     assert settings.sources["url"] == settings.sources["api_key"] == "command line"
 
 
 def test_flags_given_as_none_do_not_override(home):
-    settings = config.load({"url": None, "api_key": None}, None, env={"OCTOPRINT_URL": "http://env:1"})
+    settings = settings_mod.load({"url": None, "api_key": None}, None, env={"OCTOPRINT_URL": "http://env:1"})
     assert settings.url == "http://env:1" and settings.sources["url"] == "environment"
 
 
 def test_empty_environment_values_do_not_override(home):
     yaml_config(home, "url: http://yaml:5000\n")
-    assert config.load({}, None, env={"OCTOPRINT_URL": ""}).url == "http://yaml:5000"
+    assert settings_mod.load({}, None, env={"OCTOPRINT_URL": ""}).url == "http://yaml:5000"
 
 
 def test_octopanel_config_env_names_the_file(home, tmp_path, monkeypatch):
     yaml_config(home, "url: http://default-location:1\n")
     other = write(tmp_path / "elsewhere.yaml", "url: http://elsewhere:2\n")
     monkeypatch.setenv("OCTOPANEL_CONFIG", str(other))
-    assert config.load({}, None, env={}).url == "http://elsewhere:2"
+    assert settings_mod.load({}, None, env={}).url == "http://elsewhere:2"
 
 
 def test_config_argument_names_the_file_and_must_exist(home, tmp_path):
     path = write(tmp_path / "given.yaml", "url: http://given:3\n")
-    assert config.load({}, str(path), env={}).sources["url"] == str(path)
+    assert settings_mod.load({}, str(path), env={}).sources["url"] == str(path)
     with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found"):
-        config.load({}, str(tmp_path / "missing.yaml"), env={})
+        settings_mod.load({}, str(tmp_path / "missing.yaml"), env={})
 
 
 # -- validation of the YAML file ------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_config_argument_names_the_file_and_must_exist(home, tmp_path):
 def test_unknown_key_names_file_line_and_a_suggestion(home):
     path = yaml_config(home, "url: http://x\n\nmax_tol_temp: 250\n")
     with pytest.raises(ConfigError) as info:
-        config.load({}, None, env={})
+        settings_mod.load({}, None, env={})
     assert str(info.value) == f"{path}:3: max_tol_temp: unknown setting (did you mean 'max_tool_temp'?)"
     assert (info.value.file, info.value.line, info.value.path) == (str(path), 3, "max_tol_temp")
 
@@ -182,7 +182,7 @@ def test_unknown_key_names_file_line_and_a_suggestion(home):
 def test_unknown_key_without_a_close_match(home):
     path = yaml_config(home, "zzz: 1\n")
     with pytest.raises(ConfigError, match=rf"^{path}:1: zzz: unknown setting$"):
-        config.load({}, None, env={})
+        settings_mod.load({}, None, env={})
 
 
 @pytest.mark.parametrize("text, line, match", [
@@ -197,45 +197,45 @@ def test_unknown_key_without_a_close_match(home):
 def test_bad_values_name_file_and_line(home, text, line, match):
     path = yaml_config(home, text)
     with pytest.raises(ConfigError, match=rf"^{path}:{line}: .*{match}"):
-        config.load({}, None, env={})
+        settings_mod.load({}, None, env={})
 
 
 def test_a_list_at_the_top_is_refused(home):
     path = yaml_config(home, "- url\n")
     with pytest.raises(ConfigError, match=rf"^{path}:1: expected a mapping of settings"):
-        config.load({}, None, env={})
+        settings_mod.load({}, None, env={})
 
 
 def test_an_empty_file_is_fine_and_the_daemon_section_is_left_to_the_daemon(home):
     yaml_config(home, "")
-    assert config.load({}, None, env={}).url is None
+    assert settings_mod.load({}, None, env={}).url is None
     yaml_config(home, "url: http://x:1\ndaemon:\n  anything: goes\n")
-    assert config.load({}, None, env={}).url == "http://x:1"
+    assert settings_mod.load({}, None, env={}).url == "http://x:1"
 
 
 def test_an_empty_value_is_an_error_not_the_text_none(home):
     """`url:` with nothing after it is YAML null; it must not become the URL http://None."""
     path = yaml_config(home, "url:\napi_key: k\n")
     with pytest.raises(ConfigError, match=rf"^{path}:1: url: "):
-        config.load({}, None, env={})
+        settings_mod.load({}, None, env={})
 
 
 def test_jog_direction_is_checked(home):
     path = yaml_config(home, "jog_direction: backwards\n")
     with pytest.raises(ConfigError, match=rf"^{path}: jog_direction must be one of profile, 8control, raw, "
                                           r"got 'backwards'"):
-        config.load({}, None, env={})
+        settings_mod.load({}, None, env={})
     yaml_config(home, "jog_direction: 8control\n")
-    assert config.load({}, None, env={}).jog_direction == "8control"
+    assert settings_mod.load({}, None, env={}).jog_direction == "8control"
 
 
 def test_invalid_octocmd_conf(home):
     write(home / ".octocmd.conf", "{OctoAPI_KEY: oops")
     with pytest.raises(ConfigError, match=r"\.octocmd\.conf: not valid JSON"):
-        config.load({}, None, env={})
+        settings_mod.load({}, None, env={})
     write(home / ".octocmd.conf", "[1, 2]")
     with pytest.raises(ConfigError, match="expected {\"OctoPrint_URL\""):
-        config.load({}, None, env={})
+        settings_mod.load({}, None, env={})
 
 
 # -- keys in files ---------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def test_invalid_octocmd_conf(home):
 def test_api_key_file_relative_to_the_config(home):
     key_file = write(home / ".config" / "octopanel" / "key.txt", "  file-key-0123456\n")
     yaml_config(home, "api_key_file: key.txt\n")
-    settings = config.load({}, None, env={})
+    settings = settings_mod.load({}, None, env={})
     assert settings.api_key == "file-key-0123456"
     assert settings.warnings == []
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -253,56 +253,56 @@ def test_api_key_file_relative_to_the_config(home):
 def test_api_key_file_with_a_tilde_is_in_home(home):
     write(home / ".octoprint-key", "tilde-key-0123456\n")
     yaml_config(home, "api_key_file: ~/.octoprint-key\n")
-    assert config.load({}, None, env={}).api_key == "tilde-key-0123456"
+    assert settings_mod.load({}, None, env={}).api_key == "tilde-key-0123456"
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
 def test_a_readable_key_file_warns(home, mode):
     key_file = write(home / "key.txt", "file-key-0123456\n", mode)
     yaml_config(home, f"api_key_file: {key_file}\n")
-    settings = config.load({}, None, env={})
+    settings = settings_mod.load({}, None, env={})
     assert settings.api_key == "file-key-0123456"
     assert settings.warnings == [f"{key_file} holds the API key and is readable by others; run: chmod 600 {key_file}"]
 
 
 def test_a_readable_yaml_holding_the_key_warns_but_one_without_a_key_does_not(home):
     path = yaml_config(home, "api_key: inline-key-0123\n", mode=0o644)
-    assert [w for w in config.load({}, None, env={}).warnings if str(path) in w]
+    assert [w for w in settings_mod.load({}, None, env={}).warnings if str(path) in w]
     yaml_config(home, "url: http://x\n", mode=0o644)
-    assert config.load({}, None, env={}).warnings == []
+    assert settings_mod.load({}, None, env={}).warnings == []
 
 
 def test_a_readable_octocmd_conf_warns(home):
     path = octocmd(home, mode=0o644)
-    settings = config.load({}, None, env={})
+    settings = settings_mod.load({}, None, env={})
     assert settings.warnings == [f"{path} holds the API key and is readable by others; run: chmod 600 {path}"]
 
 
 def test_an_unreadable_key_file_is_a_config_error(home, tmp_path):
     path = yaml_config(home, f"api_key_file: {tmp_path / 'absent.key'}\n")
     with pytest.raises(ConfigError, match=r"absent\.key: cannot read the API key: No such file"):
-        config.load({}, None, env={})
+        settings_mod.load({}, None, env={})
     assert path.exists()
 
 
 def test_mask_never_shows_a_usable_key():
-    assert config.mask("TESTKEY1234567890") == "TE…90"
-    assert config.mask("short") == "****"
-    assert config.mask(None) == "(none)" and config.mask("") == "(none)"
+    assert settings_mod.mask("TESTKEY1234567890") == "TE…90"
+    assert settings_mod.mask("short") == "****"
+    assert settings_mod.mask(None) == "(none)" and settings_mod.mask("") == "(none)"
 
 
 def test_write_user_config_merges_and_is_private(home):
     path = yaml_config(home, "max_tool_temp: 260\nurl: http://old\n", mode=0o644)
-    written = config.write_user_config({"url": "http://new:5000", "api_key": "new-key-0123456"})
+    written = settings_mod.write_user_config({"url": "http://new:5000", "api_key": "new-key-0123456"})
     assert written == path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    settings = config.load({}, None, env={})
+    settings = settings_mod.load({}, None, env={})
     assert (settings.url, settings.api_key, settings.max_tool_temp) == ("http://new:5000", "new-key-0123456", 260.0)
     assert settings.warnings == []
 
 
 def test_write_user_config_to_a_new_directory(home, tmp_path):
-    path = config.write_user_config({"url": "http://a"}, tmp_path / "deep" / "dir" / "c.yaml")
+    path = settings_mod.write_user_config({"url": "http://a"}, tmp_path / "deep" / "dir" / "c.yaml")
     assert path.read_text() == "url: http://a\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.path.isdir(tmp_path / "deep" / "dir")
@@ -326,7 +326,7 @@ def test_checkcfg_reports_each_layer(run8, printer, tmp_path):
     assert (data["url"], data["sources"]["url"]) == ("http://flag:5000", "command line")
     assert data["sources"]["api_key"] == "environment"
     assert printer.api_key not in proc.stdout + proc.stderr
-    assert data["api_key"] == config.mask(printer.api_key)
+    assert data["api_key"] == settings_mod.mask(printer.api_key)
 
     data, _ = checkcfg(run8)
     assert (data["url"], data["sources"]["url"]) == (printer.url, "environment")
@@ -381,7 +381,7 @@ def test_systemd_credential_end_to_end(run8, printer, tmp_path):
 def test_only_http_and_https_urls_are_accepted(url):
     """A file:// or ftp:// URL is a config error naming the scheme, never the rest (it may hold a password)."""
     with pytest.raises(ConfigError, match=r"url must start with http:// or https://, got '\w+://\.\.\.'") as info:
-        config.load(flags={"url": url}, env={})
+        settings_mod.load(flags={"url": url}, env={})
     assert "secret" not in str(info.value)
 
 

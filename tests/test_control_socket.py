@@ -192,7 +192,7 @@ def test_the_socket_appears_only_once_it_listens_and_replaces_a_stale_one(tmp_pa
     gets 'connection refused' (the daemon used to bind it in place, then chmod, then listen)."""
     import selectors
 
-    from octopanel.control import ControlServer
+    from octopanel.daemon.control import ControlServer
 
     path = tmp_path / "control.sock"
     stale = socket.socket(socket.AF_UNIX)
@@ -233,7 +233,7 @@ def test_the_socket_appears_only_once_it_listens_and_replaces_a_stale_one(tmp_pa
 def test_a_path_that_is_not_a_socket_is_left_alone(tmp_path):
     import selectors
 
-    from octopanel.control import ControlServer
+    from octopanel.daemon.control import ControlServer
     from octopanel.errors import UsageError
 
     path = tmp_path / "control.sock"
@@ -246,7 +246,7 @@ def test_a_path_that_is_not_a_socket_is_left_alone(tmp_path):
 def test_a_live_socket_is_never_replaced_and_only_our_own_is_unlinked(tmp_path):
     import selectors
 
-    from octopanel.control import ControlServer
+    from octopanel.daemon.control import ControlServer
     from octopanel.errors import UsageError
 
     path = tmp_path / "control.sock"
@@ -266,7 +266,7 @@ def test_a_live_socket_is_never_replaced_and_only_our_own_is_unlinked(tmp_path):
 
 
 def test_a_full_house_of_idle_clients_makes_room_and_the_oldest_is_told_why(daemon, printer):
-    from octopanel.control import MAX_CLIENTS
+    from octopanel.daemon.control import MAX_CLIENTS
 
     d = daemon()
     idle = [d.connect() for _ in range(MAX_CLIENTS)]
@@ -307,7 +307,7 @@ def test_a_client_whose_line_is_not_read_yet_is_never_the_one_closed_to_make_roo
     (the loop reads such lines first). Driven by hand, so the unread line is certain."""
     import selectors
 
-    from octopanel.control import MAX_CLIENTS, ControlServer
+    from octopanel.daemon.control import MAX_CLIENTS, ControlServer
 
     lines = []
     path = tmp_path / "control.sock"

@@ -16,8 +16,8 @@ import pytest
 from daemonproc import DaemonProc, wait_for
 from fakeprinter import FakePrinter
 from inprocdaemon import InProcessDaemon
-from octopanel import config
-from octopanel.notify import Notifier
+from octopanel import settings as settings_mod
+from octopanel.daemon.notify import Notifier
 from test_notify import NotifySocket
 
 WATCHDOG_USEC = 400_000  # pings every 0.2 s
@@ -99,7 +99,7 @@ def test_a_hung_worker_shows_as_unreachable_then_stops_the_watchdog(tmp_path, no
     monkeypatch.setenv("NOTIFY_SOCKET", notify.path)  # systemd-python's sd_notify reads it from the process
     notifier = Notifier(env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": str(WATCHDOG_USEC)})
     d = InProcessDaemon(tmp_path, 'keys:\n  KEY_KP5: "msg a"\n', printer, notifier=notifier,
-                        settings=config.load(config_path=str(config_file), env={}))
+                        settings=settings_mod.load(config_path=str(config_file), env={}))
     stuck_at = time.monotonic()
     d.start()
     try:

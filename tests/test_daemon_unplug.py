@@ -6,7 +6,7 @@ import time
 import pytest
 from evdev import ecodes as e
 
-from octopanel import keymap
+from octopanel.panel import keymap
 
 from fakedevices import FakeBus
 from fakeprinter import FakePrinter

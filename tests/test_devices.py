@@ -13,11 +13,11 @@ import evdev
 import pytest
 from evdev import ecodes as e
 
-from octopanel.devices import DeviceInfo, DeviceManager, DeviceSpec
-from octopanel.discovery import format_devices, list_devices
+from octopanel.input.devices import DeviceInfo, DeviceManager, DeviceSpec
+from octopanel.input.discovery import format_devices, list_devices
 from octopanel.errors import ConfigError
-from octopanel.replay import NATIVE_FORMAT, EndOfReplay, ReplaySource, record
-from octopanel.sources import DeviceGone, EvdevSource
+from octopanel.input.replay import NATIVE_FORMAT, EndOfReplay, ReplaySource, record
+from octopanel.input.evdev_source import DeviceGone, EvdevSource
 
 from fakedevices import FakeBus, pipe_device, press_frame, raw  # noqa: F401
 
@@ -513,7 +513,7 @@ def test_listing_describes_a_device():
 
 
 def test_a_replayed_session_gives_the_recorded_gestures(tmp_path):
-    from octopanel.gestures import GestureEngine, KeyTiming
+    from octopanel.panel.gestures import GestureEngine, KeyTiming
 
     frames = [(10.0, e.KEY_KP5, 1), (11.0, e.KEY_KP5, 0), (12.0, e.KEY_KP5, 1), (12.1, e.KEY_KP5, 0)]
     path = str(recording(tmp_path, frames))

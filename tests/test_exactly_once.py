@@ -224,7 +224,7 @@ def test_a_bad_socket_timeout_is_a_usage_error(printer, tmp_path):
 
 def test_clients_beyond_the_limit_are_told_busy_and_waiting_ones_are_never_dropped(daemons, printer, proxy,
                                                                                   tmp_path):
-    from octopanel.control import MAX_CLIENTS
+    from octopanel.daemon.control import MAX_CLIENTS
 
     d = through(daemons, proxy, printer)
     mark = printer.mark()

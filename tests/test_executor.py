@@ -6,15 +6,15 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from octopanel import config
+from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
-from octopanel.actions.context import Context
-from octopanel.executor import Executor, Job
+from octopanel.actions.invoke import Context
+from octopanel.daemon.executor import Executor, Job
 
 from fakeprinter import FakePrinter
 
 REGISTRY = build_registry()
-SETTINGS = config.load(env={})
+SETTINGS = settings_mod.load(env={})
 
 
 def make(printer, **kw):
@@ -153,7 +153,7 @@ def test_detents_are_conserved_exactly_and_respect_the_cap(burst, step, delay, c
 def test_an_octoprint_down_at_start_is_noticed_and_polled_for_until_it_answers():
     """The worker reads the state when it starts (a Pi booting may start us before OctoPrint): unreachable
     then, it polls every RECOVERY_POLL_S with nothing queued, and stops once OctoPrint answers."""
-    from octopanel.executor import RECOVERY_POLL_S
+    from octopanel.daemon.executor import RECOVERY_POLL_S
 
     printer, reads, done = FakePrinter(), [], []
     printer.unreachable = True

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cmdcheck import PRINT_MOVE, failed, sent_by, start_print
 from conftest import BIN, LEAKY_PREFIXES
-from octopanel import protocol
+from octopanel.daemon import protocol
 
 CASES = [
     ("8status",), ("8status", "-q"), ("8status", "--json"), ("8apiver",), ("8getjob",), ("8gettemp", "--json"),
@@ -112,11 +112,12 @@ def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, print
     env.update(HOME=str(home), OCTOPANEL_SOCKET=str(sock), OCTOPRINT_URL=printer.url)
     proc, imported = imports_of([str(BIN / "8status")], env)
     assert proc.returncode == 0 and proc.stdout.startswith("Machine: ")
-    assert "octopanel.fastpath" in imported
-    assert not {"requests", "yaml", "evdev", "octopanel.client", "octopanel.actions"} & imported
-    assert not {"re", "json", "enum"} & imported  # ~5 ms of a ~15 ms command (see fastpath.py)
-    assert {m for m in imported if m.startswith("octopanel")} == {"octopanel", "octopanel.cli", "octopanel.fastpath",
-                                                                  "octopanel.configsources", "octopanel.protocol"}
+    assert "octopanel.cli.fast" in imported
+    assert not {"requests", "yaml", "evdev", "octopanel.printers.octoprint.client", "octopanel.actions"} & imported
+    assert not {"re", "json", "enum"} & imported  # ~5 ms of a ~15 ms command (see cli/fast.py)
+    assert {m for m in imported if m.startswith("octopanel")} == {"octopanel", "octopanel.cli", "octopanel.cli.fast",
+                                                                  "octopanel.settings_sources", "octopanel.daemon",
+                                                                  "octopanel.daemon.protocol"}
 
 
 def test_the_in_process_path_imports_neither_dataclasses_nor_difflib(printer, tmp_path):
@@ -126,7 +127,7 @@ def test_the_in_process_path_imports_neither_dataclasses_nor_difflib(printer, tm
                OCTOPANEL_NO_DAEMON="1")
     proc, imported = imports_of([str(BIN / "8jog"), "1"], env)
     assert proc.returncode == 0 and proc.stdout == "jogged z=1\n", proc.stderr
-    assert {"requests", "octopanel.client", "octopanel.actions"} <= imported
+    assert {"requests", "octopanel.printers.octoprint.client", "octopanel.actions"} <= imported
     assert not {"dataclasses", "inspect", "difflib"} & imported
 
 
@@ -180,5 +181,5 @@ STAMPS = st.fixed_dictionaries({"yaml": st.none() | st.lists(st.integers(0, 2**6
 @settings(max_examples=300, deadline=None)
 @given(stamp=STAMPS)
 def test_the_same_config_query_is_what_json_dumps_writes(stamp):
-    """The daemon parses it with json.loads and compares it with config.load's stamp: it must round-trip."""
+    """The daemon parses it with json.loads and compares it with settings.load's stamp: it must round-trip."""
     assert protocol.encode_query({"stamp": stamp}) == json.dumps({"same_config": {"stamp": stamp}}) + "\n"

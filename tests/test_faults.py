@@ -30,15 +30,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from evdev import ecodes as e
 
-from octopanel import config, keymap
+from octopanel import settings as settings_mod
+from octopanel.panel import keymap
 from octopanel.actions import build_registry
-from octopanel.actions.context import Context
-from octopanel.client import Client
-from octopanel.dispatch import Dispatcher
-from octopanel.executor import Executor
-from octopanel.gestures import Gesture
-from octopanel.octoprint_venv import ensure_venv
-from octopanel.virtualprinter import VirtualPrinter, _die_with_parent
+from octopanel.actions.invoke import Context
+from octopanel.printers.octoprint.client import Client
+from octopanel.panel.router import Dispatcher
+from octopanel.daemon.executor import Executor
+from octopanel.panel.gestures import Gesture
+from octopanel.sandbox.octoprint_venv import ensure_venv
+from octopanel.sandbox.virtualprinter import VirtualPrinter, _die_with_parent
 
 from conftest import BIN, LEAKY_PREFIXES
 from daemonproc import DaemonProc
@@ -202,7 +203,7 @@ def test_stale_presses_never_ride_along_with_a_fresh_one(tmp_path):
     and so carry the stale units along (they would move the head by 3 mm for one press of 1 mm)."""
     printer = FakeOctoPrint(state="idle", hotend=210)
     now = [1000.0]
-    settings = config.load(env={})
+    settings = settings_mod.load(env={})
     registry = build_registry()
     path = tmp_path / "keymap.yaml"
     path.write_text(KILL_KEYMAP)

@@ -38,18 +38,19 @@ from evdev import ecodes as e
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from octopanel import bounds, cli, config, keymap
+from octopanel import values, cli, settings as settings_mod
+from octopanel.panel import keymap
 from octopanel.actions import build_registry
-from octopanel.actions.context import Context
+from octopanel.actions.invoke import Context
 from octopanel.actions.registry import REQUIRED, resolve_limit
-from octopanel.control import MAX_LINE
-from octopanel.daemon import Daemon
-from octopanel.devices import DeviceInfo, DeviceManager, DeviceSpec
-from octopanel.dryrun import DryRunClient
+from octopanel.daemon.control import MAX_LINE
+from octopanel.daemon.loop import Daemon
+from octopanel.input.devices import DeviceInfo, DeviceManager, DeviceSpec
+from octopanel.printers.dryrun import DryRunClient
 from octopanel.errors import ConfigError
-from octopanel.keynames import key_code
-from octopanel.notify import Notifier
-from octopanel.replay import ReplaySource
+from octopanel.input.keynames import key_code
+from octopanel.daemon.notify import Notifier
+from octopanel.input.replay import ReplaySource
 
 from conftest import BIN, LEAKY_PREFIXES
 from fakeprinter import FakeOctoPrint
@@ -58,7 +59,7 @@ from stubserver import StubServer, idle_octoprint_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = build_registry()
-LIMITS = config.load(env={}).limits
+LIMITS = settings_mod.load(env={}).limits
 SHIPPED = [ROOT / "etc" / "keymap.yaml", *sorted((ROOT / "etc" / "examples").glob("*.yaml"))]
 FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
                                                                       HealthCheck.function_scoped_fixture])
@@ -217,7 +218,7 @@ def test_deep_nesting_and_small_anchors_are_handled(workdir):
 
 
 def test_an_integer_too_big_for_a_float_is_a_config_error(workdir):
-    """`hold_s: 1000…0` (400 digits): float() raises OverflowError, which bounds.to_float does not catch."""
+    """`hold_s: 1000…0` (400 digits): float() raises OverflowError, which values.to_float does not catch."""
     check_keymap(workdir / "huge.yaml", b"settings:\n  hold_s: 1" + b"0" * 400 + b"\n")
 
 
@@ -227,7 +228,7 @@ def test_an_impossible_date_is_a_config_error(workdir):
 
 
 def test_an_integer_past_pythons_digit_limit_is_a_config_error(workdir):
-    """5000 digits: PyYAML's int() raises ValueError (Python's 4300-digit limit), which yamlload does not catch."""
+    """5000 digits: PyYAML's int() raises ValueError (Python's 4300-digit limit), which lineyaml does not catch."""
     check_keymap(workdir / "digits.yaml", b"settings:\n  hold_s: 1" + b"0" * 5000 + b"\n")
 
 
@@ -341,7 +342,7 @@ def replay_keymap(workdir):
 def replay_in_process(path, keymap_path, km):
     """`octopanel run --replay path --dry-run --speed 0`, in this process; returns (exit code, dry-run output)."""
     out = io.StringIO()
-    ctx = Context(client=DryRunClient("idle", 210.0, out=out), settings=config.load(env={}), out=out, err=out)
+    ctx = Context(client=DryRunClient("idle", 210.0, out=out), settings=settings_mod.load(env={}), out=out, err=out)
     info = DeviceInfo(path=str(path), name="fuzz")
 
     def devices(_specs, on_change):
@@ -574,7 +575,7 @@ def test_a_line_that_waits_for_heat_does_not_hold_up_the_panel(tmp_path):
 # -- CLI arguments -------------------------------------------------------------------------------------
 
 NUMERIC = [(action, param) for action in REGISTRY if action.cli for param in action.params
-           if param.minval is not None or param.maxval is not None or param.convert in (bounds.to_float, bounds.to_int)]
+           if param.minval is not None or param.maxval is not None or param.convert in (values.to_float, values.to_int)]
 
 
 def valid_words(action, skip):
@@ -583,7 +584,7 @@ def valid_words(action, skip):
     for param in action.params:
         if param.name == skip or param.default is not REQUIRED:
             continue
-        if param.convert in (bounds.to_float, bounds.to_int) or param.minval is not None:
+        if param.convert in (values.to_float, values.to_int) or param.minval is not None:
             low = resolve_limit(param.minval, LIMITS)
             words.append(f"{param.name}={1 if low is None or low <= 1 else int(low) + 1}")
         else:
@@ -596,10 +597,10 @@ def bad_argument(draw):
     action, param = draw(st.sampled_from(NUMERIC))
     low, high = resolve_limit(param.minval, LIMITS), resolve_limit(param.maxval, LIMITS)
     choices = [st.sampled_from(["nan", "inf", "-inf", "abc", "", "1e999", "-1e999", "0x1F", "1,5", "None", "[]",
-                                "1 2", "--", "true" if param.convert is not bounds.to_float else "ten"])]
-    whole = param.convert is bounds.to_int or param.name in ("speed", "ms", "hz", "num", "angle", "percent")
+                                "1 2", "--", "true" if param.convert is not values.to_float else "ten"])]
+    whole = param.convert is values.to_int or param.name in ("speed", "ms", "hz", "num", "angle", "percent")
     if low is not None:
-        # .filter: a distance or temperature is rounded to the 0.001 it is sent as (bounds.to_fixed), so
+        # .filter: a distance or temperature is rounded to the 0.001 it is sent as (values.to_fixed), so
         # 300.00000000000006 is a valid 300; the bad values are those that are still out of range rounded.
         below = (st.integers(-10 ** 6, math.ceil(low) - 1) if whole else
                  st.floats(-1e6, low, exclude_max=True).filter(lambda v: round(v, 3) < low))

@@ -2,8 +2,8 @@
 
 import pytest
 
-from octopanel.gcodeparse import GcodeError, parse
-from octopanel.gcodepolicy import dangerous
+from octopanel.gcode.parse import GcodeError, parse
+from octopanel.gcode.policy import dangerous
 
 
 @pytest.mark.parametrize("line, code, words", [

@@ -4,7 +4,7 @@ judged as their structure says in every printer state; nothing unsafe is ever le
 The lines are built from a structure (code, words, text) and then spelled: spaces around letters and
 numbers, case, leading zeros, N line numbers, checksums, `;` and `( )` comments, `+` signs, leading and
 trailing dots, words run together. The oracle judges the structure, never the text, so it is independent
-of gcodeparse: it models the issue's rules (allow list while busy, cold extrusion, caps, protections).
+of gcode.parse: it models the issue's rules (allow list while busy, cold extrusion, caps, protections).
 Then 20 drawn lines run through `8g` against the real OctoPrint during a print, checked in serial.log.
 """
 
@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 from cmdcheck import PRINT_MOVE, sent_by, start_print
 from conftest import BIN, _run
-from octopanel import config, gcodepolicy
+from octopanel import settings as settings_mod
+from octopanel.gcode import policy
 from octopanel.actions.registry import STATES
 from octopanel.errors import SafetyError, UsageError
 
-LIMITS = config.load(env={}).limits
+LIMITS = settings_mod.load(env={}).limits
 PROPERTY_EXAMPLES = 2000  # ~10 s; the count goes into the issue's closing note
 REAL_EXAMPLES = 20
 
@@ -188,7 +189,7 @@ def test_the_policy_judges_every_spelling_as_its_structure_says(batch, seed, sta
         return hotend
 
     try:
-        sent = gcodepolicy.check(lines, LIMITS, read_state, read_hotend, force)
+        sent = policy.check(lines, LIMITS, read_state, read_hotend, force)
     except (UsageError, SafetyError) as exc:
         kinds = {kind for kind, _reason in broken}
         assert broken, f"{lines} refused for no rule: {exc}"  # every spelling is readable

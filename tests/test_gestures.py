@@ -6,7 +6,7 @@ from evdev import ecodes as e
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from octopanel.gestures import (
+from octopanel.panel.gestures import (
     LATENCY_S,
     Gesture,
     GestureEngine,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from octopanel.client import Client
+from octopanel.printers.octoprint.client import Client
 from octopanel.errors import PrinterError, ServerError, Unreachable
 from stubserver import Reply, StubServer, idle_octoprint_routes
 from test_stub_faults import BIN, KEY, assert_clean_failure
@@ -217,7 +217,7 @@ def test_network_failures_are_named_by_the_type_of_their_cause_not_its_text():
     import requests
     import urllib3.exceptions as u3
 
-    from octopanel.http_body import short_reason
+    from octopanel.printers.octoprint.http_body import short_reason
 
     def wrapped(inner):
         conn = u3.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Verbindung verweigert")

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import BIN, LEAKY_PREFIXES
 from installtree import Tree
-from octopanel import install as installer
+from octopanel.cli import install as installer
 
 ROOT = Path(__file__).resolve().parent.parent
 # Path under DESTDIR -> (mode, shipped file it copies; None for the rendered unit).
@@ -183,7 +183,7 @@ def test_the_wheel_carries_the_service_files(tmp_path):
     assert out.returncode == 0, out.stderr
     for rel in ("etc/config.yaml", "etc/keymap.yaml", "systemd/octopanel.service", "udev/70-octopanel.rules"):
         assert (build / "octopanel/_data" / rel).read_bytes() == (ROOT / rel).read_bytes(), rel
-    probe = ("import octopanel, octopanel.install as i; print(octopanel.__file__); "
+    probe = ("import octopanel, octopanel.cli.install as i; print(octopanel.__file__); "
              "print(len(i.data_file('udev/70-octopanel.rules')))")
     env = {**os.environ, "PYTHONPATH": str(build)}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path,

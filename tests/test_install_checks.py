@@ -10,7 +10,7 @@ import pytest
 from conftest import LEAKY_PREFIXES
 from installtree import Tree
 from octopanel.errors import UsageError
-from octopanel.install_checks import check_service_paths
+from octopanel.cli.install_checks import check_service_paths
 
 RECIPE = ("  sudo python3 -m venv /opt/octopanel && sudo /opt/octopanel/bin/pip install .\n"
           "  sudo /opt/octopanel/bin/octopanel install\n")

@@ -4,16 +4,17 @@ import re
 import time
 from decimal import Decimal
 
-from octopanel import config, keymap
+from octopanel import settings
+from octopanel.panel import keymap
 from octopanel.actions import build_registry
-from octopanel.actions.context import Context
-from octopanel.client import Client
-from octopanel.dispatch import Dispatcher
-from octopanel.executor import Executor
-from octopanel.gestures import Gesture
+from octopanel.actions.invoke import Context
+from octopanel.printers.octoprint.client import Client
+from octopanel.panel.router import Dispatcher
+from octopanel.daemon.executor import Executor
+from octopanel.panel.gestures import Gesture
 
 REGISTRY = build_registry()
-SETTINGS = config.load(env={})
+SETTINGS = settings.load(env={})
 KEYMAP = """\
 feedback: {beep: false, message: false, leds: "off"}
 settings: {max_outstanding_mm: 20, stale_s: 10}

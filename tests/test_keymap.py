@@ -4,13 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from octopanel import config, keymap
+from octopanel import settings
+from octopanel.panel import keymap
 from octopanel.actions import build_registry
 from octopanel.errors import ConfigError
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-LIMITS = config.load(env={}).limits
+LIMITS = settings.load(env={}).limits
 GOLDEN = sorted((HERE / "keymaps").glob("*.yaml"))
 
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmdcheck import failed, ok, posts, sent_by
-from octopanel import bounds
-from octopanel.client import plain
+from octopanel import values
+from octopanel.printers.octoprint.client import plain
 
 FIXED = re.compile(r"-?\d+(\.\d{1,3})?")  # what firmware reads as one number
 ROUNDS_TO_ZERO = "rounds to 0 (numbers are sent to the nearest 0.001): give 0 or a size of at least 0.001"
@@ -79,12 +79,12 @@ def test_every_number_accepted_is_written_in_fixed_notation(value):
     """to_fixed either refuses a value or returns one that json.dumps and gnum write as FIXED (at 1e16 and
     beyond, where repr() turns to exponents, a float is whole and plain() makes it an int)."""
     try:
-        rounded = bounds.to_fixed(repr(value))
+        rounded = values.to_fixed(repr(value))
     except ValueError as exc:
         assert not math.isfinite(value) or "rounds to 0" in str(exc), (value, exc)
         return
     assert FIXED.fullmatch(json.dumps(plain(rounded))), (value, rounded)
-    assert FIXED.fullmatch(bounds.gnum(rounded)), (value, rounded)
+    assert FIXED.fullmatch(values.gnum(rounded)), (value, rounded)
     assert abs(rounded - value) <= 0.0005 + 1e-9
 
 

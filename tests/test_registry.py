@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import BIN, LEAKY_PREFIXES
-from octopanel import cli, config
+from octopanel import cli, settings
 from octopanel.actions import build_registry
 from octopanel.actions.registry import ANY, MOTION_OK, Action, Param, Registry
 from octopanel.errors import UsageError
@@ -30,7 +30,7 @@ def limits(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("OCTOPANEL_CONFIG", raising=False)
-    return config.load({}, None, env={}).limits
+    return settings.load({}, None, env={}).limits
 
 
 def args(registry, limits, line):
@@ -163,7 +163,7 @@ def test_bounds_follow_the_settings_limits(registry, limits):
 @given(st.floats(min_value=-300, max_value=300, allow_nan=False))
 def test_jog_within_max_jog_parses_to_the_number_sent(value):
     """The number is rounded to the 0.001 mm it is sent as; one that rounds to 0 is refused (tests/test_numbers.py)."""
-    limits = {name: config.OPTIONS[name][1] for name in config.LIMIT_NAMES}
+    limits = {name: settings.OPTIONS[name][1] for name in settings.LIMIT_NAMES}
     if value != 0 and round(value, 3) == 0:
         with pytest.raises(UsageError, match="rounds to 0"):
             build_registry().parse("jog", [f"z={value!r}"], limits)
@@ -173,7 +173,7 @@ def test_jog_within_max_jog_parses_to_the_number_sent(value):
 
 @given(st.floats(min_value=300.001, max_value=1e9, allow_nan=False))  # 300.0004 is sent as 300
 def test_jog_beyond_max_jog_is_refused(value):
-    limits = {name: config.OPTIONS[name][1] for name in config.LIMIT_NAMES}
+    limits = {name: settings.OPTIONS[name][1] for name in settings.LIMIT_NAMES}
     with pytest.raises(UsageError, match="above the maximum 300"):
         build_registry().parse("jog", [f"x={value!r}"], limits)
 
@@ -183,7 +183,7 @@ def test_every_limit_name_used_as_a_bound_is_a_setting(registry, limits):
         for param in action.params:
             for bound in (param.minval, param.maxval):
                 if isinstance(bound, str):
-                    assert bound.lstrip("-") in config.LIMIT_NAMES, (action.name, param.name, bound)
+                    assert bound.lstrip("-") in settings.LIMIT_NAMES, (action.name, param.name, bound)
 
 
 # -- registration --------------------------------------------------------------------------------------

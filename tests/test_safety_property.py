@@ -28,21 +28,22 @@ from pathlib import Path
 import evdev
 from evdev import ecodes as e
 
-from octopanel import config, keymap
+from octopanel import settings
+from octopanel.panel import keymap
 from octopanel.actions import build_registry
-from octopanel.actions.context import Context
+from octopanel.actions.invoke import Context
 from octopanel.actions.registry import BUSY_STATES
-from octopanel.client import Client
-from octopanel.daemon import NO_TIMING
-from octopanel.dispatch import Dispatcher
-from octopanel.executor import Executor
-from octopanel.gestures import GestureEngine, RotaryConfig
-from octopanel.keynames import key_code
+from octopanel.printers.octoprint.client import Client
+from octopanel.daemon.loop import NO_TIMING
+from octopanel.panel.router import Dispatcher
+from octopanel.daemon.executor import Executor
+from octopanel.panel.gestures import GestureEngine, RotaryConfig
+from octopanel.input.keynames import key_code
 
 from fakeprinter import STATES_ALL, FakeOctoPrint
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = config.load(env={})
+SETTINGS = settings.load(env={})
 LIMITS = SETTINGS.limits
 REGISTRY = build_registry()
 KM = keymap.load(ROOT / "etc" / "keymap.yaml", REGISTRY, LIMITS)
@@ -108,7 +109,7 @@ def random_sequence(rng, keys=None, lines=SOCKET_LINES, short_only=False, t0=100
 
 
 class Harness:
-    """GestureEngine → Dispatcher → Executor (its real worker thread) on virtual time, like daemon.py wires them."""
+    """GestureEngine → Dispatcher → Executor (its real worker thread) on virtual time, like daemon/loop.py wires them."""
 
     def __init__(self, client):
         self.ctx = Context(client=client, settings=SETTINGS)

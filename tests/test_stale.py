@@ -14,15 +14,16 @@ import pytest
 from evdev import InputEvent
 from evdev import ecodes as e
 
-from octopanel import config, keymap
+from octopanel import settings
+from octopanel.panel import keymap
 from octopanel.actions import build_registry
-from octopanel.actions.context import Context
-from octopanel.client import Client
-from octopanel.dispatch import Dispatcher
+from octopanel.actions.invoke import Context
+from octopanel.printers.octoprint.client import Client
+from octopanel.panel.router import Dispatcher
 from octopanel.errors import ConfigError
-from octopanel.executor import Executor, Job
-from octopanel.gestures import Gesture
-from octopanel.sources import UNKNOWN_AGE_S, Clock
+from octopanel.daemon.executor import Executor, Job
+from octopanel.panel.gestures import Gesture
+from octopanel.input.evdev_source import UNKNOWN_AGE_S, Clock
 
 from daemonproc import DaemonProc
 from fakeprinter import FakePrinter
@@ -30,7 +31,7 @@ from inprocdaemon import InProcessDaemon
 
 FMT = "llHHi"
 REGISTRY = build_registry()
-SETTINGS = config.load(env={})
+SETTINGS = settings.load(env={})
 
 
 def event(stamp, code=e.KEY_KP8, value=1):

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from octopanel.client import Client
+from octopanel.printers.octoprint.client import Client
 from octopanel.errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
 from stubserver import Reply, StubServer, idle_octoprint_routes
 

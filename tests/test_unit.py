@@ -13,7 +13,7 @@ from evdev import ecodes as e
 
 from conftest import BIN, LEAKY_PREFIXES
 from daemonproc import press
-from octopanel.install import render_unit
+from octopanel.cli.install import render_unit
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd/octopanel.service"
@@ -112,7 +112,7 @@ def test_daemon_runs_with_write_execute_memory_denied(tmp_path):
     check = under_mdwe("-c", f"import ctypes; print(ctypes.CDLL(None).prctl({PR_SET_MDWE + 1}, 0, 0, 0, 0))")
     assert check.stdout.strip() == str(PR_MDWE_REFUSE_EXEC_GAIN), check.stderr  # in force after exec
     out = under_mdwe("-c", "import ctypes, evdev, yaml, requests, systemd.daemon, systemd.journal, sys, "
-                     "octopanel.hotplug; from octopanel.cli import main; "
+                     "octopanel.input.hotplug; from octopanel.cli import main; "
                      "sys.exit(main())", "run", "--replay", recording, "--speed", "0", "--keymap", keymap,
                      "--dry-run", "--no-control")
     assert out.returncode == 0, out.stderr

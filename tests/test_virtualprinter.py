@@ -5,7 +5,7 @@ import re
 import pytest
 import requests
 
-from octopanel.virtualprinter import VirtualPrinter
+from octopanel.sandbox.virtualprinter import VirtualPrinter
 
 
 def test_raw_gcode_shows_up_in_sent_since(printer):

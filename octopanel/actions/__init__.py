@@ -1,7 +1,7 @@
 """Every action octopanel knows, built into one registry by build_registry()."""
 
-from . import files, gcode, info, job, motion, panel, system, temps
-from .registry import Registry
+from octopanel.actions import files, gcode, info, job, motion, panel, system, temps
+from octopanel.actions.registry import Registry
 
 MODULES = (info, system, gcode, job, motion, temps, files, panel)
 

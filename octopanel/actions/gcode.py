@@ -1,10 +1,10 @@
 """Raw G-code and the small commands that are one G-code line: messages, beeps, fans, servos, steppers."""
 
-from .. import gcodepolicy
-from ..bounds import gnum, show, to_bool, to_fixed, to_int
-from ..errors import UsageError
-from .context import Result, gcode_line, gcode_lines
-from .registry import MOTION_OK, Action, Param
+from octopanel.gcode import policy
+from octopanel.values import gnum, show, to_bool, to_fixed, to_int
+from octopanel.errors import UsageError
+from octopanel.actions.invoke import Result, gcode_line, gcode_lines
+from octopanel.actions.registry import MOTION_OK, Action, Param
 
 GROUP = "G-code"
 GROUP_FAN = "Fans and servos"
@@ -20,9 +20,9 @@ def hotend_temp(ctx):
 
 
 def send_raw(ctx, lines, force=False):
-    """Raw G-code, judged line by line as the firmware reads it (gcodepolicy): the allow list while busy,
+    """Raw G-code, judged line by line as the firmware reads it (gcode.policy): the allow list while busy,
     caps and protections always, extrusion only when hot; --force lifts only the busy and cold rules."""
-    judged = gcodepolicy.check(lines, ctx.limits, lambda: ctx.client.state().name, lambda: hotend_temp(ctx),
+    judged = policy.check(lines, ctx.limits, lambda: ctx.client.state().name, lambda: hotend_temp(ctx),
                                force)
     if not judged:
         raise UsageError("no G-code to send: only comments or empty lines; nothing sent")
@@ -55,18 +55,18 @@ def register(reg):
     reg.register(Action("g", lambda ctx, code, force=False: send_raw(ctx, [code.upper()], force),
                         "send one G-code line (upper-cased)", GROUP,
                         params=(Param("code", gcode_line, rest=True), force), commands=("g", "gcode"),
-                        danger=lambda a: gcodepolicy.dangerous([a["code"]])))
+                        danger=lambda a: policy.dangerous([a["code"]])))
     cold = Param("force", to_bool, False, flag="--force", help="allow extrusion with a cold hotend")
     for axis_cmd in ("G0", "G1"):
         reg.register(Action(axis_cmd.lower(),
                             lambda ctx, coords, force=False, c=axis_cmd: send_raw(ctx, [f"{c} {coords.upper()}"], force),
                             f"send {axis_cmd} COORDS, judged like 8g (refused while printing)",
                             GROUP, params=(Param("coords", gcode_line, rest=True), cold), states=MOTION_OK,
-                            danger=lambda a, c=axis_cmd: gcodepolicy.dangerous([f"{c} {a['coords']}"])))
+                            danger=lambda a, c=axis_cmd: policy.dangerous([f"{c} {a['coords']}"])))
     reg.register(Action("gmulti", lambda ctx, commands, force=False: send_raw(ctx, [c.upper() for c in commands], force),
                         "send several G-code lines in one request", GROUP,
                         params=(Param("commands", gcode_lines), force), legacy=lambda words: {"commands": words},
-                        danger=lambda a: gcodepolicy.dangerous(a["commands"])))
+                        danger=lambda a: policy.dangerous(a["commands"])))
     reg.register(Action("msg", lambda ctx, text="": send(ctx, f"M117 {text}".rstrip()),
                         "show TEXT on the printer's display (case kept; no text clears it)", GROUP,
                         params=(Param("text", message_text, "", rest=True),)))

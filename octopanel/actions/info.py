@@ -2,11 +2,11 @@
 
 from urllib.parse import urlsplit
 
-from .. import config
-from ..bounds import to_bool
-from ..client import mask_url
-from .context import Result, dump
-from .registry import Action, Param
+from octopanel import settings
+from octopanel.values import to_bool
+from octopanel.printers.octoprint.client import mask_url
+from octopanel.actions.invoke import Result, dump
+from octopanel.actions.registry import Action, Param
 
 GROUP = "Configuration and status"
 
@@ -15,12 +15,12 @@ def checkcfg(ctx):
     s = ctx.settings
     lines = [
         f"OctoPrint URL: {mask_url(s.url) if s.url else '(none)'}  [from {s.sources['url']}]",
-        f"API key:       {config.mask(s.api_key)}  [from {s.sources['api_key']}]",
+        f"API key:       {settings.mask(s.api_key)}  [from {s.sources['api_key']}]",
         f"Jog direction: {s.jog_direction}  [from {s.sources['jog_direction']}]",
         "Limits:        " + ", ".join(f"{k}={v}" for k, v in s.limits.items()),
     ]
     lines += [f"warning: {w}" for w in s.warnings]
-    data = {"url": mask_url(s.url) if s.url else s.url, "api_key": config.mask(s.api_key), "sources": dict(s.sources), "limits": s.limits}
+    data = {"url": mask_url(s.url) if s.url else s.url, "api_key": settings.mask(s.api_key), "sources": dict(s.sources), "limits": s.limits}
     return Result("\n".join(lines), data, sent=False)
 
 

@@ -2,10 +2,10 @@
 
 import time
 
-from ..bounds import to_float
-from ..errors import Busy, PrinterError, SafetyError
-from .context import Result
-from .registry import BUSY_STATES, Action, Param
+from octopanel.values import to_float
+from octopanel.errors import Busy, PrinterError, SafetyError
+from octopanel.actions.invoke import Result
+from octopanel.actions.registry import BUSY_STATES, Action, Param
 
 GROUP = "Job"
 ACTIVE = BUSY_STATES | {"paused"}

@@ -1,9 +1,9 @@
 """Moving the head and the filament: home, jog, extrude, eject; speed and flow factors."""
 
-from ..bounds import gnum, to_bool, to_fixed, to_float, to_int
-from ..errors import SafetyError
-from .context import Result
-from .registry import MOTION_OK, Action, Param
+from octopanel.values import gnum, to_bool, to_fixed, to_float, to_int
+from octopanel.errors import SafetyError
+from octopanel.actions.invoke import Result
+from octopanel.actions.registry import MOTION_OK, Action, Param
 
 GROUP = "Motion"
 GROUP_EX = "Extrusion"
@@ -70,7 +70,7 @@ def fex(ctx, amount, speed=2000, force=False):
 
 
 def eject(ctx, temp=None, force=False, timeout=600.0):
-    from .temps import wait_for_temperature
+    from octopanel.actions.temps import wait_for_temperature
 
     if temp is not None and temp < ctx.settings.min_extrude_temp and not force:
         raise SafetyError(f"eject -t {temp:g}: below min_extrude_temp {ctx.settings.min_extrude_temp:g} °C, "

@@ -1,9 +1,9 @@
 """Panel-only actions: they change the daemon's own state (modes), never the printer's."""
 
-from ..bounds import suggest, to_str
-from ..errors import UsageError
-from .context import Result
-from .registry import Action, Param
+from octopanel.values import suggest, to_str
+from octopanel.errors import UsageError
+from octopanel.actions.invoke import Result
+from octopanel.actions.registry import Action, Param
 
 
 def mode(ctx, name, value="next"):

@@ -3,8 +3,8 @@
 import shlex
 from collections import namedtuple
 
-from .. import bounds
-from ..errors import UsageError
+from octopanel import values
+from octopanel.errors import UsageError
 
 REQUIRED = object()
 
@@ -22,7 +22,7 @@ ANY = STATES
 # namedtuples, not dataclasses: `import dataclasses` (inspect, ast, dis…) costs ~5 ms of every in-process
 # command. Both are immutable records built once, at registration.
 class Param(namedtuple("Param", "name convert default minval maxval help flag takes_value rest",
-                       defaults=(bounds.to_float, REQUIRED, None, None, "", None, False, False))):
+                       defaults=(values.to_float, REQUIRED, None, None, "", None, False, False))):
     """A typed parameter; minval/maxval are numbers or names of a settings limit.
 
     flag: e.g. "-q", a switch (or, with takes_value, an option) on the command line; rest: swallows every
@@ -37,7 +37,7 @@ class Param(namedtuple("Param", "name convert default minval maxval help flag ta
             raise UsageError(f"{self.name}: {exc}") from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             lo, hi = resolve_limit(self.minval, limits), resolve_limit(self.maxval, limits)
-            problem = bounds.check_range(value, lo, hi)
+            problem = values.check_range(value, lo, hi)
             if problem:
                 raise UsageError(f"{self.name}: {problem}")
         return value
@@ -129,7 +129,7 @@ class Call:
         return self.action.danger_of(self.args)
 
     def __str__(self):
-        words = [self.action.name] + [f"{k}={shlex.quote(bounds.fmt(v) if isinstance(v, float) else str(v))}"
+        words = [self.action.name] + [f"{k}={shlex.quote(values.fmt(v) if isinstance(v, float) else str(v))}"
                                       for k, v in self.args.items()]
         return " ".join(words)
 
@@ -166,7 +166,7 @@ class Registry:
         action = self._actions.get(name) or self._commands.get(name)
         if action is None:
             names = set(self._actions) | set(self._commands)
-            raise UsageError(f"unknown action '{name}'{bounds.suggest(name, names)}")
+            raise UsageError(f"unknown action '{name}'{values.suggest(name, names)}")
         return action
 
     def parse_line(self, line, limits):
@@ -219,9 +219,9 @@ def parse_args(action, words, limits):
             raw[key] = value
             continue
         if has_value and key.isidentifier() and key.islower() and not free_text:
-            raise UsageError(f"{action.name}: unknown parameter '{key}'{bounds.suggest(key, by_name)}")
+            raise UsageError(f"{action.name}: unknown parameter '{key}'{values.suggest(key, by_name)}")
         if word.startswith("--") and len(word) > 2 and not word[2:3].isdigit() and not free_text:
-            raise UsageError(f"{action.name}: unknown option '{word}'{bounds.suggest(word, by_flag)}")
+            raise UsageError(f"{action.name}: unknown option '{word}'{values.suggest(word, by_flag)}")
         positional.append(word)
     if positional:
         mapped = action.legacy(positional) if action.legacy else default_positional(action, positional)

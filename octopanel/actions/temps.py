@@ -2,12 +2,12 @@
 
 import time
 
-from ..bounds import gnum, show, to_bool, to_fixed, to_float
-from ..errors import PrinterError
-from .context import Result, dump
-from .gcode import send
-from .job import TIMEOUT
-from .registry import Action, Param
+from octopanel.values import gnum, show, to_bool, to_fixed, to_float
+from octopanel.errors import PrinterError
+from octopanel.actions.invoke import Result, dump
+from octopanel.actions.gcode import send
+from octopanel.actions.job import TIMEOUT
+from octopanel.actions.registry import Action, Param
 
 GROUP = "Temperature"
 HEATERS = {"t": "tool", "tool": "tool", "b": "bed", "bed": "bed"}

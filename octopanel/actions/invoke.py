@@ -1,0 +1,112 @@
+"""What an action runs with (client, settings, output) and the one place state guards are applied."""
+
+import json
+import re
+import sys
+import time
+
+from octopanel.daemon import protocol
+from octopanel.values import show
+from octopanel.errors import Busy, SafetyError, UsageError
+from octopanel.actions.registry import ANY
+
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Result:
+    """What an action did: text for people, data for --json, and whether anything was sent."""
+
+    __slots__ = ("text", "data", "sent")
+
+    def __init__(self, text=None, data=None, sent=True):
+        self.text, self.data, self.sent = text, data, sent
+
+    def __repr__(self):
+        return f"Result(text={self.text!r}, data={self.data!r}, sent={self.sent!r})"
+
+    def as_json(self, action_name):
+        return protocol.result_data(action_name, self.sent, self.text, self.data)
+
+
+class Context:
+    """Everything an action needs; the CLI, the daemon and the control socket each build one.
+
+    `panel` is the daemon's panel state (modes), None outside the daemon."""
+
+    def __init__(self, client, settings, out=None, err=None, tty=False, sleep=time.sleep, panel=None):
+        self.client, self.settings, self.tty, self.sleep, self.panel = client, settings, tty, sleep, panel
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+
+    @property
+    def limits(self):
+        return self.settings.limits
+
+    def progress(self, text):
+        """A one-line progress display, shown only on a terminal (scripts piping us see nothing)."""
+        if self.tty:
+            print(f"\r\x1b[K{text}", end="", file=self.err, flush=True)
+
+    def progress_done(self):
+        if self.tty:
+            print(file=self.err, flush=True)
+
+
+def invoke(call, ctx, state=None):
+    """Run a parsed Call after checking the printer state it needs (fetched unless given); returns a Result."""
+    action = call.action
+    if state is None and action.octoprint_refuses:
+        # OctoPrint checks the state in the same request, with no window for a print to start in between
+        # as there is after a separate read; that read would only cost a round trip (~5 ms a key press).
+        try:
+            return action.run(ctx, **call.args)
+        except Busy:
+            state = ctx.client.state()
+            if state.name in action.states:
+                raise  # refused for another reason: OctoPrint's own words say which
+    if action.states != ANY:
+        state = state if state is not None else ctx.client.state()
+        if state.name not in action.states:
+            if action.skip_when_not:
+                return Result(skip_message(action, state.name), sent=False)
+            raise SafetyError(f"{action.name} refused: the printer is {describe(state.name)}"
+                              f" ({action.name} needs it {' or '.join(sorted(action.states))}); nothing sent")
+    return action.run(ctx, **call.args)
+
+
+def skip_message(action, state):
+    """Why a skip_when_not action sent nothing in `state`, in its own words (Action.already, skip_word)."""
+    if state in action.already:
+        return f"already {state}: nothing sent"
+    if state == "cancelling":
+        return "the print is being cancelled: nothing sent"
+    return f"not {action.skip_word} (printer is {describe(state)}): nothing sent"
+
+
+def describe(state):
+    return {"idle": "idle (operational, not printing)", "error": "in an error state"}.get(state, state)
+
+
+def gcode_line(text):
+    """Validate one G-code line: no newlines or control characters may smuggle in a second command."""
+    text = str(text).strip()
+    if not text:
+        raise ValueError("empty G-code")
+    if CONTROL_CHARS.search(text):
+        raise ValueError(f"G-code must be one line without control characters, got {show(text)}")
+    return text
+
+
+def gcode_lines(value):
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [gcode_line(item) for item in items]
+
+
+def dump(data):
+    return json.dumps(data, indent=2, sort_keys=False)
+
+
+def require(condition, message):
+    if not condition:
+        raise UsageError(message)
+

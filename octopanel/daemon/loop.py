@@ -1,0 +1,283 @@
+"""`octopanel run`: the panel daemon's loop; signals, systemd notify and watchdog, reload, status.
+
+Concurrency model, in one place: this module's single-threaded `selectors` loop reads devices, the
+control socket and a wake-up pipe (signals, worker results); executor.py's one worker thread does all
+HTTP. The loop never waits on OctoPrint, nor on a keymap being parsed: a reload parses on a short-lived
+thread of its own and hands the result back through the wake-up pipe.
+"""
+
+import logging
+import os
+import selectors
+import signal
+import threading
+import time
+
+from octopanel.panel import keymap as keymap_mod
+from octopanel.panel.router import STATE_LEDS, Dispatcher
+from octopanel.errors import ConfigError
+from octopanel.daemon.executor import Executor
+from octopanel.panel.gestures import GestureEngine, KeyTiming, RotaryConfig
+from octopanel.daemon.health import WorkerHealth
+from octopanel.input.replay import EndOfReplay
+
+log = logging.getLogger("octopanel.daemon.loop")
+NO_TIMING = KeyTiming()
+FINISH_POLL_S = 0.02
+
+
+class Daemon:
+    """Wires devices → gestures → dispatcher → executor, and runs the loop until stopped."""
+
+    def __init__(self, keymap, keymap_path, registry, ctx, devices_factory, notifier, control_path=None,
+                 control_group=None, exit_at_end=False, clock=time.monotonic):
+        self.keymap_path, self.registry, self.ctx, self.notifier = keymap_path, registry, ctx, notifier
+        self.clock = clock
+        self.exit_at_end = exit_at_end  # replay: stop once the recording ended and the queue is drained
+        self.dry_run = False  # --dry-run: the log says what would have been done, in the trace's words
+        self.executor = Executor(ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"],
+                                 clock=clock, on_done=self._done)
+        self.health = WorkerHealth(ctx.settings.connect_timeout, ctx.settings.read_timeout)
+        self._health_note = None  # the status line's word on a worker hung in a request, if any
+        self.dispatch = Dispatcher(keymap, registry, ctx, self.executor, clock, on_panel_change=self._wake)
+        self.selector = selectors.DefaultSelector()
+        self.device_specs = keymap.devices
+        self.devices = devices_factory(keymap.devices, self._device_change)
+        self.engine = self._new_engine()
+        self.control = None
+        if control_path:
+            from octopanel.daemon.control import ControlServer
+
+            self.control = ControlServer(control_path, self.dispatch.request, self.selector, group=control_group,
+                                         settings=ctx.settings)
+        self.connected = set()
+        self.ended = False
+        self.stop_requested = self.reload_requested = False
+        self._device_fds, self._fd_generation = set(), None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._last_watchdog = 0.0
+        self._reloading = self._reload_result = None  # the keymap-parsing thread, and what it produced
+        self._reload_again = False
+
+    # -- setup and teardown ------------------------------------------------------------------
+
+    def _new_engine(self):
+        km = self.dispatch.keymap
+        rotary = RotaryConfig(shuttle=self._is_shuttle, key_pairs=km.key_pairs,
+                              shuttle_idle_s=km.settings["shuttle_idle_s"])
+        return GestureEngine(lambda key: self.dispatch.keymap.timings.get(key, NO_TIMING), rotary)
+
+    def _is_shuttle(self, label):
+        spec = self.devices.spec(label)
+        return (spec is not None and spec.shuttle) or self.dispatch.keymap.shuttle
+
+    def install_signals(self):
+        signal.signal(signal.SIGHUP, lambda *_: self._request("reload_requested"))
+        signal.signal(signal.SIGTERM, lambda *_: self._request("stop_requested"))
+        signal.signal(signal.SIGINT, lambda *_: self._request("stop_requested"))
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+
+    def _request(self, flag):
+        setattr(self, flag, True)
+
+    def run(self):
+        """The loop. Returns an exit code."""
+        if self.control is not None:  # first: with another daemon on the path, this one sends nothing
+            self.control.open()
+            log.info("control socket: %s", self.control.path)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self.executor.start()
+        self.devices.rescan()
+        self._sync_fds()
+        self.notifier.ready(self.status())
+        try:
+            while not self.stop_requested:
+                self._step()
+                if self.reload_requested:
+                    self.reload()
+                if self._reload_result is not None:
+                    self._reloaded()
+                if self.exit_at_end and self.ended and self._drained():
+                    break
+        finally:
+            self.notifier.stopping()
+            self.shutdown()
+        return 0
+
+    def shutdown(self):
+        self.executor.stop()
+        self.devices.close()
+        if self.control is not None:
+            self.control.close()
+        self.selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    # -- one turn of the loop ----------------------------------------------------------------
+
+    def _step(self):
+        now = self.clock()
+        deadlines = [d - now for d in (self.engine.next_deadline(), self.devices.next_deadline()) if d is not None]
+        if self.notifier.watchdog_interval_s and not self.health.hung:  # hung: no pings are due
+            deadlines.append(self._last_watchdog + self.notifier.watchdog_interval_s - now)
+        if self.ended:
+            deadlines.append(FINISH_POLL_S)
+        health_due = self.health.next_check_s(self.executor.running())
+        if health_due is not None:
+            deadlines.append(health_due)
+        timeout = max(0.0, min(deadlines)) if deadlines else None  # nothing due: sleep until an fd wakes us
+        for key, _mask in self.selector.select(timeout):
+            kind, fd = key.data
+            if kind == "wake":
+                self._drain_wake()
+            elif kind == "device":
+                for label, events in self.devices.handle_readable(fd):
+                    for event in events:
+                        for gesture in self.engine.feed(event, label):
+                            self.dispatch.gesture(gesture)
+            elif kind == "control":
+                if fd is None:
+                    self.control.accept()
+                else:
+                    self.control.readable(fd)
+        now = self.clock()
+        for gesture in self.engine.tick(now):
+            self.dispatch.gesture(gesture)
+        self.devices.tick(now)
+        self._sync_fds()
+        self._health_note = self.health.check(self.executor.running())
+        # Sent from the loop itself, so a hung loop stops the pings; and withheld while the worker is hung.
+        if (self.notifier.watchdog_interval_s and not self.health.hung
+                and now - self._last_watchdog >= self.notifier.watchdog_interval_s):
+            self.notifier.watchdog()
+            self._last_watchdog = now
+        self.notifier.status(self.status())
+
+    def _drained(self):
+        return self.engine.next_deadline() is None and not self.executor.pending()
+
+    def _sync_fds(self):
+        """Register the devices' fds afresh whenever one was opened or closed (the generation says so): a
+        reused fd number is another file, which epoll does not know, though the set of numbers looks the same."""
+        generation = self.devices.generation
+        if generation == self._fd_generation:
+            return
+        for fd in self._device_fds:
+            self.selector.unregister(fd)  # a closed fd's registration is already gone; selectors allows that
+        self._device_fds, self._fd_generation = set(self.devices.fds()), generation
+        for fd in self._device_fds:
+            self.selector.register(fd, selectors.EVENT_READ, ("device", fd))
+
+    def _drain_wake(self):
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        self._update_leds()
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"\xff")
+        except BlockingIOError:
+            pass  # already awake
+
+    # -- events from devices and the worker ---------------------------------------------------
+
+    def _device_change(self, label, present, error=None):
+        if present:
+            self.connected.add(label)  # devices.py has logged it ("using ...")
+            self._update_leds()
+            return
+        self.connected.discard(label)
+        if isinstance(error, EndOfReplay):
+            # A finished recording is not an unplug: a click waiting for its double window still fires,
+            # and what it queued still runs (stale rules still apply).
+            for gesture in self.engine.finish(label):
+                self.dispatch.gesture(gesture)
+            self.ended = not self.connected
+        else:
+            self.engine.reset(label)  # devices.py has logged the loss and rescans for the device
+            self.dispatch.device_lost(label)
+
+    def _done(self, job, call, outcome):
+        """Called on the worker thread after every job (job None: the worker read the state on its own, at its
+        start or when OctoPrint answers again after an outage)."""
+        if job is None:
+            state = self.executor.last_state
+            log.info("OctoPrint answers; the printer is %s", state.name if state else "in an unknown state")
+        elif isinstance(outcome, Exception):
+            self.dispatch.refused(job, outcome)
+        elif outcome.text and job.label != "feedback":
+            log.info("%s: %s", job.label, f"would {call} (dry run: nothing sent)" if self.dry_run else outcome.text)
+        self._wake()
+
+    def _update_leds(self):
+        mode = self.dispatch.keymap.feedback["leds"]
+        if mode == "off":
+            return
+        if mode == "mode":
+            leds = self.dispatch.panel.leds()
+        else:
+            state = self.executor.last_state.name if self.executor.last_state else ""
+            leds = {led: state in states for led, states in STATE_LEDS.items()}
+        for label in self.connected:
+            for led, on in leds.items():
+                self.devices.set_led(label, led, on)
+
+    # -- reload and status ----------------------------------------------------------------------
+
+    def reload(self):
+        """Parse the keymap on a thread (the loop keeps reading input with the old one); _reloaded applies it."""
+        self.reload_requested = False
+        if self._reloading is not None:
+            self._reload_again = True  # changed again while being parsed: parse once more afterwards
+            return
+        self.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
+        self._reloading = threading.Thread(target=self._parse_keymap, name="octopanel-reload", daemon=True)
+        self._reloading.start()
+
+    def _parse_keymap(self):
+        try:
+            self._reload_result = keymap_mod.load(self.keymap_path, self.registry, self.ctx.limits)
+        except ConfigError as exc:
+            self._reload_result = exc
+        except Exception as exc:  # a bug in validation must not leave the reload pending forever
+            log.exception("reload: unexpected error")
+            self._reload_result = ConfigError(f"internal error: {type(exc).__name__}: {exc}", str(self.keymap_path))
+        self._wake()
+
+    def _reloaded(self):
+        """On the loop, once the reload thread is done: apply the new keymap, or keep the old one."""
+        new, self._reload_result = self._reload_result, None
+        self._reloading.join()
+        self._reloading = None
+        if isinstance(new, ConfigError):
+            log.error("reload failed, keeping the keymap in force: %s", new)
+        else:
+            self.dispatch.replace_keymap(new)
+            self.engine = self._new_engine()
+            log.info("keymap reloaded from %s", self.keymap_path)
+            if new.devices != self.device_specs:
+                log.warning("the devices section changed: restart octopanel to apply it")
+        self.notifier.ready(self.status())
+        if self._reload_again:
+            self._reload_again = False
+            self.reload()
+
+    def status(self):
+        if self.connected:
+            panel = f"keypad: connected ({len(self.connected)} device{'s' if len(self.connected) > 1 else ''})"
+        else:
+            panel = "waiting for keypad"
+        if self._health_note is not None:
+            printer = self._health_note
+        elif self.executor.unreachable:
+            printer = "OctoPrint unreachable, retrying"
+        else:
+            state = self.executor.last_state
+            printer = f"printer: {state.name if state else 'unknown'}"
+        parts = [panel, printer] + [f"mode: {n} {v}" for n, v in self.dispatch.panel.modes.items()]
+        return " · ".join(parts)

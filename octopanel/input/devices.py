@@ -1,0 +1,317 @@
+"""Which devices to read (specs), and the one place they are opened, grabbed, lost and found again."""
+
+import fnmatch
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+
+from octopanel import values
+from octopanel.input.discovery import DeviceInfo, group_hint, list_descriptors, list_devices, print_devices  # noqa: F401
+from octopanel.errors import ConfigError
+from octopanel.input.hotplug import RESCAN_INTERVAL_S, Hotplug
+from octopanel.input.replay import EndOfReplay, ReplaySource, record  # noqa: F401
+from octopanel.input.evdev_source import Clock, DeviceGone, EvdevSource, Source  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+SPEC_KEYS = ("name", "id", "phys", "path", "grab", "shuttle", "label")
+_ID = re.compile(r"([0-9a-fA-F]{1,4}):([0-9a-fA-F]{1,4})")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A device to use: every matcher given must match (name and phys are globs; name ignores case)."""
+
+    name: str | None = None
+    vendor: int | None = None
+    product: int | None = None
+    phys: str | None = None
+    path: str | None = None
+    grab: bool = True
+    shuttle: bool = False
+    label: str | None = None
+
+    @classmethod
+    def parse(cls, text, **options):
+        """Shorthand: '/dev/input/...' is a path, 'vvvv:pppp' an id, anything else a name glob."""
+        if text.startswith("/"):
+            return cls(path=text, **options)
+        match = _ID.fullmatch(text)
+        if match:
+            return cls(vendor=int(match.group(1), 16), product=int(match.group(2), 16), **options)
+        return cls(name=text, **options)
+
+    @classmethod
+    def from_config(cls, value, file=None, line=None, path="devices"):
+        """A spec from a config entry (a shorthand string or a mapping of SPEC_KEYS); ConfigError if wrong."""
+        if isinstance(value, str):
+            return cls.parse(value)
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a device name, id, path or a mapping, got {values.show(value)}", file, line, path)
+        fields = {}
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if key not in SPEC_KEYS:
+                hint = values.suggest(key, SPEC_KEYS) or f" (expected one of {', '.join(SPEC_KEYS)})"
+                raise ConfigError(f"unknown option '{key}'{hint}", file, line, path)
+            if key in ("grab", "shuttle"):
+                if not isinstance(item, bool):
+                    raise ConfigError(f"expected true or false, got {values.show(item)}", file, line, where)
+                fields[key] = item
+            elif not isinstance(item, str) or not item:
+                raise ConfigError(f"expected a non-empty string, got {values.show(item)}", file, line, where)
+            elif key == "id":
+                match = _ID.fullmatch(item)
+                if not match:
+                    raise ConfigError(f"expected vendor:product in hex like 0b33:0020, got {values.show(item)}", file, line,
+                                      where)
+                fields["vendor"], fields["product"] = int(match.group(1), 16), int(match.group(2), 16)
+            else:
+                fields[key] = item
+        if not any(k in value for k in ("name", "id", "phys", "path")):
+            raise ConfigError("a device needs at least one of name, id, phys or path", file, line, path)
+        return cls(**fields)
+
+    def matches(self, info):
+        """True if the event node fits every matcher; a node that could not be read fits only by path."""
+        if info.error and (self.name is not None or self.vendor is not None or self.phys is not None):
+            return False
+        if self.name is not None and not fnmatch.fnmatchcase(info.name.lower(), self.name.lower()):
+            return False
+        if self.vendor is not None and (info.vendor, info.product) != (self.vendor, self.product):
+            return False
+        if self.phys is not None and not fnmatch.fnmatchcase(info.phys, self.phys):
+            return False
+        if self.path is not None:
+            # by-id links move to the new node on replug, so resolve them at every scan.
+            return self.path in (info.path, *info.by_id) or os.path.realpath(self.path) == info.path
+        return True
+
+    def __str__(self):
+        parts = [f"name={self.name!r}"] if self.name is not None else []
+        if self.vendor is not None:
+            parts.append(f"id={self.vendor:04x}:{self.product:04x}")
+        parts += [f"{k}={getattr(self, k)}" for k in ("phys", "path") if getattr(self, k) is not None]
+        text = " ".join(parts)
+        return f"{self.label} ({text})" if self.label else text
+
+
+def find_devices(text, lister=list_descriptors):
+    """The nodes a shorthand spec (path, vvvv:pppp or name glob) designates, e.g. for ``octopanel record``."""
+    spec = DeviceSpec.parse(text)
+    return [info for info in lister() if spec.matches(info)]
+
+
+class _Group:
+    """The open event nodes of one physical device, under one label."""
+
+    def __init__(self, key, index, spec, label):
+        self.key, self.index, self.spec, self.label = key, index, spec, label
+        self.sources = {}  # path -> Source
+        self.grab_waiting = set()  # paths whose grab waits for all keys up
+        self.announced = False  # on_change(present=True) was called
+
+
+class DeviceManager:
+    """Opens the devices matching the specs, reads them, and handles their loss and return.
+
+    ``specs`` are DeviceSpecs or config entries (see DeviceSpec.from_config). ``lister()`` returns
+    DeviceInfo for the nodes present, ``opener(path)`` a Source. ``on_change(label, present, error)`` is
+    called when a device appears (error None) or is lost (error the DeviceGone; an EndOfReplay for a
+    finished recording, which is never reopened); on loss the caller resets its gesture state for that
+    label. A rescan follows soon after any loss. Events come back on the time.monotonic() clock.
+    """
+
+    def __init__(self, specs, lister=list_descriptors, opener=EvdevSource.open, on_change=None,
+                 watch_dir="/dev/input", rescan_interval_s=RESCAN_INTERVAL_S, clock=None, now=time.monotonic):
+        # Keymap entries may come as the config's own mappings or shorthand strings.
+        self._specs = [s if isinstance(s, DeviceSpec) else DeviceSpec.from_config(s, path=f"devices[{i}]")
+                       for i, s in enumerate(specs)]
+        self._lister, self._opener, self._on_change = lister, opener, on_change
+        self._hotplug = Hotplug(watch_dir, rescan_interval_s, now=now)
+        self._clock = clock if clock is not None else Clock(now)
+        self._groups = {}  # physical key -> _Group
+        self._by_fd = {}  # fd -> (_Group, path)
+        self._fd_changes = 0  # opens and closes, for `generation`
+        self._waiting = set()  # indexes of specs already logged as missing
+        self._ended = set()  # paths of finished recordings
+        self._denied = set()  # paths already logged as not readable
+
+    def rescan(self):
+        """Open every matching device not open yet, and late nodes of open ones; log specs still missing."""
+        try:
+            infos = self._lister()
+        except OSError as exc:
+            log.warning("cannot list input devices: %s", exc.strerror or exc)
+            return
+        groups = {}
+        for info in infos:
+            if info.path not in self._ended:
+                groups.setdefault(info.physical, []).append(info)
+        for key, nodes in groups.items():
+            group = self._groups.get(key)
+            for node in nodes if group is not None else ():
+                if node.path not in group.sources:
+                    self._open_node(group, node.path)
+        for index, spec in enumerate(self._specs):
+            for key, nodes in groups.items():
+                if key not in self._groups and any(spec.matches(node) for node in nodes):
+                    self._open_group(index, spec, key, nodes)
+        for index, spec in enumerate(self._specs):
+            if index not in self._waiting and not any(g.index == index for g in self._groups.values()):
+                self._waiting.add(index)
+                log.info("waiting for %s", spec)
+
+    def missing(self):
+        """The specs no open device satisfies."""
+        present = {group.index for group in self._groups.values()}
+        return [spec for index, spec in enumerate(self._specs) if index not in present]
+
+    def labels(self):
+        """Labels of the open devices."""
+        return [group.label for group in self._groups.values()]
+
+    def spec(self, label):
+        """The spec an open device was matched by (e.g. to tell a ShuttleXpress), or None."""
+        return next((g.spec for g in self._groups.values() if g.label == label), None)
+
+    def fds(self):
+        """Every fd to select on for reading: the devices, and the hotplug watch if any."""
+        watch = self._hotplug.fileno()
+        return ([watch] if watch is not None else []) + list(self._by_fd)
+
+    @property
+    def generation(self):
+        """Changes whenever fds() may have changed: an fd opened or closed, or the hotplug watch replaced.
+        The loop registers fds() afresh only then (a reused fd number is another file to epoll)."""
+        return self._fd_changes + self._hotplug.generation
+
+    def handle_readable(self, fd):
+        """Read a ready fd: [(label, events)] with timestamps on time.monotonic(); [] for the watch or a loss."""
+        if fd == self._hotplug.fileno():
+            self._hotplug.handle_readable()
+            return []
+        entry = self._by_fd.get(fd)
+        if entry is None:
+            return []  # closed earlier in this round, with the rest of its group
+        group, path = entry
+        source = group.sources[path]
+        try:
+            events = source.read()
+            if path in group.grab_waiting:
+                self._try_grab(group, path, source)
+        except DeviceGone as exc:
+            self._lose(group, exc)
+            return []
+        except OSError as exc:  # an errno nobody expected still must not take the daemon down
+            self._lose(group, DeviceGone(f"{group.label}: {exc.strerror or exc}"))
+            return []
+        if not source.monotonic:
+            events = [self._clock.rebase(event, group.label) for event in events]
+        return [(group.label, events)] if events else []
+
+    def next_deadline(self):
+        """When tick() should run next (a timed or settled rescan), or None."""
+        return self._hotplug.next_deadline()
+
+    def tick(self, now):
+        """Rescan if the hotplug watch or the timer says so."""
+        if self._hotplug.due(now):
+            self.rescan()
+
+    def set_led(self, label, name, on):
+        """Light or clear an LED ('NUML', 'CAPSL', 'SCROLLL') on every node of the device with that label."""
+        for group in list(self._groups.values()):
+            if group.label == label:
+                try:
+                    for source in group.sources.values():
+                        source.set_led(name, on)
+                except DeviceGone as exc:
+                    self._lose(group, exc)
+
+    def close(self):
+        for group in list(self._groups.values()):
+            self._close_group(group)
+        self._hotplug.close()
+
+    def _open_group(self, index, spec, key, nodes):
+        names = sorted((n.name for n in nodes if n.name), key=len)
+        base = spec.label or (names[0] if names else os.path.basename(nodes[0].path))
+        taken = {group.label for group in self._groups.values()}
+        label, number = base, 1
+        while label in taken:  # two devices matching one spec must not share gesture state
+            number += 1
+            label = f"{base}#{number}"
+        group = _Group(key, index, spec, label)
+        self._groups[key] = group
+        for node in nodes:
+            self._open_node(group, node.path)
+        if self._groups.get(key) is not group:
+            return  # lost while opening
+        if not group.sources:
+            del self._groups[key]
+            return
+        self._waiting.discard(index)
+        log.info("using %s: %s", label, ", ".join(group.sources))
+        group.announced = True
+        if self._on_change is not None:
+            self._on_change(label, True, None)
+
+    def _open_node(self, group, path):
+        if self._groups.get(group.key) is not group:
+            return  # the device was lost while its other nodes were being opened
+        try:
+            source = self._opener(path)
+        except PermissionError:
+            if path not in self._denied:
+                self._denied.add(path)
+                log.error("cannot open %s for %s: permission denied; %s", path, group.label, group_hint())
+            return
+        except OSError as exc:
+            log.warning("cannot open %s for %s: %s", path, group.label, exc.strerror or exc)
+            return
+        source.label = group.label
+        group.sources[path] = source
+        self._by_fd[source.fileno()] = (group, path)
+        self._fd_changes += 1
+        if group.spec.grab:
+            try:
+                self._try_grab(group, path, source)
+            except DeviceGone as exc:
+                self._lose(group, exc)
+
+    def _try_grab(self, group, path, source):
+        """Grab only with no key down, or the held key would stay stuck down for everyone else."""
+        if source.active_keys():
+            group.grab_waiting.add(path)
+            return
+        group.grab_waiting.discard(path)
+        try:
+            source.grab()
+        except OSError as exc:
+            log.warning("cannot grab %s (%s): its keys also reach other programs", path, exc.strerror or exc)
+
+    def _lose(self, group, error):
+        if self._groups.get(group.key) is not group:
+            return
+        if isinstance(error, EndOfReplay):
+            self._ended.update(group.sources)
+        self._close_group(group)
+        self._clock.forget(group.label)
+        self._hotplug.request()
+        if isinstance(error, EndOfReplay):
+            log.info("%s", error)  # a recording's normal end, not a loss
+        else:
+            log.warning("lost %s: %s", group.label, error)
+        if self._on_change is not None and group.announced:
+            self._on_change(group.label, False, error)
+
+    def _close_group(self, group):
+        del self._groups[group.key]
+        for fd in [fd for fd, (owner, _) in self._by_fd.items() if owner is group]:
+            del self._by_fd[fd]
+        self._fd_changes += 1
+        for source in group.sources.values():
+            source.close()

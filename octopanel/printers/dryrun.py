@@ -1,0 +1,37 @@
+"""`octopanel run --dry-run`: a client that prints each request instead of sending it."""
+
+import json
+import sys
+
+import requests
+
+from octopanel.printers.octoprint.client import Client, PrinterState
+
+
+class DryRunClient(Client):
+    """Sends nothing: prints every request and answers reads with an assumed state and a hot hotend."""
+
+    def __init__(self, state="idle", hotend_c=200.0, out=None):
+        super().__init__("http://dry-run.invalid", None)
+        self.assumed = PrinterState(state)
+        self.hotend_c = max(hotend_c, 200.0)
+        self.out = out or sys.stdout
+
+    def send(self, method, path, json_body=None, **kwargs):
+        body = "" if json_body is None else " " + json.dumps(json_body)
+        print(f"    → {method} /{path.lstrip('/')}{body}  (dry run: not sent)", file=self.out, flush=True)
+        response = requests.Response()
+        response.status_code, response._content = 204, b""
+        return response
+
+    def state(self):
+        return self.assumed
+
+    def tool(self):
+        return {"tool0": {"actual": self.hotend_c, "target": self.hotend_c}}
+
+    def bed(self):
+        return {"bed": {"actual": 60.0, "target": 60.0}}
+
+    def profile(self):
+        return {}
