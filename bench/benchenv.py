@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # octopanel.sandbox.virtualprinter for the parent, whether or not it is installed
 
-from octopanel.sandbox.octoprint_venv import OCTOPRINT_VERSION, cache_root
+from octopanel.sandbox.octoprint_venv import OCTOPRINT_VERSION, cache_root  # noqa: E402  (after the path is set)
 
 LEAKY_PREFIXES = ("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_", "NOTIFY_SOCKET", "WATCHDOG_", "JOURNAL_STREAM")
 STAMP = ".octopanel-source"

@@ -6,9 +6,10 @@ import stat
 import sys
 from pathlib import Path
 
-from octopanel import values as values_mod, settings_sources
-from octopanel.settings_sources import CREDENTIAL_NAME, OCTOCMD_FILES
+from octopanel import settings_sources
+from octopanel import values as values_mod
 from octopanel.errors import ConfigError
+from octopanel.settings_sources import CREDENTIAL_NAME, OCTOCMD_FILES
 
 # name: (converter, default, minval, maxval, help). Limits are also the bounds of action parameters.
 OPTIONS = {

@@ -8,9 +8,8 @@ import struct
 import subprocess
 import time
 
-from evdev import ecodes as e
-
 from conftest import BIN, LEAKY_PREFIXES
+from evdev import ecodes as e
 
 FMT = "llHHi"  # native struct input_event
 KEYMAP = """\

@@ -9,8 +9,8 @@ import evdev
 from evdev import ecodes as e
 
 from octopanel.input.devices import DeviceInfo
-from octopanel.input.replay import NATIVE_FORMAT
 from octopanel.input.evdev_source import EvdevSource
+from octopanel.input.replay import NATIVE_FORMAT
 
 
 def raw(sec, usec, type_, code, value, fmt=NATIVE_FORMAT):

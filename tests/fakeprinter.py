@@ -4,8 +4,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from octopanel.printers.octoprint.client import PrinterState
 from octopanel.errors import BadRequest, Busy, NotFound, Unreachable
+from octopanel.printers.octoprint.client import PrinterState
 
 
 class FakePrinter:

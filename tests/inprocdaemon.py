@@ -3,12 +3,12 @@
 import threading
 
 from octopanel import settings as settings_mod
-from octopanel.panel import keymap
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
 from octopanel.daemon.loop import Daemon
-from octopanel.input.devices import DeviceManager
 from octopanel.daemon.notify import Notifier
+from octopanel.input.devices import DeviceManager
+from octopanel.panel import keymap
 
 
 def no_devices(_specs, on_change):

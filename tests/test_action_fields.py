@@ -3,16 +3,16 @@
 import time
 
 import pytest
-
 from fakeprinter import FakePrinter
+
 from octopanel import settings as settings_mod
-from octopanel.panel import keymap
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
-from octopanel.panel.router import Dispatcher
-from octopanel.errors import ConfigError
 from octopanel.daemon.executor import Executor
+from octopanel.errors import ConfigError
+from octopanel.panel import keymap
 from octopanel.panel.gestures import Gesture
+from octopanel.panel.router import Dispatcher
 
 REGISTRY = build_registry()
 SETTINGS = settings_mod.load(env={})

@@ -8,12 +8,10 @@ import json
 import os
 import resource
 import subprocess
-
 from urllib.parse import quote
 
 import pytest
 import requests
-
 from cmdcheck import failed, ok, sent_by
 from conftest import BIN, LEAKY_PREFIXES
 from daemonproc import DaemonProc

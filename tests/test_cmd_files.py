@@ -5,7 +5,6 @@ import re
 import uuid
 
 import pytest
-
 from cmdcheck import PRINT_MOVE, failed, job, ok, requests_made
 
 

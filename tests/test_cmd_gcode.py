@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-
 from cmdcheck import failed, ok, requests_made, sent_by, start_print
 
 

@@ -3,9 +3,7 @@
 import json
 
 import pytest
-
 from cmdcheck import failed, ok, requests_made, sent_by
-
 
 # -- configuration and status ----------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from cmdcheck import PRINT_MOVE, failed, job, ok, posts, sent_by, start_print, wait_targets
 from conftest import BIN, _run
 from daemonproc import DaemonProc

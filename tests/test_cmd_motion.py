@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from cmdcheck import PRINT_MOVE, failed, ok, posts, requests_made, sent_by, start_print
 
 

@@ -7,7 +7,6 @@ import re
 import time
 
 import pytest
-
 from cmdcheck import failed, ok, requests_made, sent_by
 
 AMBIENT = 21.3

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-
 from daemonproc import DaemonProc
 
 CLIENTS = 10

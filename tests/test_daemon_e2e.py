@@ -11,11 +11,10 @@ import sys
 import time
 
 import pytest
-from evdev import ecodes as e
-
 from cmdcheck import failed
 from conftest import LEAKY_PREFIXES
 from daemonproc import DaemonProc
+from evdev import ecodes as e
 from freezeproxy import FreezeProxy
 
 FMT = "llHHi"  # native struct input_event

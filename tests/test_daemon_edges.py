@@ -8,10 +8,9 @@ import sys
 import time
 
 import pytest
-from evdev import ecodes as e
-
 from conftest import LEAKY_PREFIXES
 from daemonproc import SYSTEMD_VARS, DaemonProc, press, rec, wait_for
+from evdev import ecodes as e
 
 
 def clean_env(tmp_path, **extra):

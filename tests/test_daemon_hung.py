@@ -12,13 +12,13 @@ import threading
 import time
 
 import pytest
-
 from daemonproc import DaemonProc, wait_for
 from fakeprinter import FakePrinter
 from inprocdaemon import InProcessDaemon
+from test_notify import NotifySocket
+
 from octopanel import settings as settings_mod
 from octopanel.daemon.notify import Notifier
-from test_notify import NotifySocket
 
 WATCHDOG_USEC = 400_000  # pings every 0.2 s
 DRIP_S = 0.5
@@ -42,7 +42,7 @@ class DripServer:
         while not self.stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -5,12 +5,11 @@ import time
 
 import pytest
 from evdev import ecodes as e
-
-from octopanel.panel import keymap
-
 from fakedevices import FakeBus
 from fakeprinter import FakePrinter
 from inprocdaemon import InProcessDaemon, bus_devices
+
+from octopanel.panel import keymap
 
 KEYMAP = """\
 devices:

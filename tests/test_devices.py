@@ -12,14 +12,13 @@ import time
 import evdev
 import pytest
 from evdev import ecodes as e
+from fakedevices import FakeBus, pipe_device, press_frame, raw  # noqa: F401
 
+from octopanel.errors import ConfigError
 from octopanel.input.devices import DeviceInfo, DeviceManager, DeviceSpec
 from octopanel.input.discovery import format_devices, list_devices
-from octopanel.errors import ConfigError
-from octopanel.input.replay import NATIVE_FORMAT, EndOfReplay, ReplaySource, record
 from octopanel.input.evdev_source import DeviceGone, EvdevSource
-
-from fakedevices import FakeBus, pipe_device, press_frame, raw  # noqa: F401
+from octopanel.input.replay import NATIVE_FORMAT, EndOfReplay, ReplaySource, record
 
 KP1, KP2 = e.KEY_KP1, e.KEY_KP2
 

@@ -14,7 +14,6 @@ import subprocess
 import threading
 
 import pytest
-
 from cmdcheck import sent_by
 from conftest import BIN, LEAKY_PREFIXES
 from daemonproc import DaemonProc, wait_for

@@ -3,6 +3,7 @@
 import time
 from decimal import Decimal
 
+from fakeprinter import FakePrinter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,8 +11,6 @@ from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
 from octopanel.daemon.executor import Executor, Job
-
-from fakeprinter import FakePrinter
 
 REGISTRY = build_registry()
 SETTINGS = settings_mod.load(env={})

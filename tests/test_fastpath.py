@@ -7,11 +7,11 @@ import sys
 import time
 
 import pytest
+from cmdcheck import PRINT_MOVE, failed, sent_by, start_print
+from conftest import BIN, LEAKY_PREFIXES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmdcheck import PRINT_MOVE, failed, sent_by, start_print
-from conftest import BIN, LEAKY_PREFIXES
 from octopanel.daemon import protocol
 
 CASES = [

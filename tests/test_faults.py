@@ -28,25 +28,24 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from evdev import ecodes as e
-
-from octopanel import settings as settings_mod
-from octopanel.panel import keymap
-from octopanel.actions import build_registry
-from octopanel.actions.invoke import Context
-from octopanel.printers.octoprint.client import Client
-from octopanel.panel.router import Dispatcher
-from octopanel.daemon.executor import Executor
-from octopanel.panel.gestures import Gesture
-from octopanel.sandbox.octoprint_venv import ensure_venv
-from octopanel.sandbox.virtualprinter import VirtualPrinter, _die_with_parent
-
 from conftest import BIN, LEAKY_PREFIXES
 from daemonproc import DaemonProc
+from evdev import ecodes as e
 from fakedevices import FakeBus, raw
 from fakeprinter import FakeOctoPrint, FakePrinter
 from inprocdaemon import InProcessDaemon, bus_devices
 from stubserver import IDLE_PRINTER, Reply, StubServer, idle_octoprint_routes
+
+from octopanel import settings as settings_mod
+from octopanel.actions import build_registry
+from octopanel.actions.invoke import Context
+from octopanel.daemon.executor import Executor
+from octopanel.panel import keymap
+from octopanel.panel.gestures import Gesture
+from octopanel.panel.router import Dispatcher
+from octopanel.printers.octoprint.client import Client
+from octopanel.sandbox.octoprint_venv import ensure_venv
+from octopanel.sandbox.virtualprinter import VirtualPrinter, _die_with_parent
 
 FMT = "llHHi"
 KEY = "fault-key-5b1e0c9d7a"

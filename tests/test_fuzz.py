@@ -34,28 +34,28 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import BIN, LEAKY_PREFIXES
 from evdev import ecodes as e
+from fakeprinter import FakeOctoPrint
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from inprocdaemon import InProcessDaemon
+from stubserver import StubServer, idle_octoprint_routes
 
-from octopanel import values, cli, settings as settings_mod
-from octopanel.panel import keymap
+from octopanel import cli, values
+from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
 from octopanel.actions.registry import REQUIRED, resolve_limit
 from octopanel.daemon.control import MAX_LINE
 from octopanel.daemon.loop import Daemon
-from octopanel.input.devices import DeviceInfo, DeviceManager, DeviceSpec
-from octopanel.printers.dryrun import DryRunClient
-from octopanel.errors import ConfigError
-from octopanel.input.keynames import key_code
 from octopanel.daemon.notify import Notifier
+from octopanel.errors import ConfigError
+from octopanel.input.devices import DeviceInfo, DeviceManager, DeviceSpec
+from octopanel.input.keynames import key_code
 from octopanel.input.replay import ReplaySource
-
-from conftest import BIN, LEAKY_PREFIXES
-from fakeprinter import FakeOctoPrint
-from inprocdaemon import InProcessDaemon
-from stubserver import StubServer, idle_octoprint_routes
+from octopanel.panel import keymap
+from octopanel.printers.dryrun import DryRunClient
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = build_registry()

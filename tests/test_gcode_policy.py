@@ -2,7 +2,6 @@
 effect, with a cold hotend and during a real print; serial.log shows that nothing refused went out."""
 
 import pytest
-
 from cmdcheck import PRINT_MOVE, failed, ok, requests_made, sent_by, start_print
 from conftest import BIN, _run
 

@@ -11,15 +11,15 @@ Then 20 drawn lines run through `8g` against the real OctoPrint during a print, 
 import random
 
 import pytest
+from cmdcheck import PRINT_MOVE, sent_by, start_print
+from conftest import BIN, _run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cmdcheck import PRINT_MOVE, sent_by, start_print
-from conftest import BIN, _run
 from octopanel import settings as settings_mod
-from octopanel.gcode import policy
 from octopanel.actions.registry import STATES
 from octopanel.errors import SafetyError, UsageError
+from octopanel.gcode import policy
 
 LIMITS = settings_mod.load(env={}).limits
 PROPERTY_EXAMPLES = 2000  # ~10 s; the count goes into the closing note

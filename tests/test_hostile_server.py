@@ -8,11 +8,11 @@ import subprocess
 import time
 
 import pytest
-
-from octopanel.printers.octoprint.client import Client
-from octopanel.errors import PrinterError, ServerError, Unreachable
 from stubserver import Reply, StubServer, idle_octoprint_routes
 from test_stub_faults import BIN, KEY, assert_clean_failure
+
+from octopanel.errors import PrinterError, ServerError, Unreachable
+from octopanel.printers.octoprint.client import Client
 
 HANG_S = 30  # the old code never ended: give up on it here rather than at run_cli's 60 s
 

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import BIN, LEAKY_PREFIXES
 from installtree import Tree
+
 from octopanel.cli import install as installer
 
 ROOT = Path(__file__).resolve().parent.parent

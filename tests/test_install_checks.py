@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import LEAKY_PREFIXES
 from installtree import Tree
-from octopanel.errors import UsageError
+
 from octopanel.cli.install_checks import check_service_paths
+from octopanel.errors import UsageError
 
 RECIPE = ("  sudo python3 -m venv /opt/octopanel && sudo /opt/octopanel/bin/pip install .\n"
           "  sudo /opt/octopanel/bin/octopanel install\n")

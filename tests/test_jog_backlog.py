@@ -5,13 +5,13 @@ import time
 from decimal import Decimal
 
 from octopanel import settings
-from octopanel.panel import keymap
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
-from octopanel.printers.octoprint.client import Client
-from octopanel.panel.router import Dispatcher
 from octopanel.daemon.executor import Executor
+from octopanel.panel import keymap
 from octopanel.panel.gestures import Gesture
+from octopanel.panel.router import Dispatcher
+from octopanel.printers.octoprint.client import Client
 
 REGISTRY = build_registry()
 SETTINGS = settings.load(env={})

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from octopanel import settings
-from octopanel.panel import keymap
 from octopanel.actions import build_registry
 from octopanel.errors import ConfigError
+from octopanel.panel import keymap
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

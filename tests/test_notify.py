@@ -9,10 +9,9 @@ import threading
 import time
 
 import pytest
-from evdev import ecodes as e
-
 from conftest import LEAKY_PREFIXES
 from daemonproc import SYSTEMD_VARS, DaemonProc, press, wait_for
+from evdev import ecodes as e
 
 WATCHDOG_USEC = 200_000
 PING_S = WATCHDOG_USEC / 2e6  # the daemon pings at half the interval, as sd_watchdog_enabled(3) advises
@@ -36,7 +35,7 @@ class NotifySocket:
         while self.running:
             try:
                 data = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

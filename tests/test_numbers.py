@@ -8,10 +8,10 @@ import math
 import re
 
 import pytest
+from cmdcheck import failed, ok, posts, sent_by
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmdcheck import failed, ok, posts, sent_by
 from octopanel import values
 from octopanel.printers.octoprint.client import plain
 

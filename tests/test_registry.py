@@ -7,10 +7,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import BIN, LEAKY_PREFIXES
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import BIN, LEAKY_PREFIXES
 from octopanel import cli, settings
 from octopanel.actions import build_registry
 from octopanel.actions.registry import ANY, MOTION_OK, Action, Param, Registry

@@ -27,20 +27,19 @@ from pathlib import Path
 
 import evdev
 from evdev import ecodes as e
+from fakeprinter import STATES_ALL, FakeOctoPrint
 
 from octopanel import settings
-from octopanel.panel import keymap
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
 from octopanel.actions.registry import BUSY_STATES
-from octopanel.printers.octoprint.client import Client
-from octopanel.daemon.loop import NO_TIMING
-from octopanel.panel.router import Dispatcher
 from octopanel.daemon.executor import Executor
-from octopanel.panel.gestures import GestureEngine, RotaryConfig
+from octopanel.daemon.loop import NO_TIMING
 from octopanel.input.keynames import key_code
-
-from fakeprinter import STATES_ALL, FakeOctoPrint
+from octopanel.panel import keymap
+from octopanel.panel.gestures import GestureEngine, RotaryConfig
+from octopanel.panel.router import Dispatcher
+from octopanel.printers.octoprint.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = settings.load(env={})

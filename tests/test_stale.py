@@ -11,23 +11,22 @@ import struct
 import time
 
 import pytest
+from daemonproc import DaemonProc
 from evdev import InputEvent
 from evdev import ecodes as e
-
-from octopanel import settings
-from octopanel.panel import keymap
-from octopanel.actions import build_registry
-from octopanel.actions.invoke import Context
-from octopanel.printers.octoprint.client import Client
-from octopanel.panel.router import Dispatcher
-from octopanel.errors import ConfigError
-from octopanel.daemon.executor import Executor, Job
-from octopanel.panel.gestures import Gesture
-from octopanel.input.evdev_source import UNKNOWN_AGE_S, Clock
-
-from daemonproc import DaemonProc
 from fakeprinter import FakePrinter
 from inprocdaemon import InProcessDaemon
+
+from octopanel import settings
+from octopanel.actions import build_registry
+from octopanel.actions.invoke import Context
+from octopanel.daemon.executor import Executor, Job
+from octopanel.errors import ConfigError
+from octopanel.input.evdev_source import UNKNOWN_AGE_S, Clock
+from octopanel.panel import keymap
+from octopanel.panel.gestures import Gesture
+from octopanel.panel.router import Dispatcher
+from octopanel.printers.octoprint.client import Client
 
 FMT = "llHHi"
 REGISTRY = build_registry()

@@ -11,10 +11,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
-from octopanel.printers.octoprint.client import Client
-from octopanel.errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
 from stubserver import Reply, StubServer, idle_octoprint_routes
+
+from octopanel.errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
+from octopanel.printers.octoprint.client import Client
 
 BIN = Path(sys.executable).parent
 KEY = "stub-key-0123456789abcdef"

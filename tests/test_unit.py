@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from evdev import ecodes as e
-
 from conftest import BIN, LEAKY_PREFIXES
 from daemonproc import press
+from evdev import ecodes as e
+
 from octopanel.cli.install import render_unit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,16 +79,16 @@ def test_unit_contract():
     assert watchdog.endswith("s") and int(watchdog[:-1]) >= 10
 
 
-MDWE_EXEC = """\
+MDWE_EXEC = f"""\
 import ctypes, mmap, os, sys
-assert ctypes.CDLL(None, use_errno=True).prctl(%d, %d, 0, 0, 0) == 0, "PR_SET_MDWE failed"
+assert ctypes.CDLL(None, use_errno=True).prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0) == 0, "PR_SET_MDWE failed"
 try:
     mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     sys.exit("W+X memory was allowed: MDWE is not in force")
 except OSError:
     pass
 os.execv(sys.argv[1], sys.argv[1:])  # the kernel keeps MDWE across execve
-""" % (PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)
+"""
 
 
 def test_daemon_runs_with_write_execute_memory_denied(tmp_path):

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from cmdcheck import ok
 from stubserver import Reply, StubServer, idle_octoprint_routes
 from test_hostile_server import config, run_bounded

@@ -5,12 +5,12 @@ endpoints are replayed against the real OctoPrint, showing that nothing was requ
 """
 
 import pytest
-
 from cmdcheck import failed, job, ok, requests_made
-from octopanel.printers.octoprint.client import Client
-from octopanel.errors import UsageError
 from stubserver import Reply, StubServer, idle_octoprint_routes
 from test_stub_faults import KEY, assert_clean_failure, run_cli
+
+from octopanel.errors import UsageError
+from octopanel.printers.octoprint.client import Client
 
 HOSTILE_FILES = [
     "../../system/commands/custom/streamon", "../../../api/users", "/etc/passwd", "a/../../b.gcode",

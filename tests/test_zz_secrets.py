@@ -24,12 +24,11 @@ import sys
 import time
 
 import pytest
+from conftest import BIN, LEAKY_PREFIXES
 from evdev import ecodes as e
+from stubserver import Reply, StubServer
 
 from octopanel.actions import build_registry
-
-from conftest import BIN, LEAKY_PREFIXES
-from stubserver import Reply, StubServer
 
 DISTINCT_KEY = "zzSECRET-octopanel-4e1f9b27c6a8d305"
 KEY_STORE_NAMES = {"config.yaml", "octocmd.conf", ".octocmd.conf", "users.yaml", "keys.yaml", "octoprint-api-key"}

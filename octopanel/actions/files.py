@@ -3,12 +3,12 @@
 import os
 import sys
 
-from octopanel.values import to_str
+from octopanel.actions.invoke import Result, dump
+from octopanel.actions.registry import Action, Param
 from octopanel.errors import UsageError
 from octopanel.printers.octoprint.multipart import not_regular, open_regular, spool
 from octopanel.printers.octoprint.urlpath import file_path
-from octopanel.actions.invoke import Result, dump
-from octopanel.actions.registry import Action, Param
+from octopanel.values import to_str
 
 GROUP = "Files"
 PROGRESS_MIN_BYTES = 256 * 1024  # smaller uploads finish before a progress bar is worth drawing

@@ -1,10 +1,10 @@
 """Raw G-code and the small commands that are one G-code line: messages, beeps, fans, servos, steppers."""
 
-from octopanel.gcode import policy
-from octopanel.values import gnum, show, to_bool, to_fixed, to_int
-from octopanel.errors import UsageError
 from octopanel.actions.invoke import Result, gcode_line, gcode_lines
 from octopanel.actions.registry import MOTION_OK, Action, Param
+from octopanel.errors import UsageError
+from octopanel.gcode import policy
+from octopanel.values import gnum, show, to_bool, to_fixed, to_int
 
 GROUP = "G-code"
 GROUP_FAN = "Fans and servos"

@@ -3,10 +3,10 @@
 from urllib.parse import urlsplit
 
 from octopanel import settings
-from octopanel.values import to_bool
-from octopanel.printers.octoprint.client import mask_url
 from octopanel.actions.invoke import Result, dump
 from octopanel.actions.registry import Action, Param
+from octopanel.printers.octoprint.client import mask_url
+from octopanel.values import to_bool
 
 GROUP = "Configuration and status"
 

@@ -5,10 +5,10 @@ import re
 import sys
 import time
 
-from octopanel.daemon import protocol
-from octopanel.values import show
-from octopanel.errors import Busy, SafetyError, UsageError
 from octopanel.actions.registry import ANY
+from octopanel.daemon import protocol
+from octopanel.errors import Busy, SafetyError, UsageError
+from octopanel.values import show
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -2,10 +2,10 @@
 
 import time
 
-from octopanel.values import to_float
-from octopanel.errors import Busy, PrinterError, SafetyError
 from octopanel.actions.invoke import Result
 from octopanel.actions.registry import BUSY_STATES, Action, Param
+from octopanel.errors import Busy, PrinterError, SafetyError
+from octopanel.values import to_float
 
 GROUP = "Job"
 ACTIVE = BUSY_STATES | {"paused"}

@@ -1,9 +1,9 @@
 """Moving the head and the filament: home, jog, extrude, eject; speed and flow factors."""
 
-from octopanel.values import gnum, to_bool, to_fixed, to_float, to_int
-from octopanel.errors import SafetyError
 from octopanel.actions.invoke import Result
 from octopanel.actions.registry import MOTION_OK, Action, Param
+from octopanel.errors import SafetyError
+from octopanel.values import gnum, to_bool, to_fixed, to_float, to_int
 
 GROUP = "Motion"
 GROUP_EX = "Extrusion"

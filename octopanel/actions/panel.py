@@ -1,9 +1,9 @@
 """Panel-only actions: they change the daemon's own state (modes), never the printer's."""
 
-from octopanel.values import suggest, to_str
-from octopanel.errors import UsageError
 from octopanel.actions.invoke import Result
 from octopanel.actions.registry import Action, Param
+from octopanel.errors import UsageError
+from octopanel.values import suggest, to_str
 
 
 def mode(ctx, name, value="next"):

@@ -1,7 +1,8 @@
 """The action registry: every action defined once, and the one parser for action lines."""
 
 import shlex
-from collections import namedtuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from octopanel import values
 from octopanel.errors import UsageError
@@ -19,16 +20,26 @@ MOTION_OK = frozenset({"idle", "paused"})
 ANY = STATES
 
 
-# namedtuples, not dataclasses: `import dataclasses` (inspect, ast, dis…) costs ~5 ms of every in-process
-# command. Both are immutable records built once, at registration.
-class Param(namedtuple("Param", "name convert default minval maxval help flag takes_value rest",
-                       defaults=(values.to_float, REQUIRED, None, None, "", None, False, False))):
+Bound = float | str | None  # a number, a settings limit's name, or '-name' for its negation
+
+
+# Typed NamedTuples, not dataclasses: `import dataclasses` (inspect, ast, dis…) costs ~5 ms of every
+# in-process command, and `typing` is loaded anyway. Both are immutable records built once, at registration.
+class Param(NamedTuple):
     """A typed parameter; minval/maxval are numbers or names of a settings limit.
 
     flag: e.g. "-q", a switch (or, with takes_value, an option) on the command line; rest: swallows every
     remaining positional word (G-code text, messages)."""
 
-    __slots__ = ()
+    name: str
+    convert: Callable[[Any], Any] = values.to_float
+    default: Any = REQUIRED
+    minval: Bound = None
+    maxval: Bound = None
+    help: str = ""
+    flag: str | None = None
+    takes_value: bool = False
+    rest: bool = False
 
     def parse(self, raw, limits):
         try:
@@ -50,37 +61,36 @@ def resolve_limit(bound, limits):
     return -limits[bound[1:]] if bound.startswith("-") else limits[bound]
 
 
-ACTION_FIELDS = {  # after name, run, help, group: the defaults, and what each means
-    "params": (),
-    "states": ANY,
-    "commands": (),  # the 8xxx names (without the 8); default: (name,)
-    "skip_when_not": False,  # outside `states`: say "nothing sent" and succeed (pause, resume)
-    "already": frozenset(),  # with skip_when_not: states in which its effect already holds ("already paused")
-    "skip_word": "printing",  # with skip_when_not: what the printer is not, elsewhere ("not printing")
+class Action(NamedTuple):
+    """One action: its name, parameters, help, the printer states it may run in, and every property another
+    module needs to treat it right (what merges, what is dangerous, ...): no module tests an action's name."""
+
+    name: str
+    run: Callable[..., Any]
+    help: str
+    group: str
+    params: tuple[Param, ...] = ()
+    states: frozenset[str] = ANY
+    commands: tuple[str, ...] = ()  # the 8xxx names (without the 8); default: (name,)
+    skip_when_not: bool = False  # outside `states`: say "nothing sent" and succeed (pause, resume)
+    already: frozenset[str] = frozenset()  # with skip_when_not: states in which its effect already holds
+    skip_word: str = "printing"  # with skip_when_not: what the printer is not, elsewhere ("not printing")
     # OctoPrint itself refuses it (409) outside `states`, atomically, in the request that does it (jog and
     # home: POST /api/printer/printhead). No state is read first; it is read after a 409, to say why.
-    "octoprint_refuses": False,
-    "legacy": None,  # maps 8control positional words to {param: word}
+    octoprint_refuses: bool = False
+    legacy: Callable[[list[str]], dict[str, Any] | None] | None = None  # 8control positional words to {param: ...}
     # (parameter, axis) pairs of per-unit distances (jog: x y z; ex: amount on e). Such calls merge while they
     # wait, the distances multiplied (conserving the total), and count in the physical jog backlog.
-    "moves": (),
-    "panel_mode": False,  # changes the daemon's own panel mode: answered at once, never queued (mode)
-    "retries": False,  # retried while OctoPrint is unreachable, until pause_deadline_s: a runout pause must land
-    "dangerous": False,  # the panel needs a confirming gesture (hold or double), whatever the arguments
-    "danger": None,  # danger(args): why these arguments need that gesture (raw G-code, by effect), or None
-    "slow": False,  # polls for a long time (alarm, waitend)
-    "cli": True,  # False: panel-only (no 8xxx command), e.g. mode changes
-    "local": False,  # reads the caller's files, stdin or config: never delegated to the daemon
-    "offline": False,  # needs no OctoPrint connection (checkcfg): runs even with no URL or key set
-    "check": None,  # cross-parameter rule: check(args) returns an error text or None
-}
-
-
-class Action(namedtuple("Action", ["name", "run", "help", "group", *ACTION_FIELDS],
-                        defaults=tuple(ACTION_FIELDS.values()))):
-    """One action: its name, parameters, help, and the printer states it may run in."""
-
-    __slots__ = ()
+    moves: tuple[tuple[str, str], ...] = ()
+    panel_mode: bool = False  # changes the daemon's own panel mode: answered at once, never queued (mode)
+    retries: bool = False  # retried while OctoPrint is unreachable, until pause_deadline_s: a runout pause lands
+    dangerous: bool = False  # the panel needs a confirming gesture (hold or double), whatever the arguments
+    danger: Callable[[dict[str, Any]], str | None] | None = None  # why these arguments need that gesture
+    slow: bool = False  # polls for a long time (alarm, waitend)
+    cli: bool = True  # False: panel-only (no 8xxx command), e.g. mode changes
+    local: bool = False  # reads the caller's files, stdin or config: never delegated to the daemon
+    offline: bool = False  # needs no OctoPrint connection (checkcfg): runs even with no URL or key set
+    check: Callable[[dict[str, Any]], str | None] | None = None  # cross-parameter rule: an error text or None
 
     @property
     def command_names(self):

@@ -1,9 +1,9 @@
 """Connection and system commands: connect, disconnect, reconnect, custom actions, power."""
 
-from octopanel.errors import BadRequest, NotFound, ServerError
-from octopanel.printers.octoprint.urlpath import segment
 from octopanel.actions.invoke import Result
 from octopanel.actions.registry import Action, Param
+from octopanel.errors import BadRequest, NotFound, ServerError
+from octopanel.printers.octoprint.urlpath import segment
 
 GROUP_CONN = "Connection"
 GROUP_SYS = "System and power"

@@ -2,12 +2,12 @@
 
 import time
 
-from octopanel.values import gnum, show, to_bool, to_fixed, to_float
-from octopanel.errors import PrinterError
-from octopanel.actions.invoke import Result, dump
 from octopanel.actions.gcode import send
+from octopanel.actions.invoke import Result, dump
 from octopanel.actions.job import TIMEOUT
 from octopanel.actions.registry import Action, Param
+from octopanel.errors import PrinterError
+from octopanel.values import gnum, show, to_bool, to_fixed, to_float
 
 GROUP = "Temperature"
 HEATERS = {"t": "tool", "tool": "tool", "b": "bed", "bed": "bed"}

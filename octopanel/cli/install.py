@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from octopanel.errors import OctopanelError, UsageError
 from octopanel.cli.install_checks import SERVICE_USER, check_service_paths
 from octopanel.cli.panel import parse as parse_args
 from octopanel.datafiles import shipped_path
+from octopanel.errors import OctopanelError, UsageError
 
 USER = GROUP = SERVICE_USER
 UNIT = "octopanel.service"

@@ -80,8 +80,8 @@ def setup_logging(verbose):
 
 def load_keymap(path, settings=None):
     from octopanel import settings as settings_mod
-    from octopanel.panel import keymap
     from octopanel.actions import build_registry
+    from octopanel.panel import keymap
 
     settings = settings or settings_mod.load()
     registry = build_registry()

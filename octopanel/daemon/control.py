@@ -18,8 +18,8 @@ import stat
 import threading
 
 from octopanel.daemon import protocol
-from octopanel.errors import UsageError
 from octopanel.daemon.protocol import MAX_LINE, busy
+from octopanel.errors import UsageError
 
 log = logging.getLogger("octopanel.daemon.control")
 MAX_CLIENTS = 256  # each waiting 8xxx command holds one; 200 at once must all be answered

@@ -10,11 +10,11 @@ import time
 from collections import deque
 from dataclasses import replace
 
-from octopanel.daemon import protocol
 from octopanel.actions.invoke import Result, invoke
+from octopanel.daemon import protocol
 from octopanel.daemon.backlog import DEFAULT_SPEEDS, Motion, axes_of, feed_of
-from octopanel.errors import OctopanelError, PrinterError, SafetyError, Unreachable
 from octopanel.daemon.jobs import Job, Stats, fit, is_stale, scale, stale_error  # noqa: F401  (Job: dispatch and tests import it here)
+from octopanel.errors import OctopanelError, PrinterError, SafetyError, Unreachable
 
 log = logging.getLogger("octopanel.daemon.executor")
 MAX_QUEUE = 256  # far more than a person can press; guards memory if OctoPrint hangs for long

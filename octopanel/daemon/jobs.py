@@ -1,8 +1,9 @@
 """What the executor runs: a Job, its Stats, scaling a merged call, and the stale and distance-cap rules."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from octopanel.daemon.backlog import EPSILON_MM
 from octopanel.errors import SafetyError

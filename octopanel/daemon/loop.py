@@ -13,13 +13,13 @@ import signal
 import threading
 import time
 
-from octopanel.panel import keymap as keymap_mod
-from octopanel.panel.router import STATE_LEDS, Dispatcher
-from octopanel.errors import ConfigError
 from octopanel.daemon.executor import Executor
-from octopanel.panel.gestures import GestureEngine, KeyTiming, RotaryConfig
 from octopanel.daemon.health import WorkerHealth
+from octopanel.errors import ConfigError
 from octopanel.input.replay import EndOfReplay
+from octopanel.panel import keymap as keymap_mod
+from octopanel.panel.gestures import GestureEngine, KeyTiming, RotaryConfig
+from octopanel.panel.router import STATE_LEDS, Dispatcher
 
 log = logging.getLogger("octopanel.daemon.loop")
 NO_TIMING = KeyTiming()

@@ -16,7 +16,7 @@ or where its output is needed.
 try:  # json's C half: `import json` costs a third of the fast path
     from _json import encode_basestring_ascii, make_scanner
 except ImportError:  # not CPython
-    encode_basestring_ascii = make_scanner = None
+    encode_basestring_ascii = make_scanner = None  # type: ignore[assignment,misc]
 
 MAX_LINE = 4096  # an action line is short; anything longer is garbage or an attack
 ARGV, SAME_CONFIG = "argv", "same_config"
@@ -135,7 +135,7 @@ class _Decoding:
     object_hook = object_pairs_hook = None
     parse_float, parse_int = float, int
     parse_constant = float  # NaN, Infinity, -Infinity
-    memo = {}
+    memo: dict[str, str] = {}
 
 
 def decode(line):

@@ -6,8 +6,8 @@ raise UsageError (exit 2); a refusal for the printer's state or a cold hotend ra
 `force` (a human at a shell) lifts only those two; caps and protections never lift.
 """
 
-from octopanel.errors import SafetyError, UsageError
 from octopanel.actions.registry import BUSY_STATES
+from octopanel.errors import SafetyError, UsageError
 from octopanel.gcode.parse import GcodeError, parse
 
 # While a print runs, only these may go: none can move the head, extrude, change coordinates or modes,

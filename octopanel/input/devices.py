@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass
 
 from octopanel import values
-from octopanel.input.discovery import DeviceInfo, group_hint, list_descriptors, list_devices, print_devices  # noqa: F401
 from octopanel.errors import ConfigError
+from octopanel.input.discovery import DeviceInfo, group_hint, list_descriptors, list_devices, print_devices  # noqa: F401
+from octopanel.input.evdev_source import Clock, DeviceGone, EvdevSource, Source  # noqa: F401
 from octopanel.input.hotplug import RESCAN_INTERVAL_S, Hotplug
 from octopanel.input.replay import EndOfReplay, ReplaySource, record  # noqa: F401
-from octopanel.input.evdev_source import Clock, DeviceGone, EvdevSource, Source  # noqa: F401
 
 log = logging.getLogger(__name__)
 

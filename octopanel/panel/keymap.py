@@ -6,13 +6,26 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from octopanel import values, lineyaml
-from octopanel.panel import gestures
-from octopanel.panel.keymap_checks import (FEEDBACK, LED_CHOICES, SETTINGS, YAML_TRAP, Mode, check_key_name,  # noqa: F401
-                            check_keys, expect_mapping, line, load_devices, load_modes, parse_when, typed,
-                            typed_section)
+from octopanel import lineyaml, values
 from octopanel.actions.registry import ANY
 from octopanel.errors import ConfigError, UsageError
+from octopanel.panel import gestures
+from octopanel.panel.keymap_checks import (  # noqa: F401
+    FEEDBACK,
+    LED_CHOICES,
+    SETTINGS,
+    YAML_TRAP,
+    Mode,
+    check_key_name,
+    check_keys,
+    expect_mapping,
+    line,
+    load_devices,
+    load_modes,
+    parse_when,
+    typed,
+    typed_section,
+)
 
 GESTURES = ("press", "release", "hold", "repeat", "double")
 ROTARY_SOURCES = ("REL_DIAL", "REL_WHEEL", "REL_HWHEEL")
@@ -128,7 +141,7 @@ def build(data, file, registry, limits):
 
 def build_timings(km, keys):
     """One KeyTiming per bound key: which gestures it has (a click waits for hold/double) and its thresholds."""
-    for (_layer, key, _gesture), bindings in km.bindings.items():
+    for _layer, key, _gesture in km.bindings:
         if key in km.timings:
             continue
         options = dict(km.settings)

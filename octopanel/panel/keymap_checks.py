@@ -3,11 +3,12 @@
 import re
 from dataclasses import dataclass
 
-from octopanel import values as values_mod, lineyaml
-from octopanel.panel import gestures
-from octopanel.input import keynames
+from octopanel import lineyaml
+from octopanel import values as values_mod
 from octopanel.actions.registry import ANY, BUSY_STATES
 from octopanel.errors import ConfigError
+from octopanel.input import keynames
+from octopanel.panel import gestures
 
 WHEN = {"idle": frozenset({"idle"}), "printing": BUSY_STATES, "paused": frozenset({"paused"}),
         "disconnected": frozenset({"disconnected", "error"}), "any": ANY}

@@ -3,12 +3,12 @@
 import logging
 import time
 
-from octopanel.daemon import protocol
 from octopanel.actions.invoke import invoke
-from octopanel.daemon.backlog import axes_of
-from octopanel.errors import OctopanelError, UsageError
-from octopanel.daemon.executor import Job
 from octopanel.cli.fast import TIMEOUT_S
+from octopanel.daemon import protocol
+from octopanel.daemon.backlog import axes_of
+from octopanel.daemon.executor import Job
+from octopanel.errors import OctopanelError, UsageError
 
 log = logging.getLogger("octopanel.panel.router")
 LED_ORDER = ("NUML", "CAPSL", "SCROLLL")

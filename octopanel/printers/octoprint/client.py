@@ -12,13 +12,20 @@ import time
 import requests
 import urllib3
 
-from octopanel.values import GCODE_DECIMALS
-from octopanel.printers.octoprint.deadline import install as install_deadlines
 from octopanel.errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
-from octopanel.printers.octoprint.http_body import ERROR_MAX_BYTES, JSON_MAX_BYTES, error_message, parse_json, read_body, short_reason
+from octopanel.printers.octoprint.deadline import install as install_deadlines
+from octopanel.printers.octoprint.http_body import (
+    ERROR_MAX_BYTES,
+    JSON_MAX_BYTES,
+    error_message,
+    parse_json,
+    read_body,
+    short_reason,
+)
 from octopanel.printers.octoprint.multipart import MultipartBody
 from octopanel.printers.octoprint.state import PrinterState
 from octopanel.printers.octoprint.urlpath import quote_file_path, quote_segment
+from octopanel.values import GCODE_DECIMALS
 
 REDACTED = "***"
 MIN_KEY_IN_WORDS = 8  # a shorter key masked inside words would mangle them ("e***ception")

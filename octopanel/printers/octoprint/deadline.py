@@ -29,7 +29,7 @@ class DeadlineSocket:
     def recv_into(self, buffer, nbytes=0, flags=0):
         left = self._deadline - time.monotonic()
         if left <= 0:
-            raise socket.timeout("the answer did not arrive by its deadline")
+            raise TimeoutError("the answer did not arrive by its deadline")
         per_read = self._sock.gettimeout()
         self._sock.settimeout(left if per_read is None else min(per_read, left))
         try:

@@ -9,9 +9,9 @@ import time
 from urllib.parse import quote
 
 from octopanel import settings
-from octopanel.printers.octoprint.client import Client, error_message
-from octopanel.errors import KeyRejected, OctopanelError, PrinterError, ServerError
 from octopanel.cli.panel import parse
+from octopanel.errors import KeyRejected, OctopanelError, PrinterError, ServerError
+from octopanel.printers.octoprint.client import Client, error_message
 from octopanel.printers.octoprint.urlpath import segment_problem
 
 APP_NAME = "octopanel"
