@@ -15,6 +15,13 @@ RUN_TIMEOUT_S = 60
 LEAKY_PREFIXES = ("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_")
 
 
+def pytest_collection_modifyitems(items):
+    """Mark every test that needs the real OctoPrint, so that `-m "not octoprint"` is the fast subset."""
+    for item in items:
+        if {"octoprint", "own_octoprint"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.octoprint)
+
+
 @pytest.fixture(scope="session")
 def octoprint():
     """A started and connected VirtualPrinter shared by the whole session (about 1 s to start)."""
