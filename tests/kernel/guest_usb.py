@@ -1,0 +1,176 @@
+"""Guest (inside the VM, as root, udev running): USB gadget keypads, the udev rule, hotplug, HID LED reports.
+
+Prints one JSON object of observed facts on stdout; tests/kernel/test_usb.py judges them. Daemons run as
+`octopanel run --dry-run` subprocesses under the service's user and groups.
+"""
+
+import grp
+import os
+import stat
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gadget  # noqa: E402
+import guestlib as g  # noqa: E402
+
+CYCLES = int(os.environ.get("KERNEL_CYCLES", "20"))
+KEYPAD_LINK = "usb-Virtual_USB_Keypad_{}-event-kbd"
+RULE = "udev/70-octopanel.rules"
+
+
+def install_rule():
+    """The shipped rule, with the keypad line enabled as its comment says to ("remove the leading #")."""
+    text = open(os.path.join(g.REPO, RULE)).read()
+    line = '#ENV{ID_VENDOR_ID}=="04d9", ENV{ID_MODEL_ID}=="1203"'
+    g.fact("rule_has_keypad_line", line in text)
+    with open("/etc/udev/rules.d/70-octopanel.rules", "w") as f:
+        f.write(text.replace(line, line[1:]))
+    subprocess.run(["udevadm", "control", "--reload"], check=True)
+
+
+def node_of(link=None, name=None):
+    """(path, group, mode) of an event node, after udev has handled it."""
+    subprocess.run(["udevadm", "settle", "-t", "30"], check=False)
+    path = os.path.realpath(f"/dev/input/by-id/{link}") if link else None
+    if name:
+        dev = g.find_node(name, 10)
+        path = dev.path if dev else None
+        dev and dev.close()
+    if not path or not os.path.exists(path):
+        return None
+    st = os.stat(path)
+    return {"path": path, "group": grp.getgrgid(st.st_gid).gr_name, "mode": oct(stat.S_IMODE(st.st_mode))}
+
+
+def jogs(proc, start, end=None):
+    lines = proc.since(start)
+    if end is not None:
+        lines = lines[:end - start]
+    return [body for _, path, body in g.requests_in(lines) if path.endswith("printhead")]
+
+
+def first_index(proc, pattern, start):
+    """Index (into proc.lines) of the first line from start on matching pattern, or None."""
+    line = proc.wait_for(pattern, start, 15)
+    if line is None:
+        return None
+    return start + proc.since(start).index(line)
+
+
+def plug_and_use(kp, pad, udc, daemon):
+    """Plug; seconds until the daemon says it uses the keypad (None if it does not), then open /dev/hidg."""
+    m, t = daemon.mark(), time.monotonic()
+    kp.plug(udc)
+    ok = daemon.wait_for(r"using .*Keypad", m, 20)
+    took = round(time.monotonic() - t, 2) if ok else None
+    kp.open()
+    return took
+
+
+def unplug_while_repeating(kp, daemon):
+    """Hold KP6 until repeats come, unplug with it held; the jogs before and after the daemon's 'lost' line."""
+    m = daemon.mark()
+    kp.report(gadget.USAGE["KP6"])
+    for _ in range(3):  # the press and two repeats have gone out
+        daemon.wait_for(r'"x": ', daemon.mark() if _ else m, 10)
+        time.sleep(0.2)
+    u = daemon.mark()
+    kp.unplug()
+    lost = first_index(daemon, r"lost .*Keypad", u)
+    time.sleep(2.0)  # ample time for a leftover repeat or queued jog to show
+    g.fact("unplug_held_key", {"lost_seen": lost is not None, "jogs_before": jogs(daemon, m, lost),
+                               "jogs_after_lost": jogs(daemon, lost) if lost is not None else None})
+
+
+def hotplug(kp, udcs):
+    d = g.daemon("etc/keymap.yaml", "keypad")
+    g.fact("waiting_before_plug", d.wait_for(r"waiting for", timeout=60))
+    g.fact("first_plug_s", plug_and_use(kp, "0001", udcs[0], d))
+    g.fact("keypad_node", node_of(KEYPAD_LINK.format("0001")))
+    out = subprocess.run(g.as_user([g.OCTOPANEL, "devices"]), capture_output=True, text=True, env=g.env(),
+                         timeout=60)
+    g.fact("devices", {"rc": out.returncode, "stdout": out.stdout})
+    g.fact("led_report_step_1", kp.leds())
+    m = d.mark()
+    kp.key("KPPLUS")
+    d.wait_for(r"mode step: 10", m, 10)
+    g.fact("led_report_step_10", kp.leds())
+    m = d.mark()
+    kp.key("KP8")
+    d.wait_for(r'"y": ', m, 10)
+    g.wait_settled(d, 0.5)
+    g.fact("jog_step_10", jogs(d, m))
+    unplug_while_repeating(kp, d)
+    cycles = []
+    for cycle in range(1, CYCLES + 1):
+        # odd cycles: another serial, so another by-id path; even cycles: back at the first one
+        serial = "0002" if cycle % 2 else "0001"
+        kp.serial(serial)
+        time.sleep(0.3)
+        took = plug_and_use(kp, serial, udcs[0], d)
+        led = kp.leds()
+        m = d.mark()
+        kp.key("KP8")
+        d.wait_for(r'"y": ', m, 10)
+        g.wait_settled(d, 0.4)
+        links = gadget.by_id("usb-Virtual_USB_Keypad_*-event-kbd")
+        jog = jogs(d, m)
+        m = d.mark()
+        kp.unplug()
+        lost = d.wait_for(r"lost .*Keypad", m, 15) is not None
+        cycles.append({"serial": serial, "using_s": took, "by_id": links, "led": led, "jogs": jog, "lost": lost})
+        g.log(f"cycle {cycle}: {cycles[-1]}")
+    g.fact("cycles", cycles)
+    g.fact("keypad_daemon_rc", d.stop())
+
+
+def by_id_daemon(kp, udcs):
+    """A keymap naming one by-id path takes that keypad only, and takes it again on replug."""
+    text = open(os.path.join(g.REPO, "etc/keymap.yaml")).read()
+    link = "/dev/input/by-id/" + KEYPAD_LINK.format("0001")
+    text, n = __import__("re").subn(r'- name: "\*\[Kk\]eypad\*"', f"- path: {link}", text)
+    with open("/tmp/byid-keymap.yaml", "w") as f:
+        f.write(text)
+    d = g.daemon("/tmp/byid-keymap.yaml", "by-id")
+    d.wait_for(r"waiting for", timeout=60)
+    kp.serial("0002")
+    m = d.mark()
+    kp.plug(udcs[0])
+    taken_other = d.wait_for(r"using ", m, 4)
+    kp.unplug()
+    time.sleep(0.5)
+    runs = []
+    for _ in range(2):
+        kp.serial("0001")
+        took = plug_and_use(kp, "0001", udcs[0], d)
+        m = d.mark()
+        kp.key("KP8")
+        d.wait_for(r'"y": ', m, 10)
+        g.wait_settled(d, 0.4)
+        runs.append({"using_s": took, "jogs": jogs(d, m)})
+        kp.unplug()
+        d.wait_for(r"lost ", m, 15)
+    g.fact("by_id_daemon", {"path_in_keymap": n == 1, "took_other_serial": taken_other, "runs": runs,
+                            "rc": d.stop()})
+
+
+def main():
+    g.add_service_user()
+    install_rule()
+    udcs = gadget.load_modules()
+    g.fact("udcs", udcs)
+    # A second device stays plugged on the other bus throughout (so /dev/input/by-id never goes away): it
+    # has the ShuttleXpress's IDs, which the shipped rule gives to the group octopanel as it stands.
+    wheel = gadget.Gadget("wheel", 0x0b33, 0x0020, "Jog Wheel", "0009")
+    wheel.plug(udcs[1])
+    g.fact("shuttle_ids_node", node_of(name="Virtual Jog Wheel"))
+    kp = gadget.Gadget("keypad", 0x04d9, 0x1203, "USB Keypad", "0001")
+    hotplug(kp, udcs)
+    by_id_daemon(kp, udcs)
+    wheel.unplug()
+
+
+if __name__ == "__main__":
+    g.guarded(main)
