@@ -4,7 +4,9 @@ Prints one JSON object of observed facts on stdout; tests/kernel/test_uinput.py 
 run as `octopanel run --dry-run` subprocesses under the service's user and groups.
 """
 
+import grp
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -21,6 +23,8 @@ KEYPAD_KEYS = [e.KEY_KP0, e.KEY_KP1, e.KEY_KP2, e.KEY_KP3, e.KEY_KP4, e.KEY_KP5,
                e.KEY_PAGEDOWN, e.KEY_HOME, e.KEY_END, e.KEY_INSERT, e.KEY_DELETE]
 SHUTTLE = "Contour Design ShuttleXpress"
 MACRO = "Virtual Macro Pad"
+PRINTER_PAD = "Virtual Printer Pad"  # read by a daemon that talks to a real OctoPrint (not a dry run)
+PRINTER_URL = os.environ.get("KERNEL_PRINTER_URL")
 
 
 def make_devices():
@@ -30,12 +34,14 @@ def make_devices():
                      name=SHUTTLE, vendor=0x0b33, product=0x0020, bustype=e.BUS_USB, phys="uinput-shuttle/input0")
     macro = UInput({e.EV_KEY: [e.KEY_1, e.KEY_2, e.KEY_3, e.KEY_VOLUMEUP, e.KEY_VOLUMEDOWN, e.KEY_MUTE]},
                    name=MACRO, vendor=0x1189, product=0x8890, bustype=e.BUS_USB, phys="uinput-macro/input0")
-    return keypad, shuttle, macro
+    pad = UInput({e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML]}, name=PRINTER_PAD, vendor=0x1234, product=0x9999,
+                 bustype=e.BUS_USB, phys="uinput-printer/input0")
+    return keypad, shuttle, macro, pad
 
 
 def node_facts(dev):
+    g.udevadm("settle", "-t", "30")
     st = os.stat(dev.path)
-    import grp
     g.fact("keypad_node", {"path": dev.path, "group": grp.getgrgid(st.st_gid).gr_name,
                            "mode": oct(stat.S_IMODE(st.st_mode))})
 
@@ -183,20 +189,50 @@ def macro_session(ui, mp):
     g.fact("knob_up_after_step", jogs(mp, m))
 
 
+def printer_daemon():
+    """The shipped keymap for the pad with id 1234:9999 only, against OctoPrint at KERNEL_PRINTER_URL."""
+    text = open(os.path.join(g.REPO, "etc/keymap.yaml")).read()
+    text, n = re.subn(r'- name: "\*\[Kk\]eypad\*"', '- id: "1234:9999"', text)
+    with open("/tmp/printer-keymap.yaml", "w") as f:
+        f.write(text)
+    argv = [g.OCTOPANEL, "run", "--no-control", "--keymap", "/tmp/printer-keymap.yaml", "--url", PRINTER_URL,
+            "--api-key", os.environ["KERNEL_PRINTER_KEY"]]
+    return g.Proc(g.as_user(argv), "printer")
+
+
+def printer_session(ui, pr):
+    """Key presses on a real node → the daemon → OctoPrint; the host reads its serial.log afterwards."""
+    g.fact("printer_using", pr.wait_for(r"using .*Printer Pad", timeout=60))
+    g.fact("printer_answers", pr.wait_for(r"OctoPrint answers", timeout=30))
+    done = []
+    for code, pattern in ((e.KEY_KP8, r"jogged y=1\b"), (e.KEY_KPPLUS, r"mode step: 10"),
+                          (e.KEY_KP4, r"jogged x=-10\b"), (e.KEY_KP7, r"homed")):
+        m = pr.mark()
+        g.tap(ui, code)
+        done.append(pr.wait_for(pattern, m, 20))
+    g.wait_settled(pr, 1.0)
+    g.fact("printer_done", done)
+
+
 def main():
     g.add_service_user()
-    keypad, shuttle, macro = make_devices()
+    keypad, shuttle, macro, pad = make_devices()
     dev = g.find_node(KEYPAD)
     node_facts(dev)
     devices_and_events(keypad, dev)
     kp = g.daemon("etc/keymap.yaml", "keypad")
     sx = g.daemon("etc/examples/shuttlexpress.yaml", "shuttle")
     mp = g.daemon("etc/examples/macropad.yaml", "macro")
+    daemons = {"keypad": kp, "shuttle": sx, "macro": mp}
+    if PRINTER_URL:
+        daemons["printer"] = printer_daemon()
     keypad_session(keypad, dev, kp)
     shuttle_session(shuttle, sx)
     macro_session(macro, mp)
-    g.fact("exit_codes", {name: proc.stop() for name, proc in (("keypad", kp), ("shuttle", sx), ("macro", mp))})
-    for ui in (keypad, shuttle, macro):
+    if PRINTER_URL:
+        printer_session(pad, daemons["printer"])
+    g.fact("exit_codes", {name: proc.stop() for name, proc in daemons.items()})
+    for ui in (keypad, shuttle, macro, pad):
         ui.close()
 
 

@@ -6,6 +6,7 @@ Prints one JSON object of observed facts on stdout; tests/kernel/test_usb.py jud
 
 import grp
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -27,18 +28,17 @@ def install_rule():
     g.fact("rule_has_keypad_line", line in text)
     with open("/etc/udev/rules.d/70-octopanel.rules", "w") as f:
         f.write(text.replace(line, line[1:]))
-    subprocess.run(["udevadm", "control", "--reload"], check=True)
+    g.udevadm("control", "--reload")
 
 
-def node_of(link=None, name=None):
-    """(path, group, mode) of an event node, after udev has handled it."""
-    subprocess.run(["udevadm", "settle", "-t", "30"], check=False)
-    path = os.path.realpath(f"/dev/input/by-id/{link}") if link else None
-    if name:
-        dev = g.find_node(name, 10)
-        path = dev.path if dev else None
-        dev and dev.close()
-    if not path or not os.path.exists(path):
+def node_of(link):
+    """(path, group, mode) of the event node behind a by-id link, once udev has handled its event."""
+    end = time.monotonic() + 20  # the link comes with the device's uevent, once the host has enumerated it
+    while not os.path.exists(f"/dev/input/by-id/{link}") and time.monotonic() < end:
+        time.sleep(0.05)
+    g.udevadm("settle", "-t", "30")
+    path = os.path.realpath(f"/dev/input/by-id/{link}")
+    if not os.path.exists(path):
         return None
     st = os.stat(path)
     return {"path": path, "group": grp.getgrgid(st.st_gid).gr_name, "mode": oct(stat.S_IMODE(st.st_mode))}
@@ -59,7 +59,7 @@ def first_index(proc, pattern, start):
     return start + proc.since(start).index(line)
 
 
-def plug_and_use(kp, pad, udc, daemon):
+def plug_and_use(kp, udc, daemon):
     """Plug; seconds until the daemon says it uses the keypad (None if it does not), then open /dev/hidg."""
     m, t = daemon.mark(), time.monotonic()
     kp.plug(udc)
@@ -84,10 +84,9 @@ def unplug_while_repeating(kp, daemon):
                                "jogs_after_lost": jogs(daemon, lost) if lost is not None else None})
 
 
-def hotplug(kp, udcs):
-    d = g.daemon("etc/keymap.yaml", "keypad")
+def hotplug(kp, udcs, d):
     g.fact("waiting_before_plug", d.wait_for(r"waiting for", timeout=60))
-    g.fact("first_plug_s", plug_and_use(kp, "0001", udcs[0], d))
+    g.fact("first_plug_s", plug_and_use(kp, udcs[0], d))
     g.fact("keypad_node", node_of(KEYPAD_LINK.format("0001")))
     out = subprocess.run(g.as_user([g.OCTOPANEL, "devices"]), capture_output=True, text=True, env=g.env(),
                          timeout=60)
@@ -109,7 +108,7 @@ def hotplug(kp, udcs):
         serial = "0002" if cycle % 2 else "0001"
         kp.serial(serial)
         time.sleep(0.3)
-        took = plug_and_use(kp, serial, udcs[0], d)
+        took = plug_and_use(kp, udcs[0], d)
         led = kp.leds()
         m = d.mark()
         kp.key("KP8")
@@ -126,14 +125,21 @@ def hotplug(kp, udcs):
     g.fact("keypad_daemon_rc", d.stop())
 
 
-def by_id_daemon(kp, udcs):
-    """A keymap naming one by-id path takes that keypad only, and takes it again on replug."""
+def by_id_keymap():
+    """The shipped keymap naming one by-id path, without a grab: it runs beside the first daemon, which grabs
+    (so it reads nothing until that one has exited), to save a start-up under emulation."""
     text = open(os.path.join(g.REPO, "etc/keymap.yaml")).read()
     link = "/dev/input/by-id/" + KEYPAD_LINK.format("0001")
-    text, n = __import__("re").subn(r'- name: "\*\[Kk\]eypad\*"', f"- path: {link}", text)
+    text, n = re.subn(r'- name: "\*\[Kk\]eypad\*"\s*(#.*)?\n\s*grab: true', f"- path: {link}\n    grab: false", text)
+    # Its LEDs off: LEDs belong to the device, and the first daemon's are the ones under test.
+    text, m = re.subn(r"leds: mode", 'leds: "off"', text)
     with open("/tmp/byid-keymap.yaml", "w") as f:
         f.write(text)
-    d = g.daemon("/tmp/byid-keymap.yaml", "by-id")
+    return n == 1 and m == 1
+
+
+def by_id_daemon(kp, udcs, d, edited):
+    """A keymap naming one by-id path takes that keypad only, and takes it again on replug."""
     d.wait_for(r"waiting for", timeout=60)
     kp.serial("0002")
     m = d.mark()
@@ -144,7 +150,7 @@ def by_id_daemon(kp, udcs):
     runs = []
     for _ in range(2):
         kp.serial("0001")
-        took = plug_and_use(kp, "0001", udcs[0], d)
+        took = plug_and_use(kp, udcs[0], d)
         m = d.mark()
         kp.key("KP8")
         d.wait_for(r'"y": ', m, 10)
@@ -152,7 +158,7 @@ def by_id_daemon(kp, udcs):
         runs.append({"using_s": took, "jogs": jogs(d, m)})
         kp.unplug()
         d.wait_for(r"lost ", m, 15)
-    g.fact("by_id_daemon", {"path_in_keymap": n == 1, "took_other_serial": taken_other, "runs": runs,
+    g.fact("by_id_daemon", {"path_in_keymap": edited, "took_other_serial": taken_other, "runs": runs,
                             "rc": d.stop()})
 
 
@@ -165,10 +171,13 @@ def main():
     # has the ShuttleXpress's IDs, which the shipped rule gives to the group octopanel as it stands.
     wheel = gadget.Gadget("wheel", 0x0b33, 0x0020, "Jog Wheel", "0009")
     wheel.plug(udcs[1])
-    g.fact("shuttle_ids_node", node_of(name="Virtual Jog Wheel"))
+    g.fact("shuttle_ids_node", node_of("usb-Virtual_Jog_Wheel_0009-event-kbd"))
     kp = gadget.Gadget("keypad", 0x04d9, 0x1203, "USB Keypad", "0001")
-    hotplug(kp, udcs)
-    by_id_daemon(kp, udcs)
+    edited = by_id_keymap()
+    first = g.daemon("etc/keymap.yaml", "keypad")
+    second = g.daemon("/tmp/byid-keymap.yaml", "by-id")
+    hotplug(kp, udcs, first)
+    by_id_daemon(kp, udcs, second, edited)
     wheel.unplug()
 
 
