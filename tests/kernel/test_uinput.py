@@ -87,7 +87,7 @@ def test_hold_and_double_press(facts):
 
 
 def test_leds_show_the_step_as_the_keymap_says(facts):
-    # etc/keymap.yaml: "NumLock LED lit = 1 mm or 10 mm, Caps Lock LED too = 10 mm" (leds: mode).
+    # etc/keymap.yaml (leds: mode): "LEDs lit: none / NumLock / NumLock + Caps Lock" for steps 0.1 / 1 / 10.
     assert facts["leds_by_step"] == {"0.1": [], "1": ["LED_NUML"], "10": ["LED_CAPSL", "LED_NUML"]}
 
 
