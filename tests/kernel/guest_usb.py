@@ -70,12 +70,14 @@ def plug_and_use(kp, udc, daemon):
 
 
 def unplug_while_repeating(kp, daemon):
-    """Hold KP6 until repeats come, unplug with it held; the jogs before and after the daemon's 'lost' line."""
+    """Hold KP6 until repeats come, unplug with it held; the jogs before and after the daemon's 'lost' line.
+
+    At step 1, so that the hold is far below its distance cap (max_outstanding_mm: 50 repeats) when the
+    unplug comes: a repeat outliving the unplug would show, not be hidden by the cap."""
     m = daemon.mark()
     kp.report(gadget.USAGE["KP6"])
     for _ in range(3):  # the press and two repeats have gone out
         daemon.wait_for(r'"x": ', daemon.mark() if _ else m, 10)
-        time.sleep(0.2)
     u = daemon.mark()
     kp.unplug()
     lost = first_index(daemon, r"lost .*Keypad", u)
@@ -92,6 +94,8 @@ def hotplug(kp, udcs, d):
                          timeout=60)
     g.fact("devices", {"rc": out.returncode, "stdout": out.stdout})
     g.fact("led_report_step_1", kp.leds())
+    unplug_while_repeating(kp, d)
+    g.fact("replug_s", plug_and_use(kp, udcs[0], d))
     m = d.mark()
     kp.key("KPPLUS")
     d.wait_for(r"mode step: 10", m, 10)
@@ -101,7 +105,9 @@ def hotplug(kp, udcs, d):
     d.wait_for(r'"y": ', m, 10)
     g.wait_settled(d, 0.5)
     g.fact("jog_step_10", jogs(d, m))
-    unplug_while_repeating(kp, d)
+    m = d.mark()
+    kp.unplug()
+    d.wait_for(r"lost .*Keypad", m, 15)
     cycles = []
     for cycle in range(1, CYCLES + 1):
         # odd cycles: another serial, so another by-id path; even cycles: back at the first one

@@ -52,6 +52,7 @@ def test_unplug_while_a_repeating_jog_key_is_held_stops_motion(facts):
     assert unplug["lost_seen"], unplug
     assert len(unplug["jogs_before"]) >= 3 and axes(unplug["jogs_before"]) == {"x"}, unplug
     assert unplug["jogs_after_lost"] == [], unplug
+    assert facts["replug_s"] is not None
 
 
 def test_replug_at_another_and_the_same_by_id_path_keeps_modes(facts):
