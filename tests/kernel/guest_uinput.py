@@ -25,6 +25,7 @@ SHUTTLE = "Contour Design ShuttleXpress"
 MACRO = "Virtual Macro Pad"
 PRINTER_PAD = "Virtual Printer Pad"  # read by a daemon that talks to a real OctoPrint (not a dry run)
 PRINTER_URL = os.environ.get("KERNEL_PRINTER_URL")
+KNOB = "Virtual Events Knob"  # for `octopanel events`: no daemon here reads (and grabs) it
 
 
 def make_devices():
@@ -36,7 +37,9 @@ def make_devices():
                    name=MACRO, vendor=0x1189, product=0x8890, bustype=e.BUS_USB, phys="uinput-macro/input0")
     pad = UInput({e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML]}, name=PRINTER_PAD, vendor=0x1234, product=0x9999,
                  bustype=e.BUS_USB, phys="uinput-printer/input0")
-    return keypad, shuttle, macro, pad
+    knob = UInput({e.EV_KEY: [e.KEY_KP8, e.KEY_UP], e.EV_REL: [e.REL_DIAL]}, name=KNOB, vendor=0x1234,
+                  product=0x7777, bustype=e.BUS_USB, phys="uinput-knob/input0")
+    return keypad, shuttle, macro, pad, knob
 
 
 def node_facts(dev):
@@ -52,10 +55,12 @@ def devices_and_events(ui, dev):
                              env=g.env(), timeout=60)
         g.fact(label, {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr})
     ev = g.Proc(g.as_user([g.OCTOPANEL, "events", dev.path]), "events")
-    ready = ev.wait_for(r"press keys", timeout=30) is not None
+    ready = ev.wait_for(r"press keys", timeout=60) is not None
     for code in (e.KEY_KP8, e.KEY_UP):
         g.tap(ui, code)
-    ev.wait_for(r"KEY_UP", timeout=10)
+    ui.write(e.EV_REL, e.REL_DIAL, 1)
+    ui.syn()
+    ev.wait_for(r"REL_DIAL", timeout=10)
     rc = ev.stop(2)  # SIGINT, as Ctrl-C
     g.fact("events", {"ready": ready, "lines": ev.since(0), "rc": rc})
 
@@ -66,11 +71,7 @@ def jogs(proc, start):
             if path.endswith("printhead") and body.get("command") == "jog"]
 
 
-def keypad_session(ui, dev, kp):
-    other = InputDevice(dev.path)  # a second reader, as a console or another program would be
-    # The key held while the daemon starts: the grab must wait for its release.
-    ui.write(e.EV_KEY, e.KEY_KP5, 1)
-    ui.syn()
+def keypad_session(ui, other, kp):
     g.fact("keypad_using", kp.wait_for(r"using .*Keypad", timeout=60))
     time.sleep(0.5)
     g.drain(other, 0.3)
@@ -216,23 +217,27 @@ def printer_session(ui, pr):
 
 def main():
     g.add_service_user()
-    keypad, shuttle, macro, pad = make_devices()
+    keypad, shuttle, macro, pad, knob = make_devices()
     dev = g.find_node(KEYPAD)
-    node_facts(dev)
-    devices_and_events(keypad, dev)
+    other = InputDevice(dev.path)  # a second reader, as a console or another program would be
+    # A key held while the daemon starts: its grab must wait for the release.
+    keypad.write(e.EV_KEY, e.KEY_KP5, 1)
+    keypad.syn()
     kp = g.daemon("etc/keymap.yaml", "keypad")
     sx = g.daemon("etc/examples/shuttlexpress.yaml", "shuttle")
     mp = g.daemon("etc/examples/macropad.yaml", "macro")
     daemons = {"keypad": kp, "shuttle": sx, "macro": mp}
     if PRINTER_URL:
         daemons["printer"] = printer_daemon()
-    keypad_session(keypad, dev, kp)
+    node_facts(dev)
+    devices_and_events(knob, g.find_node(KNOB))  # while the daemons start up
+    keypad_session(keypad, other, kp)
     shuttle_session(shuttle, sx)
     macro_session(macro, mp)
     if PRINTER_URL:
         printer_session(pad, daemons["printer"])
     g.fact("exit_codes", {name: proc.stop() for name, proc in daemons.items()})
-    for ui in (keypad, shuttle, macro, pad):
+    for ui in (keypad, shuttle, macro, pad, knob):
         ui.close()
 
 
