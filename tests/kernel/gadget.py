@@ -102,7 +102,7 @@ class Gadget:
         time.sleep(hold_s)
         self.report(0)
 
-    def leds(self, timeout=2.0, settle_s=0.4):
+    def leds(self, timeout=2.0, settle_s=0.25):
         """The last LED output report (a bit mask) of a burst arriving within timeout; None if none came."""
         last, end = None, time.monotonic() + timeout
         while True:

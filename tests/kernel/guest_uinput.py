@@ -120,20 +120,19 @@ def keypad_session(ui, other, kp):
     for label, code, hold_s in (("hold_KP1", e.KEY_KP1, 1.4), ("press_KP1", e.KEY_KP1, 0.05)):
         m = kp.mark()
         g.tap(ui, code, hold_s)
-        time.sleep(0.5)
-        g.wait_settled(kp, 0.8)
+        g.wait_settled(kp, 0.6)
         g.fact(label, g.requests_in(kp.since(m)))
     m = kp.mark()
     g.tap(ui, e.KEY_KP0)
     time.sleep(0.08)
     g.tap(ui, e.KEY_KP0)
-    time.sleep(0.6)
-    g.wait_settled(kp, 0.8)
+    time.sleep(0.6)  # past double_s (0.35 s): a single press fires only then
+    g.wait_settled(kp, 0.5)
     g.fact("double_KP0", g.requests_in(kp.since(m)))
     m = kp.mark()
     g.tap(ui, e.KEY_KP0)
-    time.sleep(0.6)
-    g.wait_settled(kp, 0.8)
+    time.sleep(0.6)  # past double_s (0.35 s): a single press fires only then
+    g.wait_settled(kp, 0.5)
     g.fact("press_KP0", g.requests_in(kp.since(m)))
 
     # LEDs per step, read back with EVIOCGLED; the daemon sets them on the uinput device.
@@ -182,7 +181,7 @@ def macro_session(ui, mp):
     g.wait_settled(mp)
     g.fact("knob_up3_down1", jogs(mp, m))
     g.tap(ui, e.KEY_2)  # step 0.1 -> 1, once the double window is over
-    time.sleep(1.0)
+    time.sleep(0.7)
     m = mp.mark()
     g.tap(ui, e.KEY_VOLUMEUP)
     mp.wait_for(r'"z": ', m, 10)

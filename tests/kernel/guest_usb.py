@@ -81,7 +81,7 @@ def unplug_while_repeating(kp, daemon):
     u = daemon.mark()
     kp.unplug()
     lost = first_index(daemon, r"lost .*Keypad", u)
-    time.sleep(2.0)  # ample time for a leftover repeat or queued jog to show
+    time.sleep(1.5)  # ten repeat periods: ample time for a leftover repeat or queued jog to show
     g.fact("unplug_held_key", {"lost_seen": lost is not None, "jogs_before": jogs(daemon, m, lost),
                                "jogs_after_lost": jogs(daemon, lost) if lost is not None else None})
 
@@ -113,13 +113,12 @@ def hotplug(kp, udcs, d):
         # odd cycles: another serial, so another by-id path; even cycles: back at the first one
         serial = "0002" if cycle % 2 else "0001"
         kp.serial(serial)
-        time.sleep(0.3)
         took = plug_and_use(kp, udcs[0], d)
         led = kp.leds()
         m = d.mark()
         kp.key("KP8")
         d.wait_for(r'"y": ', m, 10)
-        g.wait_settled(d, 0.4)
+        g.wait_settled(d, 0.3)
         links = gadget.by_id("usb-Virtual_USB_Keypad_*-event-kbd")
         jog = jogs(d, m)
         m = d.mark()

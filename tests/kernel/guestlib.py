@@ -167,7 +167,7 @@ def tap(ui, code, hold_s=0.05):
     ui.syn()
 
 
-def wait_settled(proc, quiet_s=0.8, timeout=10.0):
+def wait_settled(proc, quiet_s=0.6, timeout=10.0):
     """Wait until proc printed nothing for quiet_s (its queued work is done)."""
     end, n, last = time.monotonic() + timeout, proc.mark(), time.monotonic()
     while time.monotonic() < end:
