@@ -7,6 +7,7 @@ run as `octopanel run --dry-run` subprocesses under the service's user and group
 import grp
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def devices_and_events(ui, dev):
     ui.write(e.EV_REL, e.REL_DIAL, 1)
     ui.syn()
     ev.wait_for(r"REL_DIAL", timeout=10)
-    rc = ev.stop(2)  # SIGINT, as Ctrl-C
+    rc = ev.stop(signal.SIGINT)  # as Ctrl-C
     g.fact("events", {"ready": ready, "lines": ev.since(0), "rc": rc})
 
 

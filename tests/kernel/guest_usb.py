@@ -45,6 +45,7 @@ def node_of(link):
 
 
 def jogs(proc, start, end=None):
+    """Bodies of the jog requests the dry run printed in lines start..end of proc's output."""
     lines = proc.since(start)
     if end is not None:
         lines = lines[:end - start]

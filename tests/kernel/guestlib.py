@@ -56,9 +56,9 @@ def add_service_user():
 
 
 def as_user(argv, groups="input"):
-    """argv run as the service runs it: User=octopanel Group=octopanel SupplementaryGroups=<groups>."""
-    return ["setpriv", "--reuid", USER, "--regid", USER, "--groups", groups or "", "--"] + argv \
-        if groups else ["setpriv", "--reuid", USER, "--regid", USER, "--clear-groups", "--"] + argv
+    """argv as the service runs it: User=octopanel Group=octopanel SupplementaryGroups=groups (None: none)."""
+    extra = ["--groups", groups] if groups else ["--clear-groups"]
+    return ["setpriv", "--reuid", USER, "--regid", USER, *extra, "--", *argv]
 
 
 def udevadm(*args):
