@@ -1,8 +1,10 @@
 #!/bin/sh
 # Install everything the test suite needs (Debian packages, a venv with octopanel and its test extra),
-# then run the whole suite. Usage: ./test.sh [pytest arguments]
+# then run the whole suite; the kernel tests (tests/kernel, in QEMU, about 4 minutes) come last.
+# Usage: ./test.sh [pytest arguments]      KERNEL_VM=0 ./test.sh -m "not kernel": without them
 set -eu
 cd "$(dirname "$0")"
+KERNEL_VM=${KERNEL_VM:-1}
 . scripts/deps.sh
 "$VENV/bin/python" -m pip install -q -e ".[test]"
 exec "$VENV/bin/python" -m pytest "$@"

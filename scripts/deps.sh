@@ -3,16 +3,29 @@
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 APT_PACKAGES="libsystemd-dev pkg-config gcc python3-dev python3-venv systemd"
+# With KERNEL_VM=1 (test.sh sets it), also what tests/kernel need on x86_64: they boot Debian's kernel in
+# QEMU (tests/kernel/run-in-vm.sh fetches the kernel itself into ~/.cache/kernel-vm), with udev running in
+# the VM for group input, the panel rule and by-id links.
+KERNEL_APT_PACKAGES="qemu-system-x86 busybox-static kmod udev"
 
-missing=""
-for pkg in $APT_PACKAGES; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
-done
-if [ -n "$missing" ]; then
-    echo "installing Debian packages:$missing"
+not_installed() {
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || printf ' %s' "$pkg"
+    done
+}
+missing=$(not_installed $APT_PACKAGES)
+kernel_missing=""
+if [ "${KERNEL_VM:-0}" = 1 ] && [ "$(uname -m)" = x86_64 ]; then
+    kernel_missing=$(not_installed $KERNEL_APT_PACKAGES)
+fi
+if [ -n "$missing$kernel_missing" ]; then
+    echo "installing Debian packages:$missing$kernel_missing"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+    [ -z "$missing" ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+    # QEMU's recommends (firmware for other machines, GUI bits) are not needed to boot a kernel headless.
+    [ -z "$kernel_missing" ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+        $kernel_missing
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip

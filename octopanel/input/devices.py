@@ -147,8 +147,12 @@ class DeviceManager:
             log.warning("cannot list input devices: %s", exc.strerror or exc)
             return
         groups = {}
+        # A node is read by one group only. A new node is root-only until udev chowns it: listed then, it has
+        # no phys and is keyed by its by-id name, yet a path spec opens it (the chown may land before the
+        # open); listed readable at the next scan, it is keyed by phys, and every press would count twice.
+        open_paths = {path for _, path in self._by_fd.values()}
         for info in infos:
-            if info.path not in self._ended:
+            if info.path not in self._ended and info.path not in open_paths:
                 groups.setdefault(info.physical, []).append(info)
         for key, nodes in groups.items():
             group = self._groups.get(key)
