@@ -19,7 +19,7 @@ from octopanel.errors import OctopanelError, PrinterError, SafetyError, Unreacha
 log = logging.getLogger("octopanel.daemon.executor")
 MAX_QUEUE = 256  # far more than a person can press; guards memory if OctoPrint hangs for long
 PAUSE_RETRY_S = 0.5
-STOP_JOIN_S = 1.0  # how long stop() waits for the worker; SIGTERM must end the daemon within 2 s
+STOP_JOIN_S = 0.5  # how long stop() waits for the worker; SIGTERM must end the daemon within 2 s, on a busy Pi too
 RECOVERY_POLL_S = 1.0  # while OctoPrint is unreachable, how often an idle worker checks it is back
 PROBE = object()  # _next's "nothing queued, check on OctoPrint" answer
 # Detents merge into the queued job before them only while it is this young: a merged job is judged stale

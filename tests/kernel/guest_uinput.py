@@ -15,7 +15,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestlib as g  # noqa: E402
-from evdev import InputDevice, UInput, ecodes as e  # noqa: E402
+from evdev import InputDevice, UInput  # noqa: E402
+from evdev import ecodes as e
 
 KEYPAD = "Virtual UInput Keypad"
 KEYPAD_KEYS = [e.KEY_KP0, e.KEY_KP1, e.KEY_KP2, e.KEY_KP3, e.KEY_KP4, e.KEY_KP5, e.KEY_KP6, e.KEY_KP7,

@@ -7,7 +7,6 @@ import errno
 
 import pytest
 from evdev import ecodes as e
-
 from vm import axes, run_guest, sum_axis
 
 pytestmark = pytest.mark.kernel

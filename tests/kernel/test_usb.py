@@ -6,7 +6,6 @@ One VM session (guest_usb.py) runs every scenario; each test below judges one gr
 import os
 
 import pytest
-
 from vm import axes, run_guest
 
 pytestmark = pytest.mark.kernel
