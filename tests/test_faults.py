@@ -365,6 +365,7 @@ EXPECTED = {
     "truncated": r"^(cannot reach )?OctoPrint( at http://127\.0\.0\.1:\d+/)?.+",
     "garbage": r"^(cannot reach )?OctoPrint( at http://127\.0\.0\.1:\d+/)?.+",
 }
+DROPPED = re.compile(r"^dropped: the request was [\d.]+ s old \(its limit is [\d.]+ s\).*; nothing sent$")
 # A clear message is words, not a Python repr: no `Name(`, no escaped \r or \n, no stray quote-comma pairs.
 REPR_ARTIFACTS = re.compile(r"\w\(|\\[rn]|', |'\)|\('")
 FAULT_KEYMAP = """\
@@ -561,12 +562,17 @@ def test_a_thousand_faulty_answers_each_get_exactly_one_clear_reply(tmp_path):
     elapsed = time.monotonic() - started
     assert results.pop("extra") == [b""] * 4  # never a second reply
     assert len(results) == 1000
+    # Under load a line may wait past its socket limit and be dropped, said so, before it is sent: a clear
+    # reply, and that request never reaches the server. Anything else must match its fault.
+    dropped = {n for n, r in results.items() if r.get("ok") is False and DROPPED.search(r.get("error", ""))}
     seen, wrong = Counter(), []
     for n, reply in sorted(results.items()):
         fault = PLAN[n % len(PLAN)]
         seen[fault] += 1
         pattern = EXPECTED[fault]
-        if pattern is None:
+        if n in dropped:
+            ok = reply.get("exit") == 1
+        elif pattern is None:
             ok = reply.get("ok") is True and reply.get("action") == "msg"
         else:
             error = reply.get("error", "")
@@ -575,16 +581,19 @@ def test_a_thousand_faulty_answers_each_get_exactly_one_clear_reply(tmp_path):
         if not ok:
             wrong.append((n, fault, reply))
     examples = {PLAN[n % len(PLAN)]: r.get("error") for n, r in results.items() if not r["ok"]}
-    print(f"\nfaults injected: {dict(server.faults)}; replies by fault: {dict(seen)}; {elapsed:.1f} s")
+    print(f"\nfaults injected: {dict(server.faults)}; replies by fault: {dict(seen)}; dropped as too old: "
+          f"{len(dropped)}; {elapsed:.1f} s")
     print("\n".join(f"  {fault}: {text}" for fault, text in sorted(examples.items())))
-    assert sum(server.faults.values()) == 1001  # each request reached the server once: no silent retries
-    errors = [m for m in warnings.messages if m.startswith("socket: msg ")]
-    assert len(errors) == sum(1 for n in results if EXPECTED[PLAN[n % len(PLAN)]] is not None)  # logged once each
-    assert not [m for m in warnings.messages if "unexpected" in m or "internal" in m]
-    assert elapsed < 60
     by_fault = {fault: (sum(1 for w in wrong if w[1] == fault), next(w[2] for w in wrong if w[1] == fault))
                 for fault in sorted({w[1] for w in wrong})}
     assert not wrong, f"{len(wrong)} unclear or wrong replies; by fault (count, example): {by_fault}"
+    # Each request that was not dropped reached the server exactly once: no silent retries, no lost sends.
+    assert sum(server.faults.values()) == 1001 - len(dropped)
+    assert len(dropped) <= 50, f"{len(dropped)} of 1000 lines waited past their limit"
+    errors = [m for m in warnings.messages if m.startswith("socket: msg ")]
+    assert len(errors) == sum(1 for n in results if n in dropped or EXPECTED[PLAN[n % len(PLAN)]] is not None)
+    assert not [m for m in warnings.messages if "unexpected" in m or "internal" in m]
+    assert elapsed < 60
 
 
 # -- answers of an unexpected shape -----------------------------------------------------------------------
