@@ -5,13 +5,15 @@ import time
 from dataclasses import dataclass
 
 from octopanel.errors import BadRequest, Busy, NotFound, Unreachable
-from octopanel.printers.octoprint.client import PrinterState
+from octopanel.printers.backend import PrinterState
 
 
 class FakePrinter:
     """Implements the client methods the actions use; records what would reach the printer.
 
     `gate` cleared = OctoPrint hangs; `unreachable` = connection refused; `delay_s` = a slow answer."""
+
+    refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
 
     def __init__(self, state="idle", hotend=210.0, delay_s=0.0):
         self.state_name, self.hotend, self.delay_s = state, hotend, delay_s
@@ -65,6 +67,70 @@ class FakePrinter:
         self._call()
         self.sent.append(("gcode", *lines))
 
+    # The rest of printers.backend.Backend: each call recorded as it would reach the printer, reads answered
+    # with a fixed idle printer (tests/test_backend.py checks this fake covers the protocol).
+    def _record(self, *what):
+        self._call()
+        self.sent.append(what)
+
+    def version(self):
+        self._call()
+        return {"api": "0.1", "server": "1.11.8", "text": "OctoPrint 1.11.8 (fake)"}
+
+    def connection(self):
+        self._call()
+        return {"current": {"state": self.state_name.title()}}
+
+    def job(self):
+        self._call()
+        return {"state": self.state_name.title(), "job": {"file": {"name": None}}, "progress": {}}
+
+    def bed(self):
+        self._call()
+        return {"bed": {"actual": 21.0, "target": 0}}
+
+    def files(self):
+        self._call()
+        return {"files": []}
+
+    def file_info(self, name):
+        self._call()
+        raise NotFound(f"not found: {name}")
+
+    def system_commands(self):
+        self._call()
+        return {"core": [], "custom": []}
+
+    def connect(self):
+        self._record("connect")
+
+    def disconnect(self):
+        self._record("disconnect")
+
+    def feedrate(self, factor):
+        self._record("feedrate", factor)
+
+    def flowrate(self, factor):
+        self._record("flowrate", factor)
+
+    def tool_target(self, targets):
+        self._record("tool_target", targets)
+
+    def bed_target(self, target):
+        self._record("bed_target", target)
+
+    def select_file(self, name, print_=False):
+        self._record("select", name, print_)
+
+    def upload(self, name, handle, select=False, print_=False, progress=None):
+        self._record("upload", name, len(handle.read()), select, print_)
+
+    def system_command(self, action, source="custom"):
+        self._record("system", source, action)
+
+    def close(self):
+        pass
+
 
 # -- a stateful fake of OctoPrint itself -----------------------------------------------------------------
 
@@ -103,6 +169,8 @@ class FakeOctoPrint:
     A temperature reading moves the temperatures too, but never the state, so that the state an action
     was checked against holds until its command arrives (a real OctoPrint changes between the two only
     by its own doing, which it then refuses with 409 itself)."""
+
+    refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
 
     def __init__(self, state="idle", hotend=AMBIENT_C, bed=AMBIENT_C, rng=None, chaos=0.0, file="part.gcode"):
         self.state_name, self.hotend, self.bed_temp = state, float(hotend), float(bed)
@@ -167,6 +235,9 @@ class FakeOctoPrint:
 
     def profile(self):
         return {}
+
+    def close(self):
+        pass
 
     def version(self):
         self._check()

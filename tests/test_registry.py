@@ -225,9 +225,9 @@ def test_only_printhead_actions_leave_the_state_check_to_octoprint(registry):
     """OctoPrint 1.11.8 refuses POST /api/printer/printhead (jog, home) with 409 when not operational or in
     any printing state (server/api/printer.py; util/comm.py PRINTING_STATES): exactly outside MOTION_OK.
     Every other guarded action reads the state first."""
-    assert sorted(a.name for a in registry if a.octoprint_refuses) == ["home", "jog"]
-    assert all(a.states == MOTION_OK and not a.reads_state_first for a in registry if a.octoprint_refuses)
-    assert all(a.reads_state_first == (a.states != ANY) for a in registry if not a.octoprint_refuses)
+    assert sorted(a.name for a in registry if a.backend_refuses) == ["home", "jog"]
+    assert all(a.states == MOTION_OK and not a.reads_state_first for a in registry if a.backend_refuses)
+    assert all(a.reads_state_first == (a.states != ANY) for a in registry if not a.backend_refuses)
 
 
 def test_command_names_cover_every_8control_command(registry):

@@ -8,6 +8,7 @@ import time
 from octopanel.actions.registry import ANY
 from octopanel.daemon import protocol
 from octopanel.errors import Busy, SafetyError, UsageError
+from octopanel.printers.backend import Backend
 from octopanel.values import show
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -33,7 +34,7 @@ class Context:
 
     `panel` is the daemon's panel state (modes), None outside the daemon."""
 
-    def __init__(self, client, settings, out=None, err=None, tty=False, sleep=time.sleep, panel=None):
+    def __init__(self, client: Backend, settings, out=None, err=None, tty=False, sleep=time.sleep, panel=None):
         self.client, self.settings, self.tty, self.sleep, self.panel = client, settings, tty, sleep, panel
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
@@ -55,15 +56,16 @@ class Context:
 def invoke(call, ctx, state=None):
     """Run a parsed Call after checking the printer state it needs (fetched unless given); returns a Result."""
     action = call.action
-    if state is None and action.octoprint_refuses:
-        # OctoPrint checks the state in the same request, with no window for a print to start in between
+    if state is None and action.backend_refuses and ctx.client.refuses_motion_when_busy:
+        # The backend checks the state in the same request, with no window for a print to start in between
         # as there is after a separate read; that read would only cost a round trip (~5 ms a key press).
+        # A backend that does not refuse (printers.backend) gets the state read below, before the move.
         try:
             return action.run(ctx, **call.args)
         except Busy:
             state = ctx.client.state()
             if state.name in action.states:
-                raise  # refused for another reason: OctoPrint's own words say which
+                raise  # refused for another reason: the backend's own words say which
     if action.states != ANY:
         state = state if state is not None else ctx.client.state()
         if state.name not in action.states:

@@ -98,9 +98,9 @@ def flowrate(ctx, percent):
 
 def register(reg):
     axis = lambda a: Param(a, to_fixed, None, "-max_jog", "max_jog", f"{a.upper()} distance (mm)")  # noqa: E731
-    reg.register(Action("home", home, "home x, y and z", GROUP, states=MOTION_OK, octoprint_refuses=True))
+    reg.register(Action("home", home, "home x, y and z", GROUP, states=MOTION_OK, backend_refuses=True))
     reg.register(Action("jog", jog, "move the head by X Y Z mm (one number: Z only)", GROUP, states=MOTION_OK,
-                        octoprint_refuses=True,
+                        backend_refuses=True,
                         params=(axis("x"), axis("y"), axis("z"),
                                 Param("speed", to_int, None, 1, 20000, "mm/min")),
                         legacy=jog_legacy, moves=(("x", "x"), ("y", "y"), ("z", "z")),

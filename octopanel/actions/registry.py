@@ -75,9 +75,10 @@ class Action(NamedTuple):
     skip_when_not: bool = False  # outside `states`: say "nothing sent" and succeed (pause, resume)
     already: frozenset[str] = frozenset()  # with skip_when_not: states in which its effect already holds
     skip_word: str = "printing"  # with skip_when_not: what the printer is not, elsewhere ("not printing")
-    # OctoPrint itself refuses it (409) outside `states`, atomically, in the request that does it (jog and
-    # home: POST /api/printer/printhead). No state is read first; it is read after a 409, to say why.
-    octoprint_refuses: bool = False
+    # A backend with refuses_motion_when_busy (OctoPrint: 409) refuses it itself outside `states`, atomically,
+    # in the request that does it (jog, home): no state is read first, only after a refusal, to say why.
+    # With any other backend invoke() reads the state first, as for every action with `states`.
+    backend_refuses: bool = False
     legacy: Callable[[list[str]], dict[str, Any] | None] | None = None  # 8control positional words to {param: ...}
     # (parameter, axis) pairs of per-unit distances (jog: x y z; ex: amount on e). Such calls merge while they
     # wait, the distances multiplied (conserving the total), and count in the physical jog backlog.
@@ -114,8 +115,9 @@ class Action(NamedTuple):
 
     @property
     def reads_state_first(self):
-        """Whether invoke() reads the printer state before running it."""
-        return self.states != ANY and not self.octoprint_refuses
+        """Whether the state is read before running it, whatever the backend (the executor then reads it ahead;
+        for a backend_refuses action on a backend that does not refuse, invoke() reads it itself)."""
+        return self.states != ANY and not self.backend_refuses
 
 
 class Call:

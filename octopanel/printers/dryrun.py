@@ -5,11 +5,14 @@ import sys
 
 import requests
 
-from octopanel.printers.octoprint.client import Client, PrinterState
+from octopanel.printers.backend import PrinterState
+from octopanel.printers.octoprint.client import Client
 
 
 class DryRunClient(Client):
     """Sends nothing: prints every request and answers reads with an assumed state and a hot hotend."""
+
+    refuses_motion_when_busy = False  # nothing refuses here: the assumed state is checked before a move
 
     def __init__(self, state="idle", hotend_c=200.0, out=None):
         super().__init__("http://dry-run.invalid", None)

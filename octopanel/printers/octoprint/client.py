@@ -13,6 +13,7 @@ import requests
 import urllib3
 
 from octopanel.errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
+from octopanel.printers.backend import PrinterState
 from octopanel.printers.octoprint.deadline import install as install_deadlines
 from octopanel.printers.octoprint.http_body import (
     ERROR_MAX_BYTES,
@@ -23,7 +24,7 @@ from octopanel.printers.octoprint.http_body import (
     short_reason,
 )
 from octopanel.printers.octoprint.multipart import MultipartBody
-from octopanel.printers.octoprint.state import PrinterState
+from octopanel.printers.octoprint.state import from_flags
 from octopanel.printers.octoprint.urlpath import quote_file_path, quote_segment
 from octopanel.values import GCODE_DECIMALS
 
@@ -34,7 +35,9 @@ PROFILE_TTL_S = 60.0
 
 
 class Client:
-    """One method per OctoPrint endpoint used; all requests share one requests.Session."""
+    """One method per OctoPrint endpoint used; all requests share one requests.Session. A printers.backend."""
+
+    refuses_motion_when_busy = True  # POST /api/printer/printhead: 409 unless operational and not printing
 
     def __init__(self, url, api_key, connect_timeout=5.0, read_timeout=10.0, verbose=0, log=None,
                  now=time.monotonic):
@@ -190,7 +193,7 @@ class Client:
         try:
             data = self.get("api/printer?exclude=temperature,sd")
             state = data.get("state", {})
-            return PrinterState.from_flags(state.get("flags"), state.get("text", ""))
+            return from_flags(state.get("flags"), state.get("text", ""))
         except Busy:
             data = self.job()
             text = (data or {}).get("state", "")
