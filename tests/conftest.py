@@ -16,10 +16,13 @@ LEAKY_PREFIXES = ("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_")
 
 
 def pytest_collection_modifyitems(items):
-    """Mark every test that needs the real OctoPrint, so that `-m "not octoprint"` is the fast subset."""
+    """Mark every test that needs the real OctoPrint, so that `-m "not octoprint"` is the fast subset; put the
+    kernel tests (tests/kernel, in QEMU) last, keeping the order otherwise. (Hooks live here only: a second
+    conftest.py in tests/kernel would shadow this module for `from conftest import ...`.)"""
     for item in items:
         if {"octoprint", "own_octoprint"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.octoprint)
+    items.sort(key=lambda item: item.get_closest_marker("kernel") is not None)
 
 
 @pytest.fixture(scope="session")
