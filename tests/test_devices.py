@@ -15,7 +15,8 @@ from evdev import ecodes as e
 from fakedevices import FakeBus, pipe_device, press_frame, raw  # noqa: F401
 
 from octopanel.errors import ConfigError
-from octopanel.input.devices import DeviceInfo, DeviceManager, DeviceSpec
+from octopanel.input.devices import DeviceInfo, DeviceManager
+from octopanel.input.devicespec import DeviceSpec
 from octopanel.input.discovery import format_devices, list_devices
 from octopanel.input.evdev_source import DeviceGone, EvdevSource
 from octopanel.input.replay import NATIVE_FORMAT, EndOfReplay, ReplaySource, record

@@ -51,7 +51,8 @@ from octopanel.daemon.control import MAX_LINE
 from octopanel.daemon.loop import Daemon
 from octopanel.daemon.notify import Notifier
 from octopanel.errors import ConfigError
-from octopanel.input.devices import DeviceInfo, DeviceManager, DeviceSpec
+from octopanel.input.devices import DeviceInfo, DeviceManager
+from octopanel.input.devicespec import DeviceSpec
 from octopanel.input.keynames import key_code
 from octopanel.input.replay import ReplaySource
 from octopanel.panel import keymap

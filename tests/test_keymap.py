@@ -142,3 +142,19 @@ def test_check_command_rejects_force_with_file_and_line(tmp_path):
     assert bad.returncode == 2, bad
     assert "force_bound.yaml:4: keys.KEY_KP5: --force is a shell override and cannot be bound" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_validating_a_keymap_never_imports_the_device_manager(tmp_path):
+    """`octopanel check` and a reload parse `devices:` with input/devicespec.py alone: the runtime device manager
+    (input/devices.py: hotplug, replay, evdev sources) stays unloaded (before, keymap_checks imported it)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "keymap.yaml"
+    path.write_text('devices:\n  - name: "*keypad*"\n  - {id: "0b33:0020", shuttle: true}\nkeys:\n  KEY_KP5: msg a\n')
+    probe = ("import sys; from octopanel import settings; from octopanel.panel import keymap; "
+             "from octopanel.actions import build_registry; "
+             f"km = keymap.load({str(path)!r}, build_registry(), settings.load(env={{}}).limits); "
+             "print(len(km.devices), 'octopanel.input.devices' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["2", "False"], out.stderr

@@ -195,7 +195,8 @@ def events(argv):
     parser.add_argument("device", nargs="?", default="*",
                         help="name glob, vid:pid, event node, or a recording or FIFO of raw events (default: all)")
     args = parse(parser, argv)
-    from octopanel.input.devices import DeviceManager, DeviceSpec, EndOfReplay
+    from octopanel.input.devices import DeviceManager, EndOfReplay
+    from octopanel.input.devicespec import DeviceSpec
     from octopanel.input.discovery import INPUT_DIR
     from octopanel.input.keynames import key_name
 

@@ -86,7 +86,7 @@ def mode_value_problem(value):
 
 
 def load_devices(section, file):
-    from octopanel.input.devices import DeviceSpec
+    from octopanel.input.devicespec import DeviceSpec
 
     if section is None:
         return []

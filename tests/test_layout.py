@@ -1,0 +1,62 @@
+"""The package's shape: no import cycles between modules, and the product never imports the sandbox."""
+
+import ast
+from pathlib import Path
+
+import octopanel
+
+ROOT = Path(octopanel.__file__).parent
+
+
+def module_name(path):
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path, top_level_only):
+    """The octopanel modules `path` imports (at module level only, or anywhere)."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("octopanel"):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}  # `from octopanel import values`
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("octopanel")}
+    return found
+
+
+MODULES = {module_name(p): p for p in ROOT.rglob("*.py")}
+
+
+def graph(top_level_only):
+    return {name: imports(path, top_level_only) & set(MODULES) - {name} for name, path in MODULES.items()}
+
+
+def test_no_two_modules_import_each_other_at_load_time():
+    """A cycle (actions/gcode → motion → temps → gcode, once) makes the import order matter; none is left."""
+    edges, cycles = graph(top_level_only=True), []
+
+    def visit(node, stack):
+        if node in stack:
+            cycles.append(stack[stack.index(node):] + [node])
+            return
+        for nxt in sorted(edges[node]):
+            if nxt not in done:
+                visit(nxt, stack + [node])
+        done.add(node)
+
+    done = set()
+    for name in sorted(edges):
+        visit(name, [])
+    assert not cycles, cycles
+    assert len(edges) > 50  # the walk saw the package
+
+
+def test_the_product_never_imports_the_sandbox():
+    """sandbox/ (a local OctoPrint) serves the demo, the tests and bench/ only."""
+    edges = graph(top_level_only=False)
+    users = sorted(name for name, targets in edges.items()
+                   if not name.startswith("octopanel.sandbox") and any(t.startswith("octopanel.sandbox") for t in targets))
+    assert users == ["octopanel.cli.demo"]
