@@ -5,6 +5,7 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from octopanel import settings_sources
 from octopanel import values as values_mod
@@ -30,6 +31,7 @@ OPTIONS = {
     "max_extrude": (values_mod.to_float, 1000.0, 0.1, 5000.0, "longest single extrusion (mm)"),
 }
 JOG_DIRECTIONS = ("profile", "8control", "raw")
+T = TypeVar("T")
 LIMIT_NAMES = ("max_tool_temp", "max_bed_temp", "min_extrude_temp", "min_factor", "max_factor",
                "max_jog", "max_extrude")
 MAX_KEY_BYTES = 4096  # an OctoPrint key is 43 characters; a larger "key file" is the wrong file
@@ -40,8 +42,32 @@ API_KEY_FLAG_WARNING = (
     "(LoadCredential=)")
 
 
+class Option(Generic[T]):
+    """A typed read-only view of one of OPTIONS in Settings.values (the name is the attribute's)."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, settings, owner=None) -> T:
+        return settings.values.get(self.name)
+
+
 class Settings:
     """Resolved settings and, for 8checkcfg, where each one came from."""
+
+    url = Option[str | None]()
+    api_key = Option[str | None]()
+    api_key_file = Option[str | None]()
+    connect_timeout = Option[float]()
+    read_timeout = Option[float]()
+    jog_direction = Option[str]()
+    max_tool_temp = Option[float]()
+    max_bed_temp = Option[float]()
+    min_extrude_temp = Option[float]()
+    min_factor = Option[int]()
+    max_factor = Option[int]()
+    max_jog = Option[float]()
+    max_extrude = Option[float]()
 
     def __init__(self, values=None, sources=None, warnings=None):
         self.values = {} if values is None else values
@@ -52,12 +78,6 @@ class Settings:
 
     def __repr__(self):
         return f"Settings(values={self.values!r}, sources={self.sources!r}, warnings={self.warnings!r})"
-
-    def __getattr__(self, name):
-        try:
-            return self.__dict__["values"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     @property
     def limits(self):

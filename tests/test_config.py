@@ -390,3 +390,14 @@ def test_checkcfg_refuses_a_file_url(run8):
     assert proc.returncode == 2, proc.stderr
     assert "url must start with http:// or https://" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_every_option_is_a_typed_attribute_of_settings_and_nothing_else_is():
+    """Settings hands out each option through a declared, typed attribute (before: __getattr__ over the
+    values dict, which mypy cannot see through); an unknown name is still an AttributeError."""
+    settings = settings_mod.load(env={})
+    declared = {n for n, v in vars(settings_mod.Settings).items() if isinstance(v, settings_mod.Option)}
+    assert declared == set(settings_mod.OPTIONS)
+    assert (settings.read_timeout, settings.min_factor, settings.url) == (10.0, 10, None)
+    with pytest.raises(AttributeError):
+        settings.read_timout  # noqa: B018
