@@ -43,8 +43,11 @@ def bench_venv():
     if stamp.exists() and stamp.read_text() == want and (venv / "bin" / "8status").exists():
         return venv
     fresh = not (venv / "bin" / "python").exists()
-    print(f"bench: {'creating' if fresh else 'updating'} the bench venv {venv} (pip install {ROOT})…",
-          file=sys.stderr, flush=True)
+    print(
+        f"bench: {'creating' if fresh else 'updating'} the bench venv {venv} (pip install {ROOT})…",
+        file=sys.stderr,
+        flush=True,
+    )
     steps = [[sys.executable, "-m", "venv", str(venv)]] if fresh else []
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     steps.append(pip + [str(ROOT)] if fresh else pip + ["--no-deps", "--force-reinstall", str(ROOT)])
@@ -70,6 +73,7 @@ def temp_home():
 
 # -- statistics ------------------------------------------------------------------------------------------------
 
+
 def pct(values, q):
     """The q-th percentile (0..100), nearest rank."""
     ordered = sorted(values)
@@ -89,6 +93,7 @@ def ms(seconds, digits=2):
 
 # -- the machine -------------------------------------------------------------------------------------------------
 
+
 def machine():
     """A description of this machine for RESULTS.md."""
     model = "unknown CPU"
@@ -106,8 +111,12 @@ def machine():
     except (OSError, ValueError, IndexError):
         pass
     venv_python = bench_venv() / "bin" / "python"
-    version = subprocess.run([str(venv_python), "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True, check=False).stdout.strip()
+    version = subprocess.run(
+        [str(venv_python), "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     return {
         "cpu": model,
         "cores": os.cpu_count(),

@@ -20,11 +20,21 @@ import daemon as daemon_bench
 from benchenv import HERE, median, ms
 from idle import IdleDaemon, idle, idle_table, trace_wakeups
 
-FORBIDDEN_ON_FAST_PATH = ("requests", "urllib3", "yaml", "evdev", "asyncio", "systemd", "octopanel.printers.octoprint.client",
-                          "octopanel.actions", "octopanel.settings")
+FORBIDDEN_ON_FAST_PATH = (
+    "requests",
+    "urllib3",
+    "yaml",
+    "evdev",
+    "asyncio",
+    "systemd",
+    "octopanel.printers.octoprint.client",
+    "octopanel.actions",
+    "octopanel.settings",
+)
 
 
 # -- wall time of the commands ------------------------------------------------------------------------------------
+
 
 def variants(venv, vp, daemon_socket, homes, session):
     """name -> run(sign) returning a CompletedProcess: every way of running 8status and 8jog that is timed."""
@@ -43,13 +53,15 @@ def variants(venv, vp, daemon_socket, homes, session):
     def spawn(argv, env):
         # cwd: `python -c` puts the working directory first on sys.path; from a checkout, that would import
         # the source tree's octopanel instead of the bench venv's.
-        return lambda sign: subprocess.run(argv(sign), env=env, capture_output=True, text=True, timeout=60,
-                                           check=False, cwd=homes["empty"])
+        return lambda sign: subprocess.run(
+            argv(sign), env=env, capture_output=True, text=True, timeout=60, check=False, cwd=homes["empty"]
+        )
 
     def bare(method, path, body=None):
         def run(sign):
             reply = session.request(method, vp.url + path, json=body and {**body, "y": 0.1 * sign}, timeout=10)
             return subprocess.CompletedProcess(path, 0 if reply.ok else 1, reply.text, "")
+
         return run
 
     status, jog8 = (lambda s: [str(bin_ / "8status")]), (lambda s: [str(bin_ / "8jog"), *jog(s)])
@@ -58,8 +70,10 @@ def variants(venv, vp, daemon_socket, homes, session):
     no_teardown = "import os; os._exit(0)"
     fast_imports = f"from octopanel.cli import script; import octopanel.cli.fast; {no_teardown}"
     # The least any in-process command can cost with requests (a fixed choice): import it, send one GET.
-    requests_floor = (f"import requests; requests.Session().get({vp.url + '/api/connection'!r}, "
-                      f"headers={{'X-Api-Key': {vp.api_key!r}}}, timeout=10).json(); {no_teardown}")
+    requests_floor = (
+        f"import requests; requests.Session().get({vp.url + '/api/connection'!r}, "
+        f"headers={{'X-Api-Key': {vp.api_key!r}}}, timeout=10).json(); {no_teardown}"
+    )
     return {
         ("8status", "daemon"): spawn(status, env_daemon),
         ("8status", "in-process"): spawn(status, env_inproc),
@@ -77,8 +91,10 @@ def variants(venv, vp, daemon_socket, homes, session):
         ("floor", "python start"): spawn(lambda s: [str(bin_ / "python"), "-c", no_teardown], env_bash),
         ("floor", "fast-path imports"): spawn(lambda s: [str(bin_ / "python"), "-c", fast_imports], env_bash),
         ("floor", "requests"): spawn(lambda s: [str(bin_ / "python"), "-c", requests_floor], env_bash),
-        ("floor", "curl alone"): spawn(lambda s: ["curl", "-s", "-o", "/dev/null", "-H", f"X-Api-Key: {vp.api_key}",
-                                                 f"{vp.url}/api/connection"], env_bash),
+        ("floor", "curl alone"): spawn(
+            lambda s: ["curl", "-s", "-o", "/dev/null", "-H", f"X-Api-Key: {vp.api_key}", f"{vp.url}/api/connection"],
+            env_bash,
+        ),
     }
 
 
@@ -110,7 +126,8 @@ def wall_times(venv, vp, daemon_socket, runs, seed=2):
 
     homes = {"empty": benchenv.temp_home(), "octocmd": benchenv.temp_home()}
     (homes["octocmd"] / ".octocmd.conf").write_text(
-        f'{{\n    "OctoAPI_KEY": "{vp.api_key}",\n    "OctoPrint_URL": "{vp.url}"\n}}\n')
+        f'{{\n    "OctoAPI_KEY": "{vp.api_key}",\n    "OctoPrint_URL": "{vp.url}"\n}}\n'
+    )
     session = environment_session(vp.url)  # set up as the daemon's client is, so that only the paths differ
     session.headers["X-Api-Key"] = vp.api_key
     table = variants(venv, vp, daemon_socket, homes, session)
@@ -145,8 +162,14 @@ def import_times(venv, env, runs=7):
     """python -X importtime 8status: the run with the median total; top-level imports and every module seen."""
     samples = []
     for _ in range(runs):
-        done = subprocess.run([str(venv / "bin" / "python"), "-X", "importtime", str(venv / "bin" / "8status")],
-                              env=env, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), "-X", "importtime", str(venv / "bin" / "8status")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         top, modules = [], set()
         for line in done.stderr.splitlines():
             match = IMPORT_LINE.match(line)
@@ -165,6 +188,7 @@ def import_times(venv, env, runs=7):
 
 # -- the whole benchmark ------------------------------------------------------------------------------------------
 
+
 def collect(venv, vp, quick=False, latency_result=None):
     """Every figure of this benchmark; latency_result reuses bench/daemon.py's OctoPrint run if given."""
     runs = 20 if quick else 40
@@ -174,8 +198,9 @@ def collect(venv, vp, quick=False, latency_result=None):
     pi = IdleDaemon(venv, vp, "Pi-like (/dev/input watched)", pi_like=True)
     try:
         env_fast = benchenv.clean_env(here.home / "nohome", OCTOPANEL_SOCKET=here.socket, OCTOPRINT_URL=vp.url)
-        env_inproc = benchenv.clean_env(here.home / "nohome", OCTOPANEL_NO_DAEMON=1, OCTOPRINT_URL=vp.url,
-                                        OCTOPRINT_API_KEY=vp.api_key)
+        env_inproc = benchenv.clean_env(
+            here.home / "nohome", OCTOPANEL_NO_DAEMON=1, OCTOPRINT_URL=vp.url, OCTOPRINT_API_KEY=vp.api_key
+        )
         print(f"bench: 8status/8jog: {runs} interleaved runs of each way…", file=sys.stderr, flush=True)
         result["wall"] = wall_times(venv, vp, here.socket, runs)
         print("bench: -X importtime…", file=sys.stderr, flush=True)
@@ -196,23 +221,33 @@ def collect(venv, vp, quick=False, latency_result=None):
 
 # -- tables -------------------------------------------------------------------------------------------------------
 
+
 def ratio(a, b):
     return a / b if b else float("nan")
 
 
 def wall_table(wall):
-    lines = [("| command | through the daemon | in-process | bash+curl | bash+curl, 8control config "
-             "| daemon ÷ bash | in-process ÷ bash |"), "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| command | through the daemon | in-process | bash+curl | bash+curl, 8control config "
+            "| daemon ÷ bash | in-process ÷ bash |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for command in ("8status", "8jog"):
         d, i, b, o = (wall[(command, how)] for how in ("daemon", "in-process", "bash", "bash-octocmd"))
-        lines.append(f"| `{command}` | {ms(d, 1)} ms | {ms(i, 1)} ms | {ms(b, 1)} ms | {ms(o, 1)} ms "
-                     f"| **{ratio(d, b):.2f}×** | **{ratio(i, b):.2f}×** |")
+        lines.append(
+            f"| `{command}` | {ms(d, 1)} ms | {ms(i, 1)} ms | {ms(b, 1)} ms | {ms(o, 1)} ms "
+            f"| **{ratio(d, b):.2f}×** | **{ratio(i, b):.2f}×** |"
+        )
     floor, bash = wall[("floor", "requests")], wall[("8status", "bash")]
-    lines.append(f"| floor | `python -c pass`: {ms(wall[('floor', 'python -c pass')], 1)} ms; without the "
-                 f"teardown: {ms(wall[('floor', 'python start')], 1)} ms "
-                 f"| `import requests` + one GET, no teardown: {ms(floor, 1)} ms "
-                 f"| `curl` alone: {ms(wall[('floor', 'curl alone')], 1)} ms "
-                 f"| | | floor ÷ 8status bash: {ratio(floor, bash):.2f}× |")
+    lines.append(
+        f"| floor | `python -c pass`: {ms(wall[('floor', 'python -c pass')], 1)} ms; without the "
+        f"teardown: {ms(wall[('floor', 'python start')], 1)} ms "
+        f"| `import requests` + one GET, no teardown: {ms(floor, 1)} ms "
+        f"| `curl` alone: {ms(wall[('floor', 'curl alone')], 1)} ms "
+        f"| | | floor ÷ 8status bash: {ratio(floor, bash):.2f}× |"
+    )
     return "\n".join(lines)
 
 
@@ -220,38 +255,56 @@ def breakdown_table(wall):
     """Where the fast path's time goes: interpreter start and exit, imports, the daemon's answer, the rest."""
     start = wall[("floor", "python start")]
     imports = wall[("floor", "fast-path imports")] - start
-    lines = [("| through the daemon | wall time | = Python's start (`-c 'os._exit(0)'`) | + the fast path's imports "
-              "| + the daemon's "
-             "answer, from a warm client | + the rest | for comparison: one bare keep-alive request |"),
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| through the daemon | wall time | = Python's start (`-c 'os._exit(0)'`) | + the fast path's imports "
+            "| + the daemon's "
+            "answer, from a warm client | + the rest | for comparison: one bare keep-alive request |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for command in ("8status", "8jog"):
         total, answer = wall[(command, "daemon")], wall[("answer", command)]
-        lines.append(f"| `{command}` | {ms(total, 1)} ms | {ms(start, 1)} ms | {ms(imports, 1)} ms | {ms(answer, 1)} ms "
-                     f"| {ms(total - start - imports - answer, 1)} ms | {ms(wall[('bare', command)], 1)} ms |")
+        lines.append(
+            f"| `{command}` | {ms(total, 1)} ms | {ms(start, 1)} ms | {ms(imports, 1)} ms | {ms(answer, 1)} ms "
+            f"| {ms(total - start - imports - answer, 1)} ms | {ms(wall[('bare', command)], 1)} ms |"
+        )
     return "\n".join(lines)
 
 
 def overhead_table(octoprint):
     lat = octoprint["latency"]
     bare = lat["bare"]["first"]
-    lines = ["| sender | to first request p50 / p90 / p99 (ms) | minus bare p50 / p99 (ms) | ÷ bare (p50) |",
-             "|---|---|---|---|"]
-    rows = [("daemon, key press → first request", lat["daemon"]["first"]),
-            ("daemon, key press → jog request (POST …/printhead)", lat["daemon"]["jog"]),
-            ("bare keep-alive requests.Session, jog", bare)]
+    lines = [
+        "| sender | to first request p50 / p90 / p99 (ms) | minus bare p50 / p99 (ms) | ÷ bare (p50) |",
+        "|---|---|---|---|",
+    ]
+    rows = [
+        ("daemon, key press → first request", lat["daemon"]["first"]),
+        ("daemon, key press → jog request (POST …/printhead)", lat["daemon"]["jog"]),
+        ("bare keep-alive requests.Session, jog", bare),
+    ]
     if "curl" in lat:
         rows.append(("`sh -c curl` spawned per key press (actkbd style), jog", lat["curl"]["first"]))
     for label, m in rows:
-        lines.append(f"| {label} | {ms(m['p50'])} / {ms(m['p90'])} / {ms(m['p99'])} | {ms(m['p50'] - bare['p50'])} / "
-                     f"{ms(m['p99'] - bare['p99'])} | {ratio(m['p50'], bare['p50']):.2f}× |")
+        lines.append(
+            f"| {label} | {ms(m['p50'])} / {ms(m['p90'])} / {ms(m['p99'])} | {ms(m['p50'] - bare['p50'])} / "
+            f"{ms(m['p99'] - bare['p99'])} | {ratio(m['p50'], bare['p50']):.2f}× |"
+        )
     return "\n".join(lines)
 
 
 def imports_table(imports):
-    lines = [(f"total {imports['total'] * 1e3:.1f} ms for {imports['count']} modules (the median of 7 runs); "
-             f"requests, urllib3, yaml, evdev, asyncio, systemd or octopanel.printers.octoprint.client/actions/settings imported: "
-             f"{', '.join(imports['forbidden']) or 'none'}"), "",
-             "| top-level import | cumulative (ms) |", "|---|---|"]
+    lines = [
+        (
+            f"total {imports['total'] * 1e3:.1f} ms for {imports['count']} modules (the median of 7 runs); "
+            f"requests, urllib3, yaml, evdev, asyncio, systemd or octopanel.printers.octoprint.client/actions/settings imported: "
+            f"{', '.join(imports['forbidden']) or 'none'}"
+        ),
+        "",
+        "| top-level import | cumulative (ms) |",
+        "|---|---|",
+    ]
     lines += [f"| `{name}` | {t * 1e3:.2f} |" for t, name in imports["top"]]
     return "\n".join(lines)
 
@@ -265,35 +318,58 @@ def targets_met(result):
         out.append((f"`{command}` through the daemon {r:.2f}× bash+curl (target ≤ 1.2×)", r <= 1.2))
         r = ratio(wall[(command, "in-process")], b)
         floor = ratio(wall[("floor", "requests")], b)
-        out.append((f"`{command}` in-process {r:.2f}× bash+curl (target ≤ 6×; `python -c 'import requests' + one "
-                    f"GET` alone, without the teardown, is {floor:.2f}×)", r <= 6))
+        out.append(
+            (
+                f"`{command}` in-process {r:.2f}× bash+curl (target ≤ 6×; `python -c 'import requests' + one "
+                f"GET` alone, without the teardown, is {floor:.2f}×)",
+                r <= 6,
+            )
+        )
     for name, r in result["idle"].items():
         out.append((f"{name}: RSS {r['rss_mb']:.1f} MB (target ≤ 35 MB)", r["rss_mb"] <= 35))
         wakes = sum(t["wakeups"] for t in r["threads"].values())
-        out.append(((f"{name}: {wakes} wake-ups in {r['seconds']:.0f} s idle; main thread blocked in "
+        out.append(
+            (
+                (
+                    f"{name}: {wakes} wake-ups in {r['seconds']:.0f} s idle; main thread blocked in "
                     f"{r['blocked'].get('main', '?')} (target: no periodic wake-ups besides the watchdog, which is "
-                    f"off here)"), wakes <= 1))
+                    f"off here)"
+                ),
+                wakes <= 1,
+            )
+        )
     forbidden = result["imports_fast"]["forbidden"]
-    out.append((f"fast path imports none of requests/yaml/evdev: {', '.join(forbidden) or 'none imported'}",
-                not forbidden))
+    out.append(
+        (f"fast path imports none of requests/yaml/evdev: {', '.join(forbidden) or 'none imported'}", not forbidden)
+    )
     return out
 
 
 def sections(result):
     """name -> (title, body) of every table this benchmark prints."""
     return {
-        "wall": (f"8status and 8jog wall time (median of {result['wall']['runs']} interleaved runs each)",
-                 wall_table(result["wall"])),
+        "wall": (
+            f"8status and 8jog wall time (median of {result['wall']['runs']} interleaved runs each)",
+            wall_table(result["wall"]),
+        ),
         "breakdown": ("Where the fast path's time goes (medians of the same run)", breakdown_table(result["wall"])),
-        "overhead": ("Key press → request against OctoPrint: the daemon vs a bare client vs curl per key press",
-                     overhead_table(result["octoprint"])),
-        "burst": ("Jog-wheel burst against OctoPrint: 1,000 detents at 500 Hz",
-                  daemon_bench.burst_table([result["octoprint"]])),
+        "overhead": (
+            "Key press → request against OctoPrint: the daemon vs a bare client vs curl per key press",
+            overhead_table(result["octoprint"]),
+        ),
+        "burst": (
+            "Jog-wheel burst against OctoPrint: 1,000 detents at 500 Hz",
+            daemon_bench.burst_table([result["octoprint"]]),
+        ),
         "idle": ("The daemon at rest", idle_table(result)),
-        "imports_fast": ("`python -X importtime 8status` through the daemon (the fast path)",
-                         imports_table(result["imports_fast"])),
-        "imports_inproc": ("The same without the daemon (in-process), for comparison",
-                           imports_table(result["imports_inproc"])),
+        "imports_fast": (
+            "`python -X importtime 8status` through the daemon (the fast path)",
+            imports_table(result["imports_fast"]),
+        ),
+        "imports_inproc": (
+            "The same without the daemon (in-process), for comparison",
+            imports_table(result["imports_inproc"]),
+        ),
     }
 
 

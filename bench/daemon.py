@@ -65,9 +65,21 @@ class PanelDaemon:
         env = benchenv.clean_env(self.workdir, OCTOPRINT_URL=url, OCTOPRINT_API_KEY=api_key)
         # --live: the loop reads the FIFO itself, as it reads a keypad's event node. A plain replay would put
         # a pacing thread between the two, which a real keypad does not have.
-        self.proc = subprocess.Popen([str(venv / "bin" / "octopanel"), "run", "--replay", str(self.fifo), "--live",
-                                      "--keymap", str(self.workdir / "keymap.yaml"), "--no-control"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(
+            [
+                str(venv / "bin" / "octopanel"),
+                "run",
+                "--replay",
+                str(self.fifo),
+                "--live",
+                "--keymap",
+                str(self.workdir / "keymap.yaml"),
+                "--no-control",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         self.fd = self._open_writer()
 
     def _open_writer(self):
@@ -113,6 +125,7 @@ class PanelDaemon:
 
 # -- key press → request latency ---------------------------------------------------------------------------------
 
+
 def g0_logged_at(serial_log, mark, y, timeout=0.5):
     """Wall time at which serial.log shows the `G0 Y<y>` sent after byte offset mark (1 ms resolution)."""
     pattern = re.compile(rf"^(\S+ \S+) - Send: (?:N\d+ )?G0 Y{re.escape(y)}\b", re.MULTILINE)
@@ -143,8 +156,10 @@ def trial(kind, recorder, daemon, session, api_key, sign):
         session.post(recorder.url + JOG_PATH, json={"command": "jog", "y": float(y)}, timeout=5)
     else:  # one curl per key press through /bin/sh -c, as actkbd's system() runs a command
         body = json.dumps({"command": "jog", "y": float(y)})
-        command = (f"curl -s -H 'X-Api-Key: {api_key}' -H 'Content-Type: application/json' -X POST "
-                   f"-d '{body}' {recorder.url}{JOG_PATH}")
+        command = (
+            f"curl -s -H 'X-Api-Key: {api_key}' -H 'Content-Type: application/json' -X POST "
+            f"-d '{body}' {recorder.url}{JOG_PATH}"
+        )
         t0 = time.monotonic()
         subprocess.run(["/bin/sh", "-c", command], stdout=subprocess.DEVNULL, check=False)
     jog = recorder.wait_for(is_jog)
@@ -185,16 +200,21 @@ def latency(recorder, daemon, api_key, trials, kinds=KINDS, serial_log=None, see
 
 def summarize_latency(raw):
     """p50/p99 of each kind, and the daemon's added latency over the bare client."""
-    s = {kind: {m: {"p50": median(v), "p90": pct(v, 90), "p99": pct(v, 99), "n": len(v)} for m, v in measures.items()}
-         for kind, measures in raw.items()}
+    s = {
+        kind: {m: {"p50": median(v), "p90": pct(v, 90), "p99": pct(v, 99), "n": len(v)} for m, v in measures.items()}
+        for kind, measures in raw.items()
+    }
     if "daemon" in s and "bare" in s:
         bare = s["bare"]["first"]
-        s["added"] = {m: {"p50": s["daemon"][m]["p50"] - bare["p50"], "p99": s["daemon"][m]["p99"] - bare["p99"]}
-                      for m in ("first", "jog")}
+        s["added"] = {
+            m: {"p50": s["daemon"][m]["p50"] - bare["p50"], "p99": s["daemon"][m]["p99"] - bare["p99"]}
+            for m in ("first", "jog")
+        }
     return s
 
 
 # -- the jog-wheel burst ------------------------------------------------------------------------------------------
+
 
 def z_total(bodies):
     return sum((json.loads(b, parse_float=Decimal).get("z", 0) for b in bodies), Decimal(0))
@@ -228,11 +248,17 @@ def burst(recorder, daemon, detents=1000, hz=500, vp=None):
             quiet_s = 0.3  # the total is there: wait only briefly for anything extra
     jogs = [r for r in records if is_jog(r)]
     total = z_total(r["b"] for r in jogs)
-    result = {"detents": detents, "rate_hz": (detents - 1) / (last - first), "jog_requests": len(jogs),
-              "other_requests": len(records) - len(jogs), "expected_mm": expected, "received_mm": total,
-              "error_mm": total - expected,
-              "lag_arrival": jogs[-1]["t"] - last if jogs else None,
-              "lag_done": jogs[-1]["done"] - last if jogs else None}
+    result = {
+        "detents": detents,
+        "rate_hz": (detents - 1) / (last - first),
+        "jog_requests": len(jogs),
+        "other_requests": len(records) - len(jogs),
+        "expected_mm": expected,
+        "received_mm": total,
+        "error_mm": total - expected,
+        "lag_arrival": jogs[-1]["t"] - last if jogs else None,
+        "lag_done": jogs[-1]["done"] - last if jogs else None,
+    }
     if vp is not None:
         deadline = time.monotonic() + 5
         while sum(serial_z(vp, mark)) != total and time.monotonic() < deadline:
@@ -244,6 +270,7 @@ def burst(recorder, daemon, detents=1000, hz=500, vp=None):
 
 # -- one target, and the whole run --------------------------------------------------------------------------------
 
+
 def run_target(venv, name, trials, kinds=KINDS, vp=None, detents=1000):
     """Latency and burst against the stub (vp None) or the VirtualPrinter's OctoPrint through a timing proxy."""
     workdir = benchenv.temp_home()
@@ -252,8 +279,11 @@ def run_target(venv, name, trials, kinds=KINDS, vp=None, detents=1000):
     daemon = None
     try:
         daemon = PanelDaemon(venv, recorder.url, api_key, workdir)
-        print(f"bench: {name}: {trials} key presses per kind ({', '.join(kinds)}), interleaved…",
-              file=sys.stderr, flush=True)
+        print(
+            f"bench: {name}: {trials} key presses per kind ({', '.join(kinds)}), interleaved…",
+            file=sys.stderr,
+            flush=True,
+        )
         raw = latency(recorder, daemon, api_key, trials, kinds, serial_log=vp.serial_log if vp else None)
         time.sleep(0.3)
         print(f"bench: {name}: {detents}-detent burst…", file=sys.stderr, flush=True)
@@ -278,39 +308,56 @@ def collect(venv, vp, trials, kinds=KINDS):
 
 # -- tables -----------------------------------------------------------------------------------------------------
 
-LABELS = {"daemon": "daemon (key press on FIFO)", "bare": "bare keep-alive requests.Session",
-          "curl": "`sh -c curl` per press (actkbd style)"}
+LABELS = {
+    "daemon": "daemon (key press on FIFO)",
+    "bare": "bare keep-alive requests.Session",
+    "curl": "`sh -c curl` per press (actkbd style)",
+}
 
 
 def latency_table(results):
-    lines = [("| server | sender | to first request p50 / p99 (ms) | to jog request p50 / p99 (ms) "
-             "| jog answered p50 (ms) | key → G0 in serial.log p50 / p99 (ms) |"),
-             "|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| server | sender | to first request p50 / p99 (ms) | to jog request p50 / p99 (ms) "
+            "| jog answered p50 (ms) | key → G0 in serial.log p50 / p99 (ms) |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
     for res in results:
         lat = res["latency"]
         for kind in (k for k in KINDS if k in lat):
             m = lat[kind]
             serial = m["serial"]
             serial_text = f"{ms(serial['p50'], 1)} / {ms(serial['p99'], 1)}" if serial["n"] else "–"
-            lines.append(f"| {res['target']} | {LABELS[kind]} | {ms(m['first']['p50'])} / {ms(m['first']['p99'])} "
-                         f"| {ms(m['jog']['p50'])} / {ms(m['jog']['p99'])} | {ms(m['done']['p50'])} | {serial_text} |")
+            lines.append(
+                f"| {res['target']} | {LABELS[kind]} | {ms(m['first']['p50'])} / {ms(m['first']['p99'])} "
+                f"| {ms(m['jog']['p50'])} / {ms(m['jog']['p99'])} | {ms(m['done']['p50'])} | {serial_text} |"
+            )
         if "added" in lat:
             a = lat["added"]
-            lines.append(f"| {res['target']} | **daemon − bare** | **{ms(a['first']['p50'])} / {ms(a['first']['p99'])}** "
-                         f"| {ms(a['jog']['p50'])} / {ms(a['jog']['p99'])} | | |")
+            lines.append(
+                f"| {res['target']} | **daemon − bare** | **{ms(a['first']['p50'])} / {ms(a['first']['p99'])}** "
+                f"| {ms(a['jog']['p50'])} / {ms(a['jog']['p99'])} | | |"
+            )
     return "\n".join(lines)
 
 
 def burst_table(results):
-    lines = [("| server | detents (rate) | jog requests (+ other) | received / expected (mm) | error (mm) "
-             "| last detent → last jog arrives / answered (ms) | serial.log G0 moves, total (mm) |"),
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| server | detents (rate) | jog requests (+ other) | received / expected (mm) | error (mm) "
+            "| last detent → last jog arrives / answered (ms) | serial.log G0 moves, total (mm) |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for res in results:
         b = res["burst"]
         serial = f"{b['serial_moves']}, {b['serial_mm']}" if "serial_mm" in b else "–"
-        lines.append(f"| {res['target']} | {b['detents']} ({b['rate_hz']:.0f} Hz) | {b['jog_requests']} "
-                     f"(+{b['other_requests']}) | {b['received_mm']} / {b['expected_mm']} | {b['error_mm']} "
-                     f"| {ms(b['lag_arrival'], 1)} / {ms(b['lag_done'], 1)} | {serial} |")
+        lines.append(
+            f"| {res['target']} | {b['detents']} ({b['rate_hz']:.0f} Hz) | {b['jog_requests']} "
+            f"(+{b['other_requests']}) | {b['received_mm']} / {b['expected_mm']} | {b['error_mm']} "
+            f"| {ms(b['lag_arrival'], 1)} / {ms(b['lag_done'], 1)} | {serial} |"
+        )
     return "\n".join(lines)
 
 

@@ -87,17 +87,31 @@ def snapshot(pid):
             status = proc_status(pid, tid)
         except (OSError, ValueError):
             continue
-        threads[int(tid)] = (cpu_ns, int(status["voluntary_ctxt_switches"]),
-                             int(status["nonvoluntary_ctxt_switches"]))
+        threads[int(tid)] = (cpu_ns, int(status["voluntary_ctxt_switches"]), int(status["nonvoluntary_ctxt_switches"]))
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return {"threads": threads, "ticks": int(stat[11]) + int(stat[12]), "at": time.monotonic()}
 
 
 # Blocking syscalls by number, for /proc/PID/task/TID/syscall: name and which argument is the timeout (ms).
-SYSCALLS = {"x86_64": {232: ("epoll_wait", 3), 281: ("epoll_pwait", 3), 202: ("futex", None), 7: ("poll", 2),
-                       23: ("select", None), 270: ("pselect6", None), 271: ("ppoll", None), 0: ("read", None)},
-            "aarch64": {22: ("epoll_pwait", 3), 98: ("futex", None), 72: ("pselect6", None), 73: ("ppoll", None),
-                        63: ("read", None)}}
+SYSCALLS = {
+    "x86_64": {
+        232: ("epoll_wait", 3),
+        281: ("epoll_pwait", 3),
+        202: ("futex", None),
+        7: ("poll", 2),
+        23: ("select", None),
+        270: ("pselect6", None),
+        271: ("ppoll", None),
+        0: ("read", None),
+    },
+    "aarch64": {
+        22: ("epoll_pwait", 3),
+        98: ("futex", None),
+        72: ("pselect6", None),
+        73: ("ppoll", None),
+        63: ("read", None),
+    },
+}
 
 
 def blocked_in(pid):
@@ -137,12 +151,19 @@ def idle(daemons, seconds):
         for tid, (cpu, vol, invol) in after["threads"].items():
             cpu0, vol0, invol0 = b["threads"].get(tid, (0, 0, 0))
             threads["main" if tid == d.proc.pid else f"thread {tid}"] = {
-                "cpu_ms": (cpu - cpu0) / 1e6, "wakeups": vol - vol0, "preempted": invol - invol0}
+                "cpu_ms": (cpu - cpu0) / 1e6,
+                "wakeups": vol - vol0,
+                "preempted": invol - invol0,
+            }
         status = proc_status(d.proc.pid)
-        out[d.name] = {"blocked": blocked_in(d.proc.pid), "seconds": span, "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
-                       "hwm_mb": int(status["VmHWM"].split()[0]) / 1024,
-                       "cpu_ticks_ms": (after["ticks"] - b["ticks"]) * 1000 / os.sysconf("SC_CLK_TCK"),
-                       "threads": threads}
+        out[d.name] = {
+            "blocked": blocked_in(d.proc.pid),
+            "seconds": span,
+            "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
+            "hwm_mb": int(status["VmHWM"].split()[0]) / 1024,
+            "cpu_ticks_ms": (after["ticks"] - b["ticks"]) * 1000 / os.sysconf("SC_CLK_TCK"),
+            "threads": threads,
+        }
     return out
 
 
@@ -151,9 +172,14 @@ def trace_wakeups(daemons, seconds):
     if shutil.which("strace") is None:
         return {d.name: "strace not installed (apt-get install strace)" for d in daemons}
     files = {d.name: d.home / "strace.txt" for d in daemons}
-    tracers = [subprocess.Popen(["strace", "-f", "-qq", "-e", f"trace={WAKEUP_SYSCALLS}", "-o", str(files[d.name]),
-                                 "-p", str(d.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-               for d in daemons]
+    tracers = [
+        subprocess.Popen(
+            ["strace", "-f", "-qq", "-e", f"trace={WAKEUP_SYSCALLS}", "-o", str(files[d.name]), "-p", str(d.proc.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for d in daemons
+    ]
     time.sleep(seconds)
     for tracer in tracers:
         tracer.terminate()
@@ -183,9 +209,14 @@ def trace_wakeups(daemons, seconds):
 
 
 def idle_table(result):
-    lines = [("| daemon | RSS (peak) | CPU over the idle period (schedstat; utime+stime) | wake-ups (voluntary "
-             "context switches), per thread | blocked in, at the end (/proc/PID/task/*/syscall) "
-             "| under strace: returns from blocking calls |"), "|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| daemon | RSS (peak) | CPU over the idle period (schedstat; utime+stime) | wake-ups (voluntary "
+            "context switches), per thread | blocked in, at the end (/proc/PID/task/*/syscall) "
+            "| under strace: returns from blocking calls |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in result["idle"].items():
         cpu = sum(t["cpu_ms"] for t in r["threads"].values())
         wakes = ", ".join(f"{who}: {t['wakeups']}" for who, t in sorted(r["threads"].items()))
@@ -193,10 +224,17 @@ def idle_table(result):
         if isinstance(trace, str):
             traced = trace
         else:
-            traced = ", ".join(f"{who} {call}{f' (timeout {tmo} ms)' if tmo else ''} ×{n}"
-                               for (who, call, tmo), n in sorted(trace["calls"].items())) or "none"
+            traced = (
+                ", ".join(
+                    f"{who} {call}{f' (timeout {tmo} ms)' if tmo else ''} ×{n}"
+                    for (who, call, tmo), n in sorted(trace["calls"].items())
+                )
+                or "none"
+            )
             traced += f" in {trace['seconds']} s"
         blocked = ", ".join(f"{who}: {what}" for who, what in r["blocked"].items())
-        lines.append(f"| {name} | {r['rss_mb']:.1f} MB ({r['hwm_mb']:.1f} MB) | {cpu:.1f} ms; {r['cpu_ticks_ms']:.0f} ms "
-                     f"in {r['seconds']:.0f} s | {wakes} | {blocked} | {traced} |")
+        lines.append(
+            f"| {name} | {r['rss_mb']:.1f} MB ({r['hwm_mb']:.1f} MB) | {cpu:.1f} ms; {r['cpu_ticks_ms']:.0f} ms "
+            f"in {r['seconds']:.0f} s | {wakes} | {blocked} | {traced} |"
+        )
     return "\n".join(lines)

@@ -74,10 +74,15 @@ def one_run(vp, workdir, detents, spacing, step):
                 count, last_change = n, time.monotonic()
             time.sleep(0.002)
         sent = sum(z_lines(vp, mark), Decimal(0))
-        return {"asked": Decimal(step) * detents, "sent": sent, "moves": count,
-                # 0: nothing reached the printer after the last detent (the cap had cut it already)
-                "peak": ex.motion.peak_mm.get("z", 0.0), "lag": max(0.0, last_change - last_detent),
-                "bound": CAP_MM / (jog_speed / 60) + 0.1}
+        return {
+            "asked": Decimal(step) * detents,
+            "sent": sent,
+            "moves": count,
+            # 0: nothing reached the printer after the last detent (the cap had cut it already)
+            "peak": ex.motion.peak_mm.get("z", 0.0),
+            "lag": max(0.0, last_change - last_detent),
+            "bound": CAP_MM / (jog_speed / 60) + 0.1,
+        }
     finally:
         ex.stop()
         client.close()
@@ -97,10 +102,12 @@ def main(argv=None):
             sent = sorted(r["sent"] for r in runs)
             lag = [r["lag"] * 1000 for r in runs]
             peak = [r["peak"] for r in runs]
-            print(f"| {name} | {runs[0]['asked']:g} | {statistics.median(sent):g} ({sent[0]:g}-{sent[-1]:g}) | "
-                  f"{statistics.median(r['moves'] for r in runs):g} | {statistics.median(peak):.2f} "
-                  f"(max {max(peak):.2f}; {CAP_MM:g}) | {statistics.median(lag):.0f} ({min(lag):.0f}-{max(lag):.0f})"
-                  f" | {runs[0]['bound'] * 1000:.0f} |")
+            print(
+                f"| {name} | {runs[0]['asked']:g} | {statistics.median(sent):g} ({sent[0]:g}-{sent[-1]:g}) | "
+                f"{statistics.median(r['moves'] for r in runs):g} | {statistics.median(peak):.2f} "
+                f"(max {max(peak):.2f}; {CAP_MM:g}) | {statistics.median(lag):.0f} ({min(lag):.0f}-{max(lag):.0f})"
+                f" | {runs[0]['bound'] * 1000:.0f} |"
+            )
     return 0
 
 

@@ -104,28 +104,37 @@ def verdicts(daemon_results, cli_result):
 
 
 def render(info, daemon_results, cli_result, quick, loads):
-    machine = (f"| CPU | {info['cpu']} |\n|---|---|\n| cores | {info['cores']} |\n| memory | {info['memory']} |\n"
-               f"| kernel | {info['kernel']} |\n| Python (bench venv) | {info['python']} |\n"
-               f"| OctoPrint | {info['octoprint']} with its Virtual Printer, on 127.0.0.1 |\n"
-               f"| input devices | {info['input']} |\n| date | {info['date']} |\n"
-               f"| load average (1, 5, 15 min) at start / end | {' '.join(loads[0])} / {' '.join(loads[1])} |\n"
-               f"| run | `python bench/run.py{' --quick' if quick else ''}` |")
+    machine = (
+        f"| CPU | {info['cpu']} |\n|---|---|\n| cores | {info['cores']} |\n| memory | {info['memory']} |\n"
+        f"| kernel | {info['kernel']} |\n| Python (bench venv) | {info['python']} |\n"
+        f"| OctoPrint | {info['octoprint']} with its Virtual Printer, on 127.0.0.1 |\n"
+        f"| input devices | {info['input']} |\n| date | {info['date']} |\n"
+        f"| load average (1, 5, 15 min) at start / end | {' '.join(loads[0])} / {' '.join(loads[1])} |\n"
+        f"| run | `python bench/run.py{' --quick' if quick else ''}` |"
+    )
     trials = daemon_results[0]["latency"]["daemon"]["first"]["n"]
-    return "\n\n".join([
-        "# octopanel benchmark results",
-        "Written by `bench/run.py`; see `bench/README.md` for how to run it and what each figure means.",
-        "## Machine", machine,
-        "## Targets", verdicts(daemon_results, cli_result),
-        "## Figures",
-        cli_bench.report(cli_result, ["wall", "breakdown"]),
-        f"### Key press → request, both servers ({trials} interleaved presses per sender)",
-        daemon_bench.latency_table(daemon_results),
-        cli_bench.report(cli_result, ["overhead"]),
-        "### Jog-wheel burst: 1,000 detents at 500 Hz",
-        daemon_bench.burst_table(daemon_results),
-        cli_bench.report(cli_result, ["idle", "imports_fast", "imports_inproc"]),
-        NOTES,
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                "# octopanel benchmark results",
+                "Written by `bench/run.py`; see `bench/README.md` for how to run it and what each figure means.",
+                "## Machine",
+                machine,
+                "## Targets",
+                verdicts(daemon_results, cli_result),
+                "## Figures",
+                cli_bench.report(cli_result, ["wall", "breakdown"]),
+                f"### Key press → request, both servers ({trials} interleaved presses per sender)",
+                daemon_bench.latency_table(daemon_results),
+                cli_bench.report(cli_result, ["overhead"]),
+                "### Jog-wheel burst: 1,000 detents at 500 Hz",
+                daemon_bench.burst_table(daemon_results),
+                cli_bench.report(cli_result, ["idle", "imports_fast", "imports_inproc"]),
+                NOTES,
+            ]
+        )
+        + "\n"
+    )
 
 
 def main(argv=None):

@@ -31,6 +31,7 @@ def emit(record):
 
 # -- the stub: tests/stubserver.py's idle OctoPrint, stamping in its handler -------------------------------
 
+
 def serve_stub():
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from stubserver import StubServer, idle_octoprint_routes
@@ -38,9 +39,18 @@ def serve_stub():
     def stamped(reply):
         def route(recorded):
             now = time.monotonic()  # the handler has just read the whole request
-            emit({"t": now, "done": now, "m": recorded.method, "p": recorded.path,
-                  "b": recorded.body.decode(errors="replace"), "s": reply.status})
+            emit(
+                {
+                    "t": now,
+                    "done": now,
+                    "m": recorded.method,
+                    "p": recorded.path,
+                    "b": recorded.body.decode(errors="replace"),
+                    "s": reply.status,
+                }
+            )
             return reply
+
         return route
 
     stub = StubServer({key: stamped(reply) for key, reply in idle_octoprint_routes().items()})
@@ -54,6 +64,7 @@ def serve_stub():
 
 
 # -- the proxy: forwards bytes at once, parses both directions only to stamp them --------------------------
+
 
 class HttpStream:
     """Splits one direction of an HTTP/1.1 connection into messages; calls on_message(start, end, head, body)."""
@@ -74,7 +85,7 @@ class HttpStream:
                 end = self.buffer.find(b"\r\n\r\n")
                 if end < 0:
                     return
-                self.head, self.buffer = self.buffer[:end].decode("latin-1"), self.buffer[end + 4:]
+                self.head, self.buffer = self.buffer[:end].decode("latin-1"), self.buffer[end + 4 :]
                 self.need = self._body_length(self.head)
             if self.need == "chunked":
                 body = self._chunked()
@@ -83,7 +94,7 @@ class HttpStream:
             else:
                 if len(self.buffer) < self.need:
                     return
-                body, self.buffer = self.buffer[:self.need], self.buffer[self.need:]
+                body, self.buffer = self.buffer[: self.need], self.buffer[self.need :]
             self.on_message(self.start, now, self.head, body)
             self.start = self.head = self.need = None
 
@@ -107,11 +118,11 @@ class HttpStream:
                 end = self.buffer.find(b"\r\n\r\n", eol)  # no trailers expected: the final CRLF
                 if end < 0:
                     return None
-                self.buffer = self.buffer[end + 4:]
+                self.buffer = self.buffer[end + 4 :]
                 return body
             if len(self.buffer) < eol + 2 + size + 2:
                 return None
-            body += self.buffer[eol + 2:eol + 2 + size]
+            body += self.buffer[eol + 2 : eol + 2 + size]
             pos = eol + 2 + size + 2
 
 
@@ -173,6 +184,7 @@ def serve_proxy(upstream):
 
 
 # -- the parent's side ---------------------------------------------------------------------------------------
+
 
 class Recorder:
     """A timing server child process and the queue of its records; a context manager."""

@@ -19,9 +19,14 @@ OPTIONS = {
     "api_key_file": (values_mod.to_str, None, None, None, "file holding the API key"),
     "connect_timeout": (values_mod.to_float, 5.0, 0.1, 120.0, "seconds to wait for a connection"),
     "read_timeout": (values_mod.to_float, 10.0, 0.1, 600.0, "seconds to wait for an answer"),
-    "jog_direction": (values_mod.to_str, "profile", None, None,
-                      "profile (follow the printer profile's inverted axes, like the web UI), "
-                      "8control (flip every axis, like 8control) or raw"),
+    "jog_direction": (
+        values_mod.to_str,
+        "profile",
+        None,
+        None,
+        "profile (follow the printer profile's inverted axes, like the web UI), "
+        "8control (flip every axis, like 8control) or raw",
+    ),
     "max_tool_temp": (values_mod.to_float, 285.0, 0.0, 500.0, "highest hotend target accepted (°C)"),
     "max_bed_temp": (values_mod.to_float, 120.0, 0.0, 200.0, "highest bed target accepted (°C)"),
     "min_extrude_temp": (values_mod.to_float, 170.0, 0.0, 400.0, "coldest hotend that may extrude (°C)"),
@@ -32,14 +37,22 @@ OPTIONS = {
 }
 JOG_DIRECTIONS = ("profile", "8control", "raw")
 T = TypeVar("T")
-LIMIT_NAMES = ("max_tool_temp", "max_bed_temp", "min_extrude_temp", "min_factor", "max_factor",
-               "max_jog", "max_extrude")
+LIMIT_NAMES = (
+    "max_tool_temp",
+    "max_bed_temp",
+    "min_extrude_temp",
+    "min_factor",
+    "max_factor",
+    "max_jog",
+    "max_extrude",
+)
 MAX_KEY_BYTES = 4096  # an OctoPrint key is 43 characters; a larger "key file" is the wrong file
 MAX_CONFIG_BYTES = 1 << 20
 API_KEY_FLAG_WARNING = (
     "--api-key on the command line is visible to every user through ps; prefer api_key_file: in "
     "~/.config/octopanel/config.yaml, OCTOPRINT_API_KEY, or the systemd credential octoprint-api-key "
-    "(LoadCredential=)")
+    "(LoadCredential=)"
+)
 
 
 class Option(Generic[T]):
@@ -94,7 +107,8 @@ class Settings:
                 f"  {user_config_path()}:  url: http://octopi.local\\n api_key_file: /path/to/key\n"
                 '  ~/.octocmd.conf or /etc/octocmd.conf:  {"OctoPrint_URL": "http://...", "OctoAPI_KEY": "..."}\n'
                 f"  a systemd credential named {CREDENTIAL_NAME}\n"
-                "or run: octopanel login URL")
+                "or run: octopanel login URL"
+            )
 
 
 def user_config_path():
@@ -123,8 +137,12 @@ def load(flags=None, config_path=None, env=None):
         raise ConfigError("config file not found", str(path))
     if path is not None:
         layers.append((str(path), read_yaml_config(path, settings)))
-    layers.append(("environment", {k: env[e] for k, e in (("url", "OCTOPRINT_URL"), ("api_key", "OCTOPRINT_API_KEY"))
-                                   if env.get(e)}))
+    layers.append(
+        (
+            "environment",
+            {k: env[e] for k, e in (("url", "OCTOPRINT_URL"), ("api_key", "OCTOPRINT_API_KEY")) if env.get(e)},
+        )
+    )
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     layers.append(("command line", flags))
     settings.stamp["url"] = flags.get("url", env.get("OCTOPRINT_URL") or None)
@@ -135,8 +153,10 @@ def load(flags=None, config_path=None, env=None):
             settings.values[name] = value
             settings.sources[name] = source
     if settings.values["jog_direction"] not in JOG_DIRECTIONS:
-        raise ConfigError(f"jog_direction must be one of {', '.join(JOG_DIRECTIONS)}, got "
-                          f"'{settings.values['jog_direction']}'", settings.sources["jog_direction"])
+        raise ConfigError(
+            f"jog_direction must be one of {', '.join(JOG_DIRECTIONS)}, got '{settings.values['jog_direction']}'",
+            settings.sources["jog_direction"],
+        )
     if settings.values.get("url"):
         settings.values["url"] = checked_url(settings.values["url"], settings.sources["url"])
     check_header_text("api_key", settings.values.get("api_key"), settings.sources["api_key"])
@@ -158,15 +178,21 @@ def check_header_text(name, value, source):
     """Refuse what requests would fail on mid-request: the URL and the key travel in the request line and headers."""
     if value is None:
         return
-    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in value):
-        raise ConfigError(f"{name} holds a control character (a line break?); nothing was sent. "
-                          "Write it on one line, without CR, LF or tabs", source)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ConfigError(
+            f"{name} holds a control character (a line break?); nothing was sent. "
+            "Write it on one line, without CR, LF or tabs",
+            source,
+        )
     if name == "api_key":
         try:
             value.encode("latin-1")
         except UnicodeEncodeError:
-            raise ConfigError("api_key holds a character an HTTP header cannot carry (only Latin-1 can; an "
-                              "OctoPrint key is letters, digits, - and _); nothing was sent", source) from None
+            raise ConfigError(
+                "api_key holds a character an HTTP header cannot carry (only Latin-1 can; an "
+                "OctoPrint key is letters, digits, - and _); nothing was sent",
+                source,
+            ) from None
 
 
 def read_capped(path, limit, what):
@@ -179,8 +205,9 @@ def read_capped(path, limit, what):
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise ConfigError(f"cannot read {what}: not a regular file (a FIFO, a device or a directory); "
-                          "name a file", str(path))
+        raise ConfigError(
+            f"cannot read {what}: not a regular file (a FIFO, a device or a directory); name a file", str(path)
+        )
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:

@@ -60,8 +60,11 @@ def caller_stamp(env=None):
 
 def identity(settings):
     """What a command's outcome depends on besides the key: the printer, the jog direction and the limits."""
-    return {"url": settings.values.get("url"), "jog_direction": settings.values["jog_direction"],
-            "limits": settings.limits}
+    return {
+        "url": settings.values.get("url"),
+        "jog_direction": settings.values["jog_direction"],
+        "limits": settings.limits,
+    }
 
 
 def same_as(settings, query):

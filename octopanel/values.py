@@ -67,9 +67,10 @@ def to_fixed(text, decimals=GCODE_DECIMALS):
     value = to_float(text)
     rounded = round(value, decimals) + 0.0  # + 0.0: -0.0 becomes 0.0
     if rounded == 0 and value != 0:
-        step = gnum(10 ** -decimals)
-        raise ValueError(f"{show(text)} rounds to 0 (numbers are sent to the nearest {step}): give 0 or a "
-                         f"size of at least {step}")
+        step = gnum(10**-decimals)
+        raise ValueError(
+            f"{show(text)} rounds to 0 (numbers are sent to the nearest {step}): give 0 or a size of at least {step}"
+        )
     return rounded
 
 

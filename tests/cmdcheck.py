@@ -26,7 +26,7 @@ def sent_by(printer, mark):
     probe = f"M117 fence {uuid.uuid4().hex[:8]}"
     printer.command(probe)
     sent = printer.wait_sent(mark, [probe])
-    return sent[:sent.index(probe)]
+    return sent[: sent.index(probe)]
 
 
 def start_print(printer, n_moves=300):
@@ -53,9 +53,10 @@ def wait_targets(printer, tool=None, bed=None, timeout=10):
     """Wait until OctoPrint reports these targets: it learns them from the printer's next report (2 s here)."""
     deadline = time.monotonic() + timeout
     while True:
-        now = (printer.request("GET", "/api/printer/tool").json().get("tool0", {}).get("target"),
-               printer.request("GET", "/api/printer/bed").json().get("bed", {}).get("target") if bed is not None
-               else None)
+        now = (
+            printer.request("GET", "/api/printer/tool").json().get("tool0", {}).get("target"),
+            printer.request("GET", "/api/printer/bed").json().get("bed", {}).get("target") if bed is not None else None,
+        )
         if now == (tool, bed):
             return
         assert time.monotonic() < deadline, f"targets {now}, expected {(tool, bed)}"

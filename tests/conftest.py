@@ -50,8 +50,14 @@ def _run(executable, args, vp, home, input=None, env=None):
             full_env.pop(key, None)
         else:
             full_env[key] = value
-    return subprocess.run([str(executable), *map(str, args)], input=input, env=full_env,
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    return subprocess.run(
+        [str(executable), *map(str, args)],
+        input=input,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
 
 
 @pytest.fixture

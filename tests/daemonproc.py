@@ -21,8 +21,15 @@ keys:
   KEY_KPPLUS: "mode step next"
 """
 # Variables a developer's shell or a CI runner started by systemd may carry; a test sets its own.
-SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "RUNTIME_DIRECTORY",
-                "CREDENTIALS_DIRECTORY", "INVOCATION_ID")
+SYSTEMD_VARS = (
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "JOURNAL_STREAM",
+    "RUNTIME_DIRECTORY",
+    "CREDENTIALS_DIRECTORY",
+    "INVOCATION_ID",
+)
 
 
 def rec(t, type_, code, value):
@@ -65,9 +72,12 @@ class DaemonProc:
                 full_env[key] = value
         self.live = "--live" in args
         where = ["--control", str(self.control)] if control else ["--no-control"]
-        self.proc = subprocess.Popen([str(BIN / "octopanel"), "run", "--replay", str(self.fifo), "--keymap",
-                                      str(self.keymap), *where, *args],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        self.proc = subprocess.Popen(
+            [str(BIN / "octopanel"), "run", "--replay", str(self.fifo), "--keymap", str(self.keymap), *where, *args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
         self.writer = self._open_writer()
         if control:
             wait_for(lambda: self.control.exists() or self.proc.poll() is not None, 10, "the control socket")

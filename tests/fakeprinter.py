@@ -189,10 +189,15 @@ class FakeOctoPrint:
             self.state_name = SETTLES_TO[self.state_name]
         self._heat()
         if self.rng is not None and self.chaos and self.rng.random() < self.chaos:
-            self.state_name = self.rng.choice({
-                "idle": ["printing", "disconnected"], "printing": ["finishing", "pausing", "error"],
-                "paused": ["resuming", "cancelling"], "disconnected": ["idle"], "error": ["disconnected"],
-            }.get(self.state_name, [self.state_name]))
+            self.state_name = self.rng.choice(
+                {
+                    "idle": ["printing", "disconnected"],
+                    "printing": ["finishing", "pausing", "error"],
+                    "paused": ["resuming", "cancelling"],
+                    "disconnected": ["idle"],
+                    "error": ["disconnected"],
+                }.get(self.state_name, [self.state_name])
+            )
 
     def _heat(self):
         """Temperatures move towards their targets (a reading is a tick too: waiting for heat must end)."""

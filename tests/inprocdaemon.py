@@ -18,9 +18,17 @@ def no_devices(_specs, on_change):
 
 def bus_devices(bus, rescan_interval_s):
     """The keymap's device specs, looked up on a FakeBus (tests/fakedevices.py), rescanned on a timer."""
+
     def devices(specs, on_change):
-        return DeviceManager(specs, lister=bus.lister, opener=bus.opener, on_change=on_change, watch_dir=None,
-                             rescan_interval_s=rescan_interval_s)
+        return DeviceManager(
+            specs,
+            lister=bus.lister,
+            opener=bus.opener,
+            on_change=on_change,
+            watch_dir=None,
+            rescan_interval_s=rescan_interval_s,
+        )
+
     return devices
 
 
@@ -29,15 +37,32 @@ class InProcessDaemon:
 
     `context` goes to the actions' Context (sleep, out, err)."""
 
-    def __init__(self, tmp_path, keymap_text, client, devices=no_devices, control_path=None,
-                 keymap_name="keymap.yaml", settings=None, notifier=None, **context):
+    def __init__(
+        self,
+        tmp_path,
+        keymap_text,
+        client,
+        devices=no_devices,
+        control_path=None,
+        keymap_name="keymap.yaml",
+        settings=None,
+        notifier=None,
+        **context,
+    ):
         path = tmp_path / keymap_name
         path.write_text(keymap_text)
         settings = settings if settings is not None else settings_mod.load(env={})
         registry = build_registry()
         km = keymap.load(path, registry, settings.limits)
-        self.daemon = Daemon(km, path, registry, Context(client=client, settings=settings, **context), devices,
-                             notifier if notifier is not None else Notifier(env={}), control_path=control_path)
+        self.daemon = Daemon(
+            km,
+            path,
+            registry,
+            Context(client=client, settings=settings, **context),
+            devices,
+            notifier if notifier is not None else Notifier(env={}),
+            control_path=control_path,
+        )
         self.thread = threading.Thread(target=self.daemon.run, daemon=True)
 
     def start(self):

@@ -68,8 +68,9 @@ class StubServer:
                             break
                         digest.update(chunk)
                         left -= len(chunk)
-                    recorded = Recorded(self.command, self.path, dict(self.headers), b"", length - left,
-                                        digest.hexdigest())
+                    recorded = Recorded(
+                        self.command, self.path, dict(self.headers), b"", length - left, digest.hexdigest()
+                    )
                 else:
                     body = self.rfile.read(length) if length else b""
                     recorded = Recorded(self.command, self.path, dict(self.headers), body, len(body))
@@ -112,8 +113,7 @@ class StubServer:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self):
         self._thread.start()
@@ -130,16 +130,41 @@ class StubServer:
 
     def received(self, method=None, path_prefix=""):
         with self._lock:
-            return [r for r in self.requests if (method is None or r.method == method)
-                    and urlsplit(r.path).path.startswith(path_prefix)]
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method) and urlsplit(r.path).path.startswith(path_prefix)
+            ]
 
 
-IDLE_PRINTER = {"state": {"text": "Operational", "flags": {"operational": True, "ready": True, "printing": False,
-                                                           "paused": False, "pausing": False, "cancelling": False,
-                                                           "resuming": False, "finishing": False, "error": False,
-                                                           "closedOrError": False, "sdReady": False}}}
-DEFAULT_PROFILES = {"profiles": {"_default": {"id": "_default", "current": True, "default": True,
-                                              "axes": {a: {"inverted": False, "speed": 6000} for a in "xyze"}}}}
+IDLE_PRINTER = {
+    "state": {
+        "text": "Operational",
+        "flags": {
+            "operational": True,
+            "ready": True,
+            "printing": False,
+            "paused": False,
+            "pausing": False,
+            "cancelling": False,
+            "resuming": False,
+            "finishing": False,
+            "error": False,
+            "closedOrError": False,
+            "sdReady": False,
+        },
+    }
+}
+DEFAULT_PROFILES = {
+    "profiles": {
+        "_default": {
+            "id": "_default",
+            "current": True,
+            "default": True,
+            "axes": {a: {"inverted": False, "speed": 6000} for a in "xyze"},
+        }
+    }
+}
 
 
 def idle_octoprint_routes(prefix=""):

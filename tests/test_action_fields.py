@@ -33,8 +33,9 @@ def panel(tmp_path, text, printer):
     path = tmp_path / "keymap.yaml"
     path.write_text(text)
     km = keymap.load(path, REGISTRY, SETTINGS.limits)
-    ex = Executor(Context(client=printer, settings=SETTINGS), km.settings["stale_s"],
-                  km.settings["max_outstanding_mm"]).start()
+    ex = Executor(
+        Context(client=printer, settings=SETTINGS), km.settings["stale_s"], km.settings["max_outstanding_mm"]
+    ).start()
     return km, ex, Dispatcher(km, REGISTRY, ex.ctx, ex)
 
 
@@ -77,17 +78,22 @@ def test_a_quoted_pause_is_retried_through_an_outage(tmp_path):
 
 def test_an_action_that_depends_on_a_mode_is_refused_at_load(tmp_path):
     path = tmp_path / "keymap.yaml"
-    path.write_text("modes:\n  what: {values: [jog, ex]}\nkeys:\n  KEY_KP8: \"{what} 1\"\n")
-    with pytest.raises(ConfigError, match=r"keymap.yaml:4: keys.KEY_KP8: the action must not depend on a mode: "
-                                          r"'jog' or 'ex' \(with what=ex\)"):
+    path.write_text('modes:\n  what: {values: [jog, ex]}\nkeys:\n  KEY_KP8: "{what} 1"\n')
+    with pytest.raises(
+        ConfigError,
+        match=r"keymap.yaml:4: keys.KEY_KP8: the action must not depend on a mode: "
+        r"'jog' or 'ex' \(with what=ex\)",
+    ):
         keymap.load(path, REGISTRY, SETTINGS.limits)
 
 
 def test_the_behaviour_fields_are_where_the_panel_reads_them():
     """Pins which actions merge (and which parameters scale onto which axis), change modes, and are retried."""
     fields = {a.name: (a.moves, a.panel_mode, a.retries) for a in REGISTRY}
-    assert {n: f[0] for n, f in fields.items() if f[0]} == {"jog": (("x", "x"), ("y", "y"), ("z", "z")),
-                                                          "ex": (("amount", "e"),)}
+    assert {n: f[0] for n, f in fields.items() if f[0]} == {
+        "jog": (("x", "x"), ("y", "y"), ("z", "z")),
+        "ex": (("amount", "e"),),
+    }
     assert {n for n, f in fields.items() if f[1]} == {"mode"}
     assert {n for n, f in fields.items() if f[2]} == {"pause"}
     jog = REGISTRY.get("jog")

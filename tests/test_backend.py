@@ -33,8 +33,11 @@ def test_every_backend_covers_the_protocol_with_its_signatures(implementation):
     assert isinstance(getattr(implementation, "refuses_motion_when_busy", None), bool)
     missing = [m for m in MEMBERS if not callable(getattr(implementation, m, None))]
     assert not missing, f"{implementation.__name__} lacks {missing}"
-    differ = {m: (parameters(getattr(implementation, m)), parameters(getattr(Backend, m))) for m in MEMBERS
-              if parameters(getattr(implementation, m)) != parameters(getattr(Backend, m))}
+    differ = {
+        m: (parameters(getattr(implementation, m)), parameters(getattr(Backend, m)))
+        for m in MEMBERS
+        if parameters(getattr(implementation, m)) != parameters(getattr(Backend, m))
+    }
     assert not differ, differ
 
 

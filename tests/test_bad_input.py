@@ -27,8 +27,9 @@ def capped():
 def run(home, argv, env, timeout=20):
     full = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
     full.update(HOME=str(home), OCTOPANEL_NO_DAEMON="1", **env)
-    return subprocess.run([str(BIN / argv[0]), *argv[1:]], env=full, capture_output=True, text=True,
-                          timeout=timeout, preexec_fn=capped)
+    return subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]], env=full, capture_output=True, text=True, timeout=timeout, preexec_fn=capped
+    )
 
 
 def personal(home, text):
@@ -39,15 +40,22 @@ def personal(home, text):
     return path
 
 
-@pytest.mark.parametrize("key, problem", [
-    ("{key}\r\nX-Injected: 1", "api_key holds a control character"),
-    ("{key}\n", "api_key holds a control character"),  # requests would fail on it mid-request
-    ("{key}€", "api_key holds a character an HTTP header cannot carry"),
-], ids=["CR LF", "trailing LF", "euro sign"])
+@pytest.mark.parametrize(
+    "key, problem",
+    [
+        ("{key}\r\nX-Injected: 1", "api_key holds a control character"),
+        ("{key}\n", "api_key holds a control character"),  # requests would fail on it mid-request
+        ("{key}€", "api_key holds a character an HTTP header cannot carry"),
+    ],
+    ids=["CR LF", "trailing LF", "euro sign"],
+)
 def test_a_key_in_the_environment_that_no_header_can_carry(key, problem, printer, tmp_path):
     mark = printer.mark()
-    done = run(tmp_path, ("8msg", "key test"), {"OCTOPRINT_URL": printer.url,
-                                                "OCTOPRINT_API_KEY": key.format(key=printer.api_key)})
+    done = run(
+        tmp_path,
+        ("8msg", "key test"),
+        {"OCTOPRINT_URL": printer.url, "OCTOPRINT_API_KEY": key.format(key=printer.api_key)},
+    )
     failed(done, 2, f"environment: {problem}", "nothing was sent")
     assert sent_by(printer, mark) == []
 
@@ -148,8 +156,9 @@ def test_a_file_name_from_octoprint_is_shown_escaped_in_process_and_through_the_
         finally:
             daemon.kill()
     finally:  # octopanel has no delete command; leave the session's OctoPrint as it was
-        requests.delete(f"{printer.url}/api/files/local/{quote(ESC_NAME)}", headers={"X-Api-Key": printer.api_key},
-                        timeout=10)
+        requests.delete(
+            f"{printer.url}/api/files/local/{quote(ESC_NAME)}", headers={"X-Api-Key": printer.api_key}, timeout=10
+        )
 
 
 def test_escapes_in_a_state_and_in_an_error_from_the_server_are_shown_escaped(tmp_path):
@@ -165,9 +174,14 @@ def test_escapes_in_a_state_and_in_an_error_from_the_server_are_shown_escaped(tm
     assert "Printer is not operational\\x1b[2J\\x0d" in refused.stderr, refused.stderr
 
 
-@pytest.mark.parametrize("url, problem", [("http://127.0.0.1:9/\r\nX-Injected: 1", "url holds a control character"),
-                                          ("ftp://127.0.0.1:9/", "url must start with http:// or https://")],
-                         ids=["CR LF", "ftp"])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("http://127.0.0.1:9/\r\nX-Injected: 1", "url holds a control character"),
+        ("ftp://127.0.0.1:9/", "url must start with http:// or https://"),
+    ],
+    ids=["CR LF", "ftp"],
+)
 def test_login_checks_its_url_before_using_or_saving_it(url, problem, tmp_path):
     done = run(tmp_path, ("octopanel", "login", url, "--timeout", "1"), {})
     failed(done, 2, f"the URL argument: {problem}")

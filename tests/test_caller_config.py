@@ -72,8 +72,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("text, argv, code", CASES, ids=[f"{t.strip()} {' '.join(a)}" for t, a, _c in CASES])
-def test_a_personal_config_gives_the_same_outcome_with_and_without_a_daemon(text, argv, code, printer, daemon,
-                                                                            tmp_path):
+def test_a_personal_config_gives_the_same_outcome_with_and_without_a_daemon(
+    text, argv, code, printer, daemon, tmp_path
+):
     home = tmp_path / "home"
     url_line = "" if text.startswith("url:") else f"url: {printer.url}\n"
     personal(home, url_line + text.format(closed=closed_port()))
@@ -114,8 +115,11 @@ def test_a_daemon_config_edited_after_it_started_no_longer_serves_its_callers(pr
     daemon = DaemonProc(tmp_path, args=("--config", str(conf)), printer=printer, env={"OCTOPRINT_URL": None})
     try:
         conf.write_text(f"url: {printer.url}\nmax_tool_temp: 200\n")
-        env = {"OCTOPANEL_SOCKET": str(daemon.control), "OCTOPANEL_CONFIG": str(conf),
-               "OCTOPRINT_API_KEY": printer.api_key}
+        env = {
+            "OCTOPANEL_SOCKET": str(daemon.control),
+            "OCTOPANEL_CONFIG": str(conf),
+            "OCTOPRINT_API_KEY": printer.api_key,
+        }
         mark = printer.mark()
         done = run(("8settemp", "250"), tmp_path, env)
         assert done.returncode == 2 and "200" in done.stderr, done
@@ -145,8 +149,11 @@ class OlderDaemon:
 
 def test_an_older_daemon_gets_the_question_but_never_the_command(printer, tmp_path):
     older = OlderDaemon(tmp_path / "old.sock")
-    env = {"OCTOPANEL_SOCKET": str(tmp_path / "old.sock"), "OCTOPRINT_URL": printer.url,
-           "OCTOPRINT_API_KEY": printer.api_key}
+    env = {
+        "OCTOPANEL_SOCKET": str(tmp_path / "old.sock"),
+        "OCTOPRINT_URL": printer.url,
+        "OCTOPRINT_API_KEY": printer.api_key,
+    }
     mark = printer.mark()
     done = run(("8msg", "in-process once"), tmp_path, env)
     older.thread.join(10)

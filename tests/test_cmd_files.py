@@ -52,8 +52,9 @@ def test_upload_with_a_name(runop, printer):
 
 
 def test_upload_a_missing_file_is_a_usage_error(run8, tmp_path):
-    proc = failed(run8("8upload", "-v", tmp_path / "absent.gcode"), 2, "cannot read", "absent.gcode",
-                  "No such file or directory")
+    proc = failed(
+        run8("8upload", "-v", tmp_path / "absent.gcode"), 2, "cannot read", "absent.gcode", "No such file or directory"
+    )
     assert requests_made(proc.stderr) == []
 
 
@@ -120,7 +121,8 @@ def test_ls_ls_raw_and_ll(run8, printer):
     listing = json.loads(ok(run8("8ls_raw")).stdout)
     assert name in [f["name"] for f in listing["files"]]
     assert [f["name"] for f in json.loads(ok(run8("8ls", "--json")).stdout)["files"]] == [
-        f["name"] for f in listing["files"]]
+        f["name"] for f in listing["files"]
+    ]
     info = json.loads(ok(run8("8ll", name)).stdout)
     assert info["name"] == name and info["size"] == len(gcode(4)) and info["origin"] == "local"
 
@@ -129,8 +131,9 @@ def test_ls_lists_files_in_folders(run8, printer):
     folder = f"dir-{uuid.uuid4().hex[:6]}"
     response = printer.request("POST", "/api/files/local", data={"foldername": folder})
     assert response.status_code == 201, response.text
-    response = printer.request("POST", "/api/files/local", files={"file": ("inner.gcode", "G28\n")},
-                               data={"path": folder})
+    response = printer.request(
+        "POST", "/api/files/local", files={"file": ("inner.gcode", "G28\n")}, data={"path": folder}
+    )
     assert response.status_code == 201, response.text
     assert f"{folder}/inner.gcode" in ok(run8("8ls")).stdout.splitlines()
     info = json.loads(ok(run8("8ll", f"{folder}/inner.gcode")).stdout)

@@ -42,11 +42,13 @@ def test_msg_without_text_sends_a_bare_m117(run8, printer):
 
 def test_raw_gcode_keeps_the_temperature_caps_and_the_cold_extrusion_rule(run8, printer):
     mark = printer.mark()
-    for args, code, words in ((("8g", "M104 S400"), 2, "above max_tool_temp 285"),
-                              (("8g", "m140 s130"), 2, "above max_bed_temp 120"),
-                              (("8gmulti", "M117 first", "M109 R300"), 2, "above max_tool_temp"),
-                              (("8g", "G1 E50"), 1, "below min_extrude_temp"),
-                              (("8g", "g01 x5 e50"), 1, "below min_extrude_temp")):
+    for args, code, words in (
+        (("8g", "M104 S400"), 2, "above max_tool_temp 285"),
+        (("8g", "m140 s130"), 2, "above max_bed_temp 120"),
+        (("8gmulti", "M117 first", "M109 R300"), 2, "above max_tool_temp"),
+        (("8g", "G1 E50"), 1, "below min_extrude_temp"),
+        (("8g", "g01 x5 e50"), 1, "below min_extrude_temp"),
+    ):
         proc = run8(*args)
         assert proc.returncode == code and words in proc.stderr, (args, proc.stderr)
     assert run8("8g", "M104 S200").returncode == 0

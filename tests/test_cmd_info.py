@@ -91,7 +91,10 @@ def test_reconnect(run8, printer):
     assert proc.stdout == "reconnected\n"
     made = requests_made(proc.stderr)
     assert [m.split()[0] + " " + m.split()[1].split("/", 3)[3] for m in made] == [
-        "POST api/connection", "POST api/system/commands/custom/reset", "POST api/connection"]
+        "POST api/connection",
+        "POST api/system/commands/custom/reset",
+        "POST api/connection",
+    ]
     assert '{"command": "disconnect"}' in made[0] and '{"command": "connect"}' in made[2]
     printer.wait_state({"operational", "ready"}, timeout=20)
     printer.wait_sent(mark, ["M115"])
@@ -174,11 +177,23 @@ def test_v_on_an_error_still_hides_the_key(run8, printer):
     assert ">> X-Api-Key: ***" in proc.stderr
 
 
-@pytest.mark.parametrize("command, key", [
-    ("8status", "current"), ("8status_raw", "current"), ("8getjob", "job"), ("8gettemp", "tool0"),
-    ("8gettemp_raw", "tool0"), ("8getbed", "bed"), ("8getbed_raw", "bed"), ("8ls", "files"), ("8ls_raw", "files"),
-    ("8apiver", "server"), ("8ListCmds", "custom"), ("8checkcfg", "sources"),
-])
+@pytest.mark.parametrize(
+    "command, key",
+    [
+        ("8status", "current"),
+        ("8status_raw", "current"),
+        ("8getjob", "job"),
+        ("8gettemp", "tool0"),
+        ("8gettemp_raw", "tool0"),
+        ("8getbed", "bed"),
+        ("8getbed_raw", "bed"),
+        ("8ls", "files"),
+        ("8ls_raw", "files"),
+        ("8apiver", "server"),
+        ("8ListCmds", "custom"),
+        ("8checkcfg", "sources"),
+    ],
+)
 def test_json_for_data_commands(run8, command, key):
     data = json.loads(ok(run8(command, "--json")).stdout)
     assert key in data
@@ -222,8 +237,12 @@ def test_unreachable_server_exits_1(run8):
 
 def test_usage_errors_exit_2_without_traceback(run8, printer):
     mark = printer.mark()
-    cases = ((["8jog", "1", "2"], "cannot read arguments '1 2'"), (["8servo"], "missing num"),
-             (["8jog", "--speed"], "unknown option '--speed'"), (["8status", "--url"], "--url needs a value"))
+    cases = (
+        (["8jog", "1", "2"], "cannot read arguments '1 2'"),
+        (["8servo"], "missing num"),
+        (["8jog", "--speed"], "unknown option '--speed'"),
+        (["8status", "--url"], "--url needs a value"),
+    )
     for args, text in cases:
         proc = failed(run8(args[0], "-v", *args[1:]), 2, text)
         assert requests_made(proc.stderr) == []
@@ -231,6 +250,7 @@ def test_usage_errors_exit_2_without_traceback(run8, printer):
 
 
 # -- credentials inside the URL (issue 10, item 3) ---------------------------------------------------
+
 
 def _with_credentials(url):
     return url.replace("://", "://alice:hunter2pw@", 1)

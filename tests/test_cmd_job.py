@@ -20,8 +20,9 @@ def pause(printer):
 
 def upload(printer, name, n_moves=300):
     text = "G90\n" + "".join(f"G1 X{180 if i % 2 == 0 else 20} F3000\n" for i in range(n_moves))
-    response = printer.request("POST", "/api/files/local", files={"file": (name, text)},
-                               data={"select": "false", "print": "false"})
+    response = printer.request(
+        "POST", "/api/files/local", files={"file": (name, text)}, data={"select": "false", "print": "false"}
+    )
     assert response.status_code == 201, response.text
 
 
@@ -44,8 +45,9 @@ def test_start_the_selected_file(run8, printer, command):
 def test_start_without_a_selected_file_is_refused(run8, printer):
     assert job(printer)["job"]["file"]["name"] is None  # reset() reconnected: nothing selected
     mark = printer.mark()
-    proc = failed(run8("8start", "-v"), 1, "no file is selected: select one with 8fselect or use 8runfile",
-                  "nothing sent")
+    proc = failed(
+        run8("8start", "-v"), 1, "no file is selected: select one with 8fselect or use 8runfile", "nothing sent"
+    )
     assert posts(proc.stderr) == []
     assert sent_by(printer, mark) == []
     assert "printing" not in printer.flags()
@@ -167,8 +169,10 @@ def test_cancel_breaks_the_heat_up_stops_the_timer_and_cancels(run8, printer):
     mark = printer.mark()
     proc = ok(run8("8cancel", "-v"))
     assert proc.stdout == "print cancelled\n"
-    assert posts(proc.stderr) == [f'POST {printer.url}/api/printer/command {{"commands": ["M108", "M77"]}}',
-                                  f'POST {printer.url}/api/job {{"command": "cancel"}}']
+    assert posts(proc.stderr) == [
+        f'POST {printer.url}/api/printer/command {{"commands": ["M108", "M77"]}}',
+        f'POST {printer.url}/api/job {{"command": "cancel"}}',
+    ]
     printer.wait_state("operational", timeout=10, absent=ACTIVE)
     sent = [line for line in sent_by(printer, mark) if not PRINT_MOVE.fullmatch(line)]
     # OctoPrint sends M108 out of band as an emergency command, and may log it twice; M77 follows, then
@@ -202,7 +206,7 @@ def test_xcancel_keeps_the_targets_and_homes(run8, printer):
     assert proc.stdout == "print cancelled, targets kept (tool 50 °C, bed 40 °C), homed\n"
     assert not ACTIVE & printer.flags()
     sent = [line for line in sent_by(printer, mark) if not PRINT_MOVE.fullmatch(line)]
-    tail = sent[sent.index("M77"):]
+    tail = sent[sent.index("M77") :]
     # OctoPrint's cancel script turns the heaters off; xcancel sets them back, then homes.
     wanted = [re.compile(r"M104 (T0 )?S50"), "M140 S40", "G91", "G28 X0 Y0 Z0", "G90"]
     it = iter(tail)
@@ -233,8 +237,7 @@ def test_waitend_returns_when_the_print_ends(run8, printer):
 def test_waitend_gives_up_after_its_timeout(run8, printer):
     start_print(printer)
     started = time.monotonic()
-    failed(run8("8waitend", "--interval", "0.2", "--timeout", "1"), 1,
-           "gave up waiting for the print to end after 1 s")
+    failed(run8("8waitend", "--interval", "0.2", "--timeout", "1"), 1, "gave up waiting for the print to end after 1 s")
     assert 0.9 < time.monotonic() - started < 10
     assert "printing" in printer.flags()
 
@@ -247,16 +250,21 @@ def test_waitend_when_idle_returns_at_once(run8, printer):
 
 def test_waitend_fails_when_the_printer_disconnects(run8, printer):
     printer.disconnect()
-    failed(run8("8waitend", "--interval", "0.2", "--timeout", "5"), 1,
-           "the printer is disconnected: the print will not end normally")
+    failed(
+        run8("8waitend", "--interval", "0.2", "--timeout", "5"),
+        1,
+        "the printer is disconnected: the print will not end normally",
+    )
 
 
 @pytest.fixture
 def no_heated_bed(printer):
     """The default profile without a heated bed (OctoPrint then answers 409 on /api/printer/bed), restored after."""
+
     def patch(heated):
         response = printer.request("PATCH", "/api/printerprofiles/_default", json={"profile": {"heatedBed": heated}})
         assert response.status_code == 200 and response.json()["profile"]["heatedBed"] is heated, response.text
+
     patch(False)
     try:
         yield

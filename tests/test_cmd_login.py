@@ -23,8 +23,13 @@ def start_login(printer, tmp_path, *extra):
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     target = tmp_path / "conf" / "octopanel.yaml"
-    proc = subprocess.Popen([str(BIN / "octopanel"), "login", printer.url, "--config", str(target), *extra],
-                            env=clean_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / "octopanel"), "login", printer.url, "--config", str(target), *extra],
+        env=clean_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return proc, target, home
 
 
@@ -40,8 +45,9 @@ def decide(printer, decision, timeout=20):
         assert time.monotonic() < deadline, "no pending app-key request from octopanel"
         time.sleep(0.05)
     assert len(mine) == 1, pending
-    response = printer.request("POST", f"/plugin/appkeys/decision/{mine[0]['user_token']}",
-                               json={"decision": decision}, headers=admin)
+    response = printer.request(
+        "POST", f"/plugin/appkeys/decision/{mine[0]['user_token']}", json={"decision": decision}, headers=admin
+    )
     assert response.status_code == 204, response.text
 
 
@@ -63,8 +69,13 @@ def test_login_approved_writes_a_private_config_with_a_working_key(printer, tmp_
     assert key and key != printer.admin_key  # an application key (OctoPrint reuses the one it has for 'octopanel')
     assert key not in out + err
     # The key works, through our own entry point and the saved file alone.
-    status = subprocess.run([str(BIN / "8status"), "-q", "--config", str(target)], env=clean_env(home),
-                            capture_output=True, text=True, timeout=30)
+    status = subprocess.run(
+        [str(BIN / "8status"), "-q", "--config", str(target)],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert status.returncode == 0, status.stderr
     assert status.stdout == "Operational\n"
     assert "readable by others" not in status.stderr
@@ -86,8 +97,13 @@ def test_login_denied_exits_1_and_writes_nothing(printer, tmp_path):
 def test_login_against_nothing_exits_1(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    proc = subprocess.run([str(BIN / "octopanel"), "login", "http://127.0.0.1:9", "--config", str(tmp_path / "c.yaml")],
-                          env=clean_env(home), capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [str(BIN / "octopanel"), "login", "http://127.0.0.1:9", "--config", str(tmp_path / "c.yaml")],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 1
     assert "octopanel login: cannot reach OctoPrint at http://127.0.0.1:9/" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -95,8 +111,9 @@ def test_login_against_nothing_exits_1(tmp_path):
 
 
 def test_login_usage_error_exits_2(tmp_path):
-    proc = subprocess.run([str(BIN / "octopanel"), "login"], env=clean_env(tmp_path), capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        [str(BIN / "octopanel"), "login"], env=clean_env(tmp_path), capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
 
@@ -119,14 +136,21 @@ def test_an_app_token_is_one_path_segment_or_refused(tmp_path, token):
     endpoint with the login's session (before, `../../../api/users` made the poll GET /api/users)."""
     from stubserver import Reply, StubServer
 
-    routes = {("GET", "/plugin/appkeys/probe"): Reply(204),
-              ("POST", "/plugin/appkeys/request"): Reply(201, {"app_token": token}),
-              ("GET", "/api/users"): Reply(200, {"users": []})}
+    routes = {
+        ("GET", "/plugin/appkeys/probe"): Reply(204),
+        ("POST", "/plugin/appkeys/request"): Reply(201, {"app_token": token}),
+        ("GET", "/api/users"): Reply(200, {"users": []}),
+    }
     home = tmp_path / "home"
     home.mkdir()
     with StubServer(routes) as stub:
-        proc = subprocess.run([str(BIN / "octopanel"), "login", stub.url, "--config", str(tmp_path / "c.yaml"),
-                               "--timeout", "3"], env=clean_env(home), capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [str(BIN / "octopanel"), "login", stub.url, "--config", str(tmp_path / "c.yaml"), "--timeout", "3"],
+            env=clean_env(home),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert proc.returncode == 1, proc.stderr
     assert "without a usable app token" in proc.stderr and "Traceback" not in proc.stderr
     assert [r.path for r in stub.requests] == ["/plugin/appkeys/probe", "/plugin/appkeys/request"]

@@ -9,7 +9,8 @@ from cmdcheck import PRINT_MOVE, failed, ok, posts, requests_made, sent_by, star
 def assert_lines(sent, expected):
     """sent equals expected, where an expected item may be a regex (fullmatch)."""
     assert len(sent) == len(expected) and all(
-        e.fullmatch(s) if isinstance(e, re.Pattern) else e == s for s, e in zip(sent, expected)), (sent, expected)
+        e.fullmatch(s) if isinstance(e, re.Pattern) else e == s for s, e in zip(sent, expected)
+    ), (sent, expected)
 
 
 def jogged(axes):
@@ -36,13 +37,16 @@ def test_home(run8, printer):
     assert sent_by(printer, mark) == ["G91", "G28 X0 Y0 Z0", "G90"]
 
 
-@pytest.mark.parametrize("args, axes", [
-    (["1", "2", "3"], "X1 Y2 Z3"),
-    (["1", "0", "0"], "X1 Y0 Z0"),  # zero is sent, not dropped
-    (["5"], "Z5"),  # one number: Z only (8control)
-    (["-0.5"], r"Z-0\.5"),
-    (["1.5", "-2.25", "0.1"], r"X1\.5 Y-2\.25 Z0\.1"),
-])
+@pytest.mark.parametrize(
+    "args, axes",
+    [
+        (["1", "2", "3"], "X1 Y2 Z3"),
+        (["1", "0", "0"], "X1 Y0 Z0"),  # zero is sent, not dropped
+        (["5"], "Z5"),  # one number: Z only (8control)
+        (["-0.5"], r"Z-0\.5"),
+        (["1.5", "-2.25", "0.1"], r"X1\.5 Y-2\.25 Z0\.1"),
+    ],
+)
 def test_jog_legacy_forms(run8, printer, args, axes):
     mark = printer.mark()
     ok(run8("8jog", *args))
@@ -74,11 +78,14 @@ def test_max_jog_comes_from_the_config(run8, printer, tmp_path):
 @pytest.fixture
 def inverted_x(printer):
     """The default printer profile with the X axis inverted, restored afterwards; yields patch(inverted)."""
+
     def patch(inverted):
-        response = printer.request("PATCH", "/api/printerprofiles/_default",
-                                   json={"profile": {"axes": {"x": {"inverted": inverted}}}})
+        response = printer.request(
+            "PATCH", "/api/printerprofiles/_default", json={"profile": {"axes": {"x": {"inverted": inverted}}}}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["profile"]["axes"]["x"]["inverted"] is inverted
+
     patch(True)
     try:
         yield patch
@@ -113,8 +120,13 @@ def test_jog_direction_8control_flips_every_axis(run8, printer, tmp_path):
 def test_extrude_cold_is_refused(run8, printer):
     mark = printer.mark()
     for command in ("8ex", "8extrude", "8fex"):
-        proc = failed(run8(command, "-v", "5"), 1,
-                      "the hotend is at 21.3 °C, below min_extrude_temp 170 °C", "--force", "nothing sent")
+        proc = failed(
+            run8(command, "-v", "5"),
+            1,
+            "the hotend is at 21.3 °C, below min_extrude_temp 170 °C",
+            "--force",
+            "nothing sent",
+        )
         assert posts(proc.stderr) == []
     assert sent_by(printer, mark) == []
 
@@ -173,8 +185,10 @@ def test_eject_heats_first_then_turns_the_hotend_off(run8, printer, tmp_path):
     config_file(tmp_path, "min_extrude_temp: 30\n")
     mark = printer.mark()
     assert ok(run8("8eject", "-t", "40")).stdout == "filament ejected, hotend off\n"
-    assert_lines(sent_by(printer, mark), [re.compile(r"M104 (T0 )?S40"), "G91", "G1 E3 F700", "G1 E-800 F2500",
-                                          "G90", re.compile(r"M104 (T0 )?S0")])
+    assert_lines(
+        sent_by(printer, mark),
+        [re.compile(r"M104 (T0 )?S40"), "G91", "G1 E3 F700", "G1 E-800 F2500", "G90", re.compile(r"M104 (T0 )?S0")],
+    )
     tool = printer.request("GET", "/api/printer/tool").json()["tool0"]
     assert tool["target"] == 0 and tool["actual"] >= 40
 
@@ -190,10 +204,18 @@ def test_eject_with_a_temperature_below_min_extrude_temp_is_refused_before_heati
 # -- refusals while printing, allowed while paused ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("command, args", [
-    ("8jog", ["1", "0", "0"]), ("8jog", ["5"]), ("8home", []), ("8ex", ["5", "--force"]),
-    ("8extrude", ["-1", "--force"]), ("8fex", ["5", "--force"]), ("8eject", ["--force"]),
-])
+@pytest.mark.parametrize(
+    "command, args",
+    [
+        ("8jog", ["1", "0", "0"]),
+        ("8jog", ["5"]),
+        ("8home", []),
+        ("8ex", ["5", "--force"]),
+        ("8extrude", ["-1", "--force"]),
+        ("8fex", ["5", "--force"]),
+        ("8eject", ["--force"]),
+    ],
+)
 def test_motion_is_refused_while_printing(run8, printer, command, args):
     start_print(printer)
     mark = printer.mark()

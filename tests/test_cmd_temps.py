@@ -30,13 +30,16 @@ def test_settemp_and_setbed(run8, printer):
     assert targets(printer) == (40, 30.5)
 
 
-@pytest.mark.parametrize("command, value, text", [
-    ("8settemp", "286", "settemp: temp: 286 is above the maximum 285"),
-    ("8settemp", "1000", "above the maximum 285"),
-    ("8setbed", "121", "setbed: temp: 121 is above the maximum 120"),
-    ("8settemp", "-5", "below the minimum 0"),
-    ("8setbed", "hot", "expected a number, got 'hot'"),
-])
+@pytest.mark.parametrize(
+    "command, value, text",
+    [
+        ("8settemp", "286", "settemp: temp: 286 is above the maximum 285"),
+        ("8settemp", "1000", "above the maximum 285"),
+        ("8setbed", "121", "setbed: temp: 121 is above the maximum 120"),
+        ("8settemp", "-5", "below the minimum 0"),
+        ("8setbed", "hot", "expected a number, got 'hot'"),
+    ],
+)
 def test_targets_above_the_cap_are_refused(run8, printer, command, value, text):
     mark = printer.mark()
     proc = failed(run8(command, "-v", value), 2, text)
@@ -122,8 +125,11 @@ def test_alarm_legacy_form_already_reached(run8, printer):
 def test_alarmq_gives_up_after_the_timeout(run8, printer):
     mark = printer.mark()
     started = time.monotonic()
-    failed(run8("8alarmq", "t", "100", "--interval", "0.2", "--timeout", "1"), 1,
-           f"tool still at {AMBIENT} °C after 1 s (waiting for 100 °C)")
+    failed(
+        run8("8alarmq", "t", "100", "--interval", "0.2", "--timeout", "1"),
+        1,
+        f"tool still at {AMBIENT} °C after 1 s (waiting for 100 °C)",
+    )
     assert 0.9 < time.monotonic() - started < 5
     assert sent_by(printer, mark) == []
 

@@ -12,8 +12,9 @@ def on_tty(printer, tmp_path, *argv):
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
     env.update(HOME=str(tmp_path), OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key)
     master, slave = pty.openpty()
-    proc = subprocess.Popen([str(BIN / argv[0]), *argv[1:]], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                            env=env)
+    proc = subprocess.Popen(
+        [str(BIN / argv[0]), *argv[1:]], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env
+    )
     os.close(slave)
     shown = b""
     while True:

@@ -56,8 +56,9 @@ def test_concurrent_clients_each_get_their_replies_in_order(daemon, printer):
     assert not errors, (errors, d.output())
     assert sorted(replies) == list(range(CLIENTS))
     for n, got in replies.items():  # each client's replies, in the order of its lines
-        assert [(r["ok"], r["action"], r["message"]) for r in got] == \
-            [(True, "msg", f"M117 client {n} line {i} sent") for i in range(LINES_PER_CLIENT)], got
+        assert [(r["ok"], r["action"], r["message"]) for r in got] == [
+            (True, "msg", f"M117 client {n} line {i} sent") for i in range(LINES_PER_CLIENT)
+        ], got
     expected = {f"M117 client {n} line {i}" for n in range(CLIENTS) for i in range(LINES_PER_CLIENT)}
     sent = printer.wait_sent(mark, lambda sent: expected <= set(sent), timeout=15)
     for n in range(CLIENTS):  # one client's lines reach the printer in the order it sent them
@@ -70,8 +71,7 @@ def test_garbage_gets_error_replies_and_the_daemon_keeps_serving(daemon, printer
     d = daemon()
     with d.connect() as sock:
         # Blank and comment lines are skipped without a reply, so each reply below answers one real line.
-        sock.sendall(b"\xff\xfe\x00binary\n" b"{\n" b'{"argv": []}\n' b"\n\n   \n# a comment\n" b"jgo z=1\n"
-                     b"msg after garbage\n")
+        sock.sendall(b'\xff\xfe\x00binary\n{\n{"argv": []}\n\n\n   \n# a comment\njgo z=1\nmsg after garbage\n')
         bad_utf8, bad_json, empty_argv, typo, good = read_replies(sock, 5)
     assert bad_utf8 == {"ok": False, "error": "the line is not UTF-8 text", "exit": 2}
     assert bad_json["ok"] is False and bad_json["exit"] == 2 and bad_json["error"].startswith("malformed request")
@@ -136,8 +136,9 @@ def test_a_client_that_half_closes_after_its_lines_still_gets_every_reply(daemon
         sock.shutdown(socket.SHUT_WR)
         replies = [json.loads(line) for line in sock.makefile("rb")]  # until the daemon closes
     # A parse error is answered at once, before the queued actions finish (dispatch.line's contract).
-    assert [r for r in replies if not r["ok"]] == [{"ok": False, "error": "unknown action 'jgo' (did you mean "
-                                                   "'jog'?)", "exit": 2}]
+    assert [r for r in replies if not r["ok"]] == [
+        {"ok": False, "error": "unknown action 'jgo' (did you mean 'jog'?)", "exit": 2}
+    ]
     assert [r["message"] for r in replies if r["ok"]] == ["M117 one sent", "M117 two sent"], replies
     printer.wait_sent(mark, ["M117 one", "M117 two"])
     assert d.close() == 0, d.output()
@@ -183,7 +184,6 @@ def test_pause_from_the_socket_during_a_real_print_is_stateless(daemon, printer)
     assert second == {"ok": True, "action": "pause", "sent": False, "message": "already paused: nothing sent"}
     assert "paused" in printer.flags()
     assert d.close() == 0, d.output()
-
 
 
 def test_the_socket_appears_only_once_it_listens_and_replaces_a_stale_one(tmp_path):
@@ -289,12 +289,18 @@ def test_a_json_request_is_read_by_its_content_not_its_first_characters(daemon, 
     d = daemon()
     mark = printer.mark()
     with d.connect() as sock:
-        sock.sendall(b'{ "same_config" : {"stamp": {"yaml": null, "octocmd": null, "url": null}} }\n'
-                     b'{"argv": ["msg", "two keys"], "then": "rm -rf"}\n' b'{"argv": ["msg", "one key"]}\n')
+        sock.sendall(
+            b'{ "same_config" : {"stamp": {"yaml": null, "octocmd": null, "url": null}} }\n'
+            b'{"argv": ["msg", "two keys"], "then": "rm -rf"}\n'
+            b'{"argv": ["msg", "one key"]}\n'
+        )
         query, two_keys, good = read_replies(sock, 3)
     assert query["ok"] is True and query["same_config"] in (True, False), query
-    assert two_keys == {"ok": False, "error": 'malformed request: expected {"argv": [...]} or {"same_config": {...}}',
-                        "exit": 2}
+    assert two_keys == {
+        "ok": False,
+        "error": 'malformed request: expected {"argv": [...]} or {"same_config": {...}}',
+        "exit": 2,
+    }
     assert good["ok"] is True and good["message"] == "M117 one key sent"
     sent = printer.wait_sent(mark, lambda sent: "M117 one key" in sent, timeout=10)
     assert not [line for line in sent if "two keys" in line]
@@ -311,8 +317,9 @@ def test_a_client_whose_line_is_not_read_yet_is_never_the_one_closed_to_make_roo
     lines = []
     path = tmp_path / "control.sock"
     with selectors.DefaultSelector() as selector:
-        server = ControlServer(path, on_line=lambda kind, payload, reply, wanted: lines.append(payload),
-                               selector=selector).open()
+        server = ControlServer(
+            path, on_line=lambda kind, payload, reply, wanted: lines.append(payload), selector=selector
+        ).open()
         clients = []
         try:
             for _ in range(MAX_CLIENTS):

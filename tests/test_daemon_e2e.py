@@ -58,8 +58,7 @@ def panel(printer, tmp_path):
     panels = []
 
     def start(keymap=KEYMAP, url=None, args=()):
-        p = DaemonProc(tmp_path, keymap=keymap, printer=printer, env={"OCTOPRINT_URL": url} if url else None,
-                       args=args)
+        p = DaemonProc(tmp_path, keymap=keymap, printer=printer, env={"OCTOPRINT_URL": url} if url else None, args=args)
         panels.append(p)
         return p
 
@@ -82,8 +81,9 @@ def test_keys_become_gcode_in_serial_log(printer, panel, live):
     printer.wait_sent(mark, ["M117 panel 10"], timeout=10)
     assert p.close() == 0, p.output()
     sent = printer.sent_since(mark)
-    assert [line for line in sent if line.startswith("G0")] == ["G0 Y1 F6000", "G0 Y10 F6000"] or \
-        [line.split(" F")[0] for line in sent if line.startswith("G0")] == ["G0 Y1", "G0 Y10"]
+    assert [line for line in sent if line.startswith("G0")] == ["G0 Y1 F6000", "G0 Y10 F6000"] or [
+        line.split(" F")[0] for line in sent if line.startswith("G0")
+    ] == ["G0 Y1", "G0 Y10"]
 
 
 def test_dial_burst_is_merged_and_conserves_distance(printer, panel):
@@ -190,14 +190,30 @@ def test_dry_run_prints_and_sends_nothing(printer, tmp_path):
     keymap.write_text(KEYMAP)
     recording = tmp_path / "rec.bin"
     t = 1000.0
-    recording.write_bytes(rec(t, e.EV_KEY, e.KEY_KP8, 1) + syn(t) + rec(t + 0.05, e.EV_KEY, e.KEY_KP8, 0)
-                          + syn(t + 0.05))
+    recording.write_bytes(
+        rec(t, e.EV_KEY, e.KEY_KP8, 1) + syn(t) + rec(t + 0.05, e.EV_KEY, e.KEY_KP8, 0) + syn(t + 0.05)
+    )
     mark = printer.mark()
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
     env["HOME"] = str(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--keymap",
-                          str(keymap), "--dry-run", "--no-control"], capture_output=True, text=True, env=env,
-                         timeout=30)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "octopanel",
+            "run",
+            "--replay",
+            str(recording),
+            "--keymap",
+            str(keymap),
+            "--dry-run",
+            "--no-control",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert "KEY_KP8 press → would jog y=1" in out.stdout
     assert 'POST /api/printer/printhead {"command": "jog", "y": 1}' in out.stdout
@@ -226,21 +242,30 @@ def test_socket_rejects_garbage_and_keeps_running(printer, panel):
 def test_keymap_path_is_reported_when_invalid_at_start(tmp_path):
     keymap = tmp_path / "keymap.yaml"
     keymap.write_text("keys:\n  KEY_KP8: jgo y=1\n")
-    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "OCTOPRINT_URL": "http://127.0.0.1:9",
-           "OCTOPRINT_API_KEY": "x" * 32}
-    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--keymap", str(keymap), "--no-control"],
-                         capture_output=True, text=True, env=env, timeout=30)
+    env = {
+        "HOME": str(tmp_path),
+        "PATH": os.environ["PATH"],
+        "OCTOPRINT_URL": "http://127.0.0.1:9",
+        "OCTOPRINT_API_KEY": "x" * 32,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "octopanel", "run", "--keymap", str(keymap), "--no-control"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert out.returncode == 2
     assert f"{keymap}:2: keys.KEY_KP8: unknown action 'jgo' (did you mean 'jog'?)" in out.stderr
     assert "Traceback" not in out.stderr
 
 
-
-
-
 def test_feedback_beeps_on_refusal_and_shows_the_mode(printer, panel):
-    p = panel(keymap=KEYMAP.replace('feedback: {beep: false, message: false, leds: "off"}',
-                                    'feedback: {beep: true, message: true, leds: "off"}'))
+    p = panel(
+        keymap=KEYMAP.replace(
+            'feedback: {beep: false, message: false, leds: "off"}', 'feedback: {beep: true, message: true, leds: "off"}'
+        )
+    )
     mark = printer.mark()
     p.tap(e.KEY_KPPLUS)
     printer.wait_sent(mark, ["M300 P40 S2500", "M117 mode step: 10"], timeout=10)
@@ -252,12 +277,15 @@ def test_feedback_beeps_on_refusal_and_shows_the_mode(printer, panel):
     assert p.close() == 0
 
 
-@pytest.mark.parametrize("args, text", [
-    (["--live"], "--live needs --replay"),
-    (["--speed", "2"], "--speed needs --replay"),
-    (["--replay", "{file}", "--live"], "is not a FIFO"),
-    (["--replay", "{fifo}", "--live", "--speed", "0"], "--speed does not apply"),
-])
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--live"], "--live needs --replay"),
+        (["--speed", "2"], "--speed needs --replay"),
+        (["--replay", "{file}", "--live"], "is not a FIFO"),
+        (["--replay", "{fifo}", "--live", "--speed", "0"], "--speed does not apply"),
+    ],
+)
 def test_replay_options_misused_exit_2(runop, tmp_path, args, text):
     (tmp_path / "events.bin").write_bytes(b"")
     os.mkfifo(tmp_path / "events.fifo")

@@ -46,9 +46,26 @@ def test_a_regular_recording_still_ends_the_daemon_at_its_end_without_a_lost_war
     keymap.write_text('keys:\n  KEY_KP5: "msg hello"\n')
     recording = tmp_path / "rec.bin"
     recording.write_bytes(press(e.KEY_KP5, 1) + press(e.KEY_KP5, 0))
-    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--speed", "0",
-                          "--keymap", str(keymap), "--dry-run", "--no-control"],
-                         capture_output=True, text=True, env=clean_env(tmp_path), timeout=30)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "octopanel",
+            "run",
+            "--replay",
+            str(recording),
+            "--speed",
+            "0",
+            "--keymap",
+            str(keymap),
+            "--dry-run",
+            "--no-control",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp_path),
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert "INFO rec.bin: end of recording" in out.stderr
     assert "WARNING" not in out.stderr and "lost" not in out.stderr, out.stderr
@@ -60,9 +77,26 @@ def test_dry_run_says_would_on_stdout_and_in_its_log(tmp_path):
     keymap.write_text('feedback: {beep: false, message: false, leds: "off"}\nkeys:\n  KEY_KP8: "jog y=1"\n')
     recording = tmp_path / "rec.bin"
     recording.write_bytes(press(e.KEY_KP8, 1) + press(e.KEY_KP8, 0))
-    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--speed", "0",
-                          "--keymap", str(keymap), "--dry-run", "--no-control"],
-                         capture_output=True, text=True, env=clean_env(tmp_path), timeout=30)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "octopanel",
+            "run",
+            "--replay",
+            str(recording),
+            "--speed",
+            "0",
+            "--keymap",
+            str(keymap),
+            "--dry-run",
+            "--no-control",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp_path),
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert "KEY_KP8 press → would jog y=1\n" in out.stdout, out.stdout
     assert "INFO KEY_KP8 press: would jog y=1 (dry run: nothing sent)\n" in out.stderr, out.stderr
@@ -70,8 +104,13 @@ def test_dry_run_says_would_on_stdout_and_in_its_log(tmp_path):
 
 
 def run_events(tmp_path, *args, timeout=30):
-    return subprocess.run([sys.executable, "-m", "octopanel", "events", *args], capture_output=True, text=True,
-                          env=clean_env(tmp_path), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "octopanel", "events", *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp_path),
+        timeout=timeout,
+    )
 
 
 def test_events_reads_a_recording_given_as_a_path_and_ends_at_its_end(tmp_path):
@@ -87,8 +126,13 @@ def test_events_reads_a_recording_given_as_a_path_and_ends_at_its_end(tmp_path):
 def test_events_reads_a_fifo_given_as_a_path(tmp_path):
     fifo = tmp_path / "keys.fifo"
     os.mkfifo(fifo)
-    proc = subprocess.Popen([sys.executable, "-m", "octopanel", "events", str(fifo)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=clean_env(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "octopanel", "events", str(fifo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(tmp_path),
+    )
     try:
         writer = None
 
@@ -136,24 +180,53 @@ def test_max_repeat_mm_caps_the_travel_of_one_hold(tmp_path):
     keymap.write_text(HOLD_KEYMAP)
     t0 = time.time()
     recording = tmp_path / "hold.bin"
-    recording.write_bytes(rec(t0, e.EV_KEY, e.KEY_KP8, 1) + rec(t0, e.EV_SYN, e.SYN_REPORT, 0) +
-                          rec(t0 + 1.5, e.EV_KEY, e.KEY_KP8, 0) + rec(t0 + 1.5, e.EV_SYN, e.SYN_REPORT, 0))
-    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--keymap",
-                          str(keymap), "--dry-run", "--no-control"],
-                         capture_output=True, text=True, env=clean_env(tmp_path), timeout=30)
+    recording.write_bytes(
+        rec(t0, e.EV_KEY, e.KEY_KP8, 1)
+        + rec(t0, e.EV_SYN, e.SYN_REPORT, 0)
+        + rec(t0 + 1.5, e.EV_KEY, e.KEY_KP8, 0)
+        + rec(t0 + 1.5, e.EV_SYN, e.SYN_REPORT, 0)
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "octopanel",
+            "run",
+            "--replay",
+            str(recording),
+            "--keymap",
+            str(keymap),
+            "--dry-run",
+            "--no-control",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp_path),
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     travel = [float(line.split("would jog y=")[1]) for line in out.stdout.splitlines() if "would jog y=" in line]
     assert sum(travel) == 4, out.stdout  # the press, then 3 mm of repeats
 
 
-@pytest.mark.parametrize("value, problem", [("0", "0 is below the minimum 0.1"),
-                                            ("1001", "1001 is above the maximum 1000"),
-                                            ("far", "expected a number, got 'far'")])
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ("0", "0 is below the minimum 0.1"),
+        ("1001", "1001 is above the maximum 1000"),
+        ("far", "expected a number, got 'far'"),
+    ],
+)
 def test_max_repeat_mm_is_bounded_at_load(tmp_path, value, problem):
     keymap = tmp_path / "keymap.yaml"
     keymap.write_text(HOLD_KEYMAP.replace("max_repeat_mm: 3", f"max_repeat_mm: {value}"))
-    out = subprocess.run([sys.executable, "-m", "octopanel", "check", str(keymap)], capture_output=True,
-                         text=True, env=clean_env(tmp_path), timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "octopanel", "check", str(keymap)],
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp_path),
+        timeout=30,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"keymap.yaml:2: settings.max_repeat_mm: {problem}" in out.stderr, out.stderr
 
@@ -162,7 +235,12 @@ def test_run_help_shows_the_keymap_it_would_read(tmp_path):
     """Before: '--keymap KEYMAP  keymap file (default: None)'."""
     keymap = tmp_path / "mine.yaml"
     keymap.write_text(HOLD_KEYMAP)
-    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--help"], capture_output=True, text=True,
-                         env=clean_env(tmp_path, OCTOPANEL_KEYMAP=str(keymap), COLUMNS="400"), timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "octopanel", "run", "--help"],
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp_path, OCTOPANEL_KEYMAP=str(keymap), COLUMNS="400"),
+        timeout=30,
+    )
     assert out.returncode == 0
     assert f"keymap file (default: {keymap})" in out.stdout, out.stdout

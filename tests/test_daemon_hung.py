@@ -85,8 +85,12 @@ def start(tmp_path, drip, notify):
     """The real daemon, its worker held in a request for up to 60 s by the dripping server."""
     config_file = tmp_path / "config.yaml"
     config_file.write_text(f"connect_timeout: 1\nread_timeout: 60\nurl: {drip.url}\napi_key: {'A' * 32}\n")
-    env = {"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": str(WATCHDOG_USEC), "OCTOPRINT_URL": None,
-           "OCTOPRINT_API_KEY": None}
+    env = {
+        "NOTIFY_SOCKET": notify.path,
+        "WATCHDOG_USEC": str(WATCHDOG_USEC),
+        "OCTOPRINT_URL": None,
+        "OCTOPRINT_API_KEY": None,
+    }
     return DaemonProc(tmp_path, ["--config", str(config_file)], env=env, control=False)
 
 
@@ -98,25 +102,36 @@ def test_a_hung_worker_shows_as_unreachable_then_stops_the_watchdog(tmp_path, no
     printer.gate.clear()  # every call blocks: the worker's start-up state read never returns
     monkeypatch.setenv("NOTIFY_SOCKET", notify.path)  # systemd-python's sd_notify reads it from the process
     notifier = Notifier(env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": str(WATCHDOG_USEC)})
-    d = InProcessDaemon(tmp_path, 'keys:\n  KEY_KP5: "msg a"\n', printer, notifier=notifier,
-                        settings=settings_mod.load(config_path=str(config_file), env={}))
+    d = InProcessDaemon(
+        tmp_path,
+        'keys:\n  KEY_KP5: "msg a"\n',
+        printer,
+        notifier=notifier,
+        settings=settings_mod.load(config_path=str(config_file), env={}),
+    )
     stuck_at = time.monotonic()
     d.start()
     try:
-        notify.wait(lambda text: "OctoPrint unreachable: no answer for" in text, "a STATUS saying unreachable",
-                    timeout=SLOW_AFTER_S + 20)
+        notify.wait(
+            lambda text: "OctoPrint unreachable: no answer for" in text,
+            "a STATUS saying unreachable",
+            timeout=SLOW_AFTER_S + 20,
+        )
         with notify.lock:
             status_at = next(t for t, text in notify.messages if "OctoPrint unreachable: no answer" in text)
-        notify.wait(lambda text: "watchdog stopped" in text, "a STATUS saying the watchdog stopped",
-                    timeout=HUNG_AFTER_S + 20)
+        notify.wait(
+            lambda text: "watchdog stopped" in text, "a STATUS saying the watchdog stopped", timeout=HUNG_AFTER_S + 20
+        )
         with notify.lock:
             hung_at = next(t for t, text in notify.messages if "watchdog stopped" in text)
         assert "no longer pinging the systemd watchdog" in caplog.text
         time.sleep(1.5)  # seven ping intervals: none may come now
         assert notify.pings_since(stuck_at + SLOW_AFTER_S), "the loop pinged while the worker was merely slow"
         assert notify.pings_since(hung_at + 0.3) == []
-        print(f"\nunreachable in STATUS {status_at - stuck_at:.1f} s, watchdog stopped {hung_at - stuck_at:.1f} s "
-              "after the worker got stuck")
+        print(
+            f"\nunreachable in STATUS {status_at - stuck_at:.1f} s, watchdog stopped {hung_at - stuck_at:.1f} s "
+            "after the worker got stuck"
+        )
         assert SLOW_AFTER_S - 0.5 <= status_at - stuck_at < SLOW_AFTER_S + 10
         assert HUNG_AFTER_S - 0.5 <= hung_at - stuck_at < HUNG_AFTER_S + 10
         printer.gate.set()  # free again: the pings come back

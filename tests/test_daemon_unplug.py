@@ -118,8 +118,9 @@ def test_presses_whose_binding_does_not_add_up_are_never_merged(tmp_path):
     """KEY_KP9 jogs when idle but babysteps while printing: three quick presses must be three babysteps."""
     r = Running(tmp_path, FakePrinter(state="printing", delay_s=0.05))
     path = tmp_path / "keymap.yaml"
-    path.write_text(KEYMAP + '  KEY_KP9:\n    - {press: "jog z=1", when: idle}\n'
-                             '    - {press: "g M290 Z0.02", when: printing}\n')
+    path.write_text(
+        KEYMAP + '  KEY_KP9:\n    - {press: "jog z=1", when: idle}\n    - {press: "g M290 Z0.02", when: printing}\n'
+    )
     r.daemon.dispatch.replace_keymap(keymap.load(path, r.daemon.registry, r.daemon.ctx.limits))
     node = r.bus.plug("/dev/input/event3", "Test Keypad", phys="usb-1/input0")
     r.start()
@@ -167,7 +168,6 @@ def test_a_reused_fd_number_is_registered_again(tmp_path):
         daemon.selector.close()
         for fd in (old_r, old_w, new_r, new_w):
             os.close(fd)
-
 
 
 def test_a_binding_is_parsed_once_however_often_it_is_pressed(running):

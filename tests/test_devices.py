@@ -49,6 +49,7 @@ def triples(events):
 
 # --- the live source, on a pipe -----------------------------------------------------------------------------
 
+
 def test_evdev_source_decodes_a_pipe_and_reports_its_end():
     device, write_end = pipe_device()
     source = EvdevSource(device, label="pad")
@@ -78,6 +79,7 @@ def test_evdev_source_turns_enodev_into_device_gone():
 
 
 # --- replay and record ---------------------------------------------------------------------------------------
+
 
 def recording(tmp_path, frames, fmt=NATIVE_FORMAT):
     path = tmp_path / "session.bin"
@@ -198,7 +200,7 @@ def test_record_then_replay_round_trip_is_byte_exact(tmp_path):
     def kernel():
         with open(fifo, "wb", buffering=0) as out:
             for offset in range(0, len(original), 48):
-                out.write(original[offset:offset + 48])
+                out.write(original[offset : offset + 48])
 
     thread = threading.Thread(target=kernel)
     thread.start()
@@ -211,8 +213,9 @@ def test_record_then_replay_round_trip_is_byte_exact(tmp_path):
     again = tmp_path / "again.bin"
     assert record(replay, again) == len(original)
     replay.close()
-    assert [struct.unpack(NATIVE_FORMAT, again.read_bytes()[i:i + 24])[2:] for i in range(0, len(original), 24)] == \
-        [struct.unpack(NATIVE_FORMAT, original[i:i + 24])[2:] for i in range(0, len(original), 24)]
+    assert [struct.unpack(NATIVE_FORMAT, again.read_bytes()[i : i + 24])[2:] for i in range(0, len(original), 24)] == [
+        struct.unpack(NATIVE_FORMAT, original[i : i + 24])[2:] for i in range(0, len(original), 24)
+    ]
 
 
 def test_record_stops_when_asked(tmp_path):
@@ -232,10 +235,16 @@ def test_record_stops_when_asked(tmp_path):
 
 # --- the device manager, on fakes backed by real pipes -------------------------------------------------------
 
+
 def manager(bus, specs, changes, **options):
     options.setdefault("watch_dir", None)
-    return DeviceManager(specs, lister=bus.lister, opener=bus.opener,
-                         on_change=lambda label, present, error: changes.append((label, present, error)), **options)
+    return DeviceManager(
+        specs,
+        lister=bus.lister,
+        opener=bus.opener,
+        on_change=lambda label, present, error: changes.append((label, present, error)),
+        **options,
+    )
 
 
 def pump(mgr, timeout=1.0):
@@ -304,8 +313,11 @@ def test_a_replug_seen_before_the_loss_is_reopened_after_it(tmp_path):
 
 def test_several_devices_at_once_get_distinct_labels():
     bus, changes = FakeBus(), []
-    mgr = manager(bus, [DeviceSpec(name="*Keypad*"), DeviceSpec(vendor=0x0B33, product=0x0020, shuttle=True,
-                                                                 label="shuttle")], changes)
+    mgr = manager(
+        bus,
+        [DeviceSpec(name="*Keypad*"), DeviceSpec(vendor=0x0B33, product=0x0020, shuttle=True, label="shuttle")],
+        changes,
+    )
     a = bus.plug("/dev/input/event3", "USB Keypad", phys="usb-1.1/input0")
     b = bus.plug("/dev/input/event4", "USB Keypad", phys="usb-1.2/input0")
     bus.plug("/dev/input/event5", "Contour Design ShuttleXpress", phys="usb-1.3/input0", vid=0x0B33, pid=0x0020)
@@ -316,8 +328,7 @@ def test_several_devices_at_once_get_distinct_labels():
     b.emit(KP2, 1)
     time.sleep(0.05)
     read = dict(pump(mgr))
-    assert {label: triples(events)[0][1] for label, events in read.items()} == {"USB Keypad": KP1,
-                                                                                 "USB Keypad#2": KP2}
+    assert {label: triples(events)[0][1] for label, events in read.items()} == {"USB Keypad": KP1, "USB Keypad#2": KP2}
     mgr.close()
 
 
@@ -385,9 +396,13 @@ def test_realtime_timestamps_are_rebased_onto_the_monotonic_clock():
 def test_a_finished_recording_is_lost_once_and_never_reopened(tmp_path):
     path = str(recording(tmp_path, FRAMES[:2]))
     changes, listed = [], [DeviceInfo(path, "session")]
-    mgr = DeviceManager([DeviceSpec(path=path)], lister=lambda: listed,
-                        opener=lambda p: ReplaySource(p, speed=0), watch_dir=None,
-                        on_change=lambda *change: changes.append(change))
+    mgr = DeviceManager(
+        [DeviceSpec(path=path)],
+        lister=lambda: listed,
+        opener=lambda p: ReplaySource(p, speed=0),
+        watch_dir=None,
+        on_change=lambda *change: changes.append(change),
+    )
     mgr.rescan()
     events = []
     while mgr.fds():
@@ -418,8 +433,14 @@ def test_hotplug_by_inotify_triggers_a_settled_rescan(tmp_path):
 def test_with_nothing_to_watch_a_timer_rescans(tmp_path):
     """Neither the directory nor its parent exists (as if inotify were unavailable): rescan on a timer."""
     bus, changes, now = FakeBus(), [], [0.0]
-    mgr = manager(bus, [DeviceSpec(name="USB Keypad")], changes, watch_dir=str(tmp_path / "absent" / "input"),
-                  rescan_interval_s=2.0, now=lambda: now[0])
+    mgr = manager(
+        bus,
+        [DeviceSpec(name="USB Keypad")],
+        changes,
+        watch_dir=str(tmp_path / "absent" / "input"),
+        rescan_interval_s=2.0,
+        now=lambda: now[0],
+    )
     assert mgr.fds() == [] and mgr.next_deadline() == 2.0
     generation = mgr.generation
     mgr.tick(2.0)  # a rescan that finds nothing and still nothing to watch: no fd changed
@@ -440,8 +461,9 @@ def test_permission_denied_is_logged_once_with_the_group_hint(caplog):
 
     spec = DeviceSpec(path="/dev/input/by-id/usb-Pad-event-kbd")
     info = DeviceInfo("/dev/input/event3", by_id=("/dev/input/by-id/usb-Pad-event-kbd",), error="permission denied")
-    mgr = DeviceManager([spec], lister=lambda: [info], opener=opener, watch_dir=None,
-                        on_change=lambda *c: changes.append(c))
+    mgr = DeviceManager(
+        [spec], lister=lambda: [info], opener=opener, watch_dir=None, on_change=lambda *c: changes.append(c)
+    )
     with caplog.at_level(logging.INFO):
         mgr.rescan()
         mgr.rescan()
@@ -450,6 +472,7 @@ def test_permission_denied_is_logged_once_with_the_group_hint(caplog):
 
 
 # --- specs and listing ----------------------------------------------------------------------------------------
+
 
 def test_device_specs_from_config_and_shorthand():
     spec = DeviceSpec.from_config({"id": "0B33:0020", "shuttle": True, "label": "jog"})
@@ -472,8 +495,10 @@ def test_device_specs_from_config_and_shorthand():
 
 def test_physical_grouping_key():
     assert DeviceInfo("/x", phys="usb-0000:01:00.0-1.3/input1").physical == "usb-0000:01:00.0-1.3"
-    assert DeviceInfo("/x", by_id=("/d/usb-Contour_ShuttleXpress-event-if00",)).physical == \
-        "by-id:usb-Contour_ShuttleXpress"
+    assert (
+        DeviceInfo("/x", by_id=("/d/usb-Contour_ShuttleXpress-event-if00",)).physical
+        == "by-id:usb-Contour_ShuttleXpress"
+    )
     assert DeviceInfo("/x", by_id=("/d/usb-Pad-if01-event-kbd",)).physical == "by-id:usb-Pad"
     assert DeviceInfo("/dev/input/event9").physical == "/dev/input/event9"
 
@@ -483,8 +508,10 @@ def test_listing_explains_missing_dev_input_and_permissions(tmp_path):
     assert code == 1 and "does not exist" in text
     root = tmp_path / "input"
     root.mkdir()
-    assert format_devices(list_devices(str(root)), str(root)) == (f"No input devices in {root}. Plug in the "
-                                                                  "keypad or jog wheel and retry.\n", 0)
+    assert format_devices(list_devices(str(root)), str(root)) == (
+        f"No input devices in {root}. Plug in the keypad or jog wheel and retry.\n",
+        0,
+    )
     (root / "event0").touch()
     (root / "by-id").mkdir()
     os.symlink(root / "event0", root / "by-id" / "usb-Pad-event-kbd")
@@ -502,9 +529,17 @@ def test_listing_explains_missing_dev_input_and_permissions(tmp_path):
 
 
 def test_listing_describes_a_device():
-    info = DeviceInfo("/dev/input/event5", "Contour Design ShuttleXpress", 0x0B33, 0x0020, "usb-1.3/input0",
-                      ("/dev/input/by-id/usb-Contour_Design_ShuttleXpress-event-if00",), 15,
-                      ("REL_WHEEL", "REL_DIAL", "REL_WHEEL_HI_RES"), ())
+    info = DeviceInfo(
+        "/dev/input/event5",
+        "Contour Design ShuttleXpress",
+        0x0B33,
+        0x0020,
+        "usb-1.3/input0",
+        ("/dev/input/by-id/usb-Contour_Design_ShuttleXpress-event-if00",),
+        15,
+        ("REL_WHEEL", "REL_DIAL", "REL_WHEEL_HI_RES"),
+        (),
+    )
     text, code = format_devices([info], "/")
     assert code == 0
     assert "'Contour Design ShuttleXpress'  id 0b33:0020  phys usb-1.3/input0" in text
@@ -518,9 +553,13 @@ def test_a_replayed_session_gives_the_recorded_gestures(tmp_path):
     frames = [(10.0, e.KEY_KP5, 1), (11.0, e.KEY_KP5, 0), (12.0, e.KEY_KP5, 1), (12.1, e.KEY_KP5, 0)]
     path = str(recording(tmp_path, frames))
     eng = GestureEngine(lambda name: KeyTiming({"press", "hold"}))
-    mgr = DeviceManager([DeviceSpec(path=path, label="rec")], lister=lambda: [DeviceInfo(path, "rec")],
-                        opener=lambda p: ReplaySource(p, speed=0), watch_dir=None,
-                        on_change=lambda label, present, error: None if present else eng.reset(label))
+    mgr = DeviceManager(
+        [DeviceSpec(path=path, label="rec")],
+        lister=lambda: [DeviceInfo(path, "rec")],
+        opener=lambda p: ReplaySource(p, speed=0),
+        watch_dir=None,
+        on_change=lambda label, present, error: None if present else eng.reset(label),
+    )
     mgr.rescan()
     gestures = []
     while mgr.fds():
@@ -528,7 +567,11 @@ def test_a_replayed_session_gives_the_recorded_gestures(tmp_path):
             for label, events in mgr.handle_readable(fd):
                 gestures += [g for ev in events for g in eng.feed(ev, label)]
     assert [(g.kind, round(g.time - gestures[0].time + 0.8, 3)) for g in gestures] == [
-        ("hold", 0.8), ("release", 1.0), ("press", 2.1), ("release", 2.1)]
+        ("hold", 0.8),
+        ("release", 1.0),
+        ("press", 2.1),
+        ("release", 2.1),
+    ]
 
 
 def test_without_dev_input_its_creation_is_watched_instead_of_a_timer(tmp_path):

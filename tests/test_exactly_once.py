@@ -37,7 +37,7 @@ class WatchedProxy(FreezeProxy):
 
     def wait_request(self, start):
         """Until a request starting so (its headers: requests sends the body apart) is held by the freeze."""
-        wait_for(lambda: start in self.seen[self.frozen_at:], 10, f"{start!r} held by the frozen proxy")
+        wait_for(lambda: start in self.seen[self.frozen_at :], 10, f"{start!r} held by the frozen proxy")
 
     def _pump(self, src, dst):  # FreezeProxy._pump, recording what passes
         try:
@@ -92,8 +92,9 @@ def through(daemons, proxy, printer):
 def client(argv, sock_path, printer, home, env=None, popen=False):
     """An installed 8xxx command with the daemon's socket and also a working OctoPrint URL and key."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-    full.update(HOME=str(home), OCTOPANEL_SOCKET=str(sock_path), OCTOPRINT_URL=printer.url,
-                OCTOPRINT_API_KEY=printer.api_key)
+    full.update(
+        HOME=str(home), OCTOPANEL_SOCKET=str(sock_path), OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key
+    )
     full.update(env or {})
     command = [str(BIN / argv[0]), *argv[1:]]
     if popen:
@@ -130,8 +131,9 @@ def test_200_concurrent_clients_all_answered_and_no_jog_twice(daemons, printer, 
     assert "dropped" not in d.output()  # nobody's turn came too late (stale_s is for key presses)
 
 
-def test_a_stalled_octoprint_times_the_client_out_as_may_have_run_and_nothing_runs_twice(daemons, printer, proxy,
-                                                                                        tmp_path):
+def test_a_stalled_octoprint_times_the_client_out_as_may_have_run_and_nothing_runs_twice(
+    daemons, printer, proxy, tmp_path
+):
     d = through(daemons, proxy, printer)
     mark = printer.mark()
     proxy.freeze()
@@ -186,8 +188,11 @@ class StubDaemon:
         self.server.close()
 
 
-@pytest.mark.parametrize("reply", [None, b"", b"{not json\n", b'{"ok": true, "message": "cut off', b"[1, 2]\n"],
-                         ids=["closed", "empty", "garbage", "no newline", "not an object"])
+@pytest.mark.parametrize(
+    "reply",
+    [None, b"", b"{not json\n", b'{"ok": true, "message": "cut off', b"[1, 2]\n"],
+    ids=["closed", "empty", "garbage", "no newline", "not an object"],
+)
 def test_a_lost_or_garbled_reply_after_the_request_went_out_is_may_have_run(printer, tmp_path, reply):
     path = tmp_path / "stub.sock"
     stub = StubDaemon(path, reply)
@@ -215,14 +220,14 @@ def test_no_daemon_on_the_path_runs_in_process_once(printer, tmp_path):
 
 def test_a_bad_socket_timeout_is_a_usage_error(printer, tmp_path):
     for bad in ("soon", "0", "-1", "nan"):
-        proc = client(("8jog", "x=3.33"), tmp_path / "missing.sock", printer, tmp_path,
-                      env={"OCTOPANEL_SOCKET_TIMEOUT": bad})
+        proc = client(
+            ("8jog", "x=3.33"), tmp_path / "missing.sock", printer, tmp_path, env={"OCTOPANEL_SOCKET_TIMEOUT": bad}
+        )
         assert proc.returncode == 2 and "OCTOPANEL_SOCKET_TIMEOUT must be a number of seconds" in proc.stderr
         assert "Traceback" not in proc.stderr
 
 
-def test_clients_beyond_the_limit_are_told_busy_and_waiting_ones_are_never_dropped(daemons, printer, proxy,
-                                                                                  tmp_path):
+def test_clients_beyond_the_limit_are_told_busy_and_waiting_ones_are_never_dropped(daemons, printer, proxy, tmp_path):
     from octopanel.daemon.control import MAX_CLIENTS
 
     d = through(daemons, proxy, printer)
@@ -265,8 +270,13 @@ def run_second(tmp_path, control, *args, env=None):
     full = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
     full.update(HOME=str(tmp_path), OCTOPRINT_URL="http://127.0.0.1:9", OCTOPRINT_API_KEY="unused", **(env or {}))
     where = ["--control", str(control)] if control else []
-    proc = subprocess.Popen([str(BIN / "octopanel"), "run", "--keymap", str(keymap), *where, *args],
-                            env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / "octopanel"), "run", "--keymap", str(keymap), *where, *args],
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         output = proc.communicate(timeout=15)[0]
     except subprocess.TimeoutExpired:  # it started: stop it, and say so
@@ -298,8 +308,14 @@ def test_dry_run_and_replay_never_take_the_system_socket(tmp_path):
     service.listen(1)
     before = os.stat(run_dir / "control.sock")
     try:
-        code, output = run_second(tmp_path, None, "--dry-run", "--replay", str(tmp_path / "empty.bin"),
-                                  env={"RUNTIME_DIRECTORY": str(run_dir)})
+        code, output = run_second(
+            tmp_path,
+            None,
+            "--dry-run",
+            "--replay",
+            str(tmp_path / "empty.bin"),
+            env={"RUNTIME_DIRECTORY": str(run_dir)},
+        )
         assert code == 0, output
         assert sorted(p.name for p in run_dir.iterdir()) == ["control.sock"], output
         after = os.stat(run_dir / "control.sock")

@@ -23,8 +23,7 @@ def make(printer, **kw):
 
 def job_for(line, created=None, **kw):
     call = REGISTRY.parse_line(line, SETTINGS.limits)
-    return Job(resolve=lambda state: call, created=time.monotonic() if created is None else created, label=line,
-               **kw)
+    return Job(resolve=lambda state: call, created=time.monotonic() if created is None else created, label=line, **kw)
 
 
 def test_jobs_run_in_order_one_at_a_time():
@@ -125,18 +124,26 @@ def test_discard_drops_what_an_unplugged_device_queued():
 
 
 @settings(max_examples=60, deadline=None)
-@given(burst=st.lists(st.sampled_from([1, 1, 1, -1, 2, -3]), min_size=1, max_size=120),
-       step=st.sampled_from(["0.1", "0.05", "1", "10"]),
-       delay=st.sampled_from([0.0, 0.001, 0.003]),
-       cap=st.sampled_from([5.0, 50.0]))
+@given(
+    burst=st.lists(st.sampled_from([1, 1, 1, -1, 2, -3]), min_size=1, max_size=120),
+    step=st.sampled_from(["0.1", "0.05", "1", "10"]),
+    delay=st.sampled_from([0.0, 0.001, 0.003]),
+    cap=st.sampled_from([5.0, 50.0]),
+)
 def test_detents_are_conserved_exactly_and_respect_the_cap(burst, step, delay, cap):
     printer = FakePrinter(delay_s=delay)
     ex = make(printer, max_outstanding_mm=cap)
     call = REGISTRY.parse_line(f"jog z={step}", SETTINGS.limits)
     accepted = 0
     for units in burst:
-        job = Job(resolve=lambda state: call, created=time.monotonic(), label="dial", merge_key=("dial",),
-                  units=units, unit_axes={"z": float(step)})
+        job = Job(
+            resolve=lambda state: call,
+            created=time.monotonic(),
+            label="dial",
+            merge_key=("dial",),
+            units=units,
+            unit_axes={"z": float(step)},
+        )
         if ex.submit(job):
             accepted += job.units  # submit() trims units beyond the cap
     assert ex.wait_idle(30)

@@ -15,12 +15,34 @@ from hypothesis import strategies as st
 from octopanel.daemon import protocol
 
 CASES = [
-    ("8status",), ("8status", "-q"), ("8status", "--json"), ("8apiver",), ("8getjob",), ("8gettemp", "--json"),
-    ("8ls",), ("8msg", "same on both paths"), ("8beep", "50", "440"), ("8jog", "1", "0", "0"),
-    ("octopanel", "jog", "z=1"), ("8home",), ("8speed", "100"), ("8fan", "off"), ("8pause",), ("8resume",),
-    ("8pause", "--json"), ("8ex", "5"), ("8settemp", "400"), ("8fan", "256"), ("octopanel", "jgo"),
-    ("8jog", "1", "2"), ("8g", "G28", "X0"), ("8gmulti", "M117 a", "M117 b"), ("8run", "nosuchaction"),
-    ("8start",), ("8g0", "X1"), ("octopanel", "mode", "step"),
+    ("8status",),
+    ("8status", "-q"),
+    ("8status", "--json"),
+    ("8apiver",),
+    ("8getjob",),
+    ("8gettemp", "--json"),
+    ("8ls",),
+    ("8msg", "same on both paths"),
+    ("8beep", "50", "440"),
+    ("8jog", "1", "0", "0"),
+    ("octopanel", "jog", "z=1"),
+    ("8home",),
+    ("8speed", "100"),
+    ("8fan", "off"),
+    ("8pause",),
+    ("8resume",),
+    ("8pause", "--json"),
+    ("8ex", "5"),
+    ("8settemp", "400"),
+    ("8fan", "256"),
+    ("octopanel", "jgo"),
+    ("8jog", "1", "2"),
+    ("8g", "G28", "X0"),
+    ("8gmulti", "M117 a", "M117 b"),
+    ("8run", "nosuchaction"),
+    ("8start",),
+    ("8g0", "X1"),
+    ("octopanel", "mode", "step"),
 ]
 
 
@@ -33,8 +55,12 @@ def daemon(octoprint, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k != "NOTIFY_SOCKET"}
     env.update(HOME=str(home), OCTOPRINT_URL=octoprint.url, OCTOPRINT_API_KEY=octoprint.api_key)
     log = open(home / "daemon.log", "w+")
-    proc = subprocess.Popen([str(BIN / "octopanel"), "run", "--keymap", str(keymap), "--control", str(sock)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [str(BIN / "octopanel"), "run", "--keymap", str(keymap), "--control", str(sock)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     deadline = time.monotonic() + 20
     while not sock.exists():
         assert proc.poll() is None and time.monotonic() < deadline, (log.seek(0), log.read())
@@ -58,8 +84,9 @@ def both_paths(argv, daemon, printer, between=lambda: None):
     # would fail with "no OctoPrint api key".
     fast = run(argv, {"OCTOPANEL_SOCKET": str(sock), "OCTOPRINT_URL": printer.url}, home)
     between()
-    local = run(argv, {"OCTOPRINT_URL": printer.url, "OCTOPRINT_API_KEY": printer.api_key,
-                       "OCTOPANEL_NO_DAEMON": "1"}, home)
+    local = run(
+        argv, {"OCTOPRINT_URL": printer.url, "OCTOPRINT_API_KEY": printer.api_key, "OCTOPANEL_NO_DAEMON": "1"}, home
+    )
     assert (fast.returncode, fast.stdout, fast.stderr) == (local.returncode, local.stdout, local.stderr)
     return fast
 
@@ -70,8 +97,9 @@ def test_same_output_and_exit_code_through_the_daemon_and_in_process(argv, daemo
     assert "Traceback" not in fast.stderr and "no OctoPrint" not in fast.stderr
 
 
-@pytest.mark.parametrize("argv", [("8jog", "1", "0", "0"), ("8home",), ("octopanel", "jog", "z=-1"), ("8ex", "5")],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "argv", [("8jog", "1", "0", "0"), ("8home",), ("octopanel", "jog", "z=-1"), ("8ex", "5")], ids=" ".join
+)
 def test_the_same_refusal_while_printing_on_both_paths(argv, daemon, printer):
     """jog and home go out without a state read first (OctoPrint refuses them itself): the words stay ours."""
     start_print(printer)
@@ -115,16 +143,22 @@ def test_the_fast_path_imports_neither_requests_nor_yaml_nor_evdev(daemon, print
     assert "octopanel.cli.fast" in imported
     assert not {"requests", "yaml", "evdev", "octopanel.printers.octoprint.client", "octopanel.actions"} & imported
     assert not {"re", "json", "enum"} & imported  # ~5 ms of a ~15 ms command (see cli/fast.py)
-    assert {m for m in imported if m.startswith("octopanel")} == {"octopanel", "octopanel.cli", "octopanel.cli.fast",
-                                                                  "octopanel.settings_sources", "octopanel.daemon",
-                                                                  "octopanel.daemon.protocol"}
+    assert {m for m in imported if m.startswith("octopanel")} == {
+        "octopanel",
+        "octopanel.cli",
+        "octopanel.cli.fast",
+        "octopanel.settings_sources",
+        "octopanel.daemon",
+        "octopanel.daemon.protocol",
+    }
 
 
 def test_the_in_process_path_imports_neither_dataclasses_nor_difflib(printer, tmp_path):
     """`import dataclasses` (inspect, ast, dis…) was ~5 ms of every in-process command; difflib is for errors."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-    env.update(HOME=str(tmp_path), OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key,
-               OCTOPANEL_NO_DAEMON="1")
+    env.update(
+        HOME=str(tmp_path), OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key, OCTOPANEL_NO_DAEMON="1"
+    )
     proc, imported = imports_of([str(BIN / "8jog"), "1"], env)
     assert proc.returncode == 0 and proc.stdout == "jogged z=1\n", proc.stderr
     assert {"requests", "octopanel.printers.octoprint.client", "octopanel.actions"} <= imported
@@ -135,16 +169,21 @@ def test_local_actions_fall_back_to_in_process(daemon, printer, tmp_path):
     sock, home, _log = daemon
     gcode = tmp_path / "part.gcode"
     gcode.write_text("G28\n")
-    proc = run(("8upload", str(gcode)), {"OCTOPANEL_SOCKET": str(sock), "OCTOPRINT_URL": printer.url,
-                                         "OCTOPRINT_API_KEY": printer.api_key}, home)
+    proc = run(
+        ("8upload", str(gcode)),
+        {"OCTOPANEL_SOCKET": str(sock), "OCTOPRINT_URL": printer.url, "OCTOPRINT_API_KEY": printer.api_key},
+        home,
+    )
     assert proc.returncode == 0 and proc.stdout == "uploaded part.gcode (4 bytes)\n", proc.stderr
     proc = run(("8checkcfg", "--json"), {"OCTOPANEL_SOCKET": str(sock)}, home)
     assert json.loads(proc.stdout)["url"] is None  # the caller's own config, not the daemon's
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-                           max_leaves=12)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -173,9 +212,13 @@ def test_a_garbled_reply_raises_value_error_exactly_when_json_loads_does(raw):
         assert json.dumps(protocol.decode(raw)) == json.dumps(want)
 
 
-STAMPS = st.fixed_dictionaries({"yaml": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
-                                "octocmd": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
-                                "url": st.none() | st.text()})
+STAMPS = st.fixed_dictionaries(
+    {
+        "yaml": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
+        "octocmd": st.none() | st.lists(st.integers(0, 2**64), min_size=4, max_size=4),
+        "url": st.none() | st.text(),
+    }
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -124,10 +124,23 @@ def relaunch_octoprint(vp):
     venv = ensure_venv(vp.cache_dir)
     with open(vp.server_log, "ab") as log:
         vp.process = subprocess.Popen(
-            [str(venv / "bin" / "octoprint"), "serve", "--basedir", str(vp.basedir), "--host", "127.0.0.1",
-             "--port", str(vp.port), "--iknowwhatimdoing"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent)
+            [
+                str(venv / "bin" / "octoprint"),
+                "serve",
+                "--basedir",
+                str(vp.basedir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(vp.port),
+                "--iknowwhatimdoing",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
     vp._wait_until_up()
 
 
@@ -186,8 +199,11 @@ def test_octoprint_killed_and_restarted_under_a_running_daemon(own_octoprint, tm
         assert "KEY_KP8 press: dropped" in out, out
         assert "KEY_KP5 press: cannot reach OctoPrint" in out, out
         # The lost print cannot be paused: the pause resolves against the fresh OctoPrint, and sends nothing.
-        assert re.search(r"KEY_KPENTER press: nothing is bound to KEY_KPENTER press while the printer is "
-                         r"(disconnected|idle)", out), out
+        assert re.search(
+            r"KEY_KPENTER press: nothing is bound to KEY_KPENTER press while the printer is "
+            r"(disconnected|idle)",
+            out,
+        ), out
         assert "Traceback" not in out, out
         assert panel.close() == 0, panel.output()
     finally:
@@ -242,16 +258,20 @@ def test_status_follows_octoprint_back_without_a_key_press(tmp_path):
         node.emit(e.KEY_KP5, 0)
         wait_for(lambda: "OctoPrint unreachable, retrying" in daemon.status(), 5, "status: unreachable")
         printer.unreachable = False  # OctoPrint is back; nobody touches the keypad
-        wait_for(lambda: "unreachable" not in daemon.status(), 3,
-                 f"the status to notice OctoPrint is back (still {daemon.status()!r})")
+        wait_for(
+            lambda: "unreachable" not in daemon.status(),
+            3,
+            f"the status to notice OctoPrint is back (still {daemon.status()!r})",
+        )
     finally:
         running.stop()
 
 
 # -- connections refused while OctoPrint keeps printing ---------------------------------------------
 
-REFUSE_KEYMAP = KILL_KEYMAP.replace("pause_deadline_s: 30", "pause_deadline_s: 1.5").replace("stale_s: 1.0",
-                                                                                               "stale_s: 2.0")
+REFUSE_KEYMAP = KILL_KEYMAP.replace("pause_deadline_s: 30", "pause_deadline_s: 1.5").replace(
+    "stale_s: 1.0", "stale_s: 2.0"
+)
 
 
 class OutageProxy:
@@ -350,8 +370,28 @@ def test_pause_during_refused_connections_is_honoured_within_its_deadline_only(p
 
 READ_TIMEOUT_S = 0.1
 # One cycle of faults, by the number n in `msg n`; timeouts are rare because each costs READ_TIMEOUT_S.
-PLAN = ["ok", "http500", "reset", "slow_body", "invalid_json", "busy", "truncated", "garbage", "timeout", "ok",
-        "http500", "reset", "slow_body", "invalid_json", "busy", "truncated", "garbage", "stalled_body", "ok", "ok"]
+PLAN = [
+    "ok",
+    "http500",
+    "reset",
+    "slow_body",
+    "invalid_json",
+    "busy",
+    "truncated",
+    "garbage",
+    "timeout",
+    "ok",
+    "http500",
+    "reset",
+    "slow_body",
+    "invalid_json",
+    "busy",
+    "truncated",
+    "garbage",
+    "stalled_body",
+    "ok",
+    "ok",
+]
 # What the reply must say for each fault (a regex on the error), None for success.
 EXPECTED = {
     "ok": None,
@@ -443,7 +483,7 @@ class FaultyOctoPrint(ThreadingHTTPServer):
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 for i in range(0, len(body), 40):  # each piece well within the read timeout
-                    self.wfile.write(body[i:i + 40])
+                    self.wfile.write(body[i : i + 40])
                     self.wfile.flush()
                     time.sleep(READ_TIMEOUT_S / 10)
 
@@ -576,16 +616,24 @@ def test_a_thousand_faulty_answers_each_get_exactly_one_clear_reply(tmp_path):
             ok = reply.get("ok") is True and reply.get("action") == "msg"
         else:
             error = reply.get("error", "")
-            ok = reply.get("ok") is False and reply.get("exit") == 1 and re.search(pattern, error) and \
-                not REPR_ARTIFACTS.search(error)
+            ok = (
+                reply.get("ok") is False
+                and reply.get("exit") == 1
+                and re.search(pattern, error)
+                and not REPR_ARTIFACTS.search(error)
+            )
         if not ok:
             wrong.append((n, fault, reply))
     examples = {PLAN[n % len(PLAN)]: r.get("error") for n, r in results.items() if not r["ok"]}
-    print(f"\nfaults injected: {dict(server.faults)}; replies by fault: {dict(seen)}; dropped as too old: "
-          f"{len(dropped)}; {elapsed:.1f} s")
+    print(
+        f"\nfaults injected: {dict(server.faults)}; replies by fault: {dict(seen)}; dropped as too old: "
+        f"{len(dropped)}; {elapsed:.1f} s"
+    )
     print("\n".join(f"  {fault}: {text}" for fault, text in sorted(examples.items())))
-    by_fault = {fault: (sum(1 for w in wrong if w[1] == fault), next(w[2] for w in wrong if w[1] == fault))
-                for fault in sorted({w[1] for w in wrong})}
+    by_fault = {
+        fault: (sum(1 for w in wrong if w[1] == fault), next(w[2] for w in wrong if w[1] == fault))
+        for fault in sorted({w[1] for w in wrong})
+    }
     assert not wrong, f"{len(wrong)} unclear or wrong replies; by fault (count, example): {by_fault}"
     # Each request that was not dropped reached the server exactly once: no silent retries, no lost sends.
     assert sum(server.faults.values()) == 1001 - len(dropped)
@@ -686,8 +734,11 @@ def test_100_random_unplugs_never_leave_motion_behind(tmp_path):
                 if "dial" in scenario:
                     sec, usec = divmod(round(time.monotonic() * 1e6), 1_000_000)
                     for handle in node.handles:
-                        os.write(handle.write_end, raw(sec, usec, e.EV_REL, e.REL_DIAL, rng.choice([1, 1, 3, -1])) +
-                                 raw(sec, usec, e.EV_SYN, e.SYN_REPORT, 0))
+                        os.write(
+                            handle.write_end,
+                            raw(sec, usec, e.EV_REL, e.REL_DIAL, rng.choice([1, 1, 3, -1]))
+                            + raw(sec, usec, e.EV_SYN, e.SYN_REPORT, 0),
+                        )
                 if scenario == "taps":
                     node.emit(e.KEY_KP2, 1)
                     node.emit(e.KEY_KP2, 0)

@@ -62,8 +62,9 @@ ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = build_registry()
 LIMITS = settings_mod.load(env={}).limits
 SHIPPED = [ROOT / "etc" / "keymap.yaml", *sorted((ROOT / "etc" / "examples").glob("*.yaml"))]
-FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
-                                                                      HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 
 class Hung(BaseException):
@@ -75,6 +76,7 @@ def time_limit(seconds, what):
     """Interrupt the main thread after `seconds` (pure-Python loops only: C code runs to its end).
 
     The alarm repeats every 0.25 s: one that lands in a __del__ or a gc callback is swallowed there."""
+
     def expire(_signum, _frame):
         raise Hung(f"{what} took longer than {seconds} s")
 
@@ -92,8 +94,7 @@ def thread_exceptions():
     """Collect exceptions that escape any thread (they would only be printed as a traceback)."""
     caught = []
     previous = threading.excepthook
-    threading.excepthook = lambda args: caught.append(f"{args.thread.name}: {args.exc_type.__name__}: "
-                                                      f"{args.exc_value}")
+    threading.excepthook = lambda args: caught.append(f"{args.thread.name}: {args.exc_type.__name__}: {args.exc_value}")
     try:
         yield caught
     finally:
@@ -108,9 +109,11 @@ def clean_env(home, **extra):
 
 def limited(megabytes):
     """preexec_fn: cap a child's address space, so that a runaway allocation fails instead of swapping."""
+
     def apply():
         limit = megabytes * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
     return apply
 
 
@@ -122,55 +125,146 @@ def workdir(tmp_path_factory):
 # -- keymaps -----------------------------------------------------------------------------------------
 
 KEY_NAMES = ["KEY_KP8", "KEY_KP5", "KEY_A", "BTN_0", "KEY_VOLUMEUP", "KEY_CODE_700", "KEY_NOPE", "kp8", "", "+"]
-WORDS = list(keymap.TOP_KEYS + keymap.BINDING_KEYS + keymap.ROTARY_KEYS) + list(keymap.SETTINGS) + \
-    list(keymap.FEEDBACK) + ["values", "default", "name", "id", "grab", "path", "phys", "label", "step", "shift",
-                             "bogus", "Keys", "hold_S"]
-LINES = ["jog z=1", "jog y={step}", "jog z={nope}", "ex 5", "ex 0", "home", "cancel", "off", "pause", "resume",
-         "mode step next", "mode step 7", "mode nope next", "settemp 999", "settemp 200", "g M290 Z0.02",
-         "msg {", "msg }{", "jog x=1e999", "alarm t 50", "eject -t 200", "fan on", "jgo", "", "'", "jog 'z=1"]
-HUGE_INTS = st.integers(min_value=10 ** 308, max_value=10 ** 330)  # beyond float: float(int) overflows
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), HUGE_INTS, st.floats(),
-                    st.text(max_size=12), st.sampled_from(LINES + KEY_NAMES + WORDS))
+WORDS = (
+    list(keymap.TOP_KEYS + keymap.BINDING_KEYS + keymap.ROTARY_KEYS)
+    + list(keymap.SETTINGS)
+    + list(keymap.FEEDBACK)
+    + ["values", "default", "name", "id", "grab", "path", "phys", "label", "step", "shift", "bogus", "Keys", "hold_S"]
+)
+LINES = [
+    "jog z=1",
+    "jog y={step}",
+    "jog z={nope}",
+    "ex 5",
+    "ex 0",
+    "home",
+    "cancel",
+    "off",
+    "pause",
+    "resume",
+    "mode step next",
+    "mode step 7",
+    "mode nope next",
+    "settemp 999",
+    "settemp 200",
+    "g M290 Z0.02",
+    "msg {",
+    "msg }{",
+    "jog x=1e999",
+    "alarm t 50",
+    "eject -t 200",
+    "fan on",
+    "jgo",
+    "",
+    "'",
+    "jog 'z=1",
+]
+HUGE_INTS = st.integers(min_value=10**308, max_value=10**330)  # beyond float: float(int) overflows
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    HUGE_INTS,
+    st.floats(),
+    st.text(max_size=12),
+    st.sampled_from(LINES + KEY_NAMES + WORDS),
+)
 
 
 def nested(leaf):
-    return st.recursive(leaf, lambda inner: st.lists(inner, max_size=3) |
-                        st.dictionaries(st.sampled_from(WORDS) | st.text(max_size=6), inner, max_size=3),
-                        max_leaves=12)
+    return st.recursive(
+        leaf,
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.sampled_from(WORDS) | st.text(max_size=6), inner, max_size=3)
+        ),
+        max_leaves=12,
+    )
 
 
-BINDING = st.one_of(st.sampled_from(LINES),
-                    st.dictionaries(st.sampled_from(keymap.BINDING_KEYS + ("bogus",)),
-                                    st.sampled_from(LINES) | SCALARS, max_size=4),
-                    st.lists(st.dictionaries(st.sampled_from(keymap.BINDING_KEYS), st.sampled_from(LINES) | SCALARS,
-                                             max_size=3), max_size=3),
-                    nested(SCALARS))
-DOCUMENTS = st.fixed_dictionaries({}, optional={
-    "keys": st.dictionaries(st.sampled_from(KEY_NAMES) | st.text(max_size=8), BINDING, max_size=5) | SCALARS,
-    "settings": st.dictionaries(st.sampled_from(list(keymap.SETTINGS) + ["bogus"]), SCALARS, max_size=3),
-    "modes": st.dictionaries(st.sampled_from(["step", "Step", "x-y", "speed"]),
-                             st.fixed_dictionaries({}, optional={"values": st.lists(SCALARS, max_size=4) | SCALARS,
-                                                                 "default": SCALARS}) | SCALARS, max_size=2),
-    "devices": st.lists(st.dictionaries(st.sampled_from(["name", "id", "grab", "bogus", "path"]), SCALARS,
-                                        max_size=3) | SCALARS, max_size=3) | SCALARS,
-    "rotary": st.dictionaries(st.sampled_from(["REL_DIAL", "REL_WHEEL", "KNOB", "REL_X"]),
-                              st.sampled_from(LINES) | st.dictionaries(st.sampled_from(keymap.ROTARY_KEYS),
-                                                                       SCALARS | st.sampled_from(LINES)), max_size=2),
-    "feedback": st.dictionaries(st.sampled_from(list(keymap.FEEDBACK) + ["bogus"]), SCALARS, max_size=3) | SCALARS,
-})
+BINDING = st.one_of(
+    st.sampled_from(LINES),
+    st.dictionaries(st.sampled_from(keymap.BINDING_KEYS + ("bogus",)), st.sampled_from(LINES) | SCALARS, max_size=4),
+    st.lists(
+        st.dictionaries(st.sampled_from(keymap.BINDING_KEYS), st.sampled_from(LINES) | SCALARS, max_size=3), max_size=3
+    ),
+    nested(SCALARS),
+)
+DOCUMENTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "keys": st.dictionaries(st.sampled_from(KEY_NAMES) | st.text(max_size=8), BINDING, max_size=5) | SCALARS,
+        "settings": st.dictionaries(st.sampled_from(list(keymap.SETTINGS) + ["bogus"]), SCALARS, max_size=3),
+        "modes": st.dictionaries(
+            st.sampled_from(["step", "Step", "x-y", "speed"]),
+            st.fixed_dictionaries({}, optional={"values": st.lists(SCALARS, max_size=4) | SCALARS, "default": SCALARS})
+            | SCALARS,
+            max_size=2,
+        ),
+        "devices": st.lists(
+            st.dictionaries(st.sampled_from(["name", "id", "grab", "bogus", "path"]), SCALARS, max_size=3) | SCALARS,
+            max_size=3,
+        )
+        | SCALARS,
+        "rotary": st.dictionaries(
+            st.sampled_from(["REL_DIAL", "REL_WHEEL", "KNOB", "REL_X"]),
+            st.sampled_from(LINES)
+            | st.dictionaries(st.sampled_from(keymap.ROTARY_KEYS), SCALARS | st.sampled_from(LINES)),
+            max_size=2,
+        ),
+        "feedback": st.dictionaries(st.sampled_from(list(keymap.FEEDBACK) + ["bogus"]), SCALARS, max_size=3) | SCALARS,
+    },
+)
 # An unknown top-level key stops loading at once, so only a few documents get one.
 DOCUMENTS = st.one_of(DOCUMENTS, DOCUMENTS, DOCUMENTS, st.builds(lambda d, v: {**d, "bogus": v}, DOCUMENTS, SCALARS))
-YAML_BITS = [": ", "- ", "[", "]", "{", "}", "&a ", "*a", "*b", "!!python/object:os.system ", "!!binary ", "!!set ",
-             "!!float ", "? ", "|\n", ">\n", "#", "'", '"', "\t", "\n", "\n  ", "%YAML 1.1\n", "---\n", "...\n",
-             "<<: *a\n", "\x00", "\x85", "\ufeff", "9" * 400, "1" + "0" * 5000, "~", "0o17", ".nan", "-.inf"]
-MUTATIONS = st.lists(st.tuples(st.floats(0, 1), st.integers(0, 8), st.sampled_from(YAML_BITS) | st.text(max_size=4)),
-                     min_size=1, max_size=6)
+YAML_BITS = [
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    "&a ",
+    "*a",
+    "*b",
+    "!!python/object:os.system ",
+    "!!binary ",
+    "!!set ",
+    "!!float ",
+    "? ",
+    "|\n",
+    ">\n",
+    "#",
+    "'",
+    '"',
+    "\t",
+    "\n",
+    "\n  ",
+    "%YAML 1.1\n",
+    "---\n",
+    "...\n",
+    "<<: *a\n",
+    "\x00",
+    "\x85",
+    "\ufeff",
+    "9" * 400,
+    "1" + "0" * 5000,
+    "~",
+    "0o17",
+    ".nan",
+    "-.inf",
+]
+MUTATIONS = st.lists(
+    st.tuples(st.floats(0, 1), st.integers(0, 8), st.sampled_from(YAML_BITS) | st.text(max_size=4)),
+    min_size=1,
+    max_size=6,
+)
 
 
 def mutate(text, edits):
     for where, cut, insert in edits:
         i = int(where * len(text))
-        text = text[:i] + insert + text[i + cut:]
+        text = text[:i] + insert + text[i + cut :]
     return text
 
 
@@ -183,7 +277,7 @@ def check_keymap(path, data):
         except ConfigError as exc:
             text = str(exc)
             assert text.startswith(f"{path}:"), text
-            rest = text[len(f"{path}:"):]
+            rest = text[len(f"{path}:") :]
             number = rest.split(":", 1)[0]
             if number.isdigit():
                 assert 1 <= int(number) <= data.count(b"\n") + 1, text
@@ -204,17 +298,27 @@ def test_mutated_shipped_keymaps_load_or_fail_with_a_located_config_error(workdi
 
 
 @settings(FUZZ, max_examples=300)
-@given(data=st.binary(max_size=200) | st.builds(lambda b, junk, at: b[:at] + junk + b[at:],
-                                                 st.just(SHIPPED[0].read_bytes()), st.binary(min_size=1, max_size=8),
-                                                 st.integers(0, 2000)))
+@given(
+    data=st.binary(max_size=200)
+    | st.builds(
+        lambda b, junk, at: b[:at] + junk + b[at:],
+        st.just(SHIPPED[0].read_bytes()),
+        st.binary(min_size=1, max_size=8),
+        st.integers(0, 2000),
+    )
+)
 def test_raw_bytes_as_a_keymap_fail_with_a_config_error(workdir, data):
     check_keymap(workdir / "bytes.yaml", data)
 
 
 def test_deep_nesting_and_small_anchors_are_handled(workdir):
-    for text in ("keys: " + "[" * 5000 + "]" * 5000, "keys: " + "{a: " * 3000 + "1" + "}" * 3000,
-                 "x: &a [1, *a]\n", "keys: &k {KEY_KP8: *k}\n",
-                 "base: &b {press: 'jog z=1'}\nkeys:\n  KEY_KP8: {<<: *b, hold: home}\n"):
+    for text in (
+        "keys: " + "[" * 5000 + "]" * 5000,
+        "keys: " + "{a: " * 3000 + "1" + "}" * 3000,
+        "x: &a [1, *a]\n",
+        "keys: &k {KEY_KP8: *k}\n",
+        "base: &b {press: 'jog z=1'}\nkeys:\n  KEY_KP8: {<<: *b, hold: home}\n",
+    ):
         check_keymap(workdir / "deep.yaml", text.encode())
 
 
@@ -233,10 +337,16 @@ def test_an_integer_past_pythons_digit_limit_is_a_config_error(workdir):
     check_keymap(workdir / "digits.yaml", b"settings:\n  hold_s: 1" + b"0" * 5000 + b"\n")
 
 
-BILLION_LAUGHS = "keys:\n  KEY_KP8: [" + ", ".join(
-    ["&a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol,lol]"] +
-    [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]) + \
-    "]\nsettings:\n  hold_s: [" + ",".join(["*a7"] * 10) + "]\n"
+BILLION_LAUGHS = (
+    "keys:\n  KEY_KP8: ["
+    + ", ".join(
+        ["&a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
+        + [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]
+    )
+    + "]\nsettings:\n  hold_s: ["
+    + ",".join(["*a7"] * 10)
+    + "]\n"
+)
 
 
 def run_check(tmp, text_or_bytes, timeout=10):
@@ -244,8 +354,14 @@ def run_check(tmp, text_or_bytes, timeout=10):
     (path.write_bytes if isinstance(text_or_bytes, bytes) else path.write_text)(text_or_bytes)
     started = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, "-m", "octopanel", "check", str(path)], env=clean_env(tmp),
-                              capture_output=True, text=True, timeout=timeout, preexec_fn=limited(600))
+        proc = subprocess.run(
+            [sys.executable, "-m", "octopanel", "check", str(path)],
+            env=clean_env(tmp),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=limited(600),
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"octopanel check did not finish within {timeout} s")
     return path, proc, time.monotonic() - started
@@ -300,21 +416,34 @@ rotary:
   REL_DIAL: "jog z={step}"
   KNOB: {keys: [KEY_VOLUMEUP, KEY_VOLUMEDOWN], action: "jog x={step}"}
 """
-KEY_CODES = [key_code(k) for k in ("KEY_KP8", "KEY_KP1", "KEY_KP0", "KEY_KPDOT", "KEY_LEFTSHIFT", "KEY_KPPLUS",
-                                   "KEY_VOLUMEUP", "KEY_VOLUMEDOWN", "KEY_A")]
+KEY_CODES = [
+    key_code(k)
+    for k in (
+        "KEY_KP8",
+        "KEY_KP1",
+        "KEY_KP0",
+        "KEY_KPDOT",
+        "KEY_LEFTSHIFT",
+        "KEY_KPPLUS",
+        "KEY_VOLUMEUP",
+        "KEY_VOLUMEDOWN",
+        "KEY_A",
+    )
+]
 TYPES = [e.EV_SYN, e.EV_KEY, e.EV_REL, e.EV_MSC, e.EV_LED, e.EV_ABS]
 RECORD = st.tuples(
     st.one_of(st.floats(0, 0.05), st.floats(0, 1.5), st.sampled_from([0.0, 0.35, 0.8, 5.0, 3600.0, -2.0])),
     st.sampled_from(TYPES) | st.integers(0, 0xFFFF),
     st.sampled_from(KEY_CODES + [e.SYN_REPORT, e.SYN_DROPPED, e.REL_DIAL, e.REL_WHEEL, e.REL_WHEEL_HI_RES])
     | st.integers(0, 0xFFFF),
-    st.sampled_from([0, 1, 2, -1, 1, 0]) | st.integers(-2 ** 31, 2 ** 31 - 1))
-WILD_SECONDS = st.sampled_from([0, 1, 2 ** 31 - 1, 2 ** 62, -2 ** 62, 2 ** 63 - 1])
+    st.sampled_from([0, 1, 2, -1, 1, 0]) | st.integers(-(2**31), 2**31 - 1),
+)
+WILD_SECONDS = st.sampled_from([0, 1, 2**31 - 1, 2**62, -(2**62), 2**63 - 1])
 
 
 def encode(records, size, start, wild):
     fmt = {24: "=qqHHi", 16: "=iiHHi"}[size]
-    lo, hi = (-2 ** 63, 2 ** 63 - 1) if size == 24 else (-2 ** 31, 2 ** 31 - 1)
+    lo, hi = (-(2**63), 2**63 - 1) if size == 24 else (-(2**31), 2**31 - 1)
     out, t = [], start
     for index, (dt, type_, code, value) in enumerate(records):
         t += dt
@@ -326,11 +455,20 @@ def encode(records, size, start, wild):
 
 
 REPLAY_INPUT = st.one_of(
-    st.builds(encode, st.lists(RECORD, max_size=40), st.sampled_from([24, 16]),
-              st.sampled_from([1000.0, 0.0, -2.0 ** 62]), st.none() | WILD_SECONDS),
+    st.builds(
+        encode,
+        st.lists(RECORD, max_size=40),
+        st.sampled_from([24, 16]),
+        st.sampled_from([1000.0, 0.0, -(2.0**62)]),
+        st.none() | WILD_SECONDS,
+    ),
     st.binary(max_size=400),
-    st.builds(lambda a, b: a + b, st.builds(encode, st.lists(RECORD, max_size=10), st.just(24), st.just(5.0),
-                                            st.none()), st.binary(min_size=1, max_size=23)))
+    st.builds(
+        lambda a, b: a + b,
+        st.builds(encode, st.lists(RECORD, max_size=10), st.just(24), st.just(5.0), st.none()),
+        st.binary(min_size=1, max_size=23),
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -347,8 +485,13 @@ def replay_in_process(path, keymap_path, km):
     info = DeviceInfo(path=str(path), name="fuzz")
 
     def devices(_specs, on_change):
-        return DeviceManager([DeviceSpec(path=str(path))], lister=lambda: [info],
-                             opener=lambda p: ReplaySource(p, speed=0), on_change=on_change, watch_dir=None)
+        return DeviceManager(
+            [DeviceSpec(path=str(path))],
+            lister=lambda: [info],
+            opener=lambda p: ReplaySource(p, speed=0),
+            on_change=on_change,
+            watch_dir=None,
+        )
 
     daemon = Daemon(km, keymap_path, REGISTRY, ctx, devices, Notifier(env={}), exit_at_end=True)
     return daemon.run(), out.getvalue()
@@ -370,8 +513,19 @@ def test_a_held_key_across_a_long_gap_does_not_flood(tmp_path, replay_keymap):
     engine must not compute those 10 million repeats in one go (it does: memory and time grow with the
     gap, and SIGTERM is not served meanwhile)."""
     recording = tmp_path / "gap.bin"
-    recording.write_bytes(encode([(0, e.EV_KEY, e.KEY_KP8, 1), (0, e.EV_SYN, e.SYN_REPORT, 0),
-                                  (1e6, e.EV_KEY, e.KEY_KP8, 0), (0, e.EV_SYN, e.SYN_REPORT, 0)], 24, 1000.0, None))
+    recording.write_bytes(
+        encode(
+            [
+                (0, e.EV_KEY, e.KEY_KP8, 1),
+                (0, e.EV_SYN, e.SYN_REPORT, 0),
+                (1e6, e.EV_KEY, e.KEY_KP8, 0),
+                (0, e.EV_SYN, e.SYN_REPORT, 0),
+            ],
+            24,
+            1000.0,
+            None,
+        )
+    )
     with thread_exceptions() as caught, time_limit(2, "replaying one held key"):
         code, out = replay_in_process(recording, *replay_keymap)
     assert code == 0 and caught == []
@@ -381,9 +535,27 @@ def cli_replay(tmp, data, keymap_path, timeout=10):
     recording = tmp / "cli.bin"
     recording.write_bytes(data)
     try:
-        return subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--keymap",
-                               str(keymap_path), "--dry-run", "--no-control", "--speed", "0"], env=clean_env(tmp),
-                              capture_output=True, text=True, timeout=timeout, preexec_fn=limited(2000))
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "octopanel",
+                "run",
+                "--replay",
+                str(recording),
+                "--keymap",
+                str(keymap_path),
+                "--dry-run",
+                "--no-control",
+                "--speed",
+                "0",
+            ],
+            env=clean_env(tmp),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=limited(2000),
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"octopanel run --replay did not finish within {timeout} s")
 
@@ -398,9 +570,15 @@ def test_random_bytes_through_octopanel_run_replay(tmp_path, replay_keymap, seed
 
 def test_wild_timestamps_through_octopanel_run_replay(tmp_path, replay_keymap):
     """Timestamps 2^62 s apart: the replay feeder thread must not die with a traceback (struct.error)."""
-    data = b"".join(struct.pack("=qqHHi", sec, 0, type_, code, value) for sec, type_, code, value in
-                    [(-2 ** 62, e.EV_KEY, e.KEY_KP0, 1), (-2 ** 62, e.EV_SYN, 0, 0), (2 ** 62, e.EV_KEY, e.KEY_KP0, 0),
-                     (2 ** 62, e.EV_SYN, 0, 0)])
+    data = b"".join(
+        struct.pack("=qqHHi", sec, 0, type_, code, value)
+        for sec, type_, code, value in [
+            (-(2**62), e.EV_KEY, e.KEY_KP0, 1),
+            (-(2**62), e.EV_SYN, 0, 0),
+            (2**62, e.EV_KEY, e.KEY_KP0, 0),
+            (2**62, e.EV_SYN, 0, 0),
+        ]
+    )
     proc = cli_replay(tmp_path, data, replay_keymap[0])
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
 
@@ -423,8 +601,16 @@ class SocketDaemon(InProcessDaemon):
     def __init__(self, tmp):
         self.printer = FakeOctoPrint(state="idle", hotend=210)
         self.control = tmp / "fuzz.sock"
-        super().__init__(tmp, SOCKET_KEYMAP, self.printer, control_path=self.control,
-                         keymap_name="socket-keymap.yaml", sleep=lambda s: None, out=io.StringIO(), err=io.StringIO())
+        super().__init__(
+            tmp,
+            SOCKET_KEYMAP,
+            self.printer,
+            control_path=self.control,
+            keymap_name="socket-keymap.yaml",
+            sleep=lambda s: None,
+            out=io.StringIO(),
+            err=io.StringIO(),
+        )
         self.start()
         deadline = time.monotonic() + 5
         while not self.control.exists():
@@ -468,7 +654,7 @@ class SocketDaemon(InProcessDaemon):
                 pass
         replies = self._parse(data)
         probe = max(i for i, r in enumerate(replies) if r.get("message", "").startswith("mode step:"))
-        return replies[:probe] + replies[probe + 1:], True
+        return replies[:probe] + replies[probe + 1 :], True
 
     @staticmethod
     def _parse(data):
@@ -483,23 +669,66 @@ def socket_daemon(workdir):
 
 
 ACTION_NAMES = sorted({a.name for a in REGISTRY} | set(REGISTRY.command_names()))
-ARG = st.one_of(st.sampled_from(["0", "1", "-1", "5", "200", "999", "1e999", "nan", "abc", "--force", "-t", "x=1",
-                                 "z=-1", "speed=0", "temp=300", "--", "'", '"', "t", "b", "d", "next", "prev", "on",
-                                 "step", "nope", "{step}", "-q", "--timeout", "1e-9"]),
-                st.text(max_size=8).filter(lambda s: "\n" not in s))
-ACTION_LINE = st.builds(lambda name, args: " ".join([name, *args]), st.sampled_from(ACTION_NAMES),
-                        st.lists(ARG, max_size=4))
-JSON_LINE = st.builds(json.dumps, st.one_of(
-    st.fixed_dictionaries({"argv": st.lists(st.sampled_from(ACTION_NAMES) | ARG, max_size=4)}),
-    st.fixed_dictionaries({"argv": nested(SCALARS)}),
-    nested(SCALARS)))
-PANEL_LINE = st.builds(lambda name, value: f"mode {name} {value}".strip(),
-                      st.sampled_from(["step", "nope", "Step", ""]), ARG)
-SOCKET_LINE = st.one_of(ACTION_LINE.map(str.encode), ACTION_LINE.map(str.encode), PANEL_LINE.map(str.encode),
-                        JSON_LINE.map(str.encode),
-                        st.text(max_size=60).map(lambda s: s.encode("utf-8", "surrogatepass")),
-                        st.binary(max_size=60), st.sampled_from([b"#comment", b"   ", b"\x00", b"\xff\xfe", b"x" * 5000,
-                                                                 b"\r", b"jog z=1\r", b"eject -t 200"]))
+ARG = st.one_of(
+    st.sampled_from(
+        [
+            "0",
+            "1",
+            "-1",
+            "5",
+            "200",
+            "999",
+            "1e999",
+            "nan",
+            "abc",
+            "--force",
+            "-t",
+            "x=1",
+            "z=-1",
+            "speed=0",
+            "temp=300",
+            "--",
+            "'",
+            '"',
+            "t",
+            "b",
+            "d",
+            "next",
+            "prev",
+            "on",
+            "step",
+            "nope",
+            "{step}",
+            "-q",
+            "--timeout",
+            "1e-9",
+        ]
+    ),
+    st.text(max_size=8).filter(lambda s: "\n" not in s),
+)
+ACTION_LINE = st.builds(
+    lambda name, args: " ".join([name, *args]), st.sampled_from(ACTION_NAMES), st.lists(ARG, max_size=4)
+)
+JSON_LINE = st.builds(
+    json.dumps,
+    st.one_of(
+        st.fixed_dictionaries({"argv": st.lists(st.sampled_from(ACTION_NAMES) | ARG, max_size=4)}),
+        st.fixed_dictionaries({"argv": nested(SCALARS)}),
+        nested(SCALARS),
+    ),
+)
+PANEL_LINE = st.builds(
+    lambda name, value: f"mode {name} {value}".strip(), st.sampled_from(["step", "nope", "Step", ""]), ARG
+)
+SOCKET_LINE = st.one_of(
+    ACTION_LINE.map(str.encode),
+    ACTION_LINE.map(str.encode),
+    PANEL_LINE.map(str.encode),
+    JSON_LINE.map(str.encode),
+    st.text(max_size=60).map(lambda s: s.encode("utf-8", "surrogatepass")),
+    st.binary(max_size=60),
+    st.sampled_from([b"#comment", b"   ", b"\x00", b"\xff\xfe", b"x" * 5000, b"\r", b"jog z=1\r", b"eject -t 200"]),
+)
 
 
 def expected_replies(raw):
@@ -566,8 +795,9 @@ def test_a_line_that_waits_for_heat_does_not_hold_up_the_panel(tmp_path):
                 replies, _ = running.exchange(b"msg still there", timeout=2)
             except TimeoutError:
                 replies = None
-        assert replies is not None, f"the panel stopped answering: 'msg' waited {time.monotonic() - started:.1f} s " \
-                                    "behind 'eject -t 200'"
+        assert replies is not None, (
+            f"the panel stopped answering: 'msg' waited {time.monotonic() - started:.1f} s behind 'eject -t 200'"
+        )
     finally:
         running.printer.heat_per_poll_c = 1000.0  # let the stuck eject finish, so that the daemon can stop
         running.stop()
@@ -575,8 +805,13 @@ def test_a_line_that_waits_for_heat_does_not_hold_up_the_panel(tmp_path):
 
 # -- CLI arguments -------------------------------------------------------------------------------------
 
-NUMERIC = [(action, param) for action in REGISTRY if action.cli for param in action.params
-           if param.minval is not None or param.maxval is not None or param.convert in (values.to_float, values.to_int)]
+NUMERIC = [
+    (action, param)
+    for action in REGISTRY
+    if action.cli
+    for param in action.params
+    if param.minval is not None or param.maxval is not None or param.convert in (values.to_float, values.to_int)
+]
 
 
 def valid_words(action, skip):
@@ -597,19 +832,43 @@ def valid_words(action, skip):
 def bad_argument(draw):
     action, param = draw(st.sampled_from(NUMERIC))
     low, high = resolve_limit(param.minval, LIMITS), resolve_limit(param.maxval, LIMITS)
-    choices = [st.sampled_from(["nan", "inf", "-inf", "abc", "", "1e999", "-1e999", "0x1F", "1,5", "None", "[]",
-                                "1 2", "--", "true" if param.convert is not values.to_float else "ten"])]
+    choices = [
+        st.sampled_from(
+            [
+                "nan",
+                "inf",
+                "-inf",
+                "abc",
+                "",
+                "1e999",
+                "-1e999",
+                "0x1F",
+                "1,5",
+                "None",
+                "[]",
+                "1 2",
+                "--",
+                "true" if param.convert is not values.to_float else "ten",
+            ]
+        )
+    ]
     whole = param.convert is values.to_int or param.name in ("speed", "ms", "hz", "num", "angle", "percent")
     if low is not None:
         # .filter: a distance or temperature is rounded to the 0.001 it is sent as (values.to_fixed), so
         # 300.00000000000006 is a valid 300; the bad values are those that are still out of range rounded.
-        below = (st.integers(-10 ** 6, math.ceil(low) - 1) if whole else
-                 st.floats(-1e6, low, exclude_max=True).filter(lambda v: round(v, 3) < low))
+        below = (
+            st.integers(-(10**6), math.ceil(low) - 1)
+            if whole
+            else st.floats(-1e6, low, exclude_max=True).filter(lambda v: round(v, 3) < low)
+        )
         choices.append(below.map(str))
     if high is not None:
-        top = max(10 ** 6, 10 * high)
-        above = (st.integers(math.floor(high) + 1, top) if whole else
-                 st.floats(high, top, exclude_min=True).filter(lambda v: round(v, 3) > high))
+        top = max(10**6, 10 * high)
+        above = (
+            st.integers(math.floor(high) + 1, top)
+            if whole
+            else st.floats(high, top, exclude_min=True).filter(lambda v: round(v, 3) > high)
+        )
         choices.append(above.map(str))
     if whole:
         choices.append(st.sampled_from(["1.5", "2.25", "-0.5"]))
@@ -648,16 +907,35 @@ def test_bad_numbers_on_the_command_line_exit_2_and_send_nothing(recording_stub,
     assert recording_stub.requests == [], (argv, recording_stub.requests)
 
 
-LEGACY_CASES = [("8jog", ["0", "0", "9999"]), ("8jog", ["x"]), ("8settemp", ["300"]), ("8setbed", ["-1"]),
-                ("8ex", ["nan"]), ("8fan", ["256"]), ("8speed", ["0"]), ("8servo", ["1", "181"]), ("8beep", ["0"]),
-                ("8sleep", ["1e999"]), ("8alarm", ["t", "501"]), ("8eject", ["-t", "999"])]
+LEGACY_CASES = [
+    ("8jog", ["0", "0", "9999"]),
+    ("8jog", ["x"]),
+    ("8settemp", ["300"]),
+    ("8setbed", ["-1"]),
+    ("8ex", ["nan"]),
+    ("8fan", ["256"]),
+    ("8speed", ["0"]),
+    ("8servo", ["1", "181"]),
+    ("8beep", ["0"]),
+    ("8sleep", ["1e999"]),
+    ("8alarm", ["t", "501"]),
+    ("8eject", ["-t", "999"]),
+]
 
 
 def test_bad_numbers_through_the_installed_8xxx_scripts_exit_2_and_send_nothing(recording_stub, tmp_path):
     recording_stub.requests.clear()
     env = clean_env(tmp_path, OCTOPRINT_URL=recording_stub.url, OCTOPRINT_API_KEY="fuzz-key-0123456789")
-    procs = [(name, args, subprocess.Popen([str(BIN / name), *args], env=env, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE, text=True)) for name, args in LEGACY_CASES]
+    procs = [
+        (
+            name,
+            args,
+            subprocess.Popen(
+                [str(BIN / name), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            ),
+        )
+        for name, args in LEGACY_CASES
+    ]
     for name, args, proc in procs:
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 2 and "Traceback" not in err, (name, args, proc.returncode, err)

@@ -27,28 +27,134 @@ REAL_EXAMPLES = 20
 
 BUSY = {"printing", "pausing", "resuming", "cancelling", "finishing"}
 # The oracle's own judgement of what cannot move, extrude, change modes or weaken a protection.
-HARMLESS = {"M117", "M118", "M300", "M106", "M107", "M220", "M221", "M104", "M140", "M290", "M114", "M105",
-            "M27", "M31", "M115", "M119", "M503", "M73", "M112"}
+HARMLESS = {
+    "M117",
+    "M118",
+    "M300",
+    "M106",
+    "M107",
+    "M220",
+    "M221",
+    "M104",
+    "M140",
+    "M290",
+    "M114",
+    "M105",
+    "M27",
+    "M31",
+    "M115",
+    "M119",
+    "M503",
+    "M73",
+    "M112",
+}
 TEXT_CODES = ["M117", "M118"]
-CODES = ["G0", "G1", "G2", "G3", "G5", "G6", "G4", "G10", "G11", "G12", "G27", "G28", "G29", "G29.1", "G42", "G60",
-         "G61", "G90", "G91", "G92", "M17", "M18", "M82", "M83", "M84", "M104", "M109", "M140", "M190", "M141", "M191",
-         "M145", "M303", "M302", "M211", "M220", "M221", "M106", "M107", "M290", "M114", "M105", "M115", "M300",
-         "M400", "M600", "M701", "M702", "M125", "M81", "M112", "T0", "T1"] + TEXT_CODES
+CODES = [
+    "G0",
+    "G1",
+    "G2",
+    "G3",
+    "G5",
+    "G6",
+    "G4",
+    "G10",
+    "G11",
+    "G12",
+    "G27",
+    "G28",
+    "G29",
+    "G29.1",
+    "G42",
+    "G60",
+    "G61",
+    "G90",
+    "G91",
+    "G92",
+    "M17",
+    "M18",
+    "M82",
+    "M83",
+    "M84",
+    "M104",
+    "M109",
+    "M140",
+    "M190",
+    "M141",
+    "M191",
+    "M145",
+    "M303",
+    "M302",
+    "M211",
+    "M220",
+    "M221",
+    "M106",
+    "M107",
+    "M290",
+    "M114",
+    "M105",
+    "M115",
+    "M300",
+    "M400",
+    "M600",
+    "M701",
+    "M702",
+    "M125",
+    "M81",
+    "M112",
+    "T0",
+    "T1",
+] + TEXT_CODES
 # The sample must not end the print it runs in; M105 is left out because seriallog drops it as noise.
 REAL_CODES = [c for c in CODES if c not in ("M81", "M112", "M105")]
 LETTERS = "XYZEFSRBPITH"
-BOUNDARY_MILLI = [0, 200, 210, -200, -210, 169_900, 170_000, 285_000, 285_001, 286_000, 120_000, 120_001, 255_000,
-                  256_000, 10_000, 9_999, 500_000, 500_001, 1_000, -1_000, 50_000, 300_000, 400_000]
-TEXTS = ["hi", "G28 X0 E50", "M104 S400", "//action:cancel", "E1 A1 x//ACTION:pause", "hello world", "",
-         "a:b/c.d"]
+BOUNDARY_MILLI = [
+    0,
+    200,
+    210,
+    -200,
+    -210,
+    169_900,
+    170_000,
+    285_000,
+    285_001,
+    286_000,
+    120_000,
+    120_001,
+    255_000,
+    256_000,
+    10_000,
+    9_999,
+    500_000,
+    500_001,
+    1_000,
+    -1_000,
+    50_000,
+    300_000,
+    400_000,
+]
+TEXTS = ["hi", "G28 X0 E50", "M104 S400", "//action:cancel", "E1 A1 x//ACTION:pause", "hello world", "", "a:b/c.d"]
 
 
 # -- the structure and its spellings -----------------------------------------------------------------------
 
 values = st.one_of(st.none(), st.sampled_from(BOUNDARY_MILLI), st.integers(-600_000, 600_000))  # thousandths
 # The words each code acts on, drawn more often than the rest so that every rule gets exercised.
-RELEVANT = {"M104": "SRB", "M109": "SRB", "M140": "SR", "M190": "SR", "M141": "SR", "M191": "SR", "M145": "HB",
-            "M303": "ES", "M302": "SP", "M211": "S", "M220": "S", "M221": "S", "M106": "S", "M290": "XYZS"}
+RELEVANT = {
+    "M104": "SRB",
+    "M109": "SRB",
+    "M140": "SR",
+    "M190": "SR",
+    "M141": "SR",
+    "M191": "SR",
+    "M145": "HB",
+    "M303": "ES",
+    "M302": "SP",
+    "M211": "S",
+    "M220": "S",
+    "M221": "S",
+    "M106": "S",
+    "M290": "XYZS",
+}
 
 
 def word_lists(code):
@@ -65,7 +171,8 @@ def structure_of(code):
 
 # Half the draws pick a code that a rule bounds, so that each rule meets many values.
 structures = st.one_of(st.sampled_from(CODES), st.sampled_from(sorted(RELEVANT) + ["G1", "G2", "M118"])).flatmap(
-    structure_of)
+    structure_of
+)
 
 
 # Spelling choices come from a Random seeded by hypothesis: drawing each through hypothesis costs ~6 ms a
@@ -123,8 +230,7 @@ def canonical(structure):
     code, words, text = structure
     if text is not None:
         return f"{code} {text}".rstrip()
-    shown = [w if m is None else w + (f"{m / 1000:.3f}".rstrip("0").rstrip(".") if m else "0")
-             for w, m in words]
+    shown = [w if m is None else w + (f"{m / 1000:.3f}".rstrip("0").rstrip(".") if m else "0") for w, m in words]
     return " ".join([code, *shown])
 
 
@@ -149,13 +255,18 @@ def judge(structure, state, hotend, force):
         broken.append(("usage", "autotune above its cap"))
     if base == "M145" and (above("H", tool) or above("B", bed)):
         broken.append(("usage", "preheat preset above a cap"))
-    if base == "M302" and (("P" in words and (words["P"] is None or int(words["P"]) > 0))
-                           or ("S" in words and (words["S"] or 0) < LIMITS["min_extrude_temp"])):
+    if base == "M302" and (
+        ("P" in words and (words["P"] is None or int(words["P"]) > 0))
+        or ("S" in words and (words["S"] or 0) < LIMITS["min_extrude_temp"])
+    ):
         broken.append(("usage", "cold extrusion allowed"))
     if base == "M211" and "S" in words and words["S"] is not None and int(words["S"]) <= 0:
         broken.append(("usage", "soft endstops off"))
-    if base in ("M220", "M221") and words.get("S") is not None and \
-            not LIMITS["min_factor"] <= words["S"] <= LIMITS["max_factor"]:
+    if (
+        base in ("M220", "M221")
+        and words.get("S") is not None
+        and not LIMITS["min_factor"] <= words["S"] <= LIMITS["max_factor"]
+    ):
         broken.append(("usage", "factor out of bounds"))
     if base == "M106" and words.get("S") is not None and not 0 <= words["S"] <= 255:
         broken.append(("usage", "fan out of bounds"))
@@ -172,8 +283,13 @@ def judge(structure, state, hotend, force):
 
 
 @settings(max_examples=PROPERTY_EXAMPLES, deadline=None, database=None)
-@given(batch=st.lists(structures, min_size=1, max_size=3), seed=st.integers(0, 2**32), state=st.sampled_from(sorted(STATES)),
-       hotend=st.sampled_from([None, 20.0, 169.9, 170.0, 210.0]), force=st.booleans())
+@given(
+    batch=st.lists(structures, min_size=1, max_size=3),
+    seed=st.integers(0, 2**32),
+    state=st.sampled_from(sorted(STATES)),
+    hotend=st.sampled_from([None, 20.0, 169.9, 170.0, 210.0]),
+    force=st.booleans(),
+)
 def test_the_policy_judges_every_spelling_as_its_structure_says(batch, seed, state, hotend, force):
     rng = random.Random(seed)
     lines = [spelled(structure, rng) for structure in batch]
@@ -220,8 +336,13 @@ def test_a_drawn_sample_runs_against_the_real_octoprint_during_a_print(printing,
     expected, counts = [], {"sent": 0, "usage": 0, "safety": 0}
     real = structures.filter(lambda structure: structure[0] in REAL_CODES)
 
-    @settings(max_examples=REAL_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=REAL_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(structure=real, seed=st.integers(0, 2**32))
     def one(structure, seed):
         line = spelled(structure, random.Random(seed))

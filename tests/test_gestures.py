@@ -56,7 +56,9 @@ def summary(gestures):
 def test_unbound_key_gives_press_and_release_at_once():
     eng = engine()
     assert summary(feed(eng, key(1.0, "KEY_KP8", 1), syn(1.0), key(1.1, "KEY_KP8", 0), syn(1.1))) == [
-        ("press", "KEY_KP8", 1.0), ("release", "KEY_KP8", 1.1)]
+        ("press", "KEY_KP8", 1.0),
+        ("release", "KEY_KP8", 1.1),
+    ]
     assert eng.next_deadline() is None
 
 
@@ -102,8 +104,12 @@ def test_two_slow_presses_are_two_clicks():
     assert eng.next_deadline() == pytest.approx(0.35 + LATENCY_S)
     out += feed(eng, key(0.35, "KEY_KP0", 1), key(0.45, "KEY_KP0", 0))  # exactly double_s later: too late
     out += eng.tick(0.8)
-    assert summary(out) == [("release", "KEY_KP0", 0.1), ("press", "KEY_KP0", 0.35), ("release", "KEY_KP0", 0.45),
-                            ("press", "KEY_KP0", 0.7)]
+    assert summary(out) == [
+        ("release", "KEY_KP0", 0.1),
+        ("press", "KEY_KP0", 0.35),
+        ("release", "KEY_KP0", 0.45),
+        ("press", "KEY_KP0", 0.7),
+    ]
 
 
 def test_double_with_press_unbound_keeps_the_immediate_press():
@@ -166,8 +172,9 @@ def test_reset_on_unplug_emits_nothing():
 
 
 def test_finish_emits_only_what_is_certain():
-    eng = engine({"KEY_KP0": CLICK, "KEY_KP5": KeyTiming({"press", "hold"})},
-                 RotaryConfig(shuttle={"pad"}, shuttle_idle_s=0.3))
+    eng = engine(
+        {"KEY_KP0": CLICK, "KEY_KP5": KeyTiming({"press", "hold"})}, RotaryConfig(shuttle={"pad"}, shuttle_idle_s=0.3)
+    )
     feed(eng, key(0.0, "KEY_KP0", 1), key(0.1, "KEY_KP0", 0), key(0.2, "KEY_KP5", 1), rel(0.2, e.REL_WHEEL, 4))
     assert summary(eng.finish("pad")) == [("press", "KEY_KP0", 0.35), ("shuttle", "REL_WHEEL", 0.5)]
     assert eng.next_deadline() is None and eng.finish("pad") == []
@@ -183,11 +190,21 @@ def test_timers_of_one_device_ignore_events_of_another():
 
 def test_rotary_axes_step_and_hi_res_is_ignored():
     eng = engine()
-    out = feed(eng, rel(0.0, e.REL_WHEEL_HI_RES, 120), rel(0.0, e.REL_WHEEL, 1), syn(0.0),
-               rel(0.1, e.REL_HWHEEL_HI_RES, -240), rel(0.1, e.REL_HWHEEL, -2), rel(0.2, e.REL_DIAL, -1),
-               rel(0.3, e.REL_X, 5))
-    assert [(g.kind, g.key, g.steps) for g in out] == [("rotary", "REL_WHEEL", 1), ("rotary", "REL_HWHEEL", -2),
-                                                       ("rotary", "REL_DIAL", -1)]
+    out = feed(
+        eng,
+        rel(0.0, e.REL_WHEEL_HI_RES, 120),
+        rel(0.0, e.REL_WHEEL, 1),
+        syn(0.0),
+        rel(0.1, e.REL_HWHEEL_HI_RES, -240),
+        rel(0.1, e.REL_HWHEEL, -2),
+        rel(0.2, e.REL_DIAL, -1),
+        rel(0.3, e.REL_X, 5),
+    )
+    assert [(g.kind, g.key, g.steps) for g in out] == [
+        ("rotary", "REL_WHEEL", 1),
+        ("rotary", "REL_HWHEEL", -2),
+        ("rotary", "REL_DIAL", -1),
+    ]
 
 
 def test_shuttle_dial_is_an_8_bit_counter_with_wraparound():
@@ -208,7 +225,8 @@ def test_shuttle_ring_position_and_its_return_to_zero():
     # The report of the return carries the dial but not the ring: that is position 0.
     out = feed(eng, rel(0.2, e.REL_DIAL, 40), syn(0.2), device="sx")
     assert [(g.kind, g.key, g.position, g.steps, round(g.time, 6)) for g in out] == [
-        ("shuttle", "REL_WHEEL", 0, -3, 0.2)]
+        ("shuttle", "REL_WHEEL", 0, -3, 0.2)
+    ]
     # With the counter at 0 nothing is reported at all: silence means 0.
     feed(eng, rel(1.0, e.REL_WHEEL, -5), syn(1.0), device="sx")
     assert eng.next_deadline() == pytest.approx(1.5 + LATENCY_S)
@@ -224,10 +242,19 @@ def test_shuttle_mode_is_per_device():
 
 def test_key_pair_knob_steps_on_press_and_autorepeat():
     eng = engine(rotary=RotaryConfig(key_pairs={"KNOB": ("KEY_VOLUMEUP", "KEY_VOLUMEDOWN")}))
-    out = feed(eng, key(0.0, "KEY_VOLUMEUP", 1), key(0.01, "KEY_VOLUMEUP", 0), key(0.1, "KEY_VOLUMEDOWN", 1),
-               key(0.2, "KEY_VOLUMEDOWN", 2), key(0.3, "KEY_VOLUMEDOWN", 0))
-    assert [(g.kind, g.key, g.steps) for g in out] == [("rotary", "KNOB", 1), ("rotary", "KNOB", -1),
-                                                       ("rotary", "KNOB", -1)]
+    out = feed(
+        eng,
+        key(0.0, "KEY_VOLUMEUP", 1),
+        key(0.01, "KEY_VOLUMEUP", 0),
+        key(0.1, "KEY_VOLUMEDOWN", 1),
+        key(0.2, "KEY_VOLUMEDOWN", 2),
+        key(0.3, "KEY_VOLUMEDOWN", 0),
+    )
+    assert [(g.kind, g.key, g.steps) for g in out] == [
+        ("rotary", "KNOB", 1),
+        ("rotary", "KNOB", -1),
+        ("rotary", "KNOB", -1),
+    ]
 
 
 def test_configuration_errors_are_refused():
@@ -260,9 +287,12 @@ gaps = st.integers(min_value=1, max_value=1_500_000)
 
 
 @settings(max_examples=300, deadline=None)
-@given(presses=st.lists(st.tuples(durations, gaps, st.floats(0, 1), st.booleans()), min_size=1, max_size=12),
-       bound=st.sampled_from([{"press", "hold", "double"}, {"hold"}, {"double"}, {"press", "hold"},
-                              {"press", "double", "release"}]))
+@given(
+    presses=st.lists(st.tuples(durations, gaps, st.floats(0, 1), st.booleans()), min_size=1, max_size=12),
+    bound=st.sampled_from(
+        [{"press", "hold", "double"}, {"hold"}, {"double"}, {"press", "hold"}, {"press", "double", "release"}]
+    ),
+)
 def test_property_short_presses_never_hold_and_lone_presses_never_double(presses, bound):
     eng = engine({"KEY_KP5": KeyTiming(bound, hold_s=HOLD_S, double_s=DOUBLE_S)})
     t_us, downs, out = 1_000_000_000, [], []

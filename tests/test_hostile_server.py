@@ -23,15 +23,20 @@ def config(stub, read_timeout=1):
 
 def run_bounded(tmp_path, command, *args, config):
     """An installed 8xxx script with only this config (like test_stub_faults.run_cli); a hang fails after HANG_S."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_"))
-           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "netrc")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "netrc")
+    }
     path = tmp_path / "config.yaml"
     path.write_text(config)
     path.chmod(0o600)
     env.update(HOME=str(tmp_path), OCTOPANEL_CONFIG=str(path))
     try:
-        return subprocess.run([str(BIN / command), *map(str, args)], env=env, capture_output=True, text=True,
-                              timeout=HANG_S)
+        return subprocess.run(
+            [str(BIN / command), *map(str, args)], env=env, capture_output=True, text=True, timeout=HANG_S
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{command} still running after {HANG_S} s")
 
@@ -40,6 +45,7 @@ def dripping(chunked, interval_s=0.3, for_s=20):
     """A raw answer whose JSON body comes one byte per interval_s: never slow enough for a per-read timeout.
 
     It hangs up after for_s, so that a client without a deadline (the old code) fails instead of hanging."""
+
     def write(wfile, closing):
         ends = time.monotonic() + for_s
         framing = "Transfer-Encoding: chunked" if chunked else "Content-Length: 100000"
@@ -49,11 +55,13 @@ def dripping(chunked, interval_s=0.3, for_s=20):
         while not closing.wait(interval_s) and time.monotonic() < ends:
             wfile.write(b"1\r\n1\r\n" if chunked else b"1")
             wfile.flush()
+
     return write
 
 
 def flooding(total_bytes, declared=None):
     """A raw answer of total_bytes of JSON-ish digits (declared: a Content-Length, else chunked)."""
+
     def write(wfile, closing):
         framing = f"Content-Length: {declared}" if declared else "Transfer-Encoding: chunked"
         wfile.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{framing}\r\n\r\n".encode())
@@ -63,6 +71,7 @@ def flooding(total_bytes, declared=None):
             sent += len(block)
         if not declared:
             wfile.write(b"0\r\n\r\n")
+
     return write
 
 
@@ -88,12 +97,14 @@ def test_a_dripping_answer_ends_at_the_deadline(stub, chunked):
 
 def dripping_headers(interval_s=0.3, for_s=20):
     """A raw answer whose header lines come one byte per interval_s (and never end, until for_s)."""
+
     def write(wfile, closing):
         ends = time.monotonic() + for_s
         wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
         while not closing.wait(interval_s) and time.monotonic() < ends:
             wfile.write(b"z")
             wfile.flush()
+
     return write
 
 
@@ -146,6 +157,7 @@ def test_a_huge_error_page_is_cut_off_too(stub):
     def write(wfile, closing):
         wfile.write(b"HTTP/1.1 500 Oops\r\nContent-Type: text/plain\r\nContent-Length: 1048576\r\n\r\n")
         wfile.write(b"x" * (1 << 20))
+
     stub.route("GET", "/api/version", Reply(raw=write))
     client = Client(stub.url, KEY)
     with pytest.raises(ServerError, match="more than the 65536 expected"):
@@ -191,8 +203,11 @@ def test_a_redirected_jog_is_an_error_and_the_key_stays_home(stub, elsewhere, tm
     target = elsewhere.url.replace("http://", "http://user:s3cret@") + "/api/printer/printhead"
     stub.route("POST", "/api/printer/printhead", redirect_to(target, status))
     proc = run_bounded(tmp_path, "8jog", 1, 0, 0, config=config(stub, read_timeout=5))
-    assert_clean_failure(proc, 1, f"redirect (HTTP {status}) to http://***@127.0.0.1:{elsewhere.port}"
-                                  "/api/printer/printhead: not followed")
+    assert_clean_failure(
+        proc,
+        1,
+        f"redirect (HTTP {status}) to http://***@127.0.0.1:{elsewhere.port}/api/printer/printhead: not followed",
+    )
     assert "jogged" not in proc.stdout
     assert "s3cret" not in proc.stderr
     assert elsewhere.requests == []  # so no X-Api-Key header reached it either
@@ -224,12 +239,18 @@ def test_network_failures_are_named_by_the_type_of_their_cause_not_its_text():
         conn.__cause__ = inner
         return requests.ConnectionError(u3.MaxRetryError(None, "/api/version", conn))
 
-    assert short_reason(wrapped(ConnectionRefusedError(errno.ECONNREFUSED, "Verbindung verweigert"))) == \
-        "connection refused"
+    assert (
+        short_reason(wrapped(ConnectionRefusedError(errno.ECONNREFUSED, "Verbindung verweigert")))
+        == "connection refused"
+    )
     assert short_reason(wrapped(OSError(errno.EHOSTUNREACH, "Keine Route zum Zielrechner"))) == "no route to host"
     closed = requests.ConnectionError(u3.ProtocolError("Verbindung getrennt", http.client.RemoteDisconnected("x")))
     assert short_reason(closed) == "the server closed the connection"
-    assert short_reason(requests.ConnectionError(u3.ProtocolError("x", ConnectionResetError(104, "x")))) == \
-        "the connection was reset"
-    assert short_reason(requests.ConnectionError("Connection refused, says the text only")) == \
-        "no connection could be made"  # text alone decides nothing
+    assert (
+        short_reason(requests.ConnectionError(u3.ProtocolError("x", ConnectionResetError(104, "x"))))
+        == "the connection was reset"
+    )
+    assert (
+        short_reason(requests.ConnectionError("Connection refused, says the text only"))
+        == "no connection could be made"
+    )  # text alone decides nothing

@@ -26,8 +26,9 @@ FILES = [rel for rel in EXPECTED if rel != "etc/octopanel"]
 
 def octopanel(*args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-    return subprocess.run([sys.executable, "-m", "octopanel", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "octopanel", *map(str, args)], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 @pytest.fixture
@@ -73,8 +74,10 @@ def test_install_puts_every_file_in_place_with_its_mode(tmp_path, tree):
         assert report(out, rel, tmp_path) == "created"
     unit = found["etc/systemd/system/octopanel.service"][2].decode()
     binary = tree.binary
-    assert f"\nExecStart={binary} run --keymap /etc/octopanel/keymap.yaml --config /etc/octopanel/config.yaml " \
-           "--control-group octopanel\n" in unit
+    assert (
+        f"\nExecStart={binary} run --keymap /etc/octopanel/keymap.yaml --config /etc/octopanel/config.yaml "
+        "--control-group octopanel\n" in unit
+    )
     assert f"\nExecStartPre={binary} check /etc/octopanel/keymap.yaml\n" in unit
     assert "/usr/local/bin" not in unit
     shipped = (ROOT / "systemd/octopanel.service").read_text()
@@ -178,15 +181,23 @@ def test_the_wheel_carries_the_service_files(tmp_path):
     """A non-editable install has no source tree: setup.py's build_py copies the files into octopanel/_data."""
     pytest.importorskip("setuptools")
     build = tmp_path / "build"
-    out = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     for rel in ("etc/config.yaml", "etc/keymap.yaml", "systemd/octopanel.service", "udev/70-octopanel.rules"):
         assert (build / "octopanel/_data" / rel).read_bytes() == (ROOT / rel).read_bytes(), rel
-    probe = ("import octopanel, octopanel.cli.install as i; print(octopanel.__file__); "
-             "print(len(i.data_file('udev/70-octopanel.rules')))")
+    probe = (
+        "import octopanel, octopanel.cli.install as i; print(octopanel.__file__); "
+        "print(len(i.data_file('udev/70-octopanel.rules')))"
+    )
     env = {**os.environ, "PYTHONPATH": str(build)}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
     where, size = out.stdout.split()
     assert where.startswith(str(build)) and int(size) == (ROOT / "udev/70-octopanel.rules").stat().st_size

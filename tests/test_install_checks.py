@@ -12,8 +12,10 @@ from installtree import Tree
 from octopanel.cli.install_checks import check_service_paths
 from octopanel.errors import UsageError
 
-RECIPE = ("  sudo python3 -m venv /opt/octopanel && sudo /opt/octopanel/bin/pip install .\n"
-          "  sudo /opt/octopanel/bin/octopanel install\n")
+RECIPE = (
+    "  sudo python3 -m venv /opt/octopanel && sudo /opt/octopanel/bin/pip install .\n"
+    "  sudo /opt/octopanel/bin/octopanel install\n"
+)
 OTHER_UID = 4321  # no such user needed: root can chown to any uid
 
 
@@ -53,23 +55,29 @@ def test_a_venv_owned_by_another_user_is_refused(tree, tmp_path):
 def test_a_group_writable_package_directory_is_refused(tree, tmp_path):
     tree.package.parent.chmod(0o775)  # site-packages
     message = refused(tree, tmp_path / "dest")
-    assert (f"the octopanel package directory {tree.package}; on the way to it, {tree.package.parent} is "
-            "group-writable (mode 0775, group root (0))") in message
+    assert (
+        f"the octopanel package directory {tree.package}; on the way to it, {tree.package.parent} is "
+        "group-writable (mode 0775, group root (0))"
+    ) in message
 
 
 def test_a_directory_closed_to_others_is_refused(tree, tmp_path):
     (tree.prefix / "lib").chmod(0o750)
     message = refused(tree, tmp_path / "dest")
-    assert (f"{tree.prefix}/lib is mode 0750: the service user octopanel is among the others, who need r-x "
-            "to enter and list it") in message
+    assert (
+        f"{tree.prefix}/lib is mode 0750: the service user octopanel is among the others, who need r-x "
+        "to enter and list it"
+    ) in message
 
 
 def test_an_interpreter_that_others_cannot_run_is_refused_through_its_symlinks(tree, tmp_path):
     tree.python.chmod(0o750)
     message = refused(tree, tmp_path / "dest")
-    assert (f"the Python interpreter {tree.prefix}/bin/python (it resolves to {tree.python}); on the way, "
-            f"{tree.python} is mode 0750: the service user octopanel is among the others, who need r-x to run "
-            "it") in message
+    assert (
+        f"the Python interpreter {tree.prefix}/bin/python (it resolves to {tree.python}); on the way, "
+        f"{tree.python} is mode 0750: the service user octopanel is among the others, who need r-x to run "
+        "it"
+    ) in message
 
 
 @pytest.mark.parametrize("home, hidden", [("root", "root"), ("home/pi", "home"), ("run/user/1000", "run/user")])
@@ -81,8 +89,10 @@ def test_an_interpreter_resolving_into_a_home_directory_is_refused(tree, tmp_pat
     (tree.prefix / "bin/python3").unlink()
     (tree.prefix / "bin/python3").symlink_to(pyenv / "python3.11")
     message = refused(tree, tmp_path / "dest")
-    assert (f"(it resolves to {pyenv}/python3.11); on the way, {tree.root / hidden} is a home directory, which "
-            "ProtectHome=yes in octopanel.service hides from the service") in message
+    assert (
+        f"(it resolves to {pyenv}/python3.11); on the way, {tree.root / hidden} is a home directory, which "
+        "ProtectHome=yes in octopanel.service hides from the service"
+    ) in message
 
 
 def test_a_symlinked_directory_is_checked_where_it_points(tree, tmp_path):
@@ -106,16 +116,18 @@ def test_a_symlink_loop_is_refused_not_a_traceback(tree, tmp_path):
 
 def test_a_path_missing_here_is_refused_when_installing_for_real(tree):
     warnings = []
-    with pytest.raises(UsageError, match=f"cannot safely use the venv {tree.root}/opt/gone: "
-                                         f"{tree.root}/opt/gone does not exist"):
+    with pytest.raises(
+        UsageError, match=f"cannot safely use the venv {tree.root}/opt/gone: {tree.root}/opt/gone does not exist"
+    ):
         check_service_paths([("venv", tree.root / "opt/gone", "dir")], True, warnings.append, tree.root)
     assert warnings == []
 
 
 def octopanel(*args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-    return subprocess.run([sys.executable, "-m", "octopanel", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "octopanel", *map(str, args)], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 @pytest.mark.parametrize("prefix", ["home", "tmp"])
@@ -130,15 +142,16 @@ def test_the_command_refuses_a_home_or_tmp_prefix_with_exit_2(tmp_path, prefix):
     assert "Traceback" not in out.stderr and not (tmp_path / "dest").exists()
 
 
-@pytest.mark.skipif(not os.path.realpath(sys.executable).startswith(("/root/", "/home/")),
-                    reason="this test venv's Python is not under a home directory")
+@pytest.mark.skipif(
+    not os.path.realpath(sys.executable).startswith(("/root/", "/home/")),
+    reason="this test venv's Python is not under a home directory",
+)
 def test_this_test_venv_whose_python_lives_under_a_home_is_refused(tmp_path):
     """The issue's report as it happens on this machine: .venv/bin/python -> /root/.pyenv/.../python3.11."""
     out = octopanel("install", "--destdir", tmp_path / "dest")
     assert out.returncode == 2
     home = "/" + Path(os.path.realpath(sys.executable)).parts[1]
-    assert f"(it resolves to {os.path.realpath(sys.executable)}); on the way, {home} is a home directory" \
-        in out.stderr
+    assert f"(it resolves to {os.path.realpath(sys.executable)}); on the way, {home} is a home directory" in out.stderr
 
 
 def test_a_file_where_a_directory_belongs_is_refused(tree, tmp_path):

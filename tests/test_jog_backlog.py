@@ -37,8 +37,10 @@ def panel(printer, tmp_path, step):
 
 
 def z_sent(printer, mark):
-    return sum((Decimal(m.group(1)) for line in printer.sent_since(mark)
-                if (m := re.match(r"G0 Z(-?[\d.]+)", line))), Decimal(0))
+    return sum(
+        (Decimal(m.group(1)) for line in printer.sent_since(mark) if (m := re.match(r"G0 Z(-?[\d.]+)", line))),
+        Decimal(0),
+    )
 
 
 def dial(dispatch, steps):

@@ -32,8 +32,9 @@ def test_there_are_golden_files():
     assert len(GOLDEN) >= 15
 
 
-@pytest.mark.parametrize("path", [ROOT / "etc" / "keymap.yaml", *sorted((ROOT / "etc" / "examples").glob("*.yaml"))],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [ROOT / "etc" / "keymap.yaml", *sorted((ROOT / "etc" / "examples").glob("*.yaml"))], ids=lambda p: p.name
+)
 def test_shipped_keymaps_load(path):
     km = load(path)
     assert km.bindings or km.rotary
@@ -41,8 +42,14 @@ def test_shipped_keymaps_load(path):
 
 def test_default_keymap_binds_both_numlock_states_and_guards_danger():
     km = load(ROOT / "etc" / "keymap.yaml")
-    for on, off in (("KEY_KP8", "KEY_UP"), ("KEY_KP2", "KEY_DOWN"), ("KEY_KP4", "KEY_LEFT"),
-                    ("KEY_KP6", "KEY_RIGHT"), ("KEY_KPDOT", "KEY_DELETE"), ("KEY_KP0", "KEY_INSERT")):
+    for on, off in (
+        ("KEY_KP8", "KEY_UP"),
+        ("KEY_KP2", "KEY_DOWN"),
+        ("KEY_KP4", "KEY_LEFT"),
+        ("KEY_KP6", "KEY_RIGHT"),
+        ("KEY_KPDOT", "KEY_DELETE"),
+        ("KEY_KP0", "KEY_INSERT"),
+    ):
         assert km.gestures_of(on) == km.gestures_of(off) != set()
     registry = build_registry()
     defaults = {name: mode.default for name, mode in km.modes.items()}
@@ -73,8 +80,9 @@ def test_when_guards_pick_the_binding_for_the_state():
 
 def test_layers_fall_back_to_the_base_layer(tmp_path):
     path = tmp_path / "keymap.yaml"
-    path.write_text("keys:\n  KEY_KPMINUS: {shift: fn}\n  KEY_KP8: jog y=1\n  fn+KEY_KP8: jog z=1\n"
-                    "  KEY_KP2: jog y=-1\n")
+    path.write_text(
+        "keys:\n  KEY_KPMINUS: {shift: fn}\n  KEY_KP8: jog y=1\n  fn+KEY_KP8: jog z=1\n  KEY_KP2: jog y=-1\n"
+    )
     km = load(path)
     assert km.lookup("fn", "KEY_KP8", "press", "idle").line == "jog z=1"
     assert km.lookup("fn", "KEY_KP2", "press", "idle").line == "jog y=-1"
@@ -92,19 +100,29 @@ def test_check_command_reports_ok_and_errors(tmp_path):
     import subprocess
     import sys
 
-    good = subprocess.run([sys.executable, "-m", "octopanel", "check", str(ROOT / "etc" / "keymap.yaml")],
-                          capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    good = subprocess.run(
+        [sys.executable, "-m", "octopanel", "check", str(ROOT / "etc" / "keymap.yaml")],
+        capture_output=True,
+        text=True,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert good.returncode == 0 and "OK" in good.stdout, good.stderr
-    bad = subprocess.run([sys.executable, "-m", "octopanel", "check", "unknown_action.yaml"], cwd=HERE / "keymaps",
-                         capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    bad = subprocess.run(
+        [sys.executable, "-m", "octopanel", "check", "unknown_action.yaml"],
+        cwd=HERE / "keymaps",
+        capture_output=True,
+        text=True,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert bad.returncode == 2
     assert "unknown_action.yaml:5: keys.KEY_KP5: unknown action 'jgo' (did you mean 'jog'?)" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
 @pytest.mark.parametrize("gesture", ["hold", "double"])
-@pytest.mark.parametrize("line", ["g M112", "g m81", "gmulti 'M117 bye' M0", "gmulti G28 'M1'", "pause_raw",
-                                  "system reboot", "off"])
+@pytest.mark.parametrize(
+    "line", ["g M112", "g m81", "gmulti 'M117 bye' M0", "gmulti G28 'M1'", "pause_raw", "system reboot", "off"]
+)
 def test_a_line_dangerous_by_its_effect_may_be_bound_to_hold_or_double(tmp_path, line, gesture):
     path = tmp_path / "keymap.yaml"
     path.write_text(f'keys:\n  KEY_KP5: {{{gesture}: "{line}"}}\n')
@@ -120,8 +138,9 @@ def test_a_harmless_line_may_be_bound_to_a_press(tmp_path, line):
 
 def test_mode_values_may_be_numbers_or_words(tmp_path):
     path = tmp_path / "keymap.yaml"
-    path.write_text("modes:\n  axis: {values: [x, y, z]}\n  step: {values: [0.1, '1', 10]}\n"
-                    "keys:\n  KEY_KP8: jog {axis}={step}\n")
+    path.write_text(
+        "modes:\n  axis: {values: [x, y, z]}\n  step: {values: [0.1, '1', 10]}\nkeys:\n  KEY_KP8: jog {axis}={step}\n"
+    )
     assert load(path).modes["step"].values == [0.1, "1", 10]
 
 
@@ -137,8 +156,13 @@ def test_check_command_rejects_force_with_file_and_line(tmp_path):
     import subprocess
     import sys
 
-    bad = subprocess.run([sys.executable, "-m", "octopanel", "check", "force_bound.yaml"], cwd=HERE / "keymaps",
-                         capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    bad = subprocess.run(
+        [sys.executable, "-m", "octopanel", "check", "force_bound.yaml"],
+        cwd=HERE / "keymaps",
+        capture_output=True,
+        text=True,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert bad.returncode == 2, bad
     assert "force_bound.yaml:4: keys.KEY_KP5: --force is a shell override and cannot be bound" in bad.stderr
     assert "Traceback" not in bad.stderr
@@ -152,9 +176,11 @@ def test_validating_a_keymap_never_imports_the_device_manager(tmp_path):
 
     path = tmp_path / "keymap.yaml"
     path.write_text('devices:\n  - name: "*keypad*"\n  - {id: "0b33:0020", shuttle: true}\nkeys:\n  KEY_KP5: msg a\n')
-    probe = ("import sys; from octopanel import settings; from octopanel.panel import keymap; "
-             "from octopanel.actions import build_registry; "
-             f"km = keymap.load({str(path)!r}, build_registry(), settings.load(env={{}}).limits); "
-             "print(len(km.devices), 'octopanel.input.devices' in sys.modules)")
+    probe = (
+        "import sys; from octopanel import settings; from octopanel.panel import keymap; "
+        "from octopanel.actions import build_registry; "
+        f"km = keymap.load({str(path)!r}, build_registry(), settings.load(env={{}}).limits); "
+        "print(len(km.devices), 'octopanel.input.devices' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
     assert out.stdout.split() == ["2", "False"], out.stderr

@@ -40,7 +40,7 @@ def test_no_two_modules_import_each_other_at_load_time():
 
     def visit(node, stack):
         if node in stack:
-            cycles.append(stack[stack.index(node):] + [node])
+            cycles.append(stack[stack.index(node) :] + [node])
             return
         for nxt in sorted(edges[node]):
             if nxt not in done:
@@ -57,6 +57,9 @@ def test_no_two_modules_import_each_other_at_load_time():
 def test_the_product_never_imports_the_sandbox():
     """sandbox/ (a local OctoPrint) serves the demo, the tests and bench/ only."""
     edges = graph(top_level_only=False)
-    users = sorted(name for name, targets in edges.items()
-                   if not name.startswith("octopanel.sandbox") and any(t.startswith("octopanel.sandbox") for t in targets))
+    users = sorted(
+        name
+        for name, targets in edges.items()
+        if not name.startswith("octopanel.sandbox") and any(t.startswith("octopanel.sandbox") for t in targets)
+    )
     assert users == ["octopanel.cli.demo"]

@@ -163,9 +163,26 @@ def test_outside_systemd_logs_go_to_stderr(tmp_path, journal_stream):
     env["HOME"] = str(tmp_path)
     if journal_stream:
         env["JOURNAL_STREAM"] = journal_stream
-    out = subprocess.run([sys.executable, "-m", "octopanel", "run", "--replay", str(recording), "--speed", "0",
-                          "--keymap", str(keymap), "--dry-run", "--no-control"],
-                         capture_output=True, text=True, env=env, timeout=30)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "octopanel",
+            "run",
+            "--replay",
+            str(recording),
+            "--speed",
+            "0",
+            "--keymap",
+            str(keymap),
+            "--dry-run",
+            "--no-control",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert f"octopanel running with {keymap}" in out.stderr
     assert "end of recording" in out.stderr

@@ -25,17 +25,20 @@ def numbers_in(line):
     return re.findall(r"[A-Z]([^A-Z ]+)", line.split(" ", 1)[1] if " " in line else "")
 
 
-@pytest.mark.parametrize("command, args, what", [
-    ("8jog", ["0.00001"], "jog: z: '0.00001'"),
-    ("8jog", ["1e-7", "0", "0"], "jog: x: '1e-7'"),
-    ("8ex", ["1e-7"], "ex: amount: '1e-7'"),
-    ("8ex", ["--force", "-0.0004"], "ex: amount: '-0.0004'"),
-    ("8fex", ["--force", "0.00001"], "fex: amount: '0.00001'"),
-    ("8settemp", ["0.0001"], "settemp: temp: '0.0001'"),
-    ("8setbedr", ["1e-9"], "setbedr: temp: '1e-9'"),
-    ("8eject", ["-t", "1e-5", "--force"], "eject: temp: '1e-5'"),
-    ("8sleep", ["1e-5"], "sleep: s: '1e-5'"),
-])
+@pytest.mark.parametrize(
+    "command, args, what",
+    [
+        ("8jog", ["0.00001"], "jog: z: '0.00001'"),
+        ("8jog", ["1e-7", "0", "0"], "jog: x: '1e-7'"),
+        ("8ex", ["1e-7"], "ex: amount: '1e-7'"),
+        ("8ex", ["--force", "-0.0004"], "ex: amount: '-0.0004'"),
+        ("8fex", ["--force", "0.00001"], "fex: amount: '0.00001'"),
+        ("8settemp", ["0.0001"], "settemp: temp: '0.0001'"),
+        ("8setbedr", ["1e-9"], "setbedr: temp: '1e-9'"),
+        ("8eject", ["-t", "1e-5", "--force"], "eject: temp: '1e-5'"),
+        ("8sleep", ["1e-5"], "sleep: s: '1e-5'"),
+    ],
+)
 def test_a_value_that_rounds_to_zero_is_refused_before_anything_is_sent(run8, printer, command, args, what):
     mark = printer.mark()
     proc = failed(run8(command, "-v", *args), 2, f"{what} {ROUNDS_TO_ZERO}")
@@ -53,7 +56,11 @@ def test_jog_and_extrude_are_sent_rounded_to_a_thousandth_in_fixed_notation(run8
     sent = sent_by(printer, mark)
     moves = [line for line in sent if line.startswith(("G0", "G1"))]
     assert [re.sub(r" F\d+$", "", line) for line in moves] == [
-        "G0 Z0.002", "G0 X0 Y-1.235 Z100", "G0 Z300", "G1 E1.235"], sent
+        "G0 Z0.002",
+        "G0 X0 Y-1.235 Z100",
+        "G0 Z300",
+        "G1 E1.235",
+    ], sent
 
 
 def test_raw_gcode_numbers_are_fixed_notation(run8, printer):
@@ -66,8 +73,9 @@ def test_raw_gcode_numbers_are_fixed_notation(run8, printer):
     ok(run8("8setbed", "0"))
     ok(run8("8sleep", "0.0015"))
     sent = sent_by(printer, mark)
-    assert sent == ["G91", "G1 E0.002 F100", "G90", "M104 R S100", "M140 R S60", "M104 S20", "M140 S0",
-                    "G4 S0.002"], sent
+    assert sent == ["G91", "G1 E0.002 F100", "G90", "M104 R S100", "M140 R S60", "M104 S20", "M140 S0", "G4 S0.002"], (
+        sent
+    )
     for line in sent:
         assert not NO_EXPONENT.search(line), line
         assert all(FIXED.fullmatch(n) for n in numbers_in(line)), line
@@ -88,9 +96,18 @@ def test_every_number_accepted_is_written_in_fixed_notation(value):
     assert abs(rounded - value) <= 0.0005 + 1e-9
 
 
-@pytest.mark.parametrize("value, expected", [
-    (0.1 + 0.2, "0.3"), (2.0, "2"), (-0.0, "0"), (1e-05, "0"), (-1e-05, "0"), (12.3456, "12.346"), (7, "7"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (0.1 + 0.2, "0.3"),
+        (2.0, "2"),
+        (-0.0, "0"),
+        (1e-05, "0"),
+        (-1e-05, "0"),
+        (12.3456, "12.346"),
+        (7, "7"),
+    ],
+)
 def test_plain_writes_a_merged_sum_in_fixed_notation(value, expected):
     """The executor merges jogs and extrusions by adding them: the sum goes through plain() too."""
     assert json.dumps(plain(value)) == expected

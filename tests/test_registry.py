@@ -40,88 +40,102 @@ def args(registry, limits, line):
 # -- parse forms ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("jog 1 0 0", {"x": 1.0, "y": 0.0, "z": 0.0}),
-    ("jog 5", {"z": 5.0}),
-    ("jog -2.5", {"z": -2.5}),
-    ("jog z=5", {"z": 5.0}),
-    ("jog x=0", {"x": 0.0}),  # zero is a value, not "absent"
-    ("jog x=1 y=-2 speed=1500", {"x": 1.0, "y": -2.0, "speed": 1500}),
-    ("fan on", {"speed": 255}),
-    ("fan off", {"speed": 0}),
-    ("fan 128", {"speed": 128}),
-    ("fan speed=7", {"speed": 7}),
-    ("fan2 on", {"on": True}),
-    ("fan2 off", {"on": False}),
-    ("alarm d t 50", {"heater": "tool", "target": 50.0, "falling": True, "interval": 2.0}),
-    ("alarm b 60", {"heater": "bed", "target": 60.0, "falling": False, "interval": 2.0}),
-    ("alarmq t 40 --interval 0.2 --timeout 9", {"heater": "tool", "target": 40.0, "falling": False,
-                                                 "interval": 0.2, "timeout": 9.0}),
-    ("beep", {"ms": 500, "hz": 2000}),
-    ("beep 100 440", {"ms": 100, "hz": 440}),
-    ("beep 100", {"ms": 100, "hz": 2000}),
-    ("g 'm117 x'", {"code": "m117 x", "force": False}),
-    ("g m117 x", {"code": "m117 x", "force": False}),
-    ("g G0 X5 --force", {"code": "G0 X5", "force": True}),
-    ("msg 'Hello World'", {"text": "Hello World"}),
-    ("msg a=b c", {"text": "a=b c"}),
-    ("gmulti 'm117 a' g28", {"commands": ["m117 a", "g28"], "force": False}),
-    ("status -q", {"quiet": True}),
-    ("status", {"quiet": False}),
-    ("speed 150", {"percent": 150}),
-    ("speed 150.0", {"percent": 150}),
-    ("feed 95", {"percent": 95}),
-    ("ex -5", {"amount": -5.0, "force": False}),
-    ("ex 5 --force", {"amount": 5.0, "force": True}),
-    ("fex 5", {"amount": 5.0, "speed": 2000, "force": False}),
-    ("fex 5 900", {"amount": 5.0, "speed": 900, "force": False}),
-    ("eject -t 200", {"temp": 200.0, "force": False, "timeout": 600.0}),
-    ("eject -t 200 --timeout 30", {"temp": 200.0, "force": False, "timeout": 30.0}),
-    ("servo 1 90", {"num": 1, "angle": 90}),
-    ("sleep 1.5", {"s": 1.5}),
-    ("sleepms 250", {"ms": 250}),
-    ("upload -", {"path": "-"}),
-    ("upload part.gcode name=x.gcode", {"path": "part.gcode", "name": "x.gcode"}),
-    ("waitend --interval 0.2 --timeout 5", {"interval": 0.2, "timeout": 5.0}),
-    ("settemp 200", {"temp": 200.0}),
-    ("run reset", {"name": "reset"}),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("jog 1 0 0", {"x": 1.0, "y": 0.0, "z": 0.0}),
+        ("jog 5", {"z": 5.0}),
+        ("jog -2.5", {"z": -2.5}),
+        ("jog z=5", {"z": 5.0}),
+        ("jog x=0", {"x": 0.0}),  # zero is a value, not "absent"
+        ("jog x=1 y=-2 speed=1500", {"x": 1.0, "y": -2.0, "speed": 1500}),
+        ("fan on", {"speed": 255}),
+        ("fan off", {"speed": 0}),
+        ("fan 128", {"speed": 128}),
+        ("fan speed=7", {"speed": 7}),
+        ("fan2 on", {"on": True}),
+        ("fan2 off", {"on": False}),
+        ("alarm d t 50", {"heater": "tool", "target": 50.0, "falling": True, "interval": 2.0}),
+        ("alarm b 60", {"heater": "bed", "target": 60.0, "falling": False, "interval": 2.0}),
+        (
+            "alarmq t 40 --interval 0.2 --timeout 9",
+            {"heater": "tool", "target": 40.0, "falling": False, "interval": 0.2, "timeout": 9.0},
+        ),
+        ("beep", {"ms": 500, "hz": 2000}),
+        ("beep 100 440", {"ms": 100, "hz": 440}),
+        ("beep 100", {"ms": 100, "hz": 2000}),
+        ("g 'm117 x'", {"code": "m117 x", "force": False}),
+        ("g m117 x", {"code": "m117 x", "force": False}),
+        ("g G0 X5 --force", {"code": "G0 X5", "force": True}),
+        ("msg 'Hello World'", {"text": "Hello World"}),
+        ("msg a=b c", {"text": "a=b c"}),
+        ("gmulti 'm117 a' g28", {"commands": ["m117 a", "g28"], "force": False}),
+        ("status -q", {"quiet": True}),
+        ("status", {"quiet": False}),
+        ("speed 150", {"percent": 150}),
+        ("speed 150.0", {"percent": 150}),
+        ("feed 95", {"percent": 95}),
+        ("ex -5", {"amount": -5.0, "force": False}),
+        ("ex 5 --force", {"amount": 5.0, "force": True}),
+        ("fex 5", {"amount": 5.0, "speed": 2000, "force": False}),
+        ("fex 5 900", {"amount": 5.0, "speed": 900, "force": False}),
+        ("eject -t 200", {"temp": 200.0, "force": False, "timeout": 600.0}),
+        ("eject -t 200 --timeout 30", {"temp": 200.0, "force": False, "timeout": 30.0}),
+        ("servo 1 90", {"num": 1, "angle": 90}),
+        ("sleep 1.5", {"s": 1.5}),
+        ("sleepms 250", {"ms": 250}),
+        ("upload -", {"path": "-"}),
+        ("upload part.gcode name=x.gcode", {"path": "part.gcode", "name": "x.gcode"}),
+        ("waitend --interval 0.2 --timeout 5", {"interval": 0.2, "timeout": 5.0}),
+        ("settemp 200", {"temp": 200.0}),
+        ("run reset", {"name": "reset"}),
+    ],
+)
 def test_parse_forms(registry, limits, line, expected):
     assert args(registry, limits, line) == expected
 
 
 def test_8xxx_names_and_aliases_reach_the_same_action(registry, limits):
-    for alias, name in [("statusraw", "status_raw"), ("gcode", "g"), ("extrude", "ex"), ("print", "start"),
-                        ("ListCmds", "listcmds"), ("run", "system")]:
+    for alias, name in [
+        ("statusraw", "status_raw"),
+        ("gcode", "g"),
+        ("extrude", "ex"),
+        ("print", "start"),
+        ("ListCmds", "listcmds"),
+        ("run", "system"),
+    ]:
         assert registry.get(alias) is registry.get(name)
     assert registry.parse("extrude", ["3"], limits).action.name == "ex"
 
 
-@pytest.mark.parametrize("line, match", [
-    ("jog 1 2", "cannot read arguments '1 2'"),
-    ("jog q=5", "unknown parameter 'q'"),
-    ("jog z=1 z=2", "z given twice"),
-    ("jog --bogus", "unknown option '--bogus'"),
-    ("fan 256", "256 is above the maximum 255"),
-    ("fan -1", "-1 is below the minimum 0"),
-    ("fan maybe", "expected on, off or 0..255, got 'maybe'"),
-    ("fan2 maybe", "expected true or false"),
-    ("speed 5", "5 is below the minimum 10"),
-    ("speed 600", "600 is above the maximum 500"),
-    ("speed 1.5", "expected a whole number"),
-    ("settemp 286", "286 is above the maximum 285"),
-    ("setbed 121", "121 is above the maximum 120"),
-    ("settemp -1", "below the minimum 0"),
-    ("settemp nan", "finite number"),
-    ("jog x=301", "301 is above the maximum 300"),
-    ("jog -301", "-301 is below the minimum -300"),
-    ("ex 1001", "above the maximum 1000"),
-    ("beep 0", "below the minimum 1"),
-    ("servo 1 181", "above the maximum 180"),
-    ("alarm x t 50", "cannot read arguments"),
-    ("g 'unbalanced", "cannot split"),
-    ("", "empty action line"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ("jog 1 2", "cannot read arguments '1 2'"),
+        ("jog q=5", "unknown parameter 'q'"),
+        ("jog z=1 z=2", "z given twice"),
+        ("jog --bogus", "unknown option '--bogus'"),
+        ("fan 256", "256 is above the maximum 255"),
+        ("fan -1", "-1 is below the minimum 0"),
+        ("fan maybe", "expected on, off or 0..255, got 'maybe'"),
+        ("fan2 maybe", "expected true or false"),
+        ("speed 5", "5 is below the minimum 10"),
+        ("speed 600", "600 is above the maximum 500"),
+        ("speed 1.5", "expected a whole number"),
+        ("settemp 286", "286 is above the maximum 285"),
+        ("setbed 121", "121 is above the maximum 120"),
+        ("settemp -1", "below the minimum 0"),
+        ("settemp nan", "finite number"),
+        ("jog x=301", "301 is above the maximum 300"),
+        ("jog -301", "-301 is below the minimum -300"),
+        ("ex 1001", "above the maximum 1000"),
+        ("beep 0", "below the minimum 1"),
+        ("servo 1 181", "above the maximum 180"),
+        ("alarm x t 50", "cannot read arguments"),
+        ("g 'unbalanced", "cannot split"),
+        ("", "empty action line"),
+    ],
+)
 def test_parse_errors(registry, limits, line, match):
     with pytest.raises(UsageError, match=match):
         registry.parse_line(line, limits)
@@ -233,13 +247,69 @@ def test_only_printhead_actions_leave_the_state_check_to_octoprint(registry):
 def test_command_names_cover_every_8control_command(registry):
     names = set(registry.command_names())
     reference = {
-        "checkcfg", "apiver", "status_raw", "statusraw", "status", "connect", "disconnect", "reconnect", "g",
-        "gcode", "g0", "g1", "gmulti", "speed", "feed", "start", "print", "restart", "pause_raw", "pause",
-        "resume", "cancel", "xcancel", "home", "jog", "settemp", "setbed", "settempr", "setbedr", "ex",
-        "extrude", "fex", "eject", "upload", "runfile", "fselect", "ls_raw", "ls", "ll", "getjob",
-        "gettemp_raw", "gettemp", "getbed_raw", "getbed", "fan", "fan2", "servo", "run", "ListCmds", "reset",
-        "on", "off", "msg", "beep", "alarm", "alarmq", "click", "getpos", "waitend", "sleep", "sleepms",
-        "stepon", "stepoff",
+        "checkcfg",
+        "apiver",
+        "status_raw",
+        "statusraw",
+        "status",
+        "connect",
+        "disconnect",
+        "reconnect",
+        "g",
+        "gcode",
+        "g0",
+        "g1",
+        "gmulti",
+        "speed",
+        "feed",
+        "start",
+        "print",
+        "restart",
+        "pause_raw",
+        "pause",
+        "resume",
+        "cancel",
+        "xcancel",
+        "home",
+        "jog",
+        "settemp",
+        "setbed",
+        "settempr",
+        "setbedr",
+        "ex",
+        "extrude",
+        "fex",
+        "eject",
+        "upload",
+        "runfile",
+        "fselect",
+        "ls_raw",
+        "ls",
+        "ll",
+        "getjob",
+        "gettemp_raw",
+        "gettemp",
+        "getbed_raw",
+        "getbed",
+        "fan",
+        "fan2",
+        "servo",
+        "run",
+        "ListCmds",
+        "reset",
+        "on",
+        "off",
+        "msg",
+        "beep",
+        "alarm",
+        "alarmq",
+        "click",
+        "getpos",
+        "waitend",
+        "sleep",
+        "sleepms",
+        "stepon",
+        "stepoff",
     }
     assert names == reference
 
@@ -263,18 +333,24 @@ def test_installed_scripts_run_cli_main_without_importing_re(registry):
 def script_env(tmp_path):
     """An environment whose sitecustomize writes a marker at interpreter teardown (atexit)."""
     (tmp_path / "sitecustomize.py").write_text(
-        "import atexit, os\n"
-        "atexit.register(lambda: open(os.environ['TEARDOWN_MARKER'], 'a').write('torn down\\n'))\n")
+        "import atexit, os\natexit.register(lambda: open(os.environ['TEARDOWN_MARKER'], 'a').write('torn down\\n'))\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-    env.update(PYTHONPATH=str(tmp_path), TEARDOWN_MARKER=str(tmp_path / "marker"), HOME=str(tmp_path),
-               OCTOPANEL_NO_DAEMON="1")
+    env.update(
+        PYTHONPATH=str(tmp_path), TEARDOWN_MARKER=str(tmp_path / "marker"), HOME=str(tmp_path), OCTOPANEL_NO_DAEMON="1"
+    )
     return env
 
 
-@pytest.mark.parametrize("argv, torn_down", [
-    (["8checkcfg"], False), (["8jog", "1", "2", "3", "4"], False), (["octopanel", "--help"], False),
-    (["octopanel", "check", "--keymap", str(ROOT / "etc" / "keymap.yaml")], True),
-])
+@pytest.mark.parametrize(
+    "argv, torn_down",
+    [
+        (["8checkcfg"], False),
+        (["8jog", "1", "2", "3", "4"], False),
+        (["octopanel", "--help"], False),
+        (["octopanel", "check", "--keymap", str(ROOT / "etc" / "keymap.yaml")], True),
+    ],
+)
 def test_printer_commands_skip_the_interpreter_teardown(tmp_path, argv, torn_down):
     """A printer command leaves with os._exit once its output is flushed (~15 ms saved with requests
     loaded); daemon and other meta commands, which may hold threads and files, tear down normally."""
@@ -283,11 +359,20 @@ def test_printer_commands_skip_the_interpreter_teardown(tmp_path, argv, torn_dow
     assert proc.stdout + proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert (tmp_path / "marker").exists() == torn_down, (proc.returncode, proc.stderr)
     if not torn_down:  # and the output still arrives whole
-        reference = subprocess.run([sys.executable, "-c", "import sys; from octopanel.cli import main; "
-                                    "sys.exit(main(sys.argv[2:], sys.argv[1]))", argv[0], *argv[1:]],
-                                   env=env, capture_output=True, text=True, timeout=60)
-        assert (proc.returncode, proc.stdout, proc.stderr) == (reference.returncode, reference.stdout,
-                                                             reference.stderr)
+        reference = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from octopanel.cli import main; sys.exit(main(sys.argv[2:], sys.argv[1]))",
+                argv[0],
+                *argv[1:],
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (proc.returncode, proc.stdout, proc.stderr) == (reference.returncode, reference.stdout, reference.stderr)
 
 
 def test_output_into_a_closed_pipe_exits_0_quietly(tmp_path):
@@ -295,8 +380,14 @@ def test_output_into_a_closed_pipe_exits_0_quietly(tmp_path):
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        proc = subprocess.run([str(BIN / "octopanel"), "--help"], stdout=write_end, stderr=subprocess.PIPE,
-                              text=True, env=script_env(tmp_path), timeout=60)
+        proc = subprocess.run(
+            [str(BIN / "octopanel"), "--help"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=script_env(tmp_path),
+            timeout=60,
+        )
     finally:
         os.close(write_end)
     assert (proc.returncode, proc.stderr) == (0, "")
@@ -332,11 +423,14 @@ def test_no_action_prints_help_to_stderr_and_exits_2(capsys):
     assert "usage: octopanel" in captured.err and captured.out == ""
 
 
-@pytest.mark.parametrize("prog, argv, expected", [
-    ("8jog", ["-h"], ["usage: jog [X] [Y] [Z] [SPEED]", "runs only when the printer is idle or paused"]),
-    ("octopanel", ["help", "fan"], ["usage: fan SPEED", "on, off or 0..255 (0..255)"]),
-    ("octopanel", ["settemp", "--help"], ["usage: settemp TEMP", "0..max_tool_temp"]),
-])
+@pytest.mark.parametrize(
+    "prog, argv, expected",
+    [
+        ("8jog", ["-h"], ["usage: jog [X] [Y] [Z] [SPEED]", "runs only when the printer is idle or paused"]),
+        ("octopanel", ["help", "fan"], ["usage: fan SPEED", "on, off or 0..255 (0..255)"]),
+        ("octopanel", ["settemp", "--help"], ["usage: settemp TEMP", "0..max_tool_temp"]),
+    ],
+)
 def test_command_help(prog, argv, expected, capsys):
     assert cli.main(argv, prog=prog) == 0
     out = capsys.readouterr().out
@@ -375,11 +469,14 @@ def test_extrude_zero_is_refused_while_parsing(registry, limits):
         registry.parse_line("ex 0 --force", limits)
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("msg '--- done ---'", {"text": "--- done ---"}),
-    ("msg '-- 50% --'", {"text": "-- 50% --"}),
-    ("msg -- --x", {"text": "--x"}),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("msg '--- done ---'", {"text": "--- done ---"}),
+        ("msg '-- 50% --'", {"text": "-- 50% --"}),
+        ("msg -- --x", {"text": "--x"}),
+    ],
+)
 def test_free_text_may_start_with_dashes(registry, limits, line, expected):
     """A message or G-code comment is text: `8msg "--- done ---"` must not be read as an unknown option."""
     assert args(registry, limits, line) == expected

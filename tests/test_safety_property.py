@@ -56,15 +56,103 @@ CANCEL_KEYS = {k for (_l, k, g), bs in KM.bindings.items() for b in bs if b.line
 DANGEROUS_KINDS = {"system", "disconnect", "connect"}
 DANGEROUS_GCODE = {"M80", "M81"}
 # The oracle's own list of G-code that moves the head or extrudes (not the code's allow list).
-MOTION_GCODES = frozenset({"G0", "G1", "G2", "G3", "G5", "G6", "G10", "G11", "G12", "G27", "G28", "G29", "G30",
-                           "G34", "G35", "G42", "G60", "G61", "G80", "G425", "M600", "M701", "M702", "M125"})
-NUMBERS = ["0", "1", "-1", "0.1", "-0.1", "5", "10", "50", "170", "200", "285", "285.1", "286", "300", "120",
-           "121", "500", "-5", "1e3", "1e309", "nan", "inf", "-inf", "abc", "''", "9" * 40, "0x10", "1_0", "7.77"]
-SOCKET_LINES = ["settemp {n}", "setbed {n}", "settempr {n}", "setbedr {n}", "jog x={n}", "jog y={n} z={n}", "jog {n}",
-                "jog x={n} speed={n}", "ex {n}", "ex {n} speed={n}", "fex {n}", "home", "eject", "g G28",
-                "g G1 X{n}", "g G0 Z{n}", "gmulti G91 'G1 Z{n}' G90", "g1 X{n}", "g0 Y{n}", "speed {n}", "feed {n}",
-                "fan {n}", "msg {n}", "g M290 Z0.02", "getpos", "beep {n}", "pause", "resume", "mode step next",
-                "mode step {n}", "stepoff", "jgo z=1", "jog", "jog q=1", "settemp", "settemp 1 2"]
+MOTION_GCODES = frozenset(
+    {
+        "G0",
+        "G1",
+        "G2",
+        "G3",
+        "G5",
+        "G6",
+        "G10",
+        "G11",
+        "G12",
+        "G27",
+        "G28",
+        "G29",
+        "G30",
+        "G34",
+        "G35",
+        "G42",
+        "G60",
+        "G61",
+        "G80",
+        "G425",
+        "M600",
+        "M701",
+        "M702",
+        "M125",
+    }
+)
+NUMBERS = [
+    "0",
+    "1",
+    "-1",
+    "0.1",
+    "-0.1",
+    "5",
+    "10",
+    "50",
+    "170",
+    "200",
+    "285",
+    "285.1",
+    "286",
+    "300",
+    "120",
+    "121",
+    "500",
+    "-5",
+    "1e3",
+    "1e309",
+    "nan",
+    "inf",
+    "-inf",
+    "abc",
+    "''",
+    "9" * 40,
+    "0x10",
+    "1_0",
+    "7.77",
+]
+SOCKET_LINES = [
+    "settemp {n}",
+    "setbed {n}",
+    "settempr {n}",
+    "setbedr {n}",
+    "jog x={n}",
+    "jog y={n} z={n}",
+    "jog {n}",
+    "jog x={n} speed={n}",
+    "ex {n}",
+    "ex {n} speed={n}",
+    "fex {n}",
+    "home",
+    "eject",
+    "g G28",
+    "g G1 X{n}",
+    "g G0 Z{n}",
+    "gmulti G91 'G1 Z{n}' G90",
+    "g1 X{n}",
+    "g0 Y{n}",
+    "speed {n}",
+    "feed {n}",
+    "fan {n}",
+    "msg {n}",
+    "g M290 Z0.02",
+    "getpos",
+    "beep {n}",
+    "pause",
+    "resume",
+    "mode step next",
+    "mode step {n}",
+    "stepoff",
+    "jgo z=1",
+    "jog",
+    "jog q=1",
+    "settemp",
+    "settemp 1 2",
+]
 
 
 # -- random input ------------------------------------------------------------------------------------
@@ -89,8 +177,9 @@ def random_sequence(rng, keys=None, lines=SOCKET_LINES, short_only=False, t0=100
         if short_only:
             duration = rng.uniform(0.005, HOLD_S - 0.01)
         else:
-            duration = rng.choice([rng.uniform(0.005, 0.3), rng.uniform(0.6, HOLD_S - 0.001), HOLD_S,
-                                   rng.uniform(HOLD_S, 2.5)])
+            duration = rng.choice(
+                [rng.uniform(0.005, 0.3), rng.uniform(0.6, HOLD_S - 0.001), HOLD_S, rng.uniform(HOLD_S, 2.5)]
+            )
         busy_until[key] = t + duration
         presses.append((key, duration))
         code = key_code(key)
@@ -124,12 +213,16 @@ class Harness:
 
     def run(self, items, device="keypad"):
         clock = lambda: self.now  # noqa: E731
-        executor = Executor(self.ctx, stale_s=1e9, max_outstanding_mm=KM.settings["max_outstanding_mm"],
-                            clock=clock, on_done=self._done)
+        executor = Executor(
+            self.ctx, stale_s=1e9, max_outstanding_mm=KM.settings["max_outstanding_mm"], clock=clock, on_done=self._done
+        )
         self.dispatch = Dispatcher(KM, REGISTRY, self.ctx, executor, clock)
-        engine = GestureEngine(lambda key: KM.timings.get(key, NO_TIMING),
-                               RotaryConfig(shuttle=lambda label: KM.shuttle, key_pairs=KM.key_pairs,
-                                            shuttle_idle_s=KM.settings["shuttle_idle_s"]))
+        engine = GestureEngine(
+            lambda key: KM.timings.get(key, NO_TIMING),
+            RotaryConfig(
+                shuttle=lambda label: KM.shuttle, key_pairs=KM.key_pairs, shuttle_idle_s=KM.settings["shuttle_idle_s"]
+            ),
+        )
         for t, kind, payload in items:
             self._tick(engine, t)
             self.now = t
@@ -188,15 +281,17 @@ def violations(printer, done, presses):
             found.append("bed target out of limits: " + where)
         if r.kind in DANGEROUS_KINDS:
             found.append("power or connection command from the keypad: " + where)
-        if r.kind == "job" and r.args[0] in ("cancel", "restart") and \
-                not any(k in CANCEL_KEYS and d >= HOLD_S for k, d in presses):
+        if (
+            r.kind == "job"
+            and r.args[0] in ("cancel", "restart")
+            and not any(k in CANCEL_KEYS and d >= HOLD_S for k, d in presses)
+        ):
             found.append("cancel without a cancel key held for hold_s: " + where)
         for line in r.args if r.kind == "gcode" else ():
             word = line.split()[0].upper()
             if word in MOTION_GCODES and r.state in BUSY_STATES:
                 found.append(f"motion G-code {line!r} while {r.state}")
-            if word in ("G0", "G1") and re.search(r"\bE-?[\d.]", line.upper()) and \
-                    r.hotend < SETTINGS.min_extrude_temp:
+            if word in ("G0", "G1") and re.search(r"\bE-?[\d.]", line.upper()) and r.hotend < SETTINGS.min_extrude_temp:
                 found.append(f"cold extrusion {line!r} with the hotend at {r.hotend:g}")
             temp = temperature(line)
             if word in ("M104", "M109") and temp is not None and not 0 <= temp <= LIMITS["max_tool_temp"]:
@@ -232,8 +327,12 @@ def test_nothing_unsafe_reaches_the_printer_in_10000_random_sequences():
         for seed in range(SEQUENCES):
             rng = random.Random(seed)
             items, presses = random_sequence(rng, short_only=seed % 4 == 0)
-            printer = FakeOctoPrint(state=rng.choice(sorted(STATES_ALL)), hotend=rng.choice([21, 160, 170, 210]),
-                                    rng=rng, chaos=rng.choice([0.0, 0.05, 0.2]))
+            printer = FakeOctoPrint(
+                state=rng.choice(sorted(STATES_ALL)),
+                hotend=rng.choice([21, 160, 170, 210]),
+                rng=rng,
+                chaos=rng.choice([0.0, 0.05, 0.2]),
+            )
             if rng.random() < 0.5:
                 printer.tool_target_c = printer.hotend  # holding its temperature, as after a preheat
             harness = Harness(printer)
@@ -250,30 +349,53 @@ def test_nothing_unsafe_reaches_the_printer_in_10000_random_sequences():
     finally:
         logging.getLogger("octopanel").removeHandler(errors)
     assert not failures, f"{len(failures)} of {SEQUENCES} sequences broke the property; first ones:\n" + "\n".join(
-        f"seed {seed}: {found[:3]}\n  input: {items}" for seed, found, items in failures[:3])
+        f"seed {seed}: {found[:3]}\n  input: {items}" for seed, found, items in failures[:3]
+    )
     assert not errors.records, [r.getMessage() for r in errors.records[:5]]
     # The property is only worth something if the guards were tested: things were sent, refused, cancelled.
     n = SEQUENCES
-    assert counts["sent"] > 5 * n and counts["refused"] > n and counts["cancels"] > n / 50 and \
-        counts["extrusions"] > n / 50, counts
+    assert (
+        counts["sent"] > 5 * n
+        and counts["refused"] > n
+        and counts["cancels"] > n / 50
+        and counts["extrusions"] > n / 50
+    ), counts
 
 
 def test_the_checker_sees_each_kind_of_violation():
     """The property is only as good as violations(): feed it one record of each forbidden kind."""
     from fakeprinter import Received
+
     printer = FakeOctoPrint()
-    printer.received = [Received("jog", (1, None, None), "pausing", 210), Received("extrude", (5,), "idle", 150),
-                        Received("home", (("x",),), "printing", 210, accepted=False),  # refused: no violation
-                        Received("tool_target", ({"tool0": 300},), "idle", 21),
-                        Received("bed_target", (121,), "idle", 21),
-                        Received("gcode", ("G28",), "printing", 210), Received("gcode", ("G1 E5 F300",), "idle", 100),
-                        Received("gcode", ("M104 S300",), "idle", 21), Received("gcode", ("M81",), "idle", 21),
-                        Received("disconnect", (), "idle", 21), Received("job", ("cancel", None), "printing", 21)]
-    found = violations(printer, [("KEY_KPDOT press", REGISTRY.parse_line("cancel", LIMITS), None)],
-                       [("KEY_KPDOT", HOLD_S - 0.01)])
-    kinds = ["motion while", "cold extrusion: extrude", "hotend target", "bed target", "motion G-code",
-             "cold extrusion 'G1", "hotend target out of limits: 'M104", "power G-code", "power or connection",
-             "cancel without", "dangerous 'cancel' from a press"]
+    printer.received = [
+        Received("jog", (1, None, None), "pausing", 210),
+        Received("extrude", (5,), "idle", 150),
+        Received("home", (("x",),), "printing", 210, accepted=False),  # refused: no violation
+        Received("tool_target", ({"tool0": 300},), "idle", 21),
+        Received("bed_target", (121,), "idle", 21),
+        Received("gcode", ("G28",), "printing", 210),
+        Received("gcode", ("G1 E5 F300",), "idle", 100),
+        Received("gcode", ("M104 S300",), "idle", 21),
+        Received("gcode", ("M81",), "idle", 21),
+        Received("disconnect", (), "idle", 21),
+        Received("job", ("cancel", None), "printing", 21),
+    ]
+    found = violations(
+        printer, [("KEY_KPDOT press", REGISTRY.parse_line("cancel", LIMITS), None)], [("KEY_KPDOT", HOLD_S - 0.01)]
+    )
+    kinds = [
+        "motion while",
+        "cold extrusion: extrude",
+        "hotend target",
+        "bed target",
+        "motion G-code",
+        "cold extrusion 'G1",
+        "hotend target out of limits: 'M104",
+        "power G-code",
+        "power or connection",
+        "cancel without",
+        "dangerous 'cancel' from a press",
+    ]
     assert [k for k in kinds if not any(f.startswith(k) for f in found)] == [], found
     assert not [f for f in found if f.startswith("motion while printing: home")], found
 
@@ -306,8 +428,9 @@ def test_a_sample_against_the_real_octoprint_while_printing(printer):
     sent_jobs = 0
     try:
         for _ in range(REAL_SEQUENCES):
-            items, _presses = random_sequence(rng, keys=keep_printing * 3 + UNBOUND + sorted(CANCEL_KEYS), lines=lines,
-                                              short_only=True)
+            items, _presses = random_sequence(
+                rng, keys=keep_printing * 3 + UNBOUND + sorted(CANCEL_KEYS), lines=lines, short_only=True
+            )
             harness = Harness(client)
             harness.run(items)
             sent_jobs += len(harness.done)
@@ -322,8 +445,12 @@ def test_a_sample_against_the_real_octoprint_while_printing(printer):
         if word in ("G91", "M83", "M82", "M80", "M81") or (word in MOTION_GCODES and line not in job_lines):
             forbidden.append(line)
         temp = temperature(line)
-        if temp is not None and (word in ("M104", "M109") and not 0 <= temp <= LIMITS["max_tool_temp"]
-                                 or word in ("M140", "M190") and not 0 <= temp <= LIMITS["max_bed_temp"]):
+        if temp is not None and (
+            word in ("M104", "M109")
+            and not 0 <= temp <= LIMITS["max_tool_temp"]
+            or word in ("M140", "M190")
+            and not 0 <= temp <= LIMITS["max_bed_temp"]
+        ):
             forbidden.append(line)
     assert forbidden == [], forbidden
     assert sent_jobs > 50

@@ -59,8 +59,12 @@ def rec(t, type_, code, value):
 
 
 def tap_at(t, code):
-    return (rec(t, e.EV_KEY, code, 1) + rec(t, e.EV_SYN, e.SYN_REPORT, 0) +
-            rec(t + 0.05, e.EV_KEY, code, 0) + rec(t + 0.05, e.EV_SYN, e.SYN_REPORT, 0))
+    return (
+        rec(t, e.EV_KEY, code, 1)
+        + rec(t, e.EV_SYN, e.SYN_REPORT, 0)
+        + rec(t + 0.05, e.EV_KEY, code, 0)
+        + rec(t + 0.05, e.EV_SYN, e.SYN_REPORT, 0)
+    )
 
 
 LIVE_KEYMAP = """\
@@ -80,8 +84,9 @@ def test_presses_buffered_on_a_live_fifo_are_dropped_by_their_real_age(printer, 
         mark = printer.mark()
         now = time.time()
         # The first is stamped an hour ahead: its age is unknown, and it lands a day back, before the others.
-        os.write(p.writer, tap_at(now + 3600.0, e.KEY_KP8) + tap_at(now - 30.0, e.KEY_KP8) +
-                 tap_at(now - 15.0, e.KEY_KP8))
+        os.write(
+            p.writer, tap_at(now + 3600.0, e.KEY_KP8) + tap_at(now - 30.0, e.KEY_KP8) + tap_at(now - 15.0, e.KEY_KP8)
+        )
         p.tap(e.KEY_KP5)  # a fresh press: the daemon is alive and in order
         printer.wait_sent(mark, ["M117 alive"], timeout=10)
         assert p.close() == 0, p.output()
@@ -144,11 +149,9 @@ def test_feedback_queued_before_an_action_is_dropped_not_sent_first():
     beep, jog, msg = (REGISTRY.parse_line(line, SETTINGS.limits) for line in ("beep 80 400", "jog z=1", "msg a"))
     ex.submit(Job(resolve=lambda s: msg, created=time.monotonic(), label="msg", needs_state=False))
     time.sleep(0.05)
-    ex.submit(Job(resolve=lambda s: beep, created=time.monotonic(), label="feedback", needs_state=False,
-                  feedback=True))
+    ex.submit(Job(resolve=lambda s: beep, created=time.monotonic(), label="feedback", needs_state=False, feedback=True))
     ex.submit(Job(resolve=lambda s: jog, created=time.monotonic(), label="jog", needs_state=False))
-    ex.submit(Job(resolve=lambda s: beep, created=time.monotonic(), label="feedback", needs_state=False,
-                  feedback=True))
+    ex.submit(Job(resolve=lambda s: beep, created=time.monotonic(), label="feedback", needs_state=False, feedback=True))
     printer.gate.set()
     assert ex.wait_idle()
     ex.stop()
@@ -160,7 +163,7 @@ BIG_COMMENT = "# " + "x" * 78 + "\n"
 
 def test_a_keymap_over_1_mb_is_refused_with_a_clear_error(tmp_path):
     path = tmp_path / "keymap.yaml"
-    path.write_text("keys:\n  KEY_KP5: \"msg a\"\n" + BIG_COMMENT * 14000)
+    path.write_text('keys:\n  KEY_KP5: "msg a"\n' + BIG_COMMENT * 14000)
     with pytest.raises(ConfigError, match=r"keymap.yaml: the file is 1\.1 MB, over the 1 MB a keymap may be"):
         keymap.load(path, REGISTRY, SETTINGS.limits)
 

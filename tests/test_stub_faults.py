@@ -33,14 +33,29 @@ def closed_port():
         return s.getsockname()[1]
 
 
-PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
-              "NO_PROXY", "NETRC")
+PROXY_VARS = (
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "NETRC",
+)
 
 
 def run_cli(tmp_path, command, *args, config=None, env=None):
     """Run an installed 8xxx script against the stub, with a clean HOME and no leaking settings (env: extra)."""
-    env = {**{k: v for k, v in os.environ.items()
-              if not k.startswith(("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_")) and k not in PROXY_VARS}, **(env or {})}
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_")) and k not in PROXY_VARS
+        },
+        **(env or {}),
+    }
     env["HOME"] = str(tmp_path)
     if config is not None:
         path = tmp_path / "config.yaml"
@@ -104,19 +119,28 @@ def test_connection_refused_in_the_client():
 # -- status codes --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reply, error, match", [
-    (Reply(500, "Internal Server Error"), ServerError, r"OctoPrint failed on GET /api/version \(HTTP 500\)"),
-    (Reply(503, {"error": "starting up"}), ServerError, "HTTP 503.*starting up"),
-    (Reply(200, "this is { not json"), ServerError, "not JSON for GET /api/version"),
-    (Reply(409, {"error": "Printer is not operational"}), Busy, "the printer refused: Printer is not operational"),
-    (Reply(403, {"error": "You don't have the permission"}), KeyRejected, "rejected the API key"),
-    (Reply(400, "<html><body><h1>400</h1><p>CSRF validation failed</p></body></html>"), KeyRejected,
-     "rejected the API key"),
-    (Reply(400, {"error": "Unknown command"}), BadRequest, "did not accept GET /api/version: Unknown command"),
-    (Reply(404, "<html><p>The requested URL was not found on the server.</p></html>"), NotFound,
-     "not found: GET /api/version .The requested URL was not found"),
-    (Reply(418, "teapot"), PrinterError, "HTTP 418"),
-])
+@pytest.mark.parametrize(
+    "reply, error, match",
+    [
+        (Reply(500, "Internal Server Error"), ServerError, r"OctoPrint failed on GET /api/version \(HTTP 500\)"),
+        (Reply(503, {"error": "starting up"}), ServerError, "HTTP 503.*starting up"),
+        (Reply(200, "this is { not json"), ServerError, "not JSON for GET /api/version"),
+        (Reply(409, {"error": "Printer is not operational"}), Busy, "the printer refused: Printer is not operational"),
+        (Reply(403, {"error": "You don't have the permission"}), KeyRejected, "rejected the API key"),
+        (
+            Reply(400, "<html><body><h1>400</h1><p>CSRF validation failed</p></body></html>"),
+            KeyRejected,
+            "rejected the API key",
+        ),
+        (Reply(400, {"error": "Unknown command"}), BadRequest, "did not accept GET /api/version: Unknown command"),
+        (
+            Reply(404, "<html><p>The requested URL was not found on the server.</p></html>"),
+            NotFound,
+            "not found: GET /api/version .The requested URL was not found",
+        ),
+        (Reply(418, "teapot"), PrinterError, "HTTP 418"),
+    ],
+)
 def test_status_codes_map_to_typed_errors(stub, reply, error, match):
     stub.route("GET", "/api/version", reply)
     client = Client(stub.url, KEY)
@@ -173,7 +197,11 @@ def test_url_with_a_path_prefix_through_the_cli(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert all(r.path.startswith("/octoprint/api/") for r in stub.requests), [r.path for r in stub.requests]
         assert stub.received("POST", "/octoprint/api/printer/printhead")[0].json() == {
-            "command": "jog", "x": 1, "y": 0, "z": 0}
+            "command": "jog",
+            "x": 1,
+            "y": 0,
+            "z": 0,
+        }
 
 
 def test_factors_are_sent_as_json_integers(stub, tmp_path):
@@ -186,8 +214,10 @@ def test_factors_are_sent_as_json_integers(stub, tmp_path):
     client = Client(stub.url, KEY)
     client.feedrate(99.6)
     client.close()
-    assert json.loads(stub.received("POST", "/api/printer/printhead")[-1].body) == {"command": "feedrate",
-                                                                                    "factor": 100}
+    assert json.loads(stub.received("POST", "/api/printer/printhead")[-1].body) == {
+        "command": "feedrate",
+        "factor": 100,
+    }
 
 
 def test_every_request_carries_the_key_header_and_json_content_type(stub):
@@ -206,7 +236,9 @@ def test_whole_numbers_go_out_without_a_fraction(stub, tmp_path):
     proc = run_cli(tmp_path, "8jog", "x=2", "y=0.5", "--url", stub.url, "--api-key", KEY)
     assert proc.returncode == 0, proc.stderr
     assert stub.received("POST", "/api/printer/printhead")[-1].body in (
-        b'{"command": "jog", "x": 2, "y": 0.5}', b'{"command":"jog","x":2,"y":0.5}')
+        b'{"command": "jog", "x": 2, "y": 0.5}',
+        b'{"command":"jog","x":2,"y":0.5}',
+    )
 
 
 PRINTING = {"state": {"text": "Printing", "flags": {"operational": True, "printing": True}}}
@@ -224,18 +256,24 @@ def test_refused_action_sends_no_command(stub, tmp_path):
 def test_a_jog_octoprint_refuses_is_explained_from_the_state(stub, tmp_path):
     """jog goes out without a state read first; OctoPrint's 409 (server/api/printer.py) is then explained."""
     stub.route("GET", "/api/printer", Reply(200, PRINTING))
-    stub.route("POST", "/api/printer/printhead",
-               Reply(409, {"error": "Printer is not operational or currently printing"}))
+    stub.route(
+        "POST", "/api/printer/printhead", Reply(409, {"error": "Printer is not operational or currently printing"})
+    )
     proc = run_cli(tmp_path, "8jog", "5", "--url", stub.url, "--api-key", KEY)
     assert_clean_failure(proc, 1, "jog refused: the printer is printing (jog needs it idle or paused); nothing sent")
     sent = [(r.method, urlsplit(r.path).path) for r in stub.requests]
-    assert [s for s in sent if s[1] != "/api/printerprofiles"] == [("POST", "/api/printer/printhead"),
-                                                                   ("GET", "/api/printer")], sent
+    assert [s for s in sent if s[1] != "/api/printerprofiles"] == [
+        ("POST", "/api/printer/printhead"),
+        ("GET", "/api/printer"),
+    ], sent
 
 
 def test_a_jog_refused_for_another_reason_keeps_octoprints_words(stub, tmp_path):
-    stub.route("GET", "/api/printer", Reply(200, {"state": {"text": "Operational",
-                                                            "flags": {"operational": True, "ready": True}}}))
+    stub.route(
+        "GET",
+        "/api/printer",
+        Reply(200, {"state": {"text": "Operational", "flags": {"operational": True, "ready": True}}}),
+    )
     stub.route("POST", "/api/printer/printhead", Reply(409, {"error": "Printer is busy homing"}))
     proc = run_cli(tmp_path, "8jog", "5", "--url", stub.url, "--api-key", KEY)
     assert_clean_failure(proc, 1, "Printer is busy homing")
@@ -244,15 +282,23 @@ def test_a_jog_refused_for_another_reason_keeps_octoprints_words(stub, tmp_path)
 
 # The client reads proxies, NO_PROXY and ~/.netrc once (client.environment_session), not on every request.
 def test_a_proxy_from_the_environment_is_used(stub, tmp_path):
-    proc = run_cli(tmp_path, "8apiver", "--url", "http://octoprint.invalid:5000", "--api-key", KEY,
-                   env={"http_proxy": stub.url})
+    proc = run_cli(
+        tmp_path, "8apiver", "--url", "http://octoprint.invalid:5000", "--api-key", KEY, env={"http_proxy": stub.url}
+    )
     assert proc.returncode == 0, proc.stderr
     assert [r.path for r in stub.requests] == ["http://octoprint.invalid:5000/api/version"]  # the proxy form
 
 
 def test_no_proxy_is_honoured(stub, tmp_path):
-    proc = run_cli(tmp_path, "8apiver", "--url", "http://octoprint.invalid:5000", "--api-key", KEY,
-                   env={"http_proxy": stub.url, "no_proxy": "octoprint.invalid"})
+    proc = run_cli(
+        tmp_path,
+        "8apiver",
+        "--url",
+        "http://octoprint.invalid:5000",
+        "--api-key",
+        KEY,
+        env={"http_proxy": stub.url, "no_proxy": "octoprint.invalid"},
+    )
     assert_clean_failure(proc, 1, "cannot reach OctoPrint at http://octoprint.invalid:5000/")
     assert stub.requests == []
 
@@ -304,8 +350,10 @@ def test_reconnect_without_a_reset_command_skips_it(stub, tmp_path):
     proc = run_cli(tmp_path, "8reconnect", "--url", stub.url, "--api-key", KEY)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "reconnected (no custom system command 'reset' is defined: skipped it, connected anyway)\n"
-    assert [r.json() for r in stub.received("POST", "/api/connection")] == [{"command": "disconnect"},
-                                                                             {"command": "connect"}]
+    assert [r.json() for r in stub.received("POST", "/api/connection")] == [
+        {"command": "disconnect"},
+        {"command": "connect"},
+    ]
 
 
 def test_an_invalid_url_is_named_in_the_message(tmp_path):

@@ -106,15 +106,27 @@ def test_daemon_runs_with_write_execute_memory_denied(tmp_path):
     env["HOME"] = str(tmp_path)
 
     def under_mdwe(*args):
-        return subprocess.run([sys.executable, str(wrapper), sys.executable, *args], capture_output=True, text=True,
-                              env=env, timeout=60)
+        return subprocess.run(
+            [sys.executable, str(wrapper), sys.executable, *args], capture_output=True, text=True, env=env, timeout=60
+        )
 
     check = under_mdwe("-c", f"import ctypes; print(ctypes.CDLL(None).prctl({PR_SET_MDWE + 1}, 0, 0, 0, 0))")
     assert check.stdout.strip() == str(PR_MDWE_REFUSE_EXEC_GAIN), check.stderr  # in force after exec
-    out = under_mdwe("-c", "import ctypes, evdev, yaml, requests, systemd.daemon, systemd.journal, sys, "
-                     "octopanel.input.hotplug; from octopanel.cli import main; "
-                     "sys.exit(main())", "run", "--replay", recording, "--speed", "0", "--keymap", keymap,
-                     "--dry-run", "--no-control")
+    out = under_mdwe(
+        "-c",
+        "import ctypes, evdev, yaml, requests, systemd.daemon, systemd.journal, sys, "
+        "octopanel.input.hotplug; from octopanel.cli import main; "
+        "sys.exit(main())",
+        "run",
+        "--replay",
+        recording,
+        "--speed",
+        "0",
+        "--keymap",
+        keymap,
+        "--dry-run",
+        "--no-control",
+    )
     assert out.returncode == 0, out.stderr
     assert "M117 hello" in out.stdout and "end of recording" in out.stderr
 
@@ -124,8 +136,11 @@ RULE_ITEM = re.compile(r'^(?:[A-Z_]+(?:\{[A-Za-z_]+\})?)\s*(?:==|!=|\+=|-=|:=|=)
 
 def test_udev_rule_is_well_formed_and_starts_nothing():
     labels, gotos = set(), set()
-    rules = [line.strip().lstrip("#") for line in RULES.read_text().splitlines()
-             if line.strip() and (not line.startswith("#") or line.startswith(("#ENV", "#ATTRS", "#SUBSYSTEM")))]
+    rules = [
+        line.strip().lstrip("#")
+        for line in RULES.read_text().splitlines()
+        if line.strip() and (not line.startswith("#") or line.startswith(("#ENV", "#ATTRS", "#SUBSYSTEM")))
+    ]
     assert rules, "no rules"
     for rule in rules:
         items = [item.strip() for item in rule.split(",")]

@@ -48,8 +48,14 @@ def run_measured(argv, env, out_path):
     """Run argv to its end; (exit code, its own peak resident set in KiB). stdout and stderr go to out_path."""
     result = out_path.with_suffix(".rss")
     with open(out_path, "wb") as out:
-        subprocess.run([sys.executable, "-c", MEASURER, str(result), *argv], env=env, stdout=out,
-                       stderr=subprocess.STDOUT, timeout=120, check=True)
+        subprocess.run(
+            [sys.executable, "-c", MEASURER, str(result), *argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=True,
+        )
     code, peak_kb = map(int, result.read_text().split())
     return code, peak_kb
 
@@ -70,8 +76,13 @@ def test_a_300_mb_upload_streams_in_little_memory(stub, tmp_path):
 
 def test_stdin_is_streamed_too(stub, tmp_path):
     data = bytes(range(256)) * 4096  # 1 MB, every byte value
-    proc = subprocess.run([str(BIN / "8upload"), "-", "piped.gcode"], input=data, env=cli_env(tmp_path, stub),
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [str(BIN / "8upload"), "-", "piped.gcode"],
+        input=data,
+        env=cli_env(tmp_path, stub),
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     (upload,) = stub.received("POST", "/api/files/local")
     assert upload.size == int(upload.headers["Content-Length"]) > len(data)

@@ -13,9 +13,20 @@ from octopanel.errors import UsageError
 from octopanel.printers.octoprint.client import Client
 
 HOSTILE_FILES = [
-    "../../system/commands/custom/streamon", "../../../api/users", "/etc/passwd", "a/../../b.gcode",
-    "%2e%2e/%2e%2e/system", "a/%2E%2e/b", "..%2f..%2fapi%2fusers", "a\\..\\b", "a//b.gcode", "a/./b.gcode",
-    "folder/", "", ".", "..",
+    "../../system/commands/custom/streamon",
+    "../../../api/users",
+    "/etc/passwd",
+    "a/../../b.gcode",
+    "%2e%2e/%2e%2e/system",
+    "a/%2E%2e/b",
+    "..%2f..%2fapi%2fusers",
+    "a\\..\\b",
+    "a//b.gcode",
+    "a/./b.gcode",
+    "folder/",
+    "",
+    ".",
+    "..",
 ]
 HOSTILE_COMMANDS = ["../core/shutdown", "core/shutdown", "..", ".", "%2e%2e", "a%2fb", "a\\b", ""]
 
@@ -56,12 +67,15 @@ def test_upload_target_names_are_checked_too(stub, tmp_path, name):
     assert stub.requests == []
 
 
-@pytest.mark.parametrize("command, method, name, path", [
-    ("8fselect", "POST", "sub dir/a?b#c%d.gcode", "/api/files/local/sub%20dir/a%3Fb%23c%25d.gcode"),
-    ("8ll", "GET", "folder/part.gcode", "/api/files/local/folder/part.gcode"),
-    ("8ll", "GET", "what?recursive=true", "/api/files/local/what%3Frecursive%3Dtrue"),
-    ("8run", "POST", "stream on?#", "/api/system/commands/custom/stream%20on%3F%23"),
-])
+@pytest.mark.parametrize(
+    "command, method, name, path",
+    [
+        ("8fselect", "POST", "sub dir/a?b#c%d.gcode", "/api/files/local/sub%20dir/a%3Fb%23c%25d.gcode"),
+        ("8ll", "GET", "folder/part.gcode", "/api/files/local/folder/part.gcode"),
+        ("8ll", "GET", "what?recursive=true", "/api/files/local/what%3Frecursive%3Dtrue"),
+        ("8run", "POST", "stream on?#", "/api/system/commands/custom/stream%20on%3F%23"),
+    ],
+)
 def test_each_segment_is_quoted_separately(stub, tmp_path, command, method, name, path):
     stub.route(method, path.split("?")[0], Reply(200, {"name": "x"}) if method == "GET" else Reply(204))
     ok(cli(stub, tmp_path, command, name))
@@ -71,9 +85,12 @@ def test_each_segment_is_quoted_separately(stub, tmp_path, command, method, name
 
 def test_the_client_itself_refuses_a_traversal(stub):
     client = Client(stub.url, KEY)
-    for call in (lambda: client.select_file("../../system/commands/custom/reset"),
-                 lambda: client.file_info("a/../b"), lambda: client.system_command("../core/shutdown"),
-                 lambda: client.system_command("reset", source="..")):
+    for call in (
+        lambda: client.select_file("../../system/commands/custom/reset"),
+        lambda: client.file_info("a/../b"),
+        lambda: client.system_command("../core/shutdown"),
+        lambda: client.system_command("reset", source=".."),
+    ):
         with pytest.raises(UsageError, match="nothing sent"):
             call()
     assert stub.requests == []

@@ -10,8 +10,12 @@ from octopanel.sandbox.virtualprinter import VirtualPrinter
 
 def test_raw_gcode_shows_up_in_sent_since(printer):
     mark = printer.mark()
-    response = requests.post(printer.url + "/api/printer/command", json={"commands": ["M117 hello"]},
-                             headers={"X-Api-Key": printer.api_key}, timeout=10)
+    response = requests.post(
+        printer.url + "/api/printer/command",
+        json={"commands": ["M117 hello"]},
+        headers={"X-Api-Key": printer.api_key},
+        timeout=10,
+    )
     assert response.status_code == 204
     assert printer.wait_sent(mark, ["M117 hello"]) == ["M117 hello"]
 
@@ -37,8 +41,9 @@ def test_bad_key_is_rejected(printer):
     bad = {"X-Api-Key": "not-the-key"}
     assert requests.get(printer.url + "/api/printer", headers=bad, timeout=10).status_code == 403
     # OctoPrint checks CSRF before the key on POST, so a bad key there is a 400.
-    response = requests.post(printer.url + "/api/printer/command", json={"commands": ["M117 x"]},
-                             headers=bad, timeout=10)
+    response = requests.post(
+        printer.url + "/api/printer/command", json={"commands": ["M117 x"]}, headers=bad, timeout=10
+    )
     assert response.status_code == 400 and "CSRF" in response.text
 
 
@@ -75,13 +80,14 @@ def test_sent_since_parses_a_serial_log(tmp_path):
     vp = VirtualPrinter(basedir=tmp_path)  # never started: sent_since only reads the file
     vp.serial_log.parent.mkdir()
     vp.serial_log.write_text(
-        "2026-11-23 19:04:53,316 - Changing monitoring state from \"Offline\" to \"Operational\"\n"
+        '2026-11-23 19:04:53,316 - Changing monitoring state from "Offline" to "Operational"\n'
         "2026-11-23 19:04:53,316 - Send: N0 M110 N0*125\n"
         "2026-11-23 19:04:53,317 - Send: M117 hello\n"
         "2026-11-23 19:04:53,318 - Recv: echo:hello\n"
         "2026-11-23 19:04:53,319 - Send: N12 G0 X10*85\n"
         "2026-11-23 19:04:53,320 - Send: M105\n"
-        "2026-11-23 19:04:53,321 - Send: G1 X")  # still being written
+        "2026-11-23 19:04:53,321 - Send: G1 X"
+    )  # still being written
     assert vp.sent_since(0) == ["M117 hello", "G0 X10"]
     assert vp.sent_since(0, raw=True) == ["M110 N0", "M117 hello", "G0 X10", "M105"]
     assert vp.mark() == vp.serial_log.stat().st_size

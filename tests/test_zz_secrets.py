@@ -38,18 +38,69 @@ GCODE = "G90\nG1 X10 F3000\nG1 X20 F3000\n"
 
 # argv for every 8xxx command, in the order they run (state-changing ones last).
 COMMANDS = [
-    ("checkcfg", []), ("apiver", []), ("status_raw", []), ("statusraw", []), ("status", []), ("getjob", []),
-    ("ListCmds", []), ("g", ["M117", "zz"]), ("gcode", ["M105"]), ("gmulti", ["M117", "M105"]), ("g0", ["X1"]),
-    ("g1", ["X2"]), ("msg", ["hello"]), ("beep", []), ("click", []), ("getpos", []), ("stepon", []),
-    ("stepoff", []), ("sleep", ["0"]), ("sleepms", ["0"]), ("fan", ["on"]), ("fan2", ["off"]), ("servo", ["0", "90"]),
-    ("home", []), ("jog", ["x=1"]), ("ex", ["1", "--force"]), ("extrude", ["1", "--force"]), ("fex", ["1", "--force"]),
-    ("eject", ["--force"]), ("speed", ["100"]), ("feed", ["100"]), ("settemp", ["0"]), ("setbed", ["0"]),
-    ("settempr", ["0"]), ("setbedr", ["0"]), ("gettemp_raw", []), ("gettemp", []), ("getbed_raw", []),
-    ("getbed", []), ("alarm", ["t", "0"]), ("alarmq", ["t", "0"]), ("waitend", ["--timeout", "1"]),
-    ("upload", ["{file}"]), ("ls_raw", []), ("ls", []), ("ll", ["zz.gcode"]), ("fselect", ["zz.gcode"]),
-    ("start", []), ("print", []), ("pause_raw", []), ("pause", []), ("resume", []), ("restart", []),
-    ("cancel", []), ("xcancel", ["--timeout", "5"]), ("runfile", ["{file}"]), ("connect", []), ("reset", []),
-    ("run", ["reset"]), ("on", []), ("off", []), ("disconnect", []), ("reconnect", []),
+    ("checkcfg", []),
+    ("apiver", []),
+    ("status_raw", []),
+    ("statusraw", []),
+    ("status", []),
+    ("getjob", []),
+    ("ListCmds", []),
+    ("g", ["M117", "zz"]),
+    ("gcode", ["M105"]),
+    ("gmulti", ["M117", "M105"]),
+    ("g0", ["X1"]),
+    ("g1", ["X2"]),
+    ("msg", ["hello"]),
+    ("beep", []),
+    ("click", []),
+    ("getpos", []),
+    ("stepon", []),
+    ("stepoff", []),
+    ("sleep", ["0"]),
+    ("sleepms", ["0"]),
+    ("fan", ["on"]),
+    ("fan2", ["off"]),
+    ("servo", ["0", "90"]),
+    ("home", []),
+    ("jog", ["x=1"]),
+    ("ex", ["1", "--force"]),
+    ("extrude", ["1", "--force"]),
+    ("fex", ["1", "--force"]),
+    ("eject", ["--force"]),
+    ("speed", ["100"]),
+    ("feed", ["100"]),
+    ("settemp", ["0"]),
+    ("setbed", ["0"]),
+    ("settempr", ["0"]),
+    ("setbedr", ["0"]),
+    ("gettemp_raw", []),
+    ("gettemp", []),
+    ("getbed_raw", []),
+    ("getbed", []),
+    ("alarm", ["t", "0"]),
+    ("alarmq", ["t", "0"]),
+    ("waitend", ["--timeout", "1"]),
+    ("upload", ["{file}"]),
+    ("ls_raw", []),
+    ("ls", []),
+    ("ll", ["zz.gcode"]),
+    ("fselect", ["zz.gcode"]),
+    ("start", []),
+    ("print", []),
+    ("pause_raw", []),
+    ("pause", []),
+    ("resume", []),
+    ("restart", []),
+    ("cancel", []),
+    ("xcancel", ["--timeout", "5"]),
+    ("runfile", ["{file}"]),
+    ("connect", []),
+    ("reset", []),
+    ("run", ["reset"]),
+    ("on", []),
+    ("off", []),
+    ("disconnect", []),
+    ("reconnect", []),
 ]
 
 
@@ -63,7 +114,7 @@ def leaks(text, keys):
         text = text.decode("utf-8", "replace")
     found = []
     for key in keys:
-        pieces = {key} | {key[i:i + 12] for i in range(0, max(1, len(key) - 11), 6)}
+        pieces = {key} | {key[i : i + 12] for i in range(0, max(1, len(key) - 11), 6)}
         if any(piece in text for piece in pieces):
             found.append(key[:4] + "…")
     return found
@@ -91,8 +142,9 @@ def run(argv, env, timeout=60):
 
 def test_every_8xxx_command_at_full_verbosity_prints_no_key(printer, tmp_path):
     registry = build_registry()
-    assert sorted(name for name, _args in COMMANDS) == sorted(registry.command_names()), \
+    assert sorted(name for name, _args in COMMANDS) == sorted(registry.command_names()), (
         "add the new 8xxx command to COMMANDS"
+    )
     gcode = tmp_path / "zz.gcode"
     gcode.write_text(GCODE)
     env = clean_env(tmp_path, OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key)
@@ -111,16 +163,32 @@ def test_every_8xxx_command_at_full_verbosity_prints_no_key(printer, tmp_path):
 
 def test_rejected_and_unreachable_at_full_verbosity_print_no_key(tmp_path):
     with StubServer({}) as stub:
-        stub.routes = {(method, path): Reply(403, {"error": "Forbidden"}) for method in ("GET", "POST")
-                       for path in ("/api/version", "/api/printer", "/api/job", "/api/printer/tool",
-                                    "/api/printer/printhead", "/api/printer/command", "/api/printerprofiles")}
+        stub.routes = {
+            (method, path): Reply(403, {"error": "Forbidden"})
+            for method in ("GET", "POST")
+            for path in (
+                "/api/version",
+                "/api/printer",
+                "/api/job",
+                "/api/printer/tool",
+                "/api/printer/printhead",
+                "/api/printer/command",
+                "/api/printerprofiles",
+            )
+        }
         outputs = []
-        for env in (clean_env(tmp_path, OCTOPRINT_URL=stub.url, OCTOPRINT_API_KEY=DISTINCT_KEY),
-                    clean_env(tmp_path, OCTOPRINT_URL="http://127.0.0.1:9", OCTOPRINT_API_KEY=DISTINCT_KEY)):
+        for env in (
+            clean_env(tmp_path, OCTOPRINT_URL=stub.url, OCTOPRINT_API_KEY=DISTINCT_KEY),
+            clean_env(tmp_path, OCTOPRINT_URL="http://127.0.0.1:9", OCTOPRINT_API_KEY=DISTINCT_KEY),
+        ):
             for name, args in (("apiver", []), ("jog", ["x=1"]), ("msg", ["hi"]), ("gettemp", []), ("status", [])):
                 outputs.append(run([str(BIN / f"8{name}"), "-vv", *args], env))
-        outputs.append(run([str(BIN / "octopanel"), "--url", stub.url, "--api-key", DISTINCT_KEY, "-vv", "apiver"],
-                           clean_env(tmp_path)))
+        outputs.append(
+            run(
+                [str(BIN / "octopanel"), "--url", stub.url, "--api-key", DISTINCT_KEY, "-vv", "apiver"],
+                clean_env(tmp_path),
+            )
+        )
         assert stub.requests and all(r.headers.get("X-Api-Key") == DISTINCT_KEY for r in stub.requests)
     assert all(o.strip() for o in outputs)
     assert [o for o in outputs if leaks(o, [DISTINCT_KEY])] == []
@@ -140,11 +208,17 @@ def test_an_error_page_echoing_the_key_is_redacted(tmp_path):
 
 def recording(path):
     """KEY_KP5 pressed and released: one `msg` through the daemon."""
+
     def rec(t, type_, code, value):
         return struct.pack("llHHi", int(t), int((t % 1) * 1e6), type_, code, value)
+
     t = 1000.0
-    path.write_bytes(rec(t, e.EV_KEY, e.KEY_KP5, 1) + rec(t, e.EV_SYN, e.SYN_REPORT, 0) +
-                     rec(t + 0.05, e.EV_KEY, e.KEY_KP5, 0) + rec(t + 0.05, e.EV_SYN, e.SYN_REPORT, 0))
+    path.write_bytes(
+        rec(t, e.EV_KEY, e.KEY_KP5, 1)
+        + rec(t, e.EV_SYN, e.SYN_REPORT, 0)
+        + rec(t + 0.05, e.EV_KEY, e.KEY_KP5, 0)
+        + rec(t + 0.05, e.EV_SYN, e.SYN_REPORT, 0)
+    )
     return path
 
 
@@ -154,8 +228,22 @@ def test_the_daemon_at_full_verbosity_prints_no_key(printer, tmp_path, mode):
     keymap.write_text("feedback: {beep: false, message: false, leds: 'off'}\nkeys:\n  KEY_KP5: 'msg secrets'\n")
     env = clean_env(tmp_path, OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key)
     started = time.monotonic()
-    output = run([sys.executable, "-m", "octopanel", "run", *mode.split(), "--replay",
-                  str(recording(tmp_path / "rec.bin")), "--keymap", str(keymap), "--no-control"], env, timeout=30)
+    output = run(
+        [
+            sys.executable,
+            "-m",
+            "octopanel",
+            "run",
+            *mode.split(),
+            "--replay",
+            str(recording(tmp_path / "rec.bin")),
+            "--keymap",
+            str(keymap),
+            "--no-control",
+        ],
+        env,
+        timeout=30,
+    )
     assert time.monotonic() - started < 30
     assert "M117 secrets" in output and "POST" in output, output[-500:]
     if mode == "-vvv":
@@ -188,7 +276,7 @@ def test_output_captured_for_the_whole_session_holds_no_key(request, octoprint):
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     keys = secrets(octoprint)
     bad, texts = [], 0
-    for reports in (reporter.stats.values() if reporter is not None else ()):
+    for reports in reporter.stats.values() if reporter is not None else ():
         for report in reports:
             parts = [content for _title, content in getattr(report, "sections", ())]
             parts.append(getattr(report, "longreprtext", "") or "")

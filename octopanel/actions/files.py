@@ -42,6 +42,7 @@ def progress_bar(ctx, size):
     def show(sent, total):
         filled = int(30 * sent / total) if total else 30
         ctx.progress(f"uploading [{'#' * filled}{'.' * (30 - filled)}] {sent * 100 // max(total, 1)} %")
+
     return show
 
 
@@ -85,6 +86,7 @@ def ls(ctx):
                 walk(entry.get("children") or [])
             else:
                 names.append(entry.get("path") or entry.get("name"))
+
     walk(data.get("files") or [])
     return Result("\n".join(names), data)
 
@@ -96,12 +98,37 @@ def ll(ctx, name):
 
 def register(reg):
     path = Param("path", source_path, help="a G-code file, or - for stdin")
-    reg.register(Action("upload", upload, "upload FILE (- for stdin) without printing it", GROUP,
-                        params=(path, Param("name", file_path, None, help="name on OctoPrint")), local=True))
-    reg.register(Action("runfile", runfile, "upload FILE (- for stdin) as tmp.g and print it", GROUP,
-                        params=(path,), states=frozenset({"idle"}), local=True))
-    reg.register(Action("fselect", fselect, "select FILE for printing", GROUP, params=(Param("name", file_path),),
-                        states=frozenset({"idle", "disconnected", "error"})))
+    reg.register(
+        Action(
+            "upload",
+            upload,
+            "upload FILE (- for stdin) without printing it",
+            GROUP,
+            params=(path, Param("name", file_path, None, help="name on OctoPrint")),
+            local=True,
+        )
+    )
+    reg.register(
+        Action(
+            "runfile",
+            runfile,
+            "upload FILE (- for stdin) as tmp.g and print it",
+            GROUP,
+            params=(path,),
+            states=frozenset({"idle"}),
+            local=True,
+        )
+    )
+    reg.register(
+        Action(
+            "fselect",
+            fselect,
+            "select FILE for printing",
+            GROUP,
+            params=(Param("name", file_path),),
+            states=frozenset({"idle", "disconnected", "error"}),
+        )
+    )
     reg.register(Action("ls_raw", ls_raw, "print GET /api/files as JSON", GROUP))
     reg.register(Action("ls", ls, "list the files, one per line", GROUP))
     reg.register(Action("ll", ll, "print FILE's details as JSON", GROUP, params=(Param("name", file_path),)))

@@ -22,8 +22,7 @@ def hotend_temp(ctx):
 def send_raw(ctx, lines, force=False):
     """Raw G-code, judged line by line as the firmware reads it (gcode.policy): the allow list while busy,
     caps and protections always, extrusion only when hot; --force lifts only the busy and cold rules."""
-    judged = policy.check(lines, ctx.limits, lambda: ctx.client.state().name, lambda: hotend_temp(ctx),
-                               force)
+    judged = policy.check(lines, ctx.limits, lambda: ctx.client.state().name, lambda: hotend_temp(ctx), force)
     if not judged:
         raise UsageError("no G-code to send: only comments or empty lines; nothing sent")
     return send(ctx, *judged)
@@ -52,45 +51,112 @@ def register(reg):
         reg.register(Action(name, lambda ctx: send(ctx, code), help_, GROUP, commands=commands, **kw))
 
     force = Param("force", to_bool, False, flag="--force", help="allow any G-code while printing, and cold extrusion")
-    reg.register(Action("g", lambda ctx, code, force=False: send_raw(ctx, [code.upper()], force),
-                        "send one G-code line (upper-cased)", GROUP,
-                        params=(Param("code", gcode_line, rest=True), force), commands=("g", "gcode"),
-                        danger=lambda a: policy.dangerous([a["code"]])))
+    reg.register(
+        Action(
+            "g",
+            lambda ctx, code, force=False: send_raw(ctx, [code.upper()], force),
+            "send one G-code line (upper-cased)",
+            GROUP,
+            params=(Param("code", gcode_line, rest=True), force),
+            commands=("g", "gcode"),
+            danger=lambda a: policy.dangerous([a["code"]]),
+        )
+    )
     cold = Param("force", to_bool, False, flag="--force", help="allow extrusion with a cold hotend")
     for axis_cmd in ("G0", "G1"):
-        reg.register(Action(axis_cmd.lower(),
-                            lambda ctx, coords, force=False, c=axis_cmd: send_raw(ctx, [f"{c} {coords.upper()}"], force),
-                            f"send {axis_cmd} COORDS, judged like 8g (refused while printing)",
-                            GROUP, params=(Param("coords", gcode_line, rest=True), cold), states=MOTION_OK,
-                            danger=lambda a, c=axis_cmd: policy.dangerous([f"{c} {a['coords']}"])))
-    reg.register(Action("gmulti", lambda ctx, commands, force=False: send_raw(ctx, [c.upper() for c in commands], force),
-                        "send several G-code lines in one request", GROUP,
-                        params=(Param("commands", gcode_lines), force), legacy=lambda words: {"commands": words},
-                        danger=lambda a: policy.dangerous(a["commands"])))
-    reg.register(Action("msg", lambda ctx, text="": send(ctx, f"M117 {text}".rstrip()),
-                        "show TEXT on the printer's display (case kept; no text clears it)", GROUP,
-                        params=(Param("text", message_text, "", rest=True),)))
-    reg.register(Action("beep", lambda ctx, ms, hz: send(ctx, f"M300 P{ms} S{hz}"), "beep (M300)", GROUP,
-                        params=(Param("ms", to_int, 500, 1, 10000, "duration (ms)"),
-                                Param("hz", to_int, 2000, 20, 20000, "pitch (Hz)"))))
+        reg.register(
+            Action(
+                axis_cmd.lower(),
+                lambda ctx, coords, force=False, c=axis_cmd: send_raw(ctx, [f"{c} {coords.upper()}"], force),
+                f"send {axis_cmd} COORDS, judged like 8g (refused while printing)",
+                GROUP,
+                params=(Param("coords", gcode_line, rest=True), cold),
+                states=MOTION_OK,
+                danger=lambda a, c=axis_cmd: policy.dangerous([f"{c} {a['coords']}"]),
+            )
+        )
+    reg.register(
+        Action(
+            "gmulti",
+            lambda ctx, commands, force=False: send_raw(ctx, [c.upper() for c in commands], force),
+            "send several G-code lines in one request",
+            GROUP,
+            params=(Param("commands", gcode_lines), force),
+            legacy=lambda words: {"commands": words},
+            danger=lambda a: policy.dangerous(a["commands"]),
+        )
+    )
+    reg.register(
+        Action(
+            "msg",
+            lambda ctx, text="": send(ctx, f"M117 {text}".rstrip()),
+            "show TEXT on the printer's display (case kept; no text clears it)",
+            GROUP,
+            params=(Param("text", message_text, "", rest=True),),
+        )
+    )
+    reg.register(
+        Action(
+            "beep",
+            lambda ctx, ms, hz: send(ctx, f"M300 P{ms} S{hz}"),
+            "beep (M300)",
+            GROUP,
+            params=(
+                Param("ms", to_int, 500, 1, 10000, "duration (ms)"),
+                Param("hz", to_int, 2000, 20, 20000, "pitch (Hz)"),
+            ),
+        )
+    )
     simple("click", "M108", "M108: break a waiting heat-up (like clicking the printer's knob)")
     simple("getpos", "M114", "M114: ask the printer to report its position")
     simple("stepon", "M17", "M17: enable the stepper motors")
     simple("stepoff", "M18", "M18: disable the stepper motors", states=MOTION_OK)
-    reg.register(Action("sleep", lambda ctx, s: send(ctx, f"G4 S{gnum(s)}"), "G4 S: the printer dwells S seconds",
-                        GROUP, params=(Param("s", to_fixed, minval=0, maxval=3600),)))
-    reg.register(Action("sleepms", lambda ctx, ms: send(ctx, f"G4 P{ms}"), "G4 P: the printer dwells MS ms",
-                        GROUP, params=(Param("ms", to_int, minval=0, maxval=3600000),)))
-    reg.register(Action("fan", fan, "part fan: on, off or 0..255 (M106/M107)", GROUP_FAN,
-                        params=(Param("speed", fan_value, minval=0, maxval=255, help="on, off or 0..255"),)))
-    reg.register(Action("fan2", lambda ctx, on: send(ctx, f"M42 P57 S{255 if on else 0}"),
-                        "second fan on pin 57: on or off (M42)", GROUP_FAN, params=(Param("on", to_bool),)))
-    reg.register(Action("servo", lambda ctx, num, angle: send(ctx, f"M280 P{num} S{angle}"),
-                        "move servo NUM to ANGLE (M280)", GROUP_FAN,
-                        params=(Param("num", to_int, minval=0, maxval=15), Param("angle", to_int, minval=0,
-                                                                                 maxval=180))))
+    reg.register(
+        Action(
+            "sleep",
+            lambda ctx, s: send(ctx, f"G4 S{gnum(s)}"),
+            "G4 S: the printer dwells S seconds",
+            GROUP,
+            params=(Param("s", to_fixed, minval=0, maxval=3600),),
+        )
+    )
+    reg.register(
+        Action(
+            "sleepms",
+            lambda ctx, ms: send(ctx, f"G4 P{ms}"),
+            "G4 P: the printer dwells MS ms",
+            GROUP,
+            params=(Param("ms", to_int, minval=0, maxval=3600000),),
+        )
+    )
+    reg.register(
+        Action(
+            "fan",
+            fan,
+            "part fan: on, off or 0..255 (M106/M107)",
+            GROUP_FAN,
+            params=(Param("speed", fan_value, minval=0, maxval=255, help="on, off or 0..255"),),
+        )
+    )
+    reg.register(
+        Action(
+            "fan2",
+            lambda ctx, on: send(ctx, f"M42 P57 S{255 if on else 0}"),
+            "second fan on pin 57: on or off (M42)",
+            GROUP_FAN,
+            params=(Param("on", to_bool),),
+        )
+    )
+    reg.register(
+        Action(
+            "servo",
+            lambda ctx, num, angle: send(ctx, f"M280 P{num} S{angle}"),
+            "move servo NUM to ANGLE (M280)",
+            GROUP_FAN,
+            params=(Param("num", to_int, minval=0, maxval=15), Param("angle", to_int, minval=0, maxval=180)),
+        )
+    )
 
 
 def fan(ctx, speed):
     return send(ctx, "M107" if speed == 0 else f"M106 S{speed}")
-

@@ -20,7 +20,12 @@ def checkcfg(ctx):
         "Limits:        " + ", ".join(f"{k}={v}" for k, v in s.limits.items()),
     ]
     lines += [f"warning: {w}" for w in s.warnings]
-    data = {"url": mask_url(s.url) if s.url else s.url, "api_key": settings.mask(s.api_key), "sources": dict(s.sources), "limits": s.limits}
+    data = {
+        "url": mask_url(s.url) if s.url else s.url,
+        "api_key": settings.mask(s.api_key),
+        "sources": dict(s.sources),
+        "limits": s.limits,
+    }
     return Result("\n".join(lines), data, sent=False)
 
 
@@ -47,11 +52,29 @@ def getjob(ctx):
 
 
 def register(reg):
-    reg.register(Action("checkcfg", checkcfg, "show the OctoPrint URL, API key (masked) and where each came from",
-                        GROUP, local=True, offline=True))
+    reg.register(
+        Action(
+            "checkcfg",
+            checkcfg,
+            "show the OctoPrint URL, API key (masked) and where each came from",
+            GROUP,
+            local=True,
+            offline=True,
+        )
+    )
     reg.register(Action("apiver", apiver, "show OctoPrint's API and server version", GROUP))
-    reg.register(Action("status_raw", status_raw, "print GET /api/connection as JSON", GROUP,
-                        commands=("status_raw", "statusraw")))
-    reg.register(Action("status", status, "show the machine and its connection state (Operational, Printing…)",
-                        GROUP, params=(Param("quiet", to_bool, False, flag="-q", help="state only"),)))
+    reg.register(
+        Action(
+            "status_raw", status_raw, "print GET /api/connection as JSON", GROUP, commands=("status_raw", "statusraw")
+        )
+    )
+    reg.register(
+        Action(
+            "status",
+            status,
+            "show the machine and its connection state (Operational, Printing…)",
+            GROUP,
+            params=(Param("quiet", to_bool, False, flag="-q", help="state only"),),
+        )
+    )
     reg.register(Action("getjob", getjob, "print the current job (GET /api/job)", GROUP))

@@ -71,8 +71,10 @@ def invoke(call, ctx, state=None):
         if state.name not in action.states:
             if action.skip_when_not:
                 return Result(skip_message(action, state.name), sent=False)
-            raise SafetyError(f"{action.name} refused: the printer is {describe(state.name)}"
-                              f" ({action.name} needs it {' or '.join(sorted(action.states))}); nothing sent")
+            raise SafetyError(
+                f"{action.name} refused: the printer is {describe(state.name)}"
+                f" ({action.name} needs it {' or '.join(sorted(action.states))}); nothing sent"
+            )
     return action.run(ctx, **call.args)
 
 
@@ -111,4 +113,3 @@ def dump(data):
 def require(condition, message):
     if not condition:
         raise UsageError(message)
-

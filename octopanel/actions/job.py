@@ -87,26 +87,95 @@ def wait_until(ctx, predicate, timeout, what, interval=0.2):
         ctx.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
 
 
-TIMEOUT = Param("timeout", to_float, None, 0, 7 * 86400, "give up after this many seconds", flag="--timeout",
-                takes_value=True)
+TIMEOUT = Param(
+    "timeout", to_float, None, 0, 7 * 86400, "give up after this many seconds", flag="--timeout", takes_value=True
+)
 
 
 def register(reg):
-    reg.register(Action("start", start, "start the selected file", GROUP, states=frozenset({"idle"}),
-                        commands=("start", "print")))
-    reg.register(Action("restart", restart, "restart the paused print from the beginning", GROUP,
-                        states=frozenset({"paused"}), dangerous=True))
-    reg.register(Action("pause_raw", pause_raw, "the raw pause toggle: pauses or resumes, whichever the state",
-                        GROUP, dangerous=True))
-    reg.register(Action("pause", pause, "pause, only if printing; safe to repeat (runout sensors)", GROUP,
-                        states=frozenset({"printing", "resuming", "finishing"}), skip_when_not=True,
-                        already=frozenset({"paused", "pausing"}), retries=True))
-    reg.register(Action("resume", resume, "resume, only if paused", GROUP, states=frozenset({"paused"}),
-                        skip_when_not=True, already=frozenset({"resuming"}), skip_word="paused"))
-    reg.register(Action("cancel", cancel, "M108, M77, then cancel the print", GROUP, states=ACTIVE,
-                        skip_when_not=True, dangerous=True))
-    reg.register(Action("xcancel", xcancel, "cancel, keep the temperature targets, then home", GROUP,
-                        states=ACTIVE, skip_when_not=True, dangerous=True, params=(TIMEOUT,)))
-    reg.register(Action("waitend", waitend, "wait until the print has ended", GROUP, slow=True,
-                        params=(TIMEOUT, Param("interval", to_float, 10.0, 0.05, 3600, "seconds between polls",
-                                               flag="--interval", takes_value=True))))
+    reg.register(
+        Action(
+            "start", start, "start the selected file", GROUP, states=frozenset({"idle"}), commands=("start", "print")
+        )
+    )
+    reg.register(
+        Action(
+            "restart",
+            restart,
+            "restart the paused print from the beginning",
+            GROUP,
+            states=frozenset({"paused"}),
+            dangerous=True,
+        )
+    )
+    reg.register(
+        Action(
+            "pause_raw",
+            pause_raw,
+            "the raw pause toggle: pauses or resumes, whichever the state",
+            GROUP,
+            dangerous=True,
+        )
+    )
+    reg.register(
+        Action(
+            "pause",
+            pause,
+            "pause, only if printing; safe to repeat (runout sensors)",
+            GROUP,
+            states=frozenset({"printing", "resuming", "finishing"}),
+            skip_when_not=True,
+            already=frozenset({"paused", "pausing"}),
+            retries=True,
+        )
+    )
+    reg.register(
+        Action(
+            "resume",
+            resume,
+            "resume, only if paused",
+            GROUP,
+            states=frozenset({"paused"}),
+            skip_when_not=True,
+            already=frozenset({"resuming"}),
+            skip_word="paused",
+        )
+    )
+    reg.register(
+        Action(
+            "cancel",
+            cancel,
+            "M108, M77, then cancel the print",
+            GROUP,
+            states=ACTIVE,
+            skip_when_not=True,
+            dangerous=True,
+        )
+    )
+    reg.register(
+        Action(
+            "xcancel",
+            xcancel,
+            "cancel, keep the temperature targets, then home",
+            GROUP,
+            states=ACTIVE,
+            skip_when_not=True,
+            dangerous=True,
+            params=(TIMEOUT,),
+        )
+    )
+    reg.register(
+        Action(
+            "waitend",
+            waitend,
+            "wait until the print has ended",
+            GROUP,
+            slow=True,
+            params=(
+                TIMEOUT,
+                Param(
+                    "interval", to_float, 10.0, 0.05, 3600, "seconds between polls", flag="--interval", takes_value=True
+                ),
+            ),
+        )
+    )

@@ -52,8 +52,10 @@ def check_hot(ctx, force):
     minimum = ctx.settings.min_extrude_temp
     if actual is None or actual < minimum:
         shown = "unknown" if actual is None else f"{actual:g} °C"
-        raise SafetyError(f"the hotend is at {shown}, below min_extrude_temp {minimum:g} °C: heat it first "
-                          "(8settemp) or add --force; nothing sent")
+        raise SafetyError(
+            f"the hotend is at {shown}, below min_extrude_temp {minimum:g} °C: heat it first "
+            "(8settemp) or add --force; nothing sent"
+        )
 
 
 def extrude(ctx, amount, speed=None, force=False):
@@ -73,8 +75,10 @@ def eject(ctx, temp=None, force=False, timeout=600.0):
     from octopanel.actions.temps import wait_for_temperature
 
     if temp is not None and temp < ctx.settings.min_extrude_temp and not force:
-        raise SafetyError(f"eject -t {temp:g}: below min_extrude_temp {ctx.settings.min_extrude_temp:g} °C, "
-                          "the filament could not move; nothing sent")
+        raise SafetyError(
+            f"eject -t {temp:g}: below min_extrude_temp {ctx.settings.min_extrude_temp:g} °C, "
+            "the filament could not move; nothing sent"
+        )
     if temp is not None:
         ctx.client.tool_target({"tool0": temp})
         wait_for_temperature(ctx, "t", temp, falling=False, timeout=timeout, interval=2.0)
@@ -99,24 +103,59 @@ def flowrate(ctx, percent):
 def register(reg):
     axis = lambda a: Param(a, to_fixed, None, "-max_jog", "max_jog", f"{a.upper()} distance (mm)")  # noqa: E731
     reg.register(Action("home", home, "home x, y and z", GROUP, states=MOTION_OK, backend_refuses=True))
-    reg.register(Action("jog", jog, "move the head by X Y Z mm (one number: Z only)", GROUP, states=MOTION_OK,
-                        backend_refuses=True,
-                        params=(axis("x"), axis("y"), axis("z"),
-                                Param("speed", to_int, None, 1, 20000, "mm/min")),
-                        legacy=jog_legacy, moves=(("x", "x"), ("y", "y"), ("z", "z")),
-                        check=lambda a: None if {"x", "y", "z"} & set(a) else "give at least one of x, y, z"))
+    reg.register(
+        Action(
+            "jog",
+            jog,
+            "move the head by X Y Z mm (one number: Z only)",
+            GROUP,
+            states=MOTION_OK,
+            backend_refuses=True,
+            params=(axis("x"), axis("y"), axis("z"), Param("speed", to_int, None, 1, 20000, "mm/min")),
+            legacy=jog_legacy,
+            moves=(("x", "x"), ("y", "y"), ("z", "z")),
+            check=lambda a: None if {"x", "y", "z"} & set(a) else "give at least one of x, y, z",
+        )
+    )
     amount = Param("amount", to_fixed, minval="-max_extrude", maxval="max_extrude", help="mm; negative retracts")
-    reg.register(Action("ex", extrude, "extrude MM of filament (negative retracts)", GROUP_EX, states=MOTION_OK,
-                        params=(amount, Param("speed", to_int, None, 1, 20000, "mm/min"), FORCE),
-                        commands=("ex", "extrude"), moves=(("amount", "e"),),
-                        check=lambda a: "amount must not be 0" if a["amount"] == 0 else None))
-    reg.register(Action("fex", fex, "extrude MM at SPEED mm/min with raw G-code (default 2000)", GROUP_EX,
-                        states=MOTION_OK, params=(amount, Param("speed", to_int, 2000, 1, 20000), FORCE)))
-    reg.register(Action("eject", eject, "pull the filament out (-t TEMP: heat first, then turn off)", GROUP_EX,
-                        states=MOTION_OK, params=(Param("temp", to_fixed, None, 0, "max_tool_temp", flag="-t",
-                                                        takes_value=True), FORCE,
-                                                  Param("timeout", to_float, 600.0, 1, 7200, "give up heating after",
-                                                        flag="--timeout", takes_value=True)), slow=True))
+    reg.register(
+        Action(
+            "ex",
+            extrude,
+            "extrude MM of filament (negative retracts)",
+            GROUP_EX,
+            states=MOTION_OK,
+            params=(amount, Param("speed", to_int, None, 1, 20000, "mm/min"), FORCE),
+            commands=("ex", "extrude"),
+            moves=(("amount", "e"),),
+            check=lambda a: "amount must not be 0" if a["amount"] == 0 else None,
+        )
+    )
+    reg.register(
+        Action(
+            "fex",
+            fex,
+            "extrude MM at SPEED mm/min with raw G-code (default 2000)",
+            GROUP_EX,
+            states=MOTION_OK,
+            params=(amount, Param("speed", to_int, 2000, 1, 20000), FORCE),
+        )
+    )
+    reg.register(
+        Action(
+            "eject",
+            eject,
+            "pull the filament out (-t TEMP: heat first, then turn off)",
+            GROUP_EX,
+            states=MOTION_OK,
+            params=(
+                Param("temp", to_fixed, None, 0, "max_tool_temp", flag="-t", takes_value=True),
+                FORCE,
+                Param("timeout", to_float, 600.0, 1, 7200, "give up heating after", flag="--timeout", takes_value=True),
+            ),
+            slow=True,
+        )
+    )
     factor = Param("percent", to_int, minval="min_factor", maxval="max_factor")
     reg.register(Action("speed", feedrate, "feed rate override in % (M220)", GROUP_FACTOR, params=(factor,)))
     reg.register(Action("feed", flowrate, "flow rate override in % (M221)", GROUP_FACTOR, params=(factor,)))

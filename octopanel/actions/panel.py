@@ -11,8 +11,10 @@ def mode(ctx, name, value="next"):
         raise UsageError("mode changes only exist inside the panel daemon (octopanel run)")
     values = ctx.panel.values.get(name)
     if values is None:
-        raise UsageError(f"mode: unknown mode '{name}'{suggest(name, ctx.panel.values)}"
-                         + ("" if ctx.panel.values else " (the keymap defines no modes)"))
+        raise UsageError(
+            f"mode: unknown mode '{name}'{suggest(name, ctx.panel.values)}"
+            + ("" if ctx.panel.values else " (the keymap defines no modes)")
+        )
     if value not in ("next", "prev") and value not in [str(v) for v in values]:
         raise UsageError(f"mode {name}: '{value}' is not next, prev or one of {', '.join(map(str, values))}")
     new = ctx.panel.set_mode(name, value)
@@ -20,6 +22,14 @@ def mode(ctx, name, value="next"):
 
 
 def register(reg):
-    reg.register(Action("mode", mode, "panel: set mode NAME to next, prev or a value", "Panel",
-                        params=(Param("name", to_str), Param("value", to_str, "next")), cli=False,
-                        panel_mode=True))
+    reg.register(
+        Action(
+            "mode",
+            mode,
+            "panel: set mode NAME to next, prev or a value",
+            "Panel",
+            params=(Param("name", to_str), Param("value", to_str, "next")),
+            cli=False,
+            panel_mode=True,
+        )
+    )

@@ -141,8 +141,9 @@ class Call:
         return self.action.danger_of(self.args)
 
     def __str__(self):
-        words = [self.action.name] + [f"{k}={shlex.quote(values.fmt(v) if isinstance(v, float) else str(v))}"
-                                      for k, v in self.args.items()]
+        words = [self.action.name] + [
+            f"{k}={shlex.quote(values.fmt(v) if isinstance(v, float) else str(v))}" for k, v in self.args.items()
+        ]
         return " ".join(words)
 
 

@@ -67,16 +67,22 @@ def power_off(ctx):
 
 def register(reg):
     reg.register(Action("connect", connect, "connect OctoPrint to the printer", GROUP_CONN))
-    reg.register(Action("disconnect", disconnect, "disconnect OctoPrint from the printer", GROUP_CONN,
-                        dangerous=True))
-    reg.register(Action("reconnect", reconnect, "disconnect, run system command 'reset', connect", GROUP_CONN,
-                        dangerous=True))
-    reg.register(Action("system", system, "run OctoPrint custom system command NAME", GROUP_SYS,
-                        params=(Param("name", segment, help="the action's name, see 8ListCmds"),),
-                        commands=("run",), dangerous=True))
-    reg.register(Action("listcmds", listcmds, "list OctoPrint's system commands", GROUP_SYS,
-                        commands=("ListCmds",)))
+    reg.register(Action("disconnect", disconnect, "disconnect OctoPrint from the printer", GROUP_CONN, dangerous=True))
+    reg.register(
+        Action("reconnect", reconnect, "disconnect, run system command 'reset', connect", GROUP_CONN, dangerous=True)
+    )
+    reg.register(
+        Action(
+            "system",
+            system,
+            "run OctoPrint custom system command NAME",
+            GROUP_SYS,
+            params=(Param("name", segment, help="the action's name, see 8ListCmds"),),
+            commands=("run",),
+            dangerous=True,
+        )
+    )
+    reg.register(Action("listcmds", listcmds, "list OctoPrint's system commands", GROUP_SYS, commands=("ListCmds",)))
     reg.register(Action("reset", reset, "run the custom system command 'reset'", GROUP_SYS, dangerous=True))
     reg.register(Action("on", power_on, "run 'reset', then M80 (power supply on)", GROUP_SYS, dangerous=True))
     reg.register(Action("off", power_off, "M81: power supply off", GROUP_SYS, dangerous=True))
-

@@ -40,6 +40,7 @@ def raw_reader(which):
     def run(ctx):
         data, _entry = reading(ctx, which)
         return Result(dump(data), data)
+
     return run
 
 
@@ -48,6 +49,7 @@ def actual_reader(which):
         data, entry = reading(ctx, which)
         actual = entry.get("actual")
         return Result("unknown" if actual is None else f"{actual:g}", data)
+
     return run
 
 
@@ -84,6 +86,7 @@ def alarm_action(beep):
         if beep:
             ctx.client.gcode(["M300 P500 S2000"])
         return Result(f"{heater} reached {actual:.1f} °C", sent=beep)
+
     return run
 
 
@@ -92,20 +95,54 @@ def register(reg):
     bed_t = Param("temp", to_fixed, minval=0, maxval="max_bed_temp", help="°C")
     reg.register(Action("settemp", settemp, "set the hotend target (°C)", GROUP, params=(tool_t,)))
     reg.register(Action("setbed", setbed, "set the bed target (°C)", GROUP, params=(bed_t,)))
-    reg.register(Action("settempr", lambda ctx, temp: send(ctx, f"M104 R S{gnum(temp)}"),
-                        "M104 R S: hotend target, firmware 'R' extension", GROUP, params=(tool_t,)))
-    reg.register(Action("setbedr", lambda ctx, temp: send(ctx, f"M140 R S{gnum(temp)}"),
-                        "M140 R S: bed target, firmware 'R' extension", GROUP, params=(bed_t,)))
+    reg.register(
+        Action(
+            "settempr",
+            lambda ctx, temp: send(ctx, f"M104 R S{gnum(temp)}"),
+            "M104 R S: hotend target, firmware 'R' extension",
+            GROUP,
+            params=(tool_t,),
+        )
+    )
+    reg.register(
+        Action(
+            "setbedr",
+            lambda ctx, temp: send(ctx, f"M140 R S{gnum(temp)}"),
+            "M140 R S: bed target, firmware 'R' extension",
+            GROUP,
+            params=(bed_t,),
+        )
+    )
     reg.register(Action("gettemp_raw", raw_reader("tool"), "print GET /api/printer/tool as JSON", GROUP))
     reg.register(Action("gettemp", actual_reader("tool"), "print the hotend's actual temperature", GROUP))
     reg.register(Action("getbed_raw", raw_reader("bed"), "print GET /api/printer/bed as JSON", GROUP))
     reg.register(Action("getbed", actual_reader("bed"), "print the bed's actual temperature", GROUP))
-    params = (Param("heater", heater, help="t (tool) or b (bed)"), Param("target", to_fixed, minval=0, maxval=500),
-              Param("falling", to_bool, False, help="wait for it to drop (8control: d)"), TIMEOUT,
-              Param("interval", to_float, 2.0, 0.05, 600, "seconds between polls", flag="--interval",
-                    takes_value=True))
-    reg.register(Action("alarm", alarm_action(True), "wait for [d] t|b TEMP, then beep", GROUP, params=params,
-                        legacy=alarm_legacy, slow=True))
-    reg.register(Action("alarmq", alarm_action(False), "wait for [d] t|b TEMP, quietly", GROUP, params=params,
-                        legacy=alarm_legacy, slow=True))
-
+    params = (
+        Param("heater", heater, help="t (tool) or b (bed)"),
+        Param("target", to_fixed, minval=0, maxval=500),
+        Param("falling", to_bool, False, help="wait for it to drop (8control: d)"),
+        TIMEOUT,
+        Param("interval", to_float, 2.0, 0.05, 600, "seconds between polls", flag="--interval", takes_value=True),
+    )
+    reg.register(
+        Action(
+            "alarm",
+            alarm_action(True),
+            "wait for [d] t|b TEMP, then beep",
+            GROUP,
+            params=params,
+            legacy=alarm_legacy,
+            slow=True,
+        )
+    )
+    reg.register(
+        Action(
+            "alarmq",
+            alarm_action(False),
+            "wait for [d] t|b TEMP, quietly",
+            GROUP,
+            params=params,
+            legacy=alarm_legacy,
+            slow=True,
+        )
+    )

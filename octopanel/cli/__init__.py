@@ -34,7 +34,7 @@ META = {
 }
 VALUE_FLAGS = {"--url": "url", "--api-key": "api_key", "--config": "config"}
 # Control characters but newline and tab, DEL and the C1 range (0x9b is a one-byte CSI on some terminals).
-ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7f, *range(0x80, 0xa0)) if c not in (0x09, 0x0a)}
+ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
 
 
 class Escaped:
@@ -117,8 +117,11 @@ def main(argv=None, prog=None):
         # An answer of an unexpected shape, or a bug: one line, not a traceback.
         if os.environ.get("OCTOPANEL_DEBUG"):
             raise
-        print(f"{prog}: internal error: {type(exc).__name__}: {exc} (an unexpected answer from OctoPrint, or a "
-              "bug; -vv shows the exchange, OCTOPANEL_DEBUG=1 the traceback)", file=Escaped(sys.stderr))
+        print(
+            f"{prog}: internal error: {type(exc).__name__}: {exc} (an unexpected answer from OctoPrint, or a "
+            "bug; -vv shows the exchange, OCTOPANEL_DEBUG=1 the traceback)",
+            file=Escaped(sys.stderr),
+        )
         return 1
 
 
@@ -156,7 +159,7 @@ def split_command(argv, prog):
     index = find_action(argv)
     if index is None:
         return None, argv, False
-    return argv[index], argv[:index] + argv[index + 1:], argv[index] in META
+    return argv[index], argv[:index] + argv[index + 1 :], argv[index] in META
 
 
 def run(argv, prog):
@@ -262,8 +265,12 @@ def full_help(registry):
 def command_help(action):
     from octopanel.actions.registry import ANY, REQUIRED, usage
 
-    lines = [f"usage: {usage(action)}", f"       octopanel {action.name} " + " ".join(
-        f"{p.name}=…" for p in action.params), "", action.help]
+    lines = [
+        f"usage: {usage(action)}",
+        f"       octopanel {action.name} " + " ".join(f"{p.name}=…" for p in action.params),
+        "",
+        action.help,
+    ]
     if action.params:
         lines.append("")
     for p in action.params:

@@ -46,11 +46,16 @@ INTERRUPTED = 130  # cli.main's exit code after Ctrl-C; it swallows the Keyboard
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="octopanel demo", description=(
-        "Start a throw-away OctoPrint 1.11.8 with its Virtual Printer on 127.0.0.1 and run a short "
-        "tour of octopanel commands, showing the G-code each one made the printer receive."))
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the server running afterwards (until Ctrl-C) to try commands yourself")
+    parser = argparse.ArgumentParser(
+        prog="octopanel demo",
+        description=(
+            "Start a throw-away OctoPrint 1.11.8 with its Virtual Printer on 127.0.0.1 and run a short "
+            "tour of octopanel commands, showing the G-code each one made the printer receive."
+        ),
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the server running afterwards (until Ctrl-C) to try commands yourself"
+    )
     return parser.parse_args(argv)
 
 
@@ -65,8 +70,10 @@ def run_step(vp, main, words, after):
     if code == 0 and after is not None:
         after(vp)
     sent = vp.settle(mark)
-    print(f"  → printer received: {' | '.join(sent) if sent else '(nothing)'}"
-          + ("" if code == 0 else f"   [exit code {code}]"))
+    print(
+        f"  → printer received: {' | '.join(sent) if sent else '(nothing)'}"
+        + ("" if code == 0 else f"   [exit code {code}]")
+    )
     print()
     return code
 
@@ -84,7 +91,8 @@ def tour(vp):
 
 def keep_running(vp):
     vp.connect()
-    print(f"""
+    print(
+        f"""
 OctoPrint keeps running with its Virtual Printer connected. In another shell:
 
     export OCTOPRINT_URL={vp.url}
@@ -93,7 +101,9 @@ OctoPrint keeps running with its Virtual Printer connected. In another shell:
 
 Web interface: {vp.url} (user admin, password {vp.password})
 serial log:    {vp.serial_log}
-Press Ctrl-C to stop it and delete its files.""", flush=True)
+Press Ctrl-C to stop it and delete its files.""",
+        flush=True,
+    )
     while True:
         time.sleep(3600)
 

@@ -33,8 +33,11 @@ SOCKET_NAME = "control.sock"
 def runtime_dirs():
     """Where a daemon's control socket lives, in order: systemd's RuntimeDirectory=, /run/octopanel,
     $XDG_RUNTIME_DIR. The daemon creates its socket in the first usable one; clients look in each."""
-    candidates = (os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0], SYSTEM_RUNTIME_DIR,
-                  os.environ.get("XDG_RUNTIME_DIR", ""))
+    candidates = (
+        os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0],
+        SYSTEM_RUNTIME_DIR,
+        os.environ.get("XDG_RUNTIME_DIR", ""),
+    )
     return [d for d in candidates if d]
 
 
@@ -43,8 +46,9 @@ def socket_path():
     explicit = os.environ.get(SOCKET_ENV)
     if explicit:
         return explicit
-    return next((os.path.join(d, SOCKET_NAME) for d in runtime_dirs()
-                 if os.path.exists(os.path.join(d, SOCKET_NAME))), None)
+    return next(
+        (os.path.join(d, SOCKET_NAME) for d in runtime_dirs() if os.path.exists(os.path.join(d, SOCKET_NAME))), None
+    )
 
 
 def same_config(sock):
@@ -158,8 +162,7 @@ def run(name, words, prog, out, err):
     try:
         sock = connect(path, timeout)
     except BlockingIOError:
-        print(f"{prog}: daemon busy: {path} accepted no connection within {CONNECT_WAIT_S:g} s; nothing sent",
-              file=err)
+        print(f"{prog}: daemon busy: {path} accepted no connection within {CONNECT_WAIT_S:g} s; nothing sent", file=err)
         return 1
     if sock is None:
         return None  # no daemon: the in-process path still works
@@ -179,11 +182,17 @@ def run(name, words, prog, out, err):
         reply, problem = None, "a garbled reply"
     if not isinstance(reply, dict):
         if not sent:
-            print(f"{prog}: the daemon at {path} closed the connection before the request reached it "
-                  f"({problem}); nothing sent", file=err)
+            print(
+                f"{prog}: the daemon at {path} closed the connection before the request reached it "
+                f"({problem}); nothing sent",
+                file=err,
+            )
         else:
-            print(f"{prog}: no answer from the daemon at {path} ({problem or 'a garbled reply'}): the command "
-                  "may have run; check the printer; not retried", file=err)
+            print(
+                f"{prog}: no answer from the daemon at {path} ({problem or 'a garbled reply'}): the command "
+                "may have run; check the printer; not retried",
+                file=err,
+            )
         return 1
     if reply.get("local"):
         return None  # the daemon says so and ran nothing

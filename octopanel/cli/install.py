@@ -32,9 +32,12 @@ FILES = (
     ("udev/70-octopanel.rules", "etc/udev/rules.d/70-octopanel.rules", 0o644, True),
 )
 # What systemctl and udevadm say on a machine (a container, a chroot) where systemd or udevd is not running.
-NO_SYSTEMD = ("System has not been booted with systemd", "Failed to connect to bus",
-              "Failed to send reload request: No such file or directory",
-              "Failed to send reload request: Connection refused")
+NO_SYSTEMD = (
+    "System has not been booted with systemd",
+    "Failed to connect to bus",
+    "Failed to send reload request: No such file or directory",
+    "Failed to send reload request: Connection refused",
+)
 
 
 def data_file(rel):
@@ -89,8 +92,11 @@ def package_dir(prefix):
 def service_paths(binary, package):
     """What the service runs and imports: (role, path, kind) for check_service_paths."""
     prefix = binary.parent.parent
-    paths = [("venv" if (prefix / "pyvenv.cfg").exists() else "prefix", prefix, "dir"),
-             ("octopanel executable", binary, "exec"), ("Python interpreter", interpreter(binary), "exec")]
+    paths = [
+        ("venv" if (prefix / "pyvenv.cfg").exists() else "prefix", prefix, "dir"),
+        ("octopanel executable", binary, "exec"),
+        ("Python interpreter", interpreter(binary), "exec"),
+    ]
     return paths + ([("octopanel package directory", package, "dir")] if package is not None else [])
 
 
@@ -175,8 +181,18 @@ def ensure_user(inst):
         pass
     groups = ["--groups", "input"] if group_exists("input") else []
     shell = next((s for s in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(s)), "/bin/false")
-    created = inst.run("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                       "--shell", shell, *groups, USER)
+    created = inst.run(
+        "useradd",
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        shell,
+        *groups,
+        USER,
+    )
     if inst.live and not created:
         raise OctopanelError(f"could not create the user {USER} (see above): create it, then run this again")
 
@@ -231,10 +247,12 @@ def read_key(path):
 def next_steps(have_key, no_enable):
     steps = ["Check url: in /etc/octopanel/config.yaml and devices: in /etc/octopanel/keymap.yaml."]
     if not have_key:
-        steps += ["Put OctoPrint's API key (Settings > Application Keys) in /etc/octopanel/api-key, readable by",
-                  "root only; the service gets it as the systemd credential octoprint-api-key:",
-                  "  sudo install -m 600 -o root -g root KEYFILE /etc/octopanel/api-key",
-                  "  (or run this again with --api-key-file KEYFILE)"]
+        steps += [
+            "Put OctoPrint's API key (Settings > Application Keys) in /etc/octopanel/api-key, readable by",
+            "root only; the service gets it as the systemd credential octoprint-api-key:",
+            "  sudo install -m 600 -o root -g root KEYFILE /etc/octopanel/api-key",
+            "  (or run this again with --api-key-file KEYFILE)",
+        ]
     if not have_key or no_enable:
         steps.append(f"Start it: sudo systemctl {'enable --now' if no_enable else 'start'} {UNIT}")
     steps += ["Logs: journalctl -u octopanel -f    After editing the keymap: sudo systemctl reload octopanel"]

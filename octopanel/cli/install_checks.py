@@ -13,10 +13,12 @@ SERVICE_USER = "octopanel"  # User= in systemd/octopanel.service; it is in no gr
 HOME_DIRS = (("root",), ("home",), ("run", "user"))
 MISSING = "does not exist"
 MAX_LINKS = 40  # the kernel's own limit before ELOOP
-RECIPE = ("Install octopanel as README.md shows (\"Run it as a service on a Raspberry Pi\"), in a venv of "
-          "the system Python:\n"
-          "  sudo python3 -m venv /opt/octopanel && sudo /opt/octopanel/bin/pip install .\n"
-          "  sudo /opt/octopanel/bin/octopanel install")
+RECIPE = (
+    'Install octopanel as README.md shows ("Run it as a service on a Raspberry Pi"), in a venv of '
+    "the system Python:\n"
+    "  sudo python3 -m venv /opt/octopanel && sudo /opt/octopanel/bin/pip install .\n"
+    "  sudo /opt/octopanel/bin/octopanel install"
+)
 
 
 def _name(table, ident):
@@ -37,8 +39,10 @@ def _mode_problem(st, kind):
         # and PrivateTmp=yes shows the service an empty /tmp anyway.
         return f"is world-writable (mode {mode:04o}): anyone could put another file in its place"
     if mode & stat.S_IWGRP:
-        return (f"is group-writable (mode {mode:04o}, group {_name(grp.getgrgid, st.st_gid)}): "
-                "any member of that group could put another file in its place")
+        return (
+            f"is group-writable (mode {mode:04o}, group {_name(grp.getgrgid, st.st_gid)}): "
+            "any member of that group could put another file in its place"
+        )
     if kind == "dir" and not stat.S_ISDIR(st.st_mode):
         return "is not a directory"
     if kind != "dir" and stat.S_ISDIR(st.st_mode):
@@ -47,8 +51,9 @@ def _mode_problem(st, kind):
     need = stat.S_IROTH | (stat.S_IXOTH if kind in ("dir", "exec") else 0)
     if mode & need != need:
         wanted = "r-x" if need & stat.S_IXOTH else "r--"
-        return (f"is mode {mode:04o}: the service user {SERVICE_USER} is among the others, who need {wanted} "
-                "to " + ("enter and list it" if kind == "dir" else "run it" if kind == "exec" else "read it"))
+        return f"is mode {mode:04o}: the service user {SERVICE_USER} is among the others, who need {wanted} to " + (
+            "enter and list it" if kind == "dir" else "run it" if kind == "exec" else "read it"
+        )
     return None
 
 
@@ -67,8 +72,7 @@ def _walk(path, kind, sysroot, links):
         current = current / name  # `current` itself holds no symlink: each was replaced by its target
         rel = current.relative_to(sysroot).parts if current.is_relative_to(sysroot) else current.parts[1:]
         if rel in HOME_DIRS:
-            return current, ("is a home directory, which ProtectHome=yes in octopanel.service hides from "
-                             "the service")
+            return current, ("is a home directory, which ProtectHome=yes in octopanel.service hides from the service")
         last = index == len(parts) - 1
         try:
             st = os.lstat(current)
@@ -121,5 +125,7 @@ def check_service_paths(paths, live, warn, sysroot="/"):
             where = "; on the way to it, "
         else:
             where = f" (it resolves to {os.path.realpath(path)}); on the way, "
-        raise UsageError(f"octopanel.service (User={SERVICE_USER}) cannot safely use the {role} {path}{where or ': '}"
-                         f"{component} {problem}.\n{RECIPE}")
+        raise UsageError(
+            f"octopanel.service (User={SERVICE_USER}) cannot safely use the {role} {path}{where or ': '}"
+            f"{component} {problem}.\n{RECIPE}"
+        )

@@ -105,18 +105,27 @@ def run(argv):
     parser.add_argument("--keymap", default=None, help=f"keymap file (default: {shown})")
     parser.add_argument("--replay", help="read a recording or FIFO of raw input events instead of devices")
     parser.add_argument("--speed", type=float, default=None, help="replay speed factor (0: as fast as possible)")
-    parser.add_argument("--live", action="store_true",
-                        help="--replay names a FIFO written as events happen: read it like a device, unpaced")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="--replay names a FIFO written as events happen: read it like a device, unpaced",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print gesture → action → request, send nothing")
     parser.add_argument("--dry-run-state", default="idle", help="printer state assumed by --dry-run")
-    parser.add_argument("--control", default=None,
-                        help="control socket path (default: runtime directory; none with --dry-run or --replay)")
+    parser.add_argument(
+        "--control",
+        default=None,
+        help="control socket path (default: runtime directory; none with --dry-run or --replay)",
+    )
     parser.add_argument("--no-control", action="store_true", help="no control socket")
     parser.add_argument("--control-group", default=None, help="group owning the control socket")
     parser.add_argument("--url")
-    parser.add_argument("--api-key", help="OctoPrint API key; visible to every user through ps: prefer "
-                        "api_key_file: in the config file, OCTOPRINT_API_KEY, or the systemd credential "
-                        "octoprint-api-key (LoadCredential=)")
+    parser.add_argument(
+        "--api-key",
+        help="OctoPrint API key; visible to every user through ps: prefer "
+        "api_key_file: in the config file, OCTOPRINT_API_KEY, or the systemd credential "
+        "octoprint-api-key (LoadCredential=)",
+    )
     parser.add_argument("--config")
     args = parse(parser, argv)
     setup_logging(args.verbose)
@@ -145,8 +154,17 @@ def run(argv):
     else:  # a rehearsal never takes the service's socket (`sudo octopanel run --replay s.bin --dry-run`)
         control = None
         logging.getLogger("octopanel").info("--dry-run/--replay: no control socket unless --control PATH")
-    daemon = Daemon(km, path, registry, ctx, devices_factory(args), Notifier(), control, args.control_group,
-                    exit_at_end=bool(args.replay))
+    daemon = Daemon(
+        km,
+        path,
+        registry,
+        ctx,
+        devices_factory(args),
+        Notifier(),
+        control,
+        args.control_group,
+        exit_at_end=bool(args.replay),
+    )
     if args.dry_run:
         daemon.dry_run = True
         daemon.dispatch.trace = daemon.executor.trace = lambda text: print(text, flush=True)
@@ -178,9 +196,13 @@ def replay_manager(path, speed, live, on_change):
     from octopanel.input.discovery import DeviceInfo
 
     info = DeviceInfo(path=path, name=os.path.basename(path))
-    return devices.DeviceManager([devices.DeviceSpec(path=path)], lister=lambda: [info],
-                                 opener=lambda p: devices.ReplaySource(p, speed=speed, live=live),
-                                 on_change=on_change, watch_dir=None)
+    return devices.DeviceManager(
+        [devices.DeviceSpec(path=path)],
+        lister=lambda: [info],
+        opener=lambda p: devices.ReplaySource(p, speed=speed, live=live),
+        on_change=on_change,
+        watch_dir=None,
+    )
 
 
 def list_devices(argv):
@@ -192,8 +214,12 @@ def list_devices(argv):
 
 def events(argv):
     parser = parser_for("events", "print input events live as ready-to-paste keymap lines")
-    parser.add_argument("device", nargs="?", default="*",
-                        help="name glob, vid:pid, event node, or a recording or FIFO of raw events (default: all)")
+    parser.add_argument(
+        "device",
+        nargs="?",
+        default="*",
+        help="name glob, vid:pid, event node, or a recording or FIFO of raw events (default: all)",
+    )
     args = parse(parser, argv)
     from octopanel.input.devices import DeviceManager, EndOfReplay
     from octopanel.input.devicespec import DeviceSpec
@@ -212,8 +238,11 @@ def events(argv):
     if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):  # a recording is read at once; a FIFO as events come
         manager = replay_manager(args.device, 0, stat.S_ISFIFO(mode), change)
     elif not os.path.isdir(INPUT_DIR):
-        print(f"octopanel events: no input devices: {INPUT_DIR} does not exist (give a recording or FIFO "
-              "of raw events as a path, or see octopanel devices)", file=sys.stderr)
+        print(
+            f"octopanel events: no input devices: {INPUT_DIR} does not exist (give a recording or FIFO "
+            "of raw events as a path, or see octopanel devices)",
+            file=sys.stderr,
+        )
         return 1
     else:
         manager = DeviceManager([DeviceSpec.parse(args.device, grab=False)], on_change=change)
@@ -239,8 +268,10 @@ def events(argv):
                         if ev.type == ecodes.EV_KEY and ev.value == 1:
                             print(f"{key_name(ev.code)}: msg {key_name(ev.code)}   # {label}", flush=True)
                         elif ev.type == ecodes.EV_REL and not ecodes.REL[ev.code].endswith("HI_RES"):
-                            print(f"# rotary: {{{ecodes.REL[ev.code]}: jog z={{step}}}}   # {label} "
-                                  f"value {ev.value}", flush=True)
+                            print(
+                                f"# rotary: {{{ecodes.REL[ev.code]}: jog z={{step}}}}   # {label} value {ev.value}",
+                                flush=True,
+                            )
             manager.tick(__import__("time").monotonic())
         return 0
     except KeyboardInterrupt:
@@ -261,8 +292,9 @@ def record(argv):
         nodes = find_devices(args.device)
         if len(nodes) != 1:
             found = ", ".join(n.path for n in nodes) or "none"
-            raise UsageError(f"'{args.device}' must name exactly one event node (found: {found}); "
-                             "see octopanel devices")
+            raise UsageError(
+                f"'{args.device}' must name exactly one event node (found: {found}); see octopanel devices"
+            )
         args.device = nodes[0].path
     print(f"recording {args.device} to {args.file}; Ctrl-C to stop", file=sys.stderr)
     try:

@@ -82,8 +82,9 @@ class ControlServer:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             self._bind()
         except OSError as exc:
-            raise UsageError(f"control socket {self.path}: {exc.strerror or exc}; give --control PATH or "
-                             "--no-control") from None
+            raise UsageError(
+                f"control socket {self.path}: {exc.strerror or exc}; give --control PATH or --no-control"
+            ) from None
         self.sock.setblocking(False)
         self.selector.register(self.sock, selectors.EVENT_READ, ("control", None))
         return self
@@ -109,8 +110,10 @@ class ControlServer:
         if not stat.S_ISSOCK(st.st_mode):
             raise UsageError(f"control socket {self.path}: exists and is not a socket; nothing was changed")
         if self._answers():
-            raise UsageError(f"control socket {self.path}: another octopanel daemon answers there; stop it first "
-                             "(systemctl stop octopanel), or give this one --control PATH or --no-control")
+            raise UsageError(
+                f"control socket {self.path}: another octopanel daemon answers there; stop it first "
+                "(systemctl stop octopanel), or give this one --control PATH or --no-control"
+            )
         try:
             again = os.lstat(self.path)
         except FileNotFoundError:

@@ -76,12 +76,26 @@ class Executor:
         discarded, not delayed."""
         with self._cond:
             tail = self._queue[-1] if self._queue else None
-            joins = (job.merge_key is not None and tail is not None and tail.merge_key == job.merge_key
-                     and tail.origin == job.origin and tail.reply is None and job.reply is None
-                     and tail.wanted is None and job.wanted is None and job.created - tail.created <= MERGE_SPAN_S)
+            joins = (
+                job.merge_key is not None
+                and tail is not None
+                and tail.merge_key == job.merge_key
+                and tail.origin == job.origin
+                and tail.reply is None
+                and job.reply is None
+                and tail.wanted is None
+                and job.wanted is None
+                and job.created - tail.created <= MERGE_SPAN_S
+            )
             if job.unit_axes:
-                keep = fit(job, tail if joins else None, [*self._queue, self._inflight], self.motion.backlog,
-                           self.clock(), self.max_outstanding_mm)
+                keep = fit(
+                    job,
+                    tail if joins else None,
+                    [*self._queue, self._inflight],
+                    self.motion.backlog,
+                    self.clock(),
+                    self.max_outstanding_mm,
+                )
                 if keep != job.units:
                     self.stats.capped_units += abs(job.units - keep)
                     if keep == 0:
@@ -206,8 +220,9 @@ class Executor:
             try:
                 if job.feedback and (self.unreachable or self._action_waiting()):
                     self.stats.dropped_feedback += 1  # a beep is worth less than the action behind it
-                    self._finish(job, None, SafetyError("feedback dropped: an action is waiting, or OctoPrint "
-                                                        "does not answer"))
+                    self._finish(
+                        job, None, SafetyError("feedback dropped: an action is waiting, or OctoPrint does not answer")
+                    )
                     return
                 state = None
                 if job.needs_state or self.unreachable:
@@ -218,8 +233,14 @@ class Executor:
                 call = job.resolve(state)
                 if call is None:
                     self.stats.refused += 1
-                    self._finish(job, None, SafetyError(f"nothing is bound to {job.label} while the printer is "
-                                                        f"{state.name if state else 'in this state'}: nothing sent"))
+                    self._finish(
+                        job,
+                        None,
+                        SafetyError(
+                            f"nothing is bound to {job.label} while the printer is "
+                            f"{state.name if state else 'in this state'}: nothing sent"
+                        ),
+                    )
                     return
                 if job.units == 0:
                     self._finish(job, call, Result("movements cancelled out: nothing sent", sent=False))
@@ -282,8 +303,9 @@ class Executor:
 
     def _finish(self, job, call, outcome):
         if isinstance(outcome, Result):
-            reply = protocol.done(call.action.name if call is not None else None, outcome.sent, outcome.text,
-                                  outcome.data)
+            reply = protocol.done(
+                call.action.name if call is not None else None, outcome.sent, outcome.text, outcome.data
+            )
         else:
             reply = protocol.failed(str(outcome), getattr(outcome, "exit_code", 1))
         self._reply(job, reply)

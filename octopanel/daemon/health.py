@@ -30,16 +30,21 @@ class WorkerHealth:
         seconds = running[1] if running is not None else 0.0
         hung = seconds > self.hung_after_s
         if hung and not self.hung:
-            log.error("the worker has waited %.0f s for OctoPrint (%s), past %.0f s: no longer pinging the "
-                      "systemd watchdog, so that systemd restarts octopanel", seconds, running[0],
-                      self.hung_after_s)
+            log.error(
+                "the worker has waited %.0f s for OctoPrint (%s), past %.0f s: no longer pinging the "
+                "systemd watchdog, so that systemd restarts octopanel",
+                seconds,
+                running[0],
+                self.hung_after_s,
+            )
         elif self.hung and not hung:
             log.warning("the worker is free again; pinging the systemd watchdog again")
         self.hung = hung
         if seconds <= self.slow_after_s:
             return None
-        return (f"OctoPrint unreachable: no answer for {seconds:.0f} s ({running[0]})"
-                + (", worker stuck, watchdog stopped" if hung else ""))
+        return f"OctoPrint unreachable: no answer for {seconds:.0f} s ({running[0]})" + (
+            ", worker stuck, watchdog stopped" if hung else ""
+        )
 
     def next_check_s(self, running):
         """Seconds until check() has news for a worker `running` (label, seconds), or None when it is idle:

@@ -62,8 +62,11 @@ def is_stale(job, now, stale_s):
 
 def stale_error(job, now, stale_s):
     limit = stale_s if job.max_age_s is None else job.max_age_s
-    why = (f"stale_s={limit:g}); a press made during an outage is never replayed" if job.max_age_s is None
-           else f"its limit is {limit:g} s); it is not run later, when its client may have given up")
+    why = (
+        f"stale_s={limit:g}); a press made during an outage is never replayed"
+        if job.max_age_s is None
+        else f"its limit is {limit:g} s); it is not run later, when its client may have given up"
+    )
     return SafetyError(f"dropped: the request was {now - job.created:.1f} s old ({why}; nothing sent")
 
 

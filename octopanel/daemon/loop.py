@@ -29,14 +29,26 @@ FINISH_POLL_S = 0.02
 class Daemon:
     """Wires devices → gestures → dispatcher → executor, and runs the loop until stopped."""
 
-    def __init__(self, keymap, keymap_path, registry, ctx, devices_factory, notifier, control_path=None,
-                 control_group=None, exit_at_end=False, clock=time.monotonic):
+    def __init__(
+        self,
+        keymap,
+        keymap_path,
+        registry,
+        ctx,
+        devices_factory,
+        notifier,
+        control_path=None,
+        control_group=None,
+        exit_at_end=False,
+        clock=time.monotonic,
+    ):
         self.keymap_path, self.registry, self.ctx, self.notifier = keymap_path, registry, ctx, notifier
         self.clock = clock
         self.exit_at_end = exit_at_end  # replay: stop once the recording ended and the queue is drained
         self.dry_run = False  # --dry-run: the log says what would have been done, in the trace's words
-        self.executor = Executor(ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"],
-                                 clock=clock, on_done=self._done)
+        self.executor = Executor(
+            ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"], clock=clock, on_done=self._done
+        )
         self.health = WorkerHealth(ctx.settings.connect_timeout, ctx.settings.read_timeout)
         self._health_note = None  # the status line's word on a worker hung in a request, if any
         self.dispatch = Dispatcher(keymap, registry, ctx, self.executor, clock, on_panel_change=self._wake)
@@ -48,8 +60,9 @@ class Daemon:
         if control_path:
             from octopanel.daemon.control import ControlServer
 
-            self.control = ControlServer(control_path, self.dispatch.request, self.selector, group=control_group,
-                                         settings=ctx.settings)
+            self.control = ControlServer(
+                control_path, self.dispatch.request, self.selector, group=control_group, settings=ctx.settings
+            )
         self.connected = set()
         self.ended = False
         self.stop_requested = self.reload_requested = False
@@ -65,8 +78,9 @@ class Daemon:
 
     def _new_engine(self):
         km = self.dispatch.keymap
-        rotary = RotaryConfig(shuttle=self._is_shuttle, key_pairs=km.key_pairs,
-                              shuttle_idle_s=km.settings["shuttle_idle_s"])
+        rotary = RotaryConfig(
+            shuttle=self._is_shuttle, key_pairs=km.key_pairs, shuttle_idle_s=km.settings["shuttle_idle_s"]
+        )
         return GestureEngine(lambda key: self.dispatch.keymap.timings.get(key, NO_TIMING), rotary)
 
     def _is_shuttle(self, label):
@@ -149,8 +163,11 @@ class Daemon:
         self._sync_fds()
         self._health_note = self.health.check(self.executor.running())
         # Sent from the loop itself, so a hung loop stops the pings; and withheld while the worker is hung.
-        if (self.notifier.watchdog_interval_s and not self.health.hung
-                and now - self._last_watchdog >= self.notifier.watchdog_interval_s):
+        if (
+            self.notifier.watchdog_interval_s
+            and not self.health.hung
+            and now - self._last_watchdog >= self.notifier.watchdog_interval_s
+        ):
             self.notifier.watchdog()
             self._last_watchdog = now
         self.notifier.status(self.status())

@@ -28,6 +28,7 @@ class ProtocolError(ValueError):
 
 # -- requests ----------------------------------------------------------------------------------------------
 
+
 def encode_argv(words):
     """The request line for a command: what json.dumps({"argv": words}) writes, without importing json."""
     if encode_basestring_ascii is None:
@@ -77,6 +78,7 @@ def parse_request(text):
 
 
 # -- replies -----------------------------------------------------------------------------------------------
+
 
 def done(action, sent, message, data=None):
     """An action ran (or, sent False, decided there was nothing to send)."""

@@ -54,8 +54,9 @@ class Command:
         """The line to send: exactly what was judged, without comments, line number or checksum."""
         if self.arg is not None:
             return f"{self.code} {self.arg}" if self.arg else self.code
-        parts = [self.code] + [letter if value is None else f"{letter}{gnum(value)}"
-                               for letter, value in self.words.items()]
+        parts = [self.code] + [
+            letter if value is None else f"{letter}{gnum(value)}" for letter, value in self.words.items()
+        ]
         return " ".join(parts)
 
     def __repr__(self):
@@ -82,7 +83,7 @@ def parse(line):
     text = strip_comments(str(line)).lstrip(" ")
     number = _LINE_NUMBER.match(text)
     if number:
-        text = text[number.end():]
+        text = text[number.end() :]
     elif text[:1] in ("N", "n") and text[1:2] in tuple("+-0123456789"):
         raise GcodeError(f"'{line}': a line number must be followed by a space")
     text, star, checksum = text.partition("*")
@@ -98,7 +99,7 @@ def parse(line):
     if number > MAX_CODE:
         raise GcodeError(f"'{line}': code number {number} is out of range (the firmware would wrap it)")
     code = f"{match.group(1).upper()}{number}" + (f".{int(match.group(3))}" if match.group(3) else "")
-    rest = text[match.end():]
+    rest = text[match.end() :]
     if code in STRING_ARG:
         if rest and not rest.startswith(" "):
             raise GcodeError(f"'{line}': {code} needs a space before its text")

@@ -12,10 +12,29 @@ from octopanel.gcode.parse import GcodeError, parse
 
 # While a print runs, only these may go: none can move the head, extrude, change coordinates or modes,
 # or weaken a protection (their values are bounded below). M112 stops everything, which is always safe.
-ALLOWED_WHILE_BUSY = frozenset({
-    "M117", "M118", "M300", "M106", "M107", "M220", "M221", "M104", "M140", "M290",
-    "M114", "M105", "M27", "M31", "M115", "M119", "M503", "M73", "M112",
-})
+ALLOWED_WHILE_BUSY = frozenset(
+    {
+        "M117",
+        "M118",
+        "M300",
+        "M106",
+        "M107",
+        "M220",
+        "M221",
+        "M104",
+        "M140",
+        "M290",
+        "M114",
+        "M105",
+        "M27",
+        "M31",
+        "M115",
+        "M119",
+        "M503",
+        "M73",
+        "M112",
+    }
+)
 
 # A move that carries an E word extrudes (G6 is a direct stepper move, G5 a Bezier move).
 MOVES = frozenset({"G0", "G1", "G2", "G3", "G5", "G6"})
@@ -36,9 +55,10 @@ TEMPERATURE_WORDS = {
 BABYSTEP_MM = 0.2  # the largest M290 step: a first-layer nudge, never a move
 
 # Refused in any state: their lines would run later, unjudged (macros, writing a file to print).
-UNJUDGED = {"M28": "writes the following lines to a file instead of judging them",
-            "M29": "ends writing a file (M28)"} | {f"M{n}": "defines or runs a G-code macro whose lines "
-                                                       "cannot be judged" for n in range(810, 820)}
+UNJUDGED = {
+    "M28": "writes the following lines to a file instead of judging them",
+    "M29": "ends writing a file (M28)",
+} | {f"M{n}": "defines or runs a G-code macro whose lines cannot be judged" for n in range(810, 820)}
 
 DANGEROUS = {
     "M0": "stops and waits for a button on the printer",
@@ -93,10 +113,14 @@ def check_always(command, limits):
             raise UsageError(f"'{text}': {value:g} °C is above {limit_name} {limits[limit_name]:g}; nothing sent")
     if code in UNJUDGED:
         raise UsageError(f"'{text}': {command.code} {UNJUDGED[code]}; refused, nothing sent")
-    if code == "M302" and (("P" in words and firmware_bool(words["P"]))
-                           or ("S" in words and (words["S"] or 0) < limits["min_extrude_temp"])):
-        raise UsageError(f"'{text}': M302 would allow extrusion below min_extrude_temp "
-                         f"{limits['min_extrude_temp']:g} °C; refused, nothing sent")
+    if code == "M302" and (
+        ("P" in words and firmware_bool(words["P"]))
+        or ("S" in words and (words["S"] or 0) < limits["min_extrude_temp"])
+    ):
+        raise UsageError(
+            f"'{text}': M302 would allow extrusion below min_extrude_temp "
+            f"{limits['min_extrude_temp']:g} °C; refused, nothing sent"
+        )
     if code == "M211" and "S" in words and not firmware_bool(words["S"]):
         raise UsageError(f"'{text}': M211 S0 turns the soft endstops off; refused, nothing sent")
     if code in ("M220", "M221") and words.get("S") is not None:
@@ -137,12 +161,16 @@ def check(lines, limits, state, hotend_temp, force=False):
             name = state()
             if name in BUSY_STATES:
                 allowed = ", ".join(sorted(ALLOWED_WHILE_BUSY, key=lambda c: int(c[1:])))
-                raise SafetyError(f"'{others[0].text}': {others[0].code} refused while it is {name} "
-                                  f"(--force overrides); nothing sent. Allowed while printing: {allowed}")
+                raise SafetyError(
+                    f"'{others[0].text}': {others[0].code} refused while it is {name} "
+                    f"(--force overrides); nothing sent. Allowed while printing: {allowed}"
+                )
         if any(extrudes(command) for command in parsed):
             actual, minimum = hotend_temp(), limits["min_extrude_temp"]
             if actual is None or actual < minimum:
                 shown = "unknown" if actual is None else f"{actual:g} °C"
-                raise SafetyError(f"the hotend is at {shown}, below min_extrude_temp {minimum:g} °C: heat it "
-                                  "first (8settemp) or add --force; nothing sent")
+                raise SafetyError(
+                    f"the hotend is at {shown}, below min_extrude_temp {minimum:g} °C: heat it "
+                    "first (8settemp) or add --force; nothing sent"
+                )
     return [command.line() for command in parsed]

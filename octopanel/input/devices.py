@@ -12,6 +12,7 @@ from octopanel.input.replay import EndOfReplay, ReplaySource, record  # noqa: F4
 
 log = logging.getLogger(__name__)
 
+
 def find_devices(text, lister=list_descriptors):
     """The nodes a shorthand spec (path, vvvv:pppp or name glob) designates, e.g. for ``octopanel record``."""
     spec = DeviceSpec.parse(text)
@@ -38,11 +39,22 @@ class DeviceManager:
     label. A rescan follows soon after any loss. Events come back on the time.monotonic() clock.
     """
 
-    def __init__(self, specs, lister=list_descriptors, opener=EvdevSource.open, on_change=None,
-                 watch_dir="/dev/input", rescan_interval_s=RESCAN_INTERVAL_S, clock=None, now=time.monotonic):
+    def __init__(
+        self,
+        specs,
+        lister=list_descriptors,
+        opener=EvdevSource.open,
+        on_change=None,
+        watch_dir="/dev/input",
+        rescan_interval_s=RESCAN_INTERVAL_S,
+        clock=None,
+        now=time.monotonic,
+    ):
         # Keymap entries may come as the config's own mappings or shorthand strings.
-        self._specs = [s if isinstance(s, DeviceSpec) else DeviceSpec.from_config(s, path=f"devices[{i}]")
-                       for i, s in enumerate(specs)]
+        self._specs = [
+            s if isinstance(s, DeviceSpec) else DeviceSpec.from_config(s, path=f"devices[{i}]")
+            for i, s in enumerate(specs)
+        ]
         self._lister, self._opener, self._on_change = lister, opener, on_change
         self._hotplug = Hotplug(watch_dir, rescan_interval_s, now=now)
         self._clock = clock if clock is not None else Clock(now)

@@ -44,7 +44,9 @@ class DeviceSpec:
         if isinstance(value, str):
             return cls.parse(value)
         if not isinstance(value, dict):
-            raise ConfigError(f"expected a device name, id, path or a mapping, got {values.show(value)}", file, line, path)
+            raise ConfigError(
+                f"expected a device name, id, path or a mapping, got {values.show(value)}", file, line, path
+            )
         fields = {}
         for key, item in value.items():
             where = f"{path}.{key}"
@@ -60,8 +62,9 @@ class DeviceSpec:
             elif key == "id":
                 match = _ID.fullmatch(item)
                 if not match:
-                    raise ConfigError(f"expected vendor:product in hex like 0b33:0020, got {values.show(item)}", file, line,
-                                      where)
+                    raise ConfigError(
+                        f"expected vendor:product in hex like 0b33:0020, got {values.show(item)}", file, line, where
+                    )
                 fields["vendor"], fields["product"] = int(match.group(1), 16), int(match.group(2), 16)
             else:
                 fields[key] = item

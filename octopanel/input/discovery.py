@@ -9,8 +9,10 @@ import evdev
 from evdev import ecodes
 
 INPUT_DIR = "/dev/input"
-GROUP_HINT = ("add the user to group input (sudo usermod -aG input {user}, then log in again); "
-              "a systemd service needs SupplementaryGroups=input")
+GROUP_HINT = (
+    "add the user to group input (sudo usermod -aG input {user}, then log in again); "
+    "a systemd service needs SupplementaryGroups=input"
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def _by_id_links(root):
 
 
 def _node_number(name):
-    digits = name[len("event"):]
+    digits = name[len("event") :]
     return int(digits) if digits.isdigit() else 1 << 30
 
 
@@ -78,8 +80,11 @@ def list_descriptors(root=INPUT_DIR, capabilities=False, open_device=evdev.Input
             continue
         try:
             extra = _capabilities(device) if capabilities else {}
-            infos.append(DeviceInfo(path, device.name, device.info.vendor, device.info.product, device.phys or "",
-                                    by_id, **extra))
+            infos.append(
+                DeviceInfo(
+                    path, device.name, device.info.vendor, device.info.product, device.phys or "", by_id, **extra
+                )
+            )
         finally:
             device.close()
     return infos
@@ -114,8 +119,11 @@ def _user():
 def format_devices(infos, root=INPUT_DIR):
     """The text ``octopanel devices`` prints, hints included, and its exit code (1 if nothing could be read)."""
     if not os.path.isdir(root):
-        return (f"{root} does not exist: this machine has no input devices visible "
-                "(in a container, pass the devices through; otherwise plug in the keypad and retry).\n", 1)
+        return (
+            f"{root} does not exist: this machine has no input devices visible "
+            "(in a container, pass the devices through; otherwise plug in the keypad and retry).\n",
+            1,
+        )
     if not infos and not os.access(root, os.R_OK | os.X_OK):
         return f"Cannot read {root}: {group_hint()}.\n", 1
     if not infos:
@@ -135,8 +143,7 @@ def format_devices(infos, root=INPUT_DIR):
     code = 0
     if denied:
         lines.append("")
-        lines.append(f"{len(denied)} of {len(infos)} event nodes are not readable by {_user()}: "
-                     + group_hint() + ".")
+        lines.append(f"{len(denied)} of {len(infos)} event nodes are not readable by {_user()}: " + group_hint() + ".")
         code = 1 if len(denied) == len(infos) else 0
     return "\n".join(lines) + "\n", code
 

@@ -26,8 +26,9 @@ def _inotify(directory, mask=IN_ATTRIB | IN_MOVED_TO | IN_CREATE | IN_DELETE):
     except (OSError, AttributeError):
         return None
     if fd < 0:
-        log.warning("inotify unavailable (%s); rescanning every %gs", os.strerror(ctypes.get_errno()),
-                    RESCAN_INTERVAL_S)
+        log.warning(
+            "inotify unavailable (%s); rescanning every %gs", os.strerror(ctypes.get_errno()), RESCAN_INTERVAL_S
+        )
         return None
     if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
         log.warning("cannot watch %s (%s); rescanning on a timer", directory, os.strerror(ctypes.get_errno()))
@@ -39,8 +40,7 @@ def _inotify(directory, mask=IN_ATTRIB | IN_MOVED_TO | IN_CREATE | IN_DELETE):
 class Hotplug:
     """Says when a rescan is due: soon after a change in ``directory``, or every ``interval_s`` without inotify."""
 
-    def __init__(self, directory="/dev/input", interval_s=RESCAN_INTERVAL_S, settle_s=SETTLE_S,
-                 now=time.monotonic):
+    def __init__(self, directory="/dev/input", interval_s=RESCAN_INTERVAL_S, settle_s=SETTLE_S, now=time.monotonic):
         self._directory, self._interval_s, self._settle_s, self._now = directory, interval_s, settle_s, now
         self._fd, self._parent = None, False  # _parent: the fd watches the parent, for directory to appear
         self.generation = 0  # counts changes of fileno(): see DeviceManager.generation

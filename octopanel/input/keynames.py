@@ -7,8 +7,16 @@ from evdev import ecodes
 
 # Names that mark the start of a code range rather than name a key; an alias is preferred.
 _RANGE_MARKERS = frozenset(
-    {"KEY_MIN_INTERESTING", "BTN_MISC", "BTN_MOUSE", "BTN_JOYSTICK", "BTN_GAMEPAD", "BTN_DIGI", "BTN_WHEEL",
-     "BTN_TRIGGER_HAPPY"}
+    {
+        "KEY_MIN_INTERESTING",
+        "BTN_MISC",
+        "BTN_MOUSE",
+        "BTN_JOYSTICK",
+        "BTN_GAMEPAD",
+        "BTN_DIGI",
+        "BTN_WHEEL",
+        "BTN_TRIGGER_HAPPY",
+    }
 )
 # A code evdev has no name for still gets one, so that it can be bound and logged.
 _NUMERIC = re.compile(r"KEY_CODE_(\d+)")

@@ -90,8 +90,7 @@ class ReplaySource:
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         self.device.fd = read_end
-        self._thread = threading.Thread(target=self._feed, args=(write_end,), name=f"replay {self.label}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._feed, args=(write_end,), name=f"replay {self.label}", daemon=True)
         self._thread.start()
 
     def fileno(self):

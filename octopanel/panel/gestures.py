@@ -133,8 +133,18 @@ class RotaryConfig:
 class _Key:
     """One key between its down edge and the last gesture it can still produce."""
 
-    __slots__ = ("name", "down", "down_at", "consumed", "press_pending", "hold_at", "repeat_at", "repeats",
-                 "double_until", "timing")
+    __slots__ = (
+        "name",
+        "down",
+        "down_at",
+        "consumed",
+        "press_pending",
+        "hold_at",
+        "repeat_at",
+        "repeats",
+        "double_until",
+        "timing",
+    )
 
     def __init__(self, name, timing, now, consumed=False):
         self.name, self.timing, self.down, self.down_at, self.consumed = name, timing, True, now, consumed

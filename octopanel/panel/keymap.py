@@ -33,7 +33,8 @@ TOP_KEYS = ("devices", "modes", "settings", "keys", "rotary", "feedback")
 BINDING_KEYS = GESTURES + ("when", "hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance", "shift")
 ROTARY_KEYS = ("action", "keys", "when", "max_distance", "shuttle")
 # A keypad's keymap is a few KB; PyYAML needs about a second per MB, so a bigger file is a mistake.
-MAX_KEYMAP_BYTES = 2 ** 20
+MAX_KEYMAP_BYTES = 2**20
+
 
 @dataclass
 class Binding:
@@ -74,7 +75,7 @@ class Keymap:
 
     def lookup(self, layer, key, gesture, state):
         """The binding for this gesture in this printer state, falling back from `layer` to the base layer."""
-        for candidate_layer in ((layer, "") if layer else ("",)):
+        for candidate_layer in (layer, "") if layer else ("",):
             for binding in self.bindings.get((candidate_layer, key, gesture), ()):
                 if fits(binding, state):
                     return binding
@@ -100,8 +101,11 @@ def load(path, registry, limits):
     except OSError:
         size = 0  # load_file says what is wrong with the path
     if size > MAX_KEYMAP_BYTES:
-        raise ConfigError(f"the file is {size / 1e6:.1f} MB, over the {MAX_KEYMAP_BYTES // 2 ** 20} MB a keymap may "
-                          "be (a keypad's keymap is a few KB): is this the right file?", str(path))
+        raise ConfigError(
+            f"the file is {size / 1e6:.1f} MB, over the {MAX_KEYMAP_BYTES // 2**20} MB a keymap may "
+            "be (a keypad's keymap is a few KB): is this the right file?",
+            str(path),
+        )
     data = lineyaml.load_file(path)
     return build(data, str(path), registry, limits)
 
@@ -116,8 +120,9 @@ def build(data, file, registry, limits):
     km.settings = typed_section(data.get("settings"), SETTINGS, file, "settings")
     km.feedback = typed_section(data.get("feedback"), FEEDBACK, file, "feedback")
     if km.feedback["leds"] not in LED_CHOICES:
-        raise ConfigError(f"expected one of {', '.join(LED_CHOICES)}", file, line(data.get("feedback"), "leds"),
-                          "feedback.leds")
+        raise ConfigError(
+            f"expected one of {', '.join(LED_CHOICES)}", file, line(data.get("feedback"), "leds"), "feedback.leds"
+        )
     km.devices = load_devices(data.get("devices"), file)
     km.modes = load_modes(data.get("modes"), file)
     ctx = (file, registry, limits, km.modes)
@@ -129,8 +134,13 @@ def build(data, file, registry, limits):
     for name in keys:
         layer = str(name).rpartition("+")[0]
         if layer and layer not in layers:
-            raise ConfigError(f"unknown layer '{layer}'{values.suggest(layer, layers)}: declare it with a key "
-                              f"bound to {{shift: {layer}}}", file, lineyaml.line_of(keys, name), f"keys.{name}")
+            raise ConfigError(
+                f"unknown layer '{layer}'{values.suggest(layer, layers)}: declare it with a key "
+                f"bound to {{shift: {layer}}}",
+                file,
+                lineyaml.line_of(keys, name),
+                f"keys.{name}",
+            )
     rotary = data.get("rotary") or {}
     expect_mapping(rotary, file, data, "rotary")
     for name, spec in rotary.items():
@@ -150,12 +160,18 @@ def build_timings(km, keys):
                 for binding in others:
                     options.update(binding.options)
         try:
-            km.timings[key] = gestures.KeyTiming(km.gestures_of(key), options["hold_s"], options["double_s"],
-                                        options["repeat_delay_s"], options["repeat_s"])
+            km.timings[key] = gestures.KeyTiming(
+                km.gestures_of(key),
+                options["hold_s"],
+                options["double_s"],
+                options["repeat_delay_s"],
+                options["repeat_s"],
+            )
         except ValueError as exc:
             first = km.bindings[(_layer, key, _gesture)][0]
-            raise ConfigError(str(exc), km.file, first.line_no, first.path.split(".")[0] + "." +
-                              first.path.split(".")[1]) from None
+            raise ConfigError(
+                str(exc), km.file, first.line_no, first.path.split(".")[0] + "." + first.path.split(".")[1]
+            ) from None
     for key in km.shifts:
         km.timings[key] = gestures.KeyTiming(frozenset({"press", "release"}))
 
@@ -175,15 +191,18 @@ def load_key(km, name, spec, line_no, ctx):
                 km.shifts[key] = str(alt["shift"])
                 continue
             when = parse_when(alt.get("when", "any"), file, line(alt, "when"), f"{alt_path}.when")
-            options = {k: typed(alt[k], SETTINGS.get(k) or SETTINGS["max_repeat_mm"], file,
-                                line(alt, k), f"{alt_path}.{k}")
-                       for k in ("hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance") if k in alt}
+            options = {
+                k: typed(alt[k], SETTINGS.get(k) or SETTINGS["max_repeat_mm"], file, line(alt, k), f"{alt_path}.{k}")
+                for k in ("hold_s", "double_s", "repeat_s", "repeat_delay_s", "max_distance")
+                if k in alt
+            }
             bound = [g for g in GESTURES if g in alt]
             if not bound:
                 raise ConfigError(f"no gesture given: use one of {', '.join(GESTURES)}", file, alt_line, alt_path)
             for gesture in bound:
-                binding = make_binding(alt[gesture], when, line(alt, gesture), f"{alt_path}.{gesture}", ctx, options,
-                                       gesture)
+                binding = make_binding(
+                    alt[gesture], when, line(alt, gesture), f"{alt_path}.{gesture}", ctx, options, gesture
+                )
                 km.bindings.setdefault((layer, key, gesture), []).append(binding)
         else:
             binding = make_binding(alt, ANY, alt_line if isinstance(spec, list) else line_no, alt_path, ctx, {})
@@ -213,30 +232,44 @@ def load_rotary(km, name, spec, line_no, ctx):
             pair = spec["keys"]
             if not (isinstance(pair, list) and len(pair) == 2):
                 raise ConfigError("keys: expected [UP_KEY, DOWN_KEY]", file, line(spec, "keys"), f"{path}.keys")
-            km.key_pairs[name] = tuple(check_key_name(str(k), file, line(spec, "keys"), f"{path}.keys")
-                                       for k in pair)
+            km.key_pairs[name] = tuple(check_key_name(str(k), file, line(spec, "keys"), f"{path}.keys") for k in pair)
         elif name not in ROTARY_SOURCES:
-            raise ConfigError(f"unknown rotary source{values.suggest(name, ROTARY_SOURCES)}; use one of "
-                              f"{', '.join(ROTARY_SOURCES)} or give keys: [UP, DOWN]", file, line_no, path)
+            raise ConfigError(
+                f"unknown rotary source{values.suggest(name, ROTARY_SOURCES)}; use one of "
+                f"{', '.join(ROTARY_SOURCES)} or give keys: [UP, DOWN]",
+                file,
+                line_no,
+                path,
+            )
         if spec.get("shuttle") is not None:
             km.shuttle = typed(spec["shuttle"], FEEDBACK["beep"], file, line(spec, "shuttle"), f"{path}.shuttle")
         when = parse_when(spec.get("when", "any"), file, line(spec, "when"), f"{path}.when")
         options = {}
         if "max_distance" in spec:
-            options["max_distance"] = typed(spec["max_distance"], SETTINGS["max_outstanding_mm"], file,
-                                            line(spec, "max_distance"), f"{path}.max_distance")
+            options["max_distance"] = typed(
+                spec["max_distance"],
+                SETTINGS["max_outstanding_mm"],
+                file,
+                line(spec, "max_distance"),
+                f"{path}.max_distance",
+            )
         if "action" not in spec:
             raise ConfigError("missing action", file, line_no, path)
-        binding = make_binding(spec["action"], when, line(spec, "action"), f"{path}.action", ctx, options,
-                               "a rotary detent")
+        binding = make_binding(
+            spec["action"], when, line(spec, "action"), f"{path}.action", ctx, options, "a rotary detent"
+        )
     else:
         if name not in ROTARY_SOURCES:
             raise ConfigError(f"unknown rotary source{values.suggest(name, ROTARY_SOURCES)}", file, line_no, path)
         binding = make_binding(spec, ANY, line_no, path, ctx, {}, "a rotary detent")
     action = binding.action
     if not action.mergeable:
-        raise ConfigError(f"a rotary binding needs an action that adds up per detent (jog or ex), got "
-                          f"'{action.name}'", file, binding.line_no, binding.path)
+        raise ConfigError(
+            f"a rotary binding needs an action that adds up per detent (jog or ex), got '{action.name}'",
+            file,
+            binding.line_no,
+            binding.path,
+        )
     km.rotary.setdefault(name, []).append(binding)
 
 
@@ -247,8 +280,9 @@ def make_binding(value, when, line_no, path, ctx, options, gesture="press"):
     if isinstance(value, bool) or value is None:
         raise ConfigError(YAML_TRAP.format(got=value), file, line_no, path)
     if not isinstance(value, (str, int, float)):
-        raise ConfigError(f"expected an action line such as 'jog z=1', got a {type(value).__name__}",
-                          file, line_no, path)
+        raise ConfigError(
+            f"expected an action line such as 'jog z=1', got a {type(value).__name__}", file, line_no, path
+        )
     text = str(value)
     try:
         names = [f[1] for f in string.Formatter().parse(text) if f[1] is not None]
@@ -271,8 +305,12 @@ def make_binding(value, when, line_no, path, ctx, options, gesture="press"):
         if problem:
             raise ConfigError(f"{problem}{shown}", file, line_no, path)
         if binding.action not in (None, call.action):  # the panel decides by the action: one per binding
-            raise ConfigError(f"the action must not depend on a mode: '{binding.action.name}' or "
-                              f"'{call.action.name}'{shown}", file, line_no, path)
+            raise ConfigError(
+                f"the action must not depend on a mode: '{binding.action.name}' or '{call.action.name}'{shown}",
+                file,
+                line_no,
+                path,
+            )
         binding.action = call.action
         if call.action.panel_mode:
             check_mode_call(call, modes, file, line_no, path)
@@ -284,5 +322,9 @@ def check_mode_call(call, modes, file, line_no, path):
     if name not in modes:
         raise ConfigError(f"unknown mode '{name}'{values.suggest(name, modes)}", file, line_no, path)
     if value not in ("next", "prev") and value not in [str(v) for v in modes[name].values]:
-        raise ConfigError(f"mode {name}: '{value}' is not next, prev or one of "
-                          f"{', '.join(str(v) for v in modes[name].values)}", file, line_no, path)
+        raise ConfigError(
+            f"mode {name}: '{value}' is not next, prev or one of {', '.join(str(v) for v in modes[name].values)}",
+            file,
+            line_no,
+            path,
+        )

@@ -10,8 +10,13 @@ from octopanel.errors import ConfigError
 from octopanel.input import keynames
 from octopanel.panel import gestures
 
-WHEN = {"idle": frozenset({"idle"}), "printing": BUSY_STATES, "paused": frozenset({"paused"}),
-        "disconnected": frozenset({"disconnected", "error"}), "any": ANY}
+WHEN = {
+    "idle": frozenset({"idle"}),
+    "printing": BUSY_STATES,
+    "paused": frozenset({"paused"}),
+    "disconnected": frozenset({"disconnected", "error"}),
+    "any": ANY,
+}
 # name: (converter, default, min, max)
 SETTINGS = {
     "hold_s": (values_mod.to_float, gestures.HOLD_S, 0.1, 10.0),
@@ -24,13 +29,13 @@ SETTINGS = {
     "max_repeat_mm": (values_mod.to_float, 100.0, 0.1, 1000.0),  # how far one hold may travel by repeats
     "shuttle_idle_s": (values_mod.to_float, gestures.SHUTTLE_IDLE_S, 0.05, 5.0),
 }
-FEEDBACK = {"beep": (values_mod.to_bool, False, None, None), "message": (values_mod.to_bool, False, None, None),
-            "leds": (values_mod.to_str, "mode", None, None)}
+FEEDBACK = {
+    "beep": (values_mod.to_bool, False, None, None),
+    "message": (values_mod.to_bool, False, None, None),
+    "leds": (values_mod.to_str, "mode", None, None),
+}
 LED_CHOICES = ("off", "mode", "state")
-YAML_TRAP = ("YAML read this as {got!r}: quote it if you meant the text (YAML turns on/off/yes/no into "
-             "true/false)")
-
-
+YAML_TRAP = "YAML read this as {got!r}: quote it if you meant the text (YAML turns on/off/yes/no into true/false)"
 
 
 @dataclass
@@ -64,8 +69,12 @@ def load_modes(section, file):
                 raise ConfigError(problem, file, line(spec, "values"), f"{path}.values")
         default = spec.get("default", values[0])
         if default not in values:
-            raise ConfigError(f"default {values_mod.show(default)} is not one of the values", file, line(spec, "default"),
-                              f"{path}.default")
+            raise ConfigError(
+                f"default {values_mod.show(default)} is not one of the values",
+                file,
+                line(spec, "default"),
+                f"{path}.default",
+            )
         modes[str(name)] = Mode(values, default)
     return modes
 
@@ -81,8 +90,10 @@ def mode_value_problem(value):
         return None if value == value and abs(value) != float("inf") else f"expected a finite number, got {value}"
     if isinstance(value, str) and MODE_VALUE.fullmatch(value):
         return None
-    return (f"expected a number or one word (letters, digits, _), got {values_mod.show(value)}: a mode value is "
-            "put into action lines as it is, so it may not carry spaces or other words")
+    return (
+        f"expected a number or one word (letters, digits, _), got {values_mod.show(value)}: a mode value is "
+        "put into action lines as it is, so it may not carry spaces or other words"
+    )
 
 
 def load_devices(section, file):
@@ -92,8 +103,10 @@ def load_devices(section, file):
         return []
     if not isinstance(section, list):
         raise ConfigError("expected a list of devices (- name: '*Keypad*')", file, None, "devices")
-    return [DeviceSpec.from_config(spec, file, getattr(spec, "line", None), f"devices[{index}]")
-            for index, spec in enumerate(section)]
+    return [
+        DeviceSpec.from_config(spec, file, getattr(spec, "line", None), f"devices[{index}]")
+        for index, spec in enumerate(section)
+    ]
 
 
 def check_key_name(key, file, line_no, path):
@@ -110,8 +123,9 @@ def parse_when(value, file, line_no, path):
     states = frozenset()
     for word in words:
         if word not in WHEN:
-            raise ConfigError(f"unknown state '{word}'{values_mod.suggest(word, WHEN)}; use "
-                              f"{' | '.join(WHEN)}", file, line_no, path)
+            raise ConfigError(
+                f"unknown state '{word}'{values_mod.suggest(word, WHEN)}; use {' | '.join(WHEN)}", file, line_no, path
+            )
         states |= WHEN[word]
     return states
 
@@ -120,8 +134,10 @@ def typed_section(section, schema, file, path):
     section = section or {}
     expect_mapping(section, file, None, path)
     check_keys(section, schema, file, path)
-    return {k: typed(section[k], spec, file, line(section, k), f"{path}.{k}") if k in section else spec[1]
-            for k, spec in schema.items()}
+    return {
+        k: typed(section[k], spec, file, line(section, k), f"{path}.{k}") if k in section else spec[1]
+        for k, spec in schema.items()
+    }
 
 
 def typed(value, spec, file, line_no, path):

@@ -12,8 +12,11 @@ from octopanel.errors import OctopanelError, UsageError
 
 log = logging.getLogger("octopanel.panel.router")
 LED_ORDER = ("NUML", "CAPSL", "SCROLLL")
-STATE_LEDS = {"NUML": frozenset({"printing", "pausing", "resuming", "cancelling", "finishing"}),
-              "CAPSL": frozenset({"paused"}), "SCROLLL": frozenset({"disconnected", "error"})}
+STATE_LEDS = {
+    "NUML": frozenset({"printing", "pausing", "resuming", "cancelling", "finishing"}),
+    "CAPSL": frozenset({"paused"}),
+    "SCROLLL": frozenset({"disconnected", "error"}),
+}
 FEEDBACK_REFUSED = "beep 80 400"
 FEEDBACK_MODE = "beep 40 2500"
 FEEDBACK_MAX_AGE_S = 0.5  # a beep answers a press; later than this it answers nothing the user remembers
@@ -105,8 +108,9 @@ class Dispatcher:
             merge_base = ("rotary", g.key)
         else:
             layer = self.panel.layer
-            bindings = (km.bindings.get((layer, g.key, g.kind), ()) if layer else ()) or \
-                km.bindings.get(("", g.key, g.kind), ())
+            bindings = (km.bindings.get((layer, g.key, g.kind), ()) if layer else ()) or km.bindings.get(
+                ("", g.key, g.kind), ()
+            )
             lookup = lambda state, layer=layer: km.lookup(layer, g.key, g.kind, state)  # noqa: E731
             units = 1
             merge_base = (layer, g.key)
@@ -120,9 +124,13 @@ class Dispatcher:
             self.run_now(first)
             return
         label = f"{g.key} {g.kind}" + (f" {g.steps:+d}" if g.kind in ("rotary", "shuttle") else "")
-        job = Job(resolve=lambda state: self.resolve(lookup, state.name if state else None, modes, label),
-                  created=g.time, label=label, origin=g.device,
-                  needs_state=km.needs_state(bindings) or first.action.reads_state_first)
+        job = Job(
+            resolve=lambda state: self.resolve(lookup, state.name if state else None, modes, label),
+            created=g.time,
+            label=label,
+            origin=g.device,
+            needs_state=km.needs_state(bindings) or first.action.reads_state_first,
+        )
         # Merge only when every alternative adds up (jog, ex): three babystep presses must stay three.
         if all(b.action.mergeable for b in bindings):
             unit_axes = unit_distance(first)
@@ -165,16 +173,25 @@ class Dispatcher:
             reply(protocol.run_locally())  # the CLI runs it itself (--force: a human at a shell)
             return
         if forced:
-            reply(protocol.failed(f"'{call.action.name}': --force is a human's override at a shell; a "
-                                  "control-socket line cannot carry it: nothing sent", 2))
+            reply(
+                protocol.failed(
+                    f"'{call.action.name}': --force is a human's override at a shell; a "
+                    "control-socket line cannot carry it: nothing sent",
+                    2,
+                )
+            )
             return
         if call.action.local:
-            reply(protocol.failed(f"'{call.action.name}' works on the caller's files: run its 8xxx command "
-                                  "instead", 2))
+            reply(protocol.failed(f"'{call.action.name}' works on the caller's files: run its 8xxx command instead", 2))
             return
         if call.action.slow:
-            reply(protocol.failed(f"'{call.action.name}' waits for a long time and would hold up the panel: run "
-                                  "it with its 8xxx command instead", 2))
+            reply(
+                protocol.failed(
+                    f"'{call.action.name}' waits for a long time and would hold up the panel: run "
+                    "it with its 8xxx command instead",
+                    2,
+                )
+            )
             return
         if call.action.panel_mode:
             reply(self.run_now(call))
@@ -182,10 +199,19 @@ class Dispatcher:
         now = self.clock()
         retry = now + self.keymap.settings["pause_deadline_s"] if call.action.retries else None
         text = protocol.encode_argv(payload).strip() if from_cli else payload  # the line as it came
-        self.executor.submit(Job(resolve=lambda state: call, created=now, label=f"socket: {text}",
-                                 origin="socket", retry_until=retry, reply=reply,
-                                 needs_state=call.action.reads_state_first, max_age_s=SOCKET_MAX_AGE_S,
-                                 wanted=wanted))
+        self.executor.submit(
+            Job(
+                resolve=lambda state: call,
+                created=now,
+                label=f"socket: {text}",
+                origin="socket",
+                retry_until=retry,
+                reply=reply,
+                needs_state=call.action.reads_state_first,
+                max_age_s=SOCKET_MAX_AGE_S,
+                wanted=wanted,
+            )
+        )
 
     def run_now(self, call):
         try:
@@ -210,8 +236,16 @@ class Dispatcher:
         if message and fb["message"]:
             calls.append(self.registry.parse("msg", [message], self.ctx.limits))
         for call in calls:
-            self.executor.submit(Job(resolve=lambda state, c=call: c, created=self.clock(), label="feedback",
-                                     needs_state=False, feedback=True, max_age_s=FEEDBACK_MAX_AGE_S))
+            self.executor.submit(
+                Job(
+                    resolve=lambda state, c=call: c,
+                    created=self.clock(),
+                    label="feedback",
+                    needs_state=False,
+                    feedback=True,
+                    max_age_s=FEEDBACK_MAX_AGE_S,
+                )
+            )
 
 
 def unit_distance(call):

@@ -39,12 +39,24 @@ def ensure_venv(cache_dir=None):
             (venv / READY_MARKER).touch()
             return venv
         shutil.rmtree(venv, ignore_errors=True)  # half-finished: start over
-        print(f"octopanel: installing OctoPrint {OCTOPRINT_VERSION} into {venv} "
-              "(one time, about 15 s)…", file=sys.stderr, flush=True)
+        print(
+            f"octopanel: installing OctoPrint {OCTOPRINT_VERSION} into {venv} (one time, about 15 s)…",
+            file=sys.stderr,
+            flush=True,
+        )
         # Built in place: a venv cannot be renamed afterwards, its scripts hold absolute paths.
-        for argv in ([sys.executable, "-m", "venv", str(venv)],
-                     [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                      "--disable-pip-version-check", f"OctoPrint=={OCTOPRINT_VERSION}"]):
+        for argv in (
+            [sys.executable, "-m", "venv", str(venv)],
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                f"OctoPrint=={OCTOPRINT_VERSION}",
+            ],
+        ):
             done = subprocess.run(argv, capture_output=True, text=True)
             if done.returncode != 0:
                 raise VirtualPrinterError(f"{' '.join(argv)} failed:\n{tail(done.stdout + done.stderr)}")
@@ -70,8 +82,21 @@ def admin_template(venv):
     if not template.exists():
         build = Path(tempfile.mkdtemp(prefix="template-", dir=venv))
         password = secrets.token_urlsafe(12)
-        done = subprocess.run([str(venv / "bin" / "octoprint"), "--basedir", str(build / "base"), "user",
-                               "add", "admin", "--password", password, "--admin"], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                str(venv / "bin" / "octoprint"),
+                "--basedir",
+                str(build / "base"),
+                "user",
+                "add",
+                "admin",
+                "--password",
+                password,
+                "--admin",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             raise VirtualPrinterError(f"octoprint user add failed:\n{tail(done.stdout + done.stderr)}")
         shutil.move(build / "base" / "users.yaml", build / "users.yaml")

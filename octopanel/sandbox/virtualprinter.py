@@ -42,16 +42,27 @@ QUIET_CONFIG = {
         "pythonEolCheck": {"enabled": False},
     },
     "plugins": {
-        "_disabled": ["announcements", "tracking", "errortracking", "softwareupdate", "pluginmanager",
-                      "discovery", "health_check", "achievements", "pi_support"],
+        "_disabled": [
+            "announcements",
+            "tracking",
+            "errortracking",
+            "softwareupdate",
+            "pluginmanager",
+            "discovery",
+            "health_check",
+            "achievements",
+            "pi_support",
+        ],
         # By default the Virtual Printer injects resend and timeout errors at job lines 100–115.
         "virtual_printer": {"enabled": True, "simulated_errors": []},
     },
     "serial": {"log": True, "autoconnect": False, "port": "VIRTUAL"},
-    "system": {"actions": [
-        {"action": "reset", "name": "Reset", "command": "true"},
-        {"action": "fail", "name": "Fail", "command": "false"},
-    ]},
+    "system": {
+        "actions": [
+            {"action": "reset", "name": "Reset", "command": "true"},
+            {"action": "fail", "name": "Fail", "command": "false"},
+        ]
+    },
 }
 # serial.log's own handler is meant to roll over on every connect (in 1.11.8 it does so only on the
 # first connect of a process); a plain never-rotating handler keeps byte offsets from mark() valid.
@@ -113,17 +124,30 @@ class VirtualPrinter:
         (self.basedir / "users.yaml").write_text(users.replace("apikey: null", f"apikey: {self.admin_key}"))
         # api_key is an application key of the admin, the kind users get through the appkeys workflow.
         (self.basedir / "data" / "appkeys" / "keys.yaml").write_text(
-            json.dumps({"admin": [{"app_id": "octopanel", "api_key": self.api_key}]}))
+            json.dumps({"admin": [{"app_id": "octopanel", "api_key": self.api_key}]})
+        )
         self.session.headers["X-Api-Key"] = self.api_key
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         with open(self.server_log, "ab") as log:
             self.process = subprocess.Popen(
-                [str(venv / "bin" / "octoprint"), "serve", "--basedir", str(self.basedir), "--host", "127.0.0.1",
-                 "--port", str(self.port), "--iknowwhatimdoing"],  # refused as root without the flag
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    str(venv / "bin" / "octoprint"),
+                    "serve",
+                    "--basedir",
+                    str(self.basedir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--iknowwhatimdoing",
+                ],  # refused as root without the flag
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() kills it whole, Ctrl-C misses it
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
         atexit.register(self.stop)
         try:
             self._wait_until_up()
@@ -205,8 +229,9 @@ class VirtualPrinter:
             if names <= flags and not absent & flags:
                 return flags
             if time.monotonic() > deadline:
-                raise TimeoutError(f"after {timeout} s the flags are {sorted(flags)}, "
-                                   f"wanted {sorted(names)} without {sorted(absent)}")
+                raise TimeoutError(
+                    f"after {timeout} s the flags are {sorted(flags)}, wanted {sorted(names)} without {sorted(absent)}"
+                )
             time.sleep(POLL_S)
 
     def connect(self, timeout=20):
@@ -271,8 +296,12 @@ class VirtualPrinter:
             name = f"octopanel-long-{self._uploads}.gcode"
         lines = ["G90"] + [f"G1 X{180 if i % 2 == 0 else 20} F3000" for i in range(n_moves)]
         mark = self.mark()
-        self._ok("POST", "/api/files/local", files={"file": (name, "\n".join(lines) + "\n")},
-                 data={"select": "true", "print": "true"})
+        self._ok(
+            "POST",
+            "/api/files/local",
+            files={"file": (name, "\n".join(lines) + "\n")},
+            data={"select": "true", "print": "true"},
+        )
         flags = self.wait_state("printing")
         self.wait_sent(mark, lines[:2])
         return flags

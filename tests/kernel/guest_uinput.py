@@ -19,10 +19,35 @@ from evdev import InputDevice, UInput  # noqa: E402
 from evdev import ecodes as e
 
 KEYPAD = "Virtual UInput Keypad"
-KEYPAD_KEYS = [e.KEY_KP0, e.KEY_KP1, e.KEY_KP2, e.KEY_KP3, e.KEY_KP4, e.KEY_KP5, e.KEY_KP6, e.KEY_KP7,
-               e.KEY_KP8, e.KEY_KP9, e.KEY_KPENTER, e.KEY_KPDOT, e.KEY_KPPLUS, e.KEY_KPMINUS, e.KEY_KPASTERISK,
-               e.KEY_KPSLASH, e.KEY_NUMLOCK, e.KEY_UP, e.KEY_DOWN, e.KEY_LEFT, e.KEY_RIGHT, e.KEY_PAGEUP,
-               e.KEY_PAGEDOWN, e.KEY_HOME, e.KEY_END, e.KEY_INSERT, e.KEY_DELETE]
+KEYPAD_KEYS = [
+    e.KEY_KP0,
+    e.KEY_KP1,
+    e.KEY_KP2,
+    e.KEY_KP3,
+    e.KEY_KP4,
+    e.KEY_KP5,
+    e.KEY_KP6,
+    e.KEY_KP7,
+    e.KEY_KP8,
+    e.KEY_KP9,
+    e.KEY_KPENTER,
+    e.KEY_KPDOT,
+    e.KEY_KPPLUS,
+    e.KEY_KPMINUS,
+    e.KEY_KPASTERISK,
+    e.KEY_KPSLASH,
+    e.KEY_NUMLOCK,
+    e.KEY_UP,
+    e.KEY_DOWN,
+    e.KEY_LEFT,
+    e.KEY_RIGHT,
+    e.KEY_PAGEUP,
+    e.KEY_PAGEDOWN,
+    e.KEY_HOME,
+    e.KEY_END,
+    e.KEY_INSERT,
+    e.KEY_DELETE,
+]
 SHUTTLE = "Contour Design ShuttleXpress"
 MACRO = "Virtual Macro Pad"
 PRINTER_PAD = "Virtual Printer Pad"  # read by a daemon that talks to a real OctoPrint (not a dry run)
@@ -31,30 +56,63 @@ KNOB = "Virtual Events Knob"  # for `octopanel events`: no daemon here reads (an
 
 
 def make_devices():
-    keypad = UInput({e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML, e.LED_CAPSL, e.LED_SCROLLL]}, name=KEYPAD,
-                    vendor=0x1234, product=0x5678, bustype=e.BUS_USB, phys="uinput-keypad/input0")
-    shuttle = UInput({e.EV_KEY: [e.BTN_4, e.BTN_5, e.BTN_6, e.BTN_7, e.BTN_8], e.EV_REL: [e.REL_DIAL, e.REL_WHEEL]},
-                     name=SHUTTLE, vendor=0x0b33, product=0x0020, bustype=e.BUS_USB, phys="uinput-shuttle/input0")
-    macro = UInput({e.EV_KEY: [e.KEY_1, e.KEY_2, e.KEY_3, e.KEY_VOLUMEUP, e.KEY_VOLUMEDOWN, e.KEY_MUTE]},
-                   name=MACRO, vendor=0x1189, product=0x8890, bustype=e.BUS_USB, phys="uinput-macro/input0")
-    pad = UInput({e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML]}, name=PRINTER_PAD, vendor=0x1234, product=0x9999,
-                 bustype=e.BUS_USB, phys="uinput-printer/input0")
-    knob = UInput({e.EV_KEY: [e.KEY_KP8, e.KEY_UP], e.EV_REL: [e.REL_DIAL]}, name=KNOB, vendor=0x1234,
-                  product=0x7777, bustype=e.BUS_USB, phys="uinput-knob/input0")
+    keypad = UInput(
+        {e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML, e.LED_CAPSL, e.LED_SCROLLL]},
+        name=KEYPAD,
+        vendor=0x1234,
+        product=0x5678,
+        bustype=e.BUS_USB,
+        phys="uinput-keypad/input0",
+    )
+    shuttle = UInput(
+        {e.EV_KEY: [e.BTN_4, e.BTN_5, e.BTN_6, e.BTN_7, e.BTN_8], e.EV_REL: [e.REL_DIAL, e.REL_WHEEL]},
+        name=SHUTTLE,
+        vendor=0x0B33,
+        product=0x0020,
+        bustype=e.BUS_USB,
+        phys="uinput-shuttle/input0",
+    )
+    macro = UInput(
+        {e.EV_KEY: [e.KEY_1, e.KEY_2, e.KEY_3, e.KEY_VOLUMEUP, e.KEY_VOLUMEDOWN, e.KEY_MUTE]},
+        name=MACRO,
+        vendor=0x1189,
+        product=0x8890,
+        bustype=e.BUS_USB,
+        phys="uinput-macro/input0",
+    )
+    pad = UInput(
+        {e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML]},
+        name=PRINTER_PAD,
+        vendor=0x1234,
+        product=0x9999,
+        bustype=e.BUS_USB,
+        phys="uinput-printer/input0",
+    )
+    knob = UInput(
+        {e.EV_KEY: [e.KEY_KP8, e.KEY_UP], e.EV_REL: [e.REL_DIAL]},
+        name=KNOB,
+        vendor=0x1234,
+        product=0x7777,
+        bustype=e.BUS_USB,
+        phys="uinput-knob/input0",
+    )
     return keypad, shuttle, macro, pad, knob
 
 
 def node_facts(dev):
     g.udevadm("settle", "-t", "30")
     st = os.stat(dev.path)
-    g.fact("keypad_node", {"path": dev.path, "group": grp.getgrgid(st.st_gid).gr_name,
-                           "mode": oct(stat.S_IMODE(st.st_mode))})
+    g.fact(
+        "keypad_node",
+        {"path": dev.path, "group": grp.getgrgid(st.st_gid).gr_name, "mode": oct(stat.S_IMODE(st.st_mode))},
+    )
 
 
 def devices_and_events(ui, dev):
     for label, groups in (("devices_in_group_input", "input"), ("devices_without_group_input", None)):
-        out = subprocess.run(g.as_user([g.OCTOPANEL, "devices"], groups), capture_output=True, text=True,
-                             env=g.env(), timeout=60)
+        out = subprocess.run(
+            g.as_user([g.OCTOPANEL, "devices"], groups), capture_output=True, text=True, env=g.env(), timeout=60
+        )
         g.fact(label, {"rc": out.returncode, "stdout": out.stdout, "stderr": out.stderr})
     ev = g.Proc(g.as_user([g.OCTOPANEL, "events", dev.path]), "events")
     ready = ev.wait_for(r"press keys", timeout=60) is not None
@@ -69,8 +127,11 @@ def devices_and_events(ui, dev):
 
 def jogs(proc, start):
     """Bodies of the jog requests the dry run printed since line `start`."""
-    return [body for _, path, body in g.requests_in(proc.since(start))
-            if path.endswith("printhead") and body.get("command") == "jog"]
+    return [
+        body
+        for _, path, body in g.requests_in(proc.since(start))
+        if path.endswith("printhead") and body.get("command") == "jog"
+    ]
 
 
 def keypad_session(ui, other, kp):
@@ -197,8 +258,17 @@ def printer_daemon():
     text, n = re.subn(r'- name: "\*\[Kk\]eypad\*"', '- id: "1234:9999"', text)
     with open("/tmp/printer-keymap.yaml", "w") as f:
         f.write(text)
-    argv = [g.OCTOPANEL, "run", "--no-control", "--keymap", "/tmp/printer-keymap.yaml", "--url", PRINTER_URL,
-            "--api-key", os.environ["KERNEL_PRINTER_KEY"]]
+    argv = [
+        g.OCTOPANEL,
+        "run",
+        "--no-control",
+        "--keymap",
+        "/tmp/printer-keymap.yaml",
+        "--url",
+        PRINTER_URL,
+        "--api-key",
+        os.environ["KERNEL_PRINTER_KEY"],
+    ]
     return g.Proc(g.as_user(argv), "printer")
 
 
@@ -207,8 +277,12 @@ def printer_session(ui, pr):
     g.fact("printer_using", pr.wait_for(r"using .*Printer Pad", timeout=60))
     g.fact("printer_answers", pr.wait_for(r"OctoPrint answers", timeout=30))
     done = []
-    for code, pattern in ((e.KEY_KP8, r"jogged y=1\b"), (e.KEY_KPPLUS, r"mode step: 10"),
-                          (e.KEY_KP4, r"jogged x=-10\b"), (e.KEY_KP7, r"homed")):
+    for code, pattern in (
+        (e.KEY_KP8, r"jogged y=1\b"),
+        (e.KEY_KPPLUS, r"mode step: 10"),
+        (e.KEY_KP4, r"jogged x=-10\b"),
+        (e.KEY_KP7, r"homed"),
+    ):
         m = pr.mark()
         g.tap(ui, code)
         done.append(pr.wait_for(pattern, m, 20))

@@ -48,7 +48,7 @@ def jogs(proc, start, end=None):
     """Bodies of the jog requests the dry run printed in lines start..end of proc's output."""
     lines = proc.since(start)
     if end is not None:
-        lines = lines[:end - start]
+        lines = lines[: end - start]
     return [body for _, path, body in g.requests_in(lines) if path.endswith("printhead")]
 
 
@@ -83,16 +83,21 @@ def unplug_while_repeating(kp, daemon):
     kp.unplug()
     lost = first_index(daemon, r"lost .*Keypad", u)
     time.sleep(1.5)  # ten repeat periods: ample time for a leftover repeat or queued jog to show
-    g.fact("unplug_held_key", {"lost_seen": lost is not None, "jogs_before": jogs(daemon, m, lost),
-                               "jogs_after_lost": jogs(daemon, lost) if lost is not None else None})
+    g.fact(
+        "unplug_held_key",
+        {
+            "lost_seen": lost is not None,
+            "jogs_before": jogs(daemon, m, lost),
+            "jogs_after_lost": jogs(daemon, lost) if lost is not None else None,
+        },
+    )
 
 
 def hotplug(kp, udcs, d):
     g.fact("waiting_before_plug", d.wait_for(r"waiting for", timeout=60))
     g.fact("first_plug_s", plug_and_use(kp, udcs[0], d))
     g.fact("keypad_node", node_of(KEYPAD_LINK.format("0001")))
-    out = subprocess.run(g.as_user([g.OCTOPANEL, "devices"]), capture_output=True, text=True, env=g.env(),
-                         timeout=60)
+    out = subprocess.run(g.as_user([g.OCTOPANEL, "devices"]), capture_output=True, text=True, env=g.env(), timeout=60)
     g.fact("devices", {"rc": out.returncode, "stdout": out.stdout})
     g.fact("led_report_step_1", kp.leds())
     unplug_while_repeating(kp, d)
@@ -164,8 +169,7 @@ def by_id_daemon(kp, udcs, d, edited):
         runs.append({"using_s": took, "jogs": jogs(d, m)})
         kp.unplug()
         d.wait_for(r"lost ", m, 15)
-    g.fact("by_id_daemon", {"path_in_keymap": edited, "took_other_serial": taken_other, "runs": runs,
-                            "rc": d.stop()})
+    g.fact("by_id_daemon", {"path_in_keymap": edited, "took_other_serial": taken_other, "runs": runs, "rc": d.stop()})
 
 
 def main():
@@ -175,10 +179,10 @@ def main():
     g.fact("udcs", udcs)
     # A second device stays plugged on the other bus throughout (so /dev/input/by-id never goes away): it
     # has the ShuttleXpress's IDs, which the shipped rule gives to the group octopanel as it stands.
-    wheel = gadget.Gadget("wheel", 0x0b33, 0x0020, "Jog Wheel", "0009")
+    wheel = gadget.Gadget("wheel", 0x0B33, 0x0020, "Jog Wheel", "0009")
     wheel.plug(udcs[1])
     g.fact("shuttle_ids_node", node_of("usb-Virtual_Jog_Wheel_0009-event-kbd"))
-    kp = gadget.Gadget("keypad", 0x04d9, 0x1203, "USB Keypad", "0001")
+    kp = gadget.Gadget("keypad", 0x04D9, 0x1203, "USB Keypad", "0001")
     edited = by_id_keymap()
     first = g.daemon("etc/keymap.yaml", "keypad")
     second = g.daemon("/tmp/byid-keymap.yaml", "by-id")

@@ -42,6 +42,7 @@ def guarded(main):
         main()
     except Exception as exc:  # noqa: BLE001 - every failure must reach the host as a fact
         import traceback
+
         traceback.print_exc()
         fact("guest_error", f"{type(exc).__name__}: {exc}")
     finish()
@@ -51,8 +52,21 @@ def add_service_user():
     """The service's user: system user octopanel, primary group octopanel, supplementary group input."""
     subprocess.run(["groupadd", "--system", "-f", USER], check=True)
     if subprocess.run(["id", USER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--system", "--gid", USER, "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", USER], check=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--gid",
+                USER,
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ],
+            check=True,
+        )
 
 
 def as_user(argv, groups="input"):
@@ -76,8 +90,9 @@ class Proc:
     def __init__(self, argv, name):
         self.name, self.lines, self.cond = name, [], threading.Condition()
         log(f"$ {' '.join(argv)}")
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
-                                  cwd=REPO)
+        self.p = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=REPO
+        )
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):

@@ -17,10 +17,15 @@ def facts(octoprint, tmp_path_factory):
     """The guest's facts; the printer daemon in it reaches the session's OctoPrint through one forwarded port."""
     octoprint.reset()
     mark = octoprint.mark()
-    found = run_guest("guest_uinput.py", tmp_path_factory.mktemp("kernel") / "guest_uinput.log", {
-        "VM_HOSTFWD": str(octoprint.port),
-        "KERNEL_PRINTER_URL": f"http://10.0.2.100:{octoprint.port}",
-        "KERNEL_PRINTER_KEY": octoprint.api_key})
+    found = run_guest(
+        "guest_uinput.py",
+        tmp_path_factory.mktemp("kernel") / "guest_uinput.log",
+        {
+            "VM_HOSTFWD": str(octoprint.port),
+            "KERNEL_PRINTER_URL": f"http://10.0.2.100:{octoprint.port}",
+            "KERNEL_PRINTER_KEY": octoprint.api_key,
+        },
+    )
     found["_serial_sent"] = octoprint.settle(mark)
     return found
 
@@ -64,9 +69,16 @@ def test_grab_waits_for_keys_up_then_shuts_out_other_readers(facts):
     assert facts["press_KP8"] == [{"command": "jog", "y": 1}]
 
 
-@pytest.mark.parametrize("key, expected", [("KEY_UP", {"y": 1}), ("KEY_DOWN", {"y": -1}),
-                                           ("KEY_LEFT", {"x": -1}), ("KEY_RIGHT", {"x": 1}),
-                                           ("KEY_PAGEUP", {"z": 1})])
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("KEY_UP", {"y": 1}),
+        ("KEY_DOWN", {"y": -1}),
+        ("KEY_LEFT", {"x": -1}),
+        ("KEY_RIGHT", {"x": 1}),
+        ("KEY_PAGEUP", {"z": 1}),
+    ],
+)
 def test_numlock_off_codes_jog_like_the_keypad_codes(facts, key, expected):
     assert facts[f"press_{key}"] == [{"command": "jog", **expected}]
 

@@ -16,8 +16,11 @@ NUML, CAPSL = 1, 2  # bits of the boot keyboard's LED output report
 
 @pytest.fixture(scope="module")
 def facts(tmp_path_factory):
-    return run_guest("guest_usb.py", tmp_path_factory.mktemp("kernel") / "guest_usb.log",
-                     {"KERNEL_CYCLES": os.environ.get("KERNEL_CYCLES", str(CYCLES))})
+    return run_guest(
+        "guest_usb.py",
+        tmp_path_factory.mktemp("kernel") / "guest_usb.log",
+        {"KERNEL_CYCLES": os.environ.get("KERNEL_CYCLES", str(CYCLES))},
+    )
 
 
 def test_devices_lists_the_usb_keypad_with_its_by_id_path(facts):

@@ -37,8 +37,15 @@ def run_guest(script, log_path, env=None):
     if names:
         full_env["VM_ENV"] = " ".join(names)
     with open(log_path, "w") as log:
-        proc = subprocess.run([str(RUNNER), sys.executable, str(HERE / script)], cwd=REPO, env=full_env,
-                              stdout=subprocess.PIPE, stderr=log, text=True, timeout=VM_TIMEOUT_S + 30)
+        proc = subprocess.run(
+            [str(RUNNER), sys.executable, str(HERE / script)],
+            cwd=REPO,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            timeout=VM_TIMEOUT_S + 30,
+        )
     tail = "".join(Path(log_path).read_text(errors="replace").splitlines(True)[-60:])
     if proc.returncode != 0:
         pytest.fail(f"{script} in the VM exited {proc.returncode}; guest log {log_path}:\n{tail}")

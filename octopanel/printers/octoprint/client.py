@@ -39,8 +39,7 @@ class Client:
 
     refuses_motion_when_busy = True  # POST /api/printer/printhead: 409 unless operational and not printing
 
-    def __init__(self, url, api_key, connect_timeout=5.0, read_timeout=10.0, verbose=0, log=None,
-                 now=time.monotonic):
+    def __init__(self, url, api_key, connect_timeout=5.0, read_timeout=10.0, verbose=0, log=None, now=time.monotonic):
         self.base = url.rstrip("/") + "/"
         self.api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
@@ -81,8 +80,9 @@ class Client:
         else:
             self._deadlines.at, self._deadlines.after_send_s = deadline, None
         try:
-            resp = self.session.request(method, url, json=json_body, timeout=self.timeout, stream=True,
-                                        allow_redirects=False, **kwargs)
+            resp = self.session.request(
+                method, url, json=json_body, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
+            )
             if deadline_after_send:
                 deadline = time.monotonic() + self.timeout[1]
             if self.verbose:
@@ -115,9 +115,13 @@ class Client:
         if 300 <= resp.status_code < 400 and resp.status_code != 304:
             resp.close()
             location = self.redact(resp.headers.get("Location") or "nowhere given")
-            raise PrinterError(f"OctoPrint at {self.redact(self.base)} answered {what} with a redirect (HTTP "
-                               f"{resp.status_code}) to {location}: not followed, nothing more sent; if that is "
-                               "where OctoPrint now lives, set url to it", resp.status_code, location)
+            raise PrinterError(
+                f"OctoPrint at {self.redact(self.base)} answered {what} with a redirect (HTTP "
+                f"{resp.status_code}) to {location}: not followed, nothing more sent; if that is "
+                "where OctoPrint now lives, set url to it",
+                resp.status_code,
+                location,
+            )
 
     def request(self, method, path, json_body=None, **kwargs):
         """Send one request; return parsed JSON (or None for an empty body); raise typed errors."""
@@ -140,8 +144,9 @@ class Client:
         if code in (400, 415):
             raise BadRequest(f"OctoPrint did not accept {where}: {message}", code, message)
         if code >= 500:
-            raise ServerError(f"OctoPrint failed on {where} (HTTP {code})" + (f": {message}" if message else ""),
-                              code, message)
+            raise ServerError(
+                f"OctoPrint failed on {where} (HTTP {code})" + (f": {message}" if message else ""), code, message
+            )
         raise PrinterError(f"OctoPrint answered HTTP {code} to {where}: {message}", code, message)
 
     def redact(self, text):
@@ -248,7 +253,9 @@ class Client:
         return self.post("api/printer/tool", {"command": "flowrate", "factor": int(round(factor))})
 
     def tool_target(self, targets):
-        return self.post("api/printer/tool", {"command": "target", "targets": {k: plain(v) for k, v in targets.items()}})
+        return self.post(
+            "api/printer/tool", {"command": "target", "targets": {k: plain(v) for k, v in targets.items()}}
+        )
 
     def bed_target(self, target):
         return self.post("api/printer/bed", {"command": "target", "target": plain(target)})
@@ -267,8 +274,9 @@ class Client:
         quote_file_path(name)  # the same check as a name in a URL: OctoPrint takes folders from it
         fields = [("select", "true" if select else "false"), ("print", "true" if print_ else "false")]
         body = MultipartBody(fields, name, handle, progress)
-        return self.request("POST", "api/files/local", data=body, headers={"Content-Type": body.content_type},
-                            deadline_after_send=True)
+        return self.request(
+            "POST", "api/files/local", data=body, headers={"Content-Type": body.content_type}, deadline_after_send=True
+        )
 
     def system_command(self, action, source="custom"):
         return self.post(f"api/system/commands/{quote_segment(source)}/{quote_segment(action)}", None)

@@ -26,8 +26,9 @@ def read_body(resp, deadline, limit, what, now=time.monotonic):
     declared = resp.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         resp.close()
-        raise ServerError(f"{what}: the answer is {int(declared)} bytes, more than the {limit} expected",
-                          resp.status_code)
+        raise ServerError(
+            f"{what}: the answer is {int(declared)} bytes, more than the {limit} expected", resp.status_code
+        )
     raw = resp.raw
     read = getattr(raw, "read1", None) or raw.read  # read1 returns what has arrived (urllib3 >= 2)
     chunks, size = [], 0
@@ -67,11 +68,15 @@ def parse_json(method, path, resp):
     except RecursionError:
         data = TOO_DEEP
     except ValueError:
-        raise ServerError(f"OctoPrint sent something that is not JSON for {where}", resp.status_code,
-                          resp.text[:200]) from None
+        raise ServerError(
+            f"OctoPrint sent something that is not JSON for {where}", resp.status_code, resp.text[:200]
+        ) from None
     if data is TOO_DEEP or too_deep(data):
-        raise ServerError(f"OctoPrint's answer to {where} is nested more than {JSON_MAX_DEPTH} levels deep: "
-                          "not a reply octopanel can use", resp.status_code)
+        raise ServerError(
+            f"OctoPrint's answer to {where} is nested more than {JSON_MAX_DEPTH} levels deep: "
+            "not a reply octopanel can use",
+            resp.status_code,
+        )
     return data
 
 
@@ -117,8 +122,16 @@ REASONS = (  # (exception types, words), most specific first: judged by type, as
     ((u3.InvalidChunkLength,), "the answer was garbled"),
     ((http.client.IncompleteRead,), "the answer was cut short"),
     ((http.client.BadStatusLine, http.client.LineTooLong), "the answer was not HTTP"),
-    ((requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-      u3.LocationParseError, UnicodeError), "the URL is not valid"),
+    (
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            u3.LocationParseError,
+            UnicodeError,
+        ),
+        "the URL is not valid",
+    ),
     ((TimeoutError, requests.Timeout), "timed out"),
 )
 

@@ -39,8 +39,11 @@ def obtain_key(client, user=None, timeout=300.0, out=sys.stderr, sleep=time.slee
     token = (client.request("POST", "plugin/appkeys/request", body) or {}).get("app_token")
     if not isinstance(token, str) or segment_problem(token) is not None:  # it goes into the next URL's path
         raise ServerError(f"OctoPrint answered the access request without a usable app token: {token!r:.60}")
-    print(f"Approve the access request from '{APP_NAME}' in OctoPrint's web interface ({client.base}) …",
-          file=out, flush=True)
+    print(
+        f"Approve the access request from '{APP_NAME}' in OctoPrint's web interface ({client.base}) …",
+        file=out,
+        flush=True,
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         resp = client.send("GET", f"plugin/appkeys/request/{quote(token, safe='')}")

@@ -54,11 +54,15 @@ class MultipartBody:
     def __init__(self, fields, filename, handle, progress=None):
         boundary = "octopanel-" + uuid.uuid4().hex
         self.content_type = f"multipart/form-data; boundary={boundary}"
-        head = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
-                        for key, value in fields)
+        head = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+            for key, value in fields
+        )
         safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
-        head += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
-                 "Content-Type: application/octet-stream\r\n\r\n").encode()
+        head += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
         self.handle, self.progress = handle, progress
         self.file_size = os.fstat(handle.fileno()).st_size - handle.tell()
         self.parts = [head, None, f"\r\n--{boundary}--\r\n".encode()]  # None: the file, read as it goes
@@ -76,8 +80,10 @@ class MultipartBody:
             if part is None:
                 chunk = self.handle.read(min(size, self.file_left)) if self.file_left else b""
                 if self.file_left and not chunk:
-                    raise UsageError(f"the file shrank while it was being uploaded ({self.file_left} bytes "
-                                     "missing): the upload is incomplete")
+                    raise UsageError(
+                        f"the file shrank while it was being uploaded ({self.file_left} bytes "
+                        "missing): the upload is incomplete"
+                    )
                 self.file_left -= len(chunk)
                 if not self.file_left:
                     self.parts.pop(0)  # bytes appended meanwhile are not sent: Content-Length is fixed

@@ -23,8 +23,9 @@ def file_path(name):
     """`name` if it is a relative OctoPrint file path (folder/file.gcode); ValueError saying why not."""
     name = str(name)
     if name.startswith(("/", "\\")):
-        raise ValueError(f"{name!r} is an absolute path: give the name on OctoPrint's storage, e.g. "
-                         "folder/file.gcode; nothing sent")
+        raise ValueError(
+            f"{name!r} is an absolute path: give the name on OctoPrint's storage, e.g. folder/file.gcode; nothing sent"
+        )
     for part in name.split("/"):
         problem = segment_problem(part)
         if problem:
