@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from secretscan import DISTINCT_KEY, scan_session, secrets
 
 from octopanel.sandbox.virtualprinter import VirtualPrinter
 
@@ -25,12 +26,32 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("kernel") is not None)
 
 
+SESSION_SECRETS = []  # the keys the session's OctoPrint issued, for the scan at its end
+
+
 @pytest.fixture(scope="session")
 def octoprint():
     """A started and connected VirtualPrinter shared by the whole session (about 1 s to start)."""
     with VirtualPrinter() as vp:
         vp.connect()
+        SESSION_SECRETS.extend(secrets(vp))
         yield vp
+
+
+def pytest_sessionfinish(session):
+    """No API key in any file the suite wrote or any output pytest captured, checked once every test ran
+    (the kernel tests too), so the check never depends on the order of the tests."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    factory = getattr(session.config, "_tmp_path_factory", None)  # pytest's own, set by its tmp_path plugin
+    if reporter is None or factory is None or session.config.option.collectonly:
+        return
+    keys = SESSION_SECRETS or [DISTINCT_KEY]
+    problems = scan_session(factory.getbasetemp(), reporter.stats, keys)
+    if problems:
+        reporter.write_sep("=", "secrets leaked", red=True)
+        for line in problems:
+            reporter.write_line(line)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

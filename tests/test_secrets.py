@@ -1,12 +1,12 @@
-"""Secrets: the API key never shows in what octopanel prints or logs. Named test_zz_… so that it runs last.
+"""Secrets: the API key never shows in what octopanel prints or logs (the whole-session scans: secretscan.py).
 
 What is scanned, for the session OctoPrint's API key (and admin key) and for a distinctive key of our own:
-1. Every file under this session's pytest base directory (tmp_path_factory.getbasetemp()): daemon logs,
-   recordings, outputs other tests wrote there. Files whose job is to hold a key (config files, key files,
-   OctoPrint's own basedirs) are left out, and listed in the failure message if they are the only hits.
-2. The output pytest captured for every test of this session so far (stdout, stderr and log sections of
-   each report, and failure texts), read from the terminal reporter's statistics.
-3. Output produced here at the highest verbosity: every 8xxx command with -vv against the session
+1. At the session's end, whatever order the tests ran in (tests/conftest.py, pytest_sessionfinish): every
+   file under the session's pytest base directory (daemon logs, recordings, guest logs of the kernel tests)
+   and the output pytest captured for every test (stdout, stderr, log sections, failure texts). Files
+   whose job is to hold a key (config and key files, OctoPrint's basedirs) are allowed. A leak fails the
+   session (exit 1) with the list. The scan itself is tested here.
+2. Output produced here at the highest verbosity: every 8xxx command with -vv against the session
    OctoPrint; a few against a stub that rejects the key and against a closed port; `octopanel run
    --dry-run -vv` and `octopanel run -vvv` (real client: request and response headers printed) on a
    short recording. Each of these must print something, or the scan would prove nothing.
@@ -17,23 +17,22 @@ pytest keeps no captured output to read.
 """
 
 import os
-import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from conftest import BIN, LEAKY_PREFIXES
 from evdev import ecodes as e
+from secretscan import DISTINCT_KEY, leaks, scan_session, secrets
 from stubserver import Reply, StubServer
 
 from octopanel.actions import build_registry
 
-DISTINCT_KEY = "zzSECRET-octopanel-4e1f9b27c6a8d305"
-KEY_STORE_NAMES = {"config.yaml", "octocmd.conf", ".octocmd.conf", "users.yaml", "keys.yaml", "octoprint-api-key"}
-KEY_STORE_PATTERN = re.compile(r"(api[_-]?key|apikey|secret|token|credential|key\.txt$|^key$)", re.I)
-MAX_SCAN_BYTES = 50 * 1024 * 1024
 GCODE = "G90\nG1 X10 F3000\nG1 X20 F3000\n"
 
 # argv for every 8xxx command, in the order they run (state-changing ones last).
@@ -102,31 +101,6 @@ COMMANDS = [
     ("disconnect", []),
     ("reconnect", []),
 ]
-
-
-def secrets(octoprint):
-    return [key for key in (octoprint.api_key, octoprint.admin_key, DISTINCT_KEY) if key]
-
-
-def leaks(text, keys):
-    """The keys found in text, whole or as a 12-character piece (a key cut by a line break still leaks)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    found = []
-    for key in keys:
-        pieces = {key} | {key[i : i + 12] for i in range(0, max(1, len(key) - 11), 6)}
-        if any(piece in text for piece in pieces):
-            found.append(key[:4] + "…")
-    return found
-
-
-def is_key_store(path, data):
-    """A file whose purpose is to hold a key: octopanel's or 8control's config, a key file, OctoPrint's data."""
-    if path.name in KEY_STORE_NAMES or KEY_STORE_PATTERN.search(path.name):
-        return True
-    if path.suffix in (".yaml", ".yml", ".conf", ".json") and re.search(rb"api_?key|OctoAPI_KEY", data, re.I):
-        return True  # a config file with a key setting, e.g. what `octopanel login` writes
-    return any((parent / "data" / "appkeys").is_dir() for parent in path.parents)
 
 
 def clean_env(home, **extra):
@@ -254,36 +228,48 @@ def test_the_daemon_at_full_verbosity_prints_no_key(printer, tmp_path, mode):
 # -- last: scan what the whole session left behind (this file's own runs included) ---------------------
 
 
-def test_files_written_by_the_suite_hold_no_key(tmp_path_factory, octoprint):
-    base = tmp_path_factory.getbasetemp()
-    keys = secrets(octoprint)
-    bad, stores, scanned = [], [], 0
-    for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()):
-        try:
-            if path.stat().st_size > MAX_SCAN_BYTES:
-                continue
-            data = path.read_bytes()
-        except OSError:
-            continue  # a socket or FIFO left behind, or a file removed meanwhile
-        scanned += 1
-        found = leaks(data, keys)
-        if found:
-            (stores if is_key_store(path, data) else bad).append(f"{path.relative_to(base)} ({', '.join(found)})")
-    assert bad == [], f"the API key is in files the suite wrote: {bad}; (key stores, allowed: {stores})"
+def test_the_session_scan_finds_a_key_in_a_file_and_in_captured_output():
+    """The scan run at the session's end (tests/conftest.py) finds a key where it should, and only there."""
+    from types import SimpleNamespace
+
+    # Outside the session's base directory, which the real scan at the end reads.
+    tmp_path = Path(tempfile.mkdtemp(prefix="octopanel-scan-"))
+    (tmp_path / "daemon.log").write_text(f"header X-Api-Key: {DISTINCT_KEY[:20]}\n")
+    (tmp_path / "config.yaml").write_text(f"api_key: {DISTINCT_KEY}\n")  # a key store: allowed
+    (tmp_path / "clean.log").write_text("nothing to see\n")
+    report = SimpleNamespace(nodeid="tests/x.py::test_leaky", sections=[("Captured stderr", DISTINCT_KEY)])
+    clean = SimpleNamespace(nodeid="tests/x.py::test_clean", sections=[("Captured stdout", "ok")])
+    problems = scan_session(tmp_path, {"passed": [report, clean]}, [DISTINCT_KEY])
+    assert problems == [
+        "the API key is in a file the suite wrote: daemon.log (zzSE…)",
+        "the API key is in the captured output of tests/x.py::test_leaky",
+        "(key stores, allowed: ['config.yaml (zzSE…)'])",
+    ]
+    assert scan_session(tmp_path / "nothing", {"passed": [clean]}, [DISTINCT_KEY]) == []
+    shutil.rmtree(tmp_path)
 
 
-def test_output_captured_for_the_whole_session_holds_no_key(request, octoprint):
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    keys = secrets(octoprint)
-    bad, texts = [], 0
-    for reports in reporter.stats.values() if reporter is not None else ():
-        for report in reports:
-            parts = [content for _title, content in getattr(report, "sections", ())]
-            parts.append(getattr(report, "longreprtext", "") or "")
-            for part in parts:
-                texts += 1
-                if leaks(part, keys):
-                    bad.append(getattr(report, "nodeid", "?"))
-    assert bad == [], f"the API key is in the captured output of: {sorted(set(bad))}"
-    print(f"scanned {texts} captured texts")
-    assert texts > 0 or reporter is None
+@pytest.mark.parametrize("leaky", [True, False], ids=["leaky", "clean"])
+def test_a_session_whose_output_holds_a_key_fails_whatever_ran_last(tmp_path, leaky):
+    """The session-end hook itself, in a pytest session of its own: a test printing the key fails the session
+    (exit 1) even though it passed and ran last; without the print the session passes."""
+    here = Path(__file__).parent
+    for name in ("conftest.py", "secretscan.py"):
+        (tmp_path / name).write_text((here / name).read_text())
+    line = "print(DISTINCT_KEY)" if leaky else "print('no key here')"
+    (tmp_path / "test_last.py").write_text(f"from secretscan import DISTINCT_KEY\n\n\ndef test_z():\n    {line}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if leaky:
+        assert proc.returncode == 1 and "secrets leaked" in proc.stdout, proc.stdout
+        assert "the API key is in the captured output of test_last.py::test_z" in proc.stdout
+        assert "1 passed" in proc.stdout
+    else:
+        assert proc.returncode == 0 and "secrets leaked" not in proc.stdout, proc.stdout
