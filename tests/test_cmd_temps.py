@@ -18,6 +18,14 @@ def targets(printer):
     return tool["target"], bed["target"]
 
 
+def targets_become(printer, want, timeout=10.0):
+    """OctoPrint shows a new target with the printer's next temperature report, not at once: poll for it."""
+    deadline = time.monotonic() + timeout
+    while (got := targets(printer)) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return got
+
+
 # -- targets -------------------------------------------------------------------------------------------------
 
 
@@ -27,7 +35,7 @@ def test_settemp_and_setbed(run8, printer):
     assert ok(run8("8setbed", "30.5")).stdout == "bed target 30.5 °C\n"
     sent = sent_by(printer, mark)
     assert len(sent) == 2 and re.fullmatch(r"M104 (T0 )?S40", sent[0]) and sent[1] == "M140 S30.5", sent
-    assert targets(printer) == (40, 30.5)
+    assert targets_become(printer, (40, 30.5)) == (40, 30.5)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +63,7 @@ def test_caps_come_from_the_config(run8, printer, tmp_path):
     failed(run8("8settemp", "51"), 2, "51 is above the maximum 50")
     failed(run8("8setbed", "41"), 2, "41 is above the maximum 40")
     ok(run8("8settemp", "50"))
-    assert targets(printer) == (50, 0)
+    assert targets_become(printer, (50, 0)) == (50, 0)
 
 
 # -- readings ------------------------------------------------------------------------------------------------
