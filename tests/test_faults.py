@@ -368,7 +368,9 @@ def test_pause_during_refused_connections_is_honoured_within_its_deadline_only(p
 
 # -- 1,000 faulty answers through the control socket --------------------------------------------------
 
-READ_TIMEOUT_S = 0.1
+# The whole answer must come within it (one deadline per request): 0.1 s was too tight for a loaded CI box,
+# where one scheduling hiccup timed out a slow but valid answer.
+READ_TIMEOUT_S = 0.25
 # One cycle of faults, by the number n in `msg n`; timeouts are rare because each costs READ_TIMEOUT_S.
 PLAN = [
     "ok",
@@ -592,7 +594,7 @@ def test_a_thousand_faulty_answers_each_get_exactly_one_clear_reply(tmp_path):
             for thread in threads:
                 thread.start()
             for thread in threads:
-                thread.join(60)
+                thread.join(150)
             assert not any(t.is_alive() for t in threads), "a client hung"
             assert panel.thread.is_alive()
             assert ask_many(panel.control, ["msg 0"])[0][0]["ok"]  # still answering afterwards
@@ -641,7 +643,7 @@ def test_a_thousand_faulty_answers_each_get_exactly_one_clear_reply(tmp_path):
     errors = [m for m in warnings.messages if m.startswith("socket: msg ")]
     assert len(errors) == sum(1 for n in results if n in dropped or EXPECTED[PLAN[n % len(PLAN)]] is not None)
     assert not [m for m in warnings.messages if "unexpected" in m or "internal" in m]
-    assert elapsed < 60
+    assert elapsed < 150  # a hang guard; the timing itself is bench/ material
 
 
 # -- answers of an unexpected shape -----------------------------------------------------------------------
