@@ -266,10 +266,9 @@ def printer_daemon():
         "/tmp/printer-keymap.yaml",
         "--url",
         PRINTER_URL,
-        "--api-key",
-        os.environ["KERNEL_PRINTER_KEY"],
     ]
-    return g.Proc(g.as_user(argv), "printer")
+    # The key in the environment, as the README advises: a command line is logged here (and shown by ps).
+    return g.Proc(g.as_user(argv), "printer", {"OCTOPRINT_API_KEY": os.environ["KERNEL_PRINTER_KEY"]})
 
 
 def printer_session(ui, pr):

@@ -87,11 +87,17 @@ def env():
 class Proc:
     """A subprocess whose merged stdout/stderr lines are collected by a thread, with waiting on a pattern."""
 
-    def __init__(self, argv, name):
+    def __init__(self, argv, name, extra_env=None):
+        """`extra_env`: for secrets (the API key), which the logged command line must not carry."""
         self.name, self.lines, self.cond = name, [], threading.Condition()
         log(f"$ {' '.join(argv)}")
         self.p = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=REPO
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(env(), **(extra_env or {})),
+            cwd=REPO,
         )
         threading.Thread(target=self._read, daemon=True).start()
 
