@@ -1,4 +1,4 @@
-"""`octopanel demo`: a guided tour of the 8xxx commands against a local OctoPrint with a Virtual Printer."""
+"""`octopanel demo`: a guided tour of the 8xxx commands, then of the panel, against a local Virtual Printer."""
 
 import argparse
 import os
@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from octopanel.cli.softpanel import SoftPanelError
 from octopanel.sandbox.virtualprinter import VirtualPrinter, VirtualPrinterError
 
 
@@ -56,6 +57,17 @@ def parse_args(argv):
     parser.add_argument(
         "--keep", action="store_true", help="keep the server running afterwards (until Ctrl-C) to try commands yourself"
     )
+    parser.add_argument(
+        "--tour",
+        choices=("all", "cli", "panel"),
+        default="all",
+        help="which tour: the 8xxx commands (cli), the panel daemon driven by a software keypad (panel), or both",
+    )
+    parser.add_argument(
+        "--keypad",
+        action="store_true",
+        help="no tour: this terminal becomes the panel, on the Virtual Printer (octopanel keypad --virtual)",
+    )
     return parser.parse_args(argv)
 
 
@@ -81,6 +93,7 @@ def run_step(vp, main, words, after):
 def tour(vp):
     from octopanel.cli import main  # imported late: the demo module must load even while the CLI is broken
 
+    print("=== The commands: each step runs exactly as 8<command> would ===\n", flush=True)
     failed = [shlex.join(words) for words, after in TOUR if run_step(vp, main, words, after) != 0]
     if failed:
         print(f"{len(failed)} of {len(TOUR)} steps failed: " + ", ".join(failed), file=sys.stderr)
@@ -115,6 +128,10 @@ def _terminate(signum, frame):
 def main(argv=None):
     """Run the tour; 0 if every step worked, 1 if one failed or OctoPrint would not start, 130 on Ctrl-C."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.keypad:
+        from octopanel.cli import keypad
+
+        return keypad.main(["--virtual"])
     saved_env = {k: os.environ.get(k) for k in ("OCTOPRINT_URL", "OCTOPRINT_API_KEY")}
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal() works only there
     previous_handler = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
@@ -125,11 +142,16 @@ def main(argv=None):
         vp.start()
         print(f"OctoPrint is up at {vp.url} ({time.monotonic() - started:.1f} s).\n", flush=True)
         os.environ["OCTOPRINT_URL"], os.environ["OCTOPRINT_API_KEY"] = vp.url, vp.api_key
-        code = tour(vp)
+        code = tour(vp) if args.tour in ("all", "cli") else 0
+        if args.tour in ("all", "panel"):
+            from octopanel.cli import demo_panel
+
+            print(flush=True)
+            code = demo_panel.tour(vp) or code
         if args.keep:
             keep_running(vp)
         return code
-    except (VirtualPrinterError, OSError) as exc:  # OSError includes TimeoutError and requests' errors
+    except (VirtualPrinterError, SoftPanelError, OSError) as exc:  # OSError includes TimeoutError and requests' errors
         print(f"octopanel demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
