@@ -23,6 +23,7 @@ global options: -v, -vv, --json, --url URL, --api-key KEY, --config FILE (octopa
 # Commands that are not printer actions; each is a module with main(argv) -> int, imported only when used.
 META = {
     "demo": ("octopanel.cli.demo", "run a guided tour against a local virtual printer (no printer needed)"),
+    "keypad": ("octopanel.cli.keypad", "use this terminal as the panel (--virtual: on a local Virtual Printer)"),
     "login": ("octopanel.printers.octoprint.login", "get an API key from OctoPrint's app-keys workflow and save it"),
     "run": ("octopanel.cli.panel", "run the control panel daemon (keypads, jog wheels, control socket)"),
     "check": ("octopanel.cli.panel", "validate a keymap file"),

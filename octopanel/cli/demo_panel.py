@@ -8,8 +8,8 @@ arrive, or arrived where none should have, fails the tour.
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from evdev import ecodes as e
 
@@ -202,24 +202,39 @@ KEYPAD = (
 SHUTTLE = (
     Step("REL_DIAL", "rotary", "jog wheel, 3 detents", wheel(3), reported("REL_DIAL", "rotary"), moved({"X": 3.0})),
     Step("BTN_4", "press", "button 4", tap(e.BTN_4), mode_set("axis"), received("M117 mode axis: y")),
-    Step("REL_DIAL", "rotary", "jog wheel, 2 detents back", wheel(-2), reported("REL_DIAL", "rotary"), moved({"Y": -2.0})),
+    Step(
+        "REL_DIAL", "rotary", "jog wheel, 2 detents back", wheel(-2), reported("REL_DIAL", "rotary"), moved({"Y": -2.0})
+    ),
 )
 PRINTING = (
     Step("KEY_KP8", "press", "numpad 8", tap(e.KEY_KP8), reported("KEY_KP8", "press"), refused_while_printing),
-    Step("KEY_KPENTER", "press", "numpad Enter", tap(e.KEY_KPENTER), reported("KEY_KPENTER", "press"), paused_and_still),
+    Step(
+        "KEY_KPENTER", "press", "numpad Enter", tap(e.KEY_KPENTER), reported("KEY_KPENTER", "press"), paused_and_still
+    ),
     Step("KEY_KPDOT", "press", "numpad . (short press)", tap(e.KEY_KPDOT), None, still_paused),
     Step("KEY_KPENTER", "press", "numpad Enter", tap(e.KEY_KPENTER), reported("KEY_KPENTER", "press"), resumed),
-    Step("KEY_KPDOT", "hold", f"numpad . held {HOLD_S} s", tap(e.KEY_KPDOT, HOLD_S), reported("KEY_KPDOT", "hold"), cancelled),
+    Step(
+        "KEY_KPDOT",
+        "hold",
+        f"numpad . held {HOLD_S} s",
+        tap(e.KEY_KPDOT, HOLD_S),
+        reported("KEY_KPDOT", "hold"),
+        cancelled,
+    ),
 )
 STEPS = len(KEYPAD) + len(SHUTTLE) + len(PRINTING)
 
 
 def bound(keymap, key, gesture):
     """The keymap's lines for a key's gesture (or a wheel's), as `line (when ...)` joined by ' | '."""
-    from octopanel.actions.registry import ANY
+    from octopanel.panel.keymap_checks import WHEN
 
     found = keymap.rotary.get(key, ()) if gesture == "rotary" else keymap.bindings.get(("", key, gesture), ())
-    return " | ".join(b.line + ("" if b.when == ANY else f" (when {' '.join(sorted(b.when))})") for b in found)
+    out = []
+    for b in found:
+        words = [w for w, states in WHEN.items() if w != "any" and states <= b.when]
+        out.append(b.line + ("" if b.when == WHEN["any"] else f" (when {' '.join(words)})"))
+    return " | ".join(out)
 
 
 def run_step(panel, keymap, vp, step):
