@@ -2,7 +2,7 @@
 # build (only those missing; with sudo when not root), then create the venv $VENV if it does not exist.
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-APT_PACKAGES="libsystemd-dev pkg-config gcc python3-dev python3-venv systemd"
+APT_PACKAGES="libsystemd-dev pkg-config gcc python3-dev python3-venv systemd tmux"  # tmux: the keypad tests
 # With KERNEL_VM=1 (test.sh sets it), also what tests/kernel need on x86_64: they boot Debian's kernel in
 # QEMU (tests/kernel/run-in-vm.sh fetches the kernel itself into ~/.cache/kernel-vm), with udev running in
 # the VM for group input, the panel rule and by-id links.
