@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 
+import pytest
 from conftest import BIN, LEAKY_PREFIXES
 
 from octopanel.cli.demo_panel import STEPS, Outcome, held_key_repeats, moved, received, refused_while_printing
@@ -13,6 +14,7 @@ from octopanel.sandbox.octoprint_venv import cache_root
 DEMO_TIMEOUT_S = 120
 
 
+@pytest.mark.octoprint  # its own, started by the demo
 def test_the_panel_tour_runs_every_step_and_says_what_the_printer_received(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
     env.update(HOME=str(tmp_path), OCTOPANEL_CACHE=str(cache_root()))

@@ -40,6 +40,24 @@ class Tmux:
             [*self.base, "send-keys", "-t", "kp", *(["-l"] if literal else []), *keys], check=True, timeout=5
         )
 
+    def type(self, keys, gap_s):
+        """Type literal keys gap_s apart through one control-mode client: no process started per key, so
+        the gaps hold on a loaded machine (autorepeat and double presses are told apart by them)."""
+        client = subprocess.Popen(
+            [*self.base, "-C", "attach-session", "-t", "kp"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            for key in keys:
+                client.stdin.write(f"send-keys -t kp -l {key}\n")
+                client.stdin.flush()
+                time.sleep(gap_s)
+        finally:
+            client.stdin.close()  # control mode: the end of its input detaches the client
+            client.wait(timeout=5)
+
     def screen(self):
         result = subprocess.run(
             [*self.base, "capture-pane", "-p", "-t", "kp"], capture_output=True, text=True, timeout=5
@@ -102,6 +120,7 @@ def exited(tmp_path, timeout=WAIT_S):
     return int((tmp_path / "rc").read_text()), (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
 
 
+@pytest.mark.octoprint  # its own, started by --virtual
 def test_keypad_virtual_keys_jog_change_step_and_repeat(terminal, tmp_path):
     tmux = terminal("--virtual")
     log = SerialLog(Path(tmux.wait(r"serial log: (\S+)", START_TIMEOUT_S).group(1)))
@@ -118,11 +137,9 @@ def test_keypad_virtual_keys_jog_change_step_and_repeat(terminal, tmp_path):
     tmux.send("Up")  # NumLock off: the 8 key sends the cursor key
     wait_sent(log, mark, [re.compile(r"G0 Y10 F\d+")])
     mark = log.mark()
-    tmux.send("4", literal=True)  # held for 1.2 s: the terminal's autorepeat, at X's 25 per second
+    tmux.send("4", literal=True)  # held for 1.2 s: the terminal's autorepeat (0.5 s delay, X's 25 per second)
     time.sleep(0.5)
-    for _ in range(18):
-        tmux.send("4", literal=True)
-        time.sleep(0.04)
+    tmux.type("4" * 18, 0.04)
     tmux.wait(r"KEY_KP4 repeat: jogged x=-10")
     sent = log.settle(mark, quiet=0.5)
     assert sent.count("G0 X-10 F6000") >= 3, sent
@@ -139,9 +156,7 @@ def test_keypad_enter_pauses_a_print_on_the_configured_printer_and_ctrl_c_restor
     tmux = terminal("", printer)
     tmux.wait(r"printer: Printing", START_TIMEOUT_S)
     mark = printer.mark()
-    tmux.send("0", literal=True)  # 0 then 0 again soon after: a double press, fan off
-    time.sleep(0.1)
-    tmux.send("0", literal=True)
+    tmux.type("00", 0.1)  # 0 then 0 again soon after: a double press, fan off
     wait_sent(printer, mark, ["M107"])
     assert "M106 S255" not in printer.sent_since(mark)  # the double press, not two presses
     tmux.send("KPEnter")

@@ -26,6 +26,7 @@ from octopanel.input.replay import NATIVE_FORMAT
 START_TIMEOUT_S = 20.0  # the daemon's start: Python, the keymap, the first state request
 STOP_TIMEOUT_S = 5.0
 ASK_TIMEOUT_S = 10.0
+KEEP_LINES = 5000  # of the daemon's log, for reports: a keypad left open for days must not grow without end
 LOG_LINE = re.compile(r"^\S+ \S+ (INFO|WARNING|ERROR) (.*)$")  # cli/panel.py's setup_logging format
 # The daemon's words for what a gesture did: "KEY_KP8 press: jogged y=1" (daemon/loop.py, _done) or, when
 # refused, the same label with the reason (panel/router.py, refused); "mode step: 10" for a mode change.
@@ -73,7 +74,8 @@ class SoftPanel:
         self.keymap, self.env, self.args = str(keymap), env, tuple(args)
         self.dir = self.fifo = self.control = self.proc = None
         self.writer = -1
-        self.lines: list[str] = []
+        self.lines: list[str] = []  # the daemon's log lines from number self._base on
+        self._base = 0
         self._cond = threading.Condition()
         self._reader = None
 
@@ -123,6 +125,10 @@ class SoftPanel:
         for line in self.proc.stderr:
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
+                if len(self.lines) > KEEP_LINES:
+                    drop = len(self.lines) - KEEP_LINES // 2
+                    del self.lines[:drop]
+                    self._base += drop
                 self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()
@@ -155,12 +161,16 @@ class SoftPanel:
     # -- what the daemon said ---------------------------------------------------------------------------
 
     def mark(self):
+        """The number of log lines so far: pass it to reports() or wait_line() to see only later ones."""
         with self._cond:
-            return len(self.lines)
+            return self._base + len(self.lines)
+
+    def _since(self, mark):
+        return self.lines[max(0, mark - self._base) :]
 
     def reports(self, since=0):
         with self._cond:
-            lines = self.lines[since:]
+            lines = self._since(since)
         return [r for r in map(parse_report, lines) if r is not None]
 
     def wait_line(self, predicate, timeout, since=0):
@@ -168,10 +178,10 @@ class SoftPanel:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for line in self.lines[since:]:
+                for line in self._since(since):
                     if predicate(line):
                         return line
-                since = len(self.lines)
+                since = self._base + len(self.lines)
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
                     raise SoftPanelError(self.failure(f"gave no such report within {timeout} s"))
