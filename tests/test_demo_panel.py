@@ -1,11 +1,11 @@
 """`octopanel demo`'s panel tour: run end to end against its own Virtual Printer, and its judges on their own."""
 
-import os
 import re
 import subprocess
 
 import pytest
-from conftest import BIN, LEAKY_PREFIXES
+from conftest import BIN
+from daemonproc import clean_env
 
 from octopanel.cli.demo_panel import STEPS, Outcome, held_key_repeats, moved, received, refused_while_printing
 from octopanel.cli.softpanel import Report, parse_report
@@ -16,8 +16,7 @@ DEMO_TIMEOUT_S = 120
 
 @pytest.mark.octoprint  # its own, started by the demo
 def test_the_panel_tour_runs_every_step_and_says_what_the_printer_received(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-    env.update(HOME=str(tmp_path), OCTOPANEL_CACHE=str(cache_root()))
+    env = clean_env(tmp_path, OCTOPANEL_CACHE=str(cache_root()))  # the suite's OctoPrint, installed once
     result = subprocess.run(
         [str(BIN / "octopanel"), "demo", "--tour", "panel"],
         stdin=subprocess.DEVNULL,

@@ -1,7 +1,6 @@
 """`octopanel keypad` in a real terminal: a detached tmux session, keys sent with send-keys, the status line
 read with capture-pane, and what reached the Virtual Printer read from serial.log."""
 
-import os
 import re
 import shutil
 import subprocess
@@ -11,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, LEAKY_PREFIXES
+from conftest import BIN
+from daemonproc import clean_env
 
 from octopanel.sandbox.octoprint_venv import cache_root
 from octopanel.sandbox.seriallog import SerialLog
@@ -90,8 +90,8 @@ def terminal(tmp_path):
     started = []
 
     def start(args, printer=None):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k != "TMUX"}
-        env.update(HOME=str(tmp_path), OCTOPANEL_CACHE=str(cache_root()))  # the suite's OctoPrint, installed once
+        env = clean_env(tmp_path, OCTOPANEL_CACHE=str(cache_root()))  # the suite's OctoPrint, installed once
+        env.pop("TMUX", None)  # a test run from inside tmux: the new server must not take this one's
         if printer is not None:  # the configured printer: in the environment, never on a command line
             env.update(OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key)
         t = tmp_path

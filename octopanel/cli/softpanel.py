@@ -26,6 +26,9 @@ from octopanel.input.replay import NATIVE_FORMAT
 START_TIMEOUT_S = 20.0  # the daemon's start: Python, the keymap, the first state request
 STOP_TIMEOUT_S = 5.0
 ASK_TIMEOUT_S = 10.0
+# The child is no service of its own: a keypad run from inside a systemd unit must not report its daemon's
+# READY and STATUS as the unit's, nor ping the unit's watchdog.
+SERVICE_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 KEEP_LINES = 5000  # of the daemon's log, for reports: a keypad left open for days must not grow without end
 LOG_LINE = re.compile(r"^\S+ \S+ (INFO|WARNING|ERROR) (.*)$")  # cli/panel.py's setup_logging format
 # The daemon's words for what a gesture did: "KEY_KP8 press: jogged y=1" (daemon/loop.py, _done) or, when
@@ -96,7 +99,7 @@ class SoftPanel:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=self.env,
+            env={k: v for k, v in (os.environ if self.env is None else self.env).items() if k not in SERVICE_VARS},
             text=True,
             start_new_session=True,  # the terminal's Ctrl-C is ours to handle: stop() ends the child
         )
