@@ -93,7 +93,7 @@ class Keypad:
     def _loop(self):
         while not self.decoder.quit:
             if not self.panel.alive():
-                raise SoftPanelError(self.panel.failure("stopped"))
+                raise SoftPanelError(self.panel.failure("stopped"), self.panel.verdict())
             now = time.monotonic()
             due = [d for d in (self.tracker.deadline(), self.decoder.deadline()) if d is not None]
             timeout = max(0.0, min([now + REDRAW_S, *due]) - now)
@@ -200,7 +200,10 @@ def main(argv=None):
     except OctopanelError as exc:
         print(f"octopanel keypad: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (SoftPanelError, OSError, RuntimeError) as exc:  # OSError: requests' errors, TimeoutError too
+    except SoftPanelError as exc:
+        print(f"octopanel keypad: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (OSError, RuntimeError) as exc:  # OSError: requests' errors, TimeoutError too; RuntimeError: sandbox's
         print(f"octopanel keypad: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

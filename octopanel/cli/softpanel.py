@@ -38,7 +38,12 @@ MODE_REPORT = re.compile(r"^mode (\w+): (.*)$")
 
 
 class SoftPanelError(RuntimeError):
-    """The daemon would not start, or stopped; the message carries what it said."""
+    """The daemon would not start, or stopped; the message carries what it said, exit_code its verdict
+    (2: it refused its configuration or keymap; 1 otherwise)."""
+
+    def __init__(self, message, exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ class SoftPanel:
                 break
             except OSError:  # ENXIO: the daemon has not opened the FIFO yet
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise SoftPanelError(self.failure("did not start")) from None
+                    raise SoftPanelError(self.failure("did not start"), self.verdict()) from None
                 time.sleep(0.02)
         os.set_blocking(self.writer, True)
 
@@ -135,6 +140,10 @@ class SoftPanel:
                 self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()
+
+    def verdict(self):
+        """2 if the daemon exited as for a usage or configuration error, else 1."""
+        return 2 if self.proc is not None and self.proc.poll() == 2 else 1
 
     def failure(self, what):
         code = self.proc.poll() if self.proc is not None else None
