@@ -103,7 +103,8 @@ def tour(vp):
 
 
 def keep_running(vp):
-    vp.connect()
+    if not vp.flags():  # the CLI tour ends disconnected, the panel tour connected
+        vp.connect()
     print(
         f"""
 OctoPrint keeps running with its Virtual Printer connected. In another shell:
