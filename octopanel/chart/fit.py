@@ -89,13 +89,13 @@ def fit(entries: list[Entry], width_mm: float, height_mm: float, note: str = "")
                     return Fitted(size, lines, len(entries))
             size = round(size - STEP_MM, 2)
     chars = max(1, max_chars(width_mm, MIN_MM))
-    room = line_count(height_mm, MIN_MM) - 1
+    room = max(0, line_count(height_mm, MIN_MM) - 1)
     lines, shown = [], 0
-    for entry in entries:
+    for entry in entries:  # as many lines as there is room for, the last entry maybe in part
         wrapped = wrap(entry, chars)
-        if len(lines) + len(wrapped) > room:
+        lines += wrapped[: room - len(lines)]
+        if len(lines) >= room:
             break
-        lines += wrapped
         shown += 1
     lines += wrap(Entry("", "", note), chars) if note else []
     return Fitted(MIN_MM, lines, shown)

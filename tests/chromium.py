@@ -1,0 +1,47 @@
+"""Headless Chromium for the chart tests: render an SVG file to a PNG at a chosen DPI, on a coloured page."""
+
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CSS_DPI = 96  # Chromium lays out 1 in = 96 CSS px; the device scale factor multiplies it
+BACKGROUND = (255, 0, 255)  # the page around the sheet, so the sheet's own size can be measured
+TIMEOUT_S = 60
+
+
+def executable():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render(svg_path, png_path, width_mm, height_mm, scale=2, margin_px=16):
+    """Screenshot `svg_path` at CSS_DPI * scale into `png_path`; the window is the sheet plus `margin_px`
+    of page on the right and bottom. Returns the DPI."""
+    width = math.ceil(width_mm / 25.4 * CSS_DPI) + margin_px
+    height = math.ceil(height_mm / 25.4 * CSS_DPI) + margin_px
+    with tempfile.TemporaryDirectory(prefix="octopanel-chromium-") as profile:
+        subprocess.run(
+            [
+                executable(),
+                "--headless",
+                "--no-sandbox",  # the suite runs as root in CI, where Chromium's sandbox refuses to start
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--force-device-scale-factor={scale}",
+                "--default-background-color={:02x}{:02x}{:02x}ff".format(*BACKGROUND),
+                f"--window-size={width},{height}",
+                f"--screenshot={png_path}",
+                Path(svg_path).resolve().as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=TIMEOUT_S,
+        )
+    return CSS_DPI * scale
+
+
+if __name__ == "__main__":  # python tests/chromium.py chart.svg chart.png WIDTH_MM HEIGHT_MM
+    print(render(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])), "dpi")
