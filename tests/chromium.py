@@ -19,8 +19,8 @@ def executable():
 def render(svg_path, png_path, width_mm, height_mm, scale=2, margin_px=16):
     """Screenshot `svg_path` at CSS_DPI * scale into `png_path`; the window is the sheet plus `margin_px`
     of page on the right and bottom. Returns the DPI."""
-    width = math.ceil(width_mm / 25.4 * CSS_DPI) + margin_px
-    height = math.ceil(height_mm / 25.4 * CSS_DPI) + margin_px
+    width = math.floor(width_mm / 25.4 * CSS_DPI) + margin_px  # floor: a margin of 0 shows no page
+    height = math.floor(height_mm / 25.4 * CSS_DPI) + margin_px
     with tempfile.TemporaryDirectory(prefix="octopanel-chromium-") as profile:
         subprocess.run(
             [
