@@ -147,7 +147,8 @@ def test_every_label_is_inked(chart):
 
 
 def test_no_ink_outside_the_drawn_boxes(chart):
-    """Nothing spills out of its key: every pixel that is not paper lies in a key's cell or a text block."""
+    """Nothing spills out of its key: every pixel that is not paper lies within a key's outline (the gaps
+    between keycaps stay blank) or a text block."""
     _name, _km, root, _path, png, dpi = chart
     px = dpi / 25.4
     boxes = []

@@ -63,23 +63,28 @@ def lines_el(x: float, top: float, size: float, lines: list[fitting.Line], cls: 
     ]
 
 
-def legend_size(legend: str, width: float) -> float:
-    """The legend's size: LEGEND_MM, or smaller for a long key name in a one-key cell."""
-    return max(fitting.MIN_MM, min(LEGEND_MM, width / (max(1, len(legend)) * fitting.MONO_EM)))
+def legend_lines(legend: str, width: float) -> tuple[float, list[fitting.Line]]:
+    """The legend at LEGEND_MM, smaller for a long key name, and cut into lines if still too long."""
+    size = max(fitting.MIN_MM, min(LEGEND_MM, width / (max(1, len(legend)) * fitting.MONO_EM)))
+    chars = max(1, fitting.max_chars(width, size))
+    return size, [[(legend[i : i + chars], False)] for i in range(0, len(legend), chars)]
 
 
-def shape_parts(e: Element) -> tuple[list[str], tuple[float, float, float, float], float, str, list[str]]:
-    """An element's outline, its label box, the legend's size, the labels' anchor and the legend's text."""
+Box = tuple[float, float, float, float]
+
+
+def shape_parts(e: Element) -> tuple[list[str], Box, Box, str, list[str]]:
+    """An element's outline, its bounding box, its label box, the labels' anchor and the legend's text."""
     if e.shape == "key":
         x, y, w, h = e.x + GAP_MM / 2, e.y + GAP_MM / 2, e.w - GAP_MM, e.h - GAP_MM
         outline = [
             f'<rect x="{num(x)}" y="{num(y)}" width="{num(w)}" height="{num(h)}" rx="1.5" fill="#fff" '
             'stroke="#000" stroke-width="0.25"/>'
         ]
-        size = legend_size(e.legend, w - 2 * PAD_MM)
-        legend = lines_el(x + PAD_MM, y + PAD_MM, size, [[(e.legend, False)]], "legend", bold=True)
-        top = y + PAD_MM + size * fitting.LINE_EM
-        return outline, (x + PAD_MM, top, w - 2 * PAD_MM, y + h - PAD_MM - top), size, "start", legend
+        size, names = legend_lines(e.legend, w - 2 * PAD_MM)
+        legend = lines_el(x + PAD_MM, y + PAD_MM, size, names, "legend", bold=True)
+        top = y + PAD_MM + len(names) * size * fitting.LINE_EM
+        return outline, (x, y, w, h), (x + PAD_MM, top, w - 2 * PAD_MM, y + h - PAD_MM - top), "start", legend
     cx, cy = e.x + e.w / 2, e.y + e.h / 2
     r = min(e.w, e.h) / 2 - GAP_MM / 2
     outline = [f'<circle cx="{num(cx)}" cy="{num(cy)}" r="{num(r)}" fill="#fff" stroke="#000" stroke-width="0.25"/>']
@@ -92,18 +97,18 @@ def shape_parts(e: Element) -> tuple[list[str], tuple[float, float, float, float
         legend = lines_el(cx, cy - (r + hole) / 2 - size / 2, size, [[(e.legend, False)]], "legend", "middle", True)
         top, bottom = cy + hole + PAD_MM, cy + r * 0.86
         half = math.sqrt(r * r - (r * 0.86) ** 2) - PAD_MM
-        return outline, (cx - half, top, 2 * half, bottom - top), size, "middle", legend
+        return outline, (cx - r, cy - r, 2 * r, 2 * r), (cx - half, top, 2 * half, bottom - top), "middle", legend
     side = r * math.sqrt(2) - PAD_MM
     x, y = cx - side / 2, cy - side / 2
-    size = legend_size(e.legend, side)
-    legend = lines_el(cx, y, size, [[(e.legend, False)]], "legend", "middle", True)
-    top = y + size * fitting.LINE_EM
-    return outline, (x, top, side, y + side - top), size, "middle", legend
+    size, names = legend_lines(e.legend, side)
+    legend = lines_el(cx, y, size, names, "legend", "middle", True)
+    top = y + len(names) * size * fitting.LINE_EM
+    return outline, (cx - r, cy - r, 2 * r, 2 * r), (x, top, side, y + side - top), "middle", legend
 
 
 def element_svg(km: Keymap, e: Element, chart: Chart) -> str:
     entries = element_entries(km, e)
-    outline, (bx, by, bw, bh), _size, anchor, legend = shape_parts(e)
+    outline, drawn, (bx, by, bw, bh), anchor, legend = shape_parts(e)
     note_no = len(chart.notes) + 1
     fitted = fitting.fit(entries, bw, bh, f"…note {note_no}")
     extra = ""
@@ -113,7 +118,7 @@ def element_svg(km: Keymap, e: Element, chart: Chart) -> str:
     x = bx + bw / 2 if anchor == "middle" else bx
     labels = lines_el(x, by, fitted.size, fitted.lines, "label", anchor)
     full = "; ".join(f"{en.prefix} {en.text}".strip() for en in entries) or "nothing bound"
-    box = f"{num(e.x)} {num(e.y)} {num(e.w)} {num(e.h)}"
+    box = " ".join(num(v) for v in drawn)  # what the outline encloses: text outside it has overflowed
     return (
         f'<g class="{e.shape}" data-codes={quoteattr(" ".join(e.codes))} data-box="{box}"{extra}>'
         f"<title>{escape(clean(e.legend + ': ' + full))}</title>" + "".join(outline + legend + labels) + "</g>"
