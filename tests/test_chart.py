@@ -212,6 +212,14 @@ def test_a_key_too_full_for_its_cap_refers_to_a_note(tmp_path):
     assert "note 1 · D:" in visible(notes) and "'M117 done'" in visible(notes)
 
 
+def test_a_binding_for_the_other_states_says_else(tmp_path):
+    """KEY_B of generic.yaml: pause when printing, resume when paused, else getpos (the first that fits runs)."""
+    out = tmp_path / "keys.svg"
+    assert run_chart(CASES["generic"][0], "-o", out).returncode == 0
+    text = visible(group_for(ET.parse(out).getroot(), ["KEY_B"]))
+    assert re.search(r"printing:.*pause.*paused:.*resume.*else:.*getpos", text), text
+
+
 def test_output_to_stdout_and_refusals(tmp_path):
     """-o - is standard output; -o replaces a file; never the keymap itself, nor a directory; an unknown
     layout is a usage error with a hint."""

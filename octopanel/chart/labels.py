@@ -55,7 +55,10 @@ def key_entries(km: Keymap, layer: str, code: str, press_mark: str = "") -> list
                 continue
             text = binding.line + (f" {REPEATS}" if gesture == "press" and same else "")
             gesture_mark = press_mark if gesture == "press" else GESTURE_MARK[gesture]
-            entry = Entry(when_words(binding.when), mark(layer, gesture_mark), text)
+            when = when_words(binding.when)
+            if not when and any(other.when != ANY for other in km.bindings[(layer, code, gesture)]):
+                when = "else"  # the first binding whose when: fits runs: this one is what is left
+            entry = Entry(when, mark(layer, gesture_mark), text)
             found.append((binding.line_no, order, entry))
     entries = [entry for _line, _order, entry in sorted(found, key=lambda f: (f[0], f[1]))]
     if not layer and code in km.shifts:
