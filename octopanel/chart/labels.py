@@ -11,6 +11,9 @@ from octopanel.panel.keymap_checks import WHEN
 GESTURE_MARK = {"press": "", "release": "release", "hold": "hold", "repeat": "↻", "double": "2×"}
 REPEATS = "↻"
 LEGEND = (
+    "hold: long press · 2×: double press · ↻: repeats while held · turn: per detent · "
+    "idle, printing, paused, else: only in that printer state"
+)
     "hold: long press · 2×: double press · ↻: repeats while held · turn: per detent · idle, printing, paused: only then"
 )
 
