@@ -14,8 +14,6 @@ LEGEND = (
     "hold: long press · 2×: double press · ↻: repeats while held · turn: per detent · "
     "idle, printing, paused, else: only in that printer state"
 )
-    "hold: long press · 2×: double press · ↻: repeats while held · turn: per detent · idle, printing, paused: only then"
-)
 
 
 @dataclass(frozen=True)
