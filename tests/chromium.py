@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 CSS_DPI = 96  # Chromium lays out 1 in = 96 CSS px; the device scale factor multiplies it
@@ -43,5 +44,11 @@ def render(svg_path, png_path, width_mm, height_mm, scale=2, margin_px=16):
     return CSS_DPI * scale
 
 
-if __name__ == "__main__":  # python tests/chromium.py chart.svg chart.png WIDTH_MM HEIGHT_MM
-    print(render(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])), "dpi")
+def size_mm(svg_path):
+    """The width and height an SVG gives itself in mm."""
+    root = ET.parse(svg_path).getroot()
+    return tuple(float(root.get(k).removesuffix("mm")) for k in ("width", "height"))
+
+
+if __name__ == "__main__":  # python tests/chromium.py keys.svg docs/keys.png: the README's picture, no margin
+    print(render(sys.argv[1], sys.argv[2], *size_mm(sys.argv[1]), margin_px=0), "dpi")

@@ -75,7 +75,7 @@ def chart(request, tmp_path_factory):
     assert result.returncode == 0, result.stderr
     root = ET.parse(out).getroot()
     png = out.with_suffix(".png")
-    dpi = chromium.render(out, png, mm(root.get("width")), mm(root.get("height")))
+    dpi = chromium.render(out, png, *chromium.size_mm(out))
     km = keymap.load(path, build_registry(), settings.load(env={}).limits)
     return name, km, root, out, pngread.read(png), dpi
 
@@ -254,3 +254,14 @@ def test_keys_a_layout_lacks_are_drawn_below_it(tmp_path):
     assert "keys not on this layout" in visible(root)
     below = float(group_for(root, ["KEY_F13"]).find(f"{SVG}rect").get("y"))
     assert below > float(group_for(root, ["KEY_KP0"]).find(f"{SVG}rect").get("y")) + PITCH_MM
+
+
+def test_the_readme_picture_is_the_shipped_keymaps_chart_at_its_size(tmp_path):
+    """docs/keys.png (python tests/chromium.py keys.svg docs/keys.png) is as big as the chart it shows,
+    at 192 dpi: a chart grown since, and not rendered again, fails here."""
+    out = tmp_path / "keys.svg"
+    assert run_chart(ROOT / "etc" / "keymap.yaml", "-o", out).returncode == 0
+    png = pngread.read(ROOT / "docs" / "keys.png")
+    width, height = chromium.size_mm(out)
+    assert (png.width, png.height) == tuple(int(v / 25.4 * chromium.CSS_DPI) * 2 for v in (width, height))
+    assert png.pixel(png.width - 1, png.height - 1) != chromium.BACKGROUND
