@@ -265,3 +265,23 @@ def test_the_readme_picture_is_the_shipped_keymaps_chart_at_its_size(tmp_path):
     width, height = chromium.size_mm(out)
     assert (png.width, png.height) == tuple(int(v / 25.4 * chromium.CSS_DPI) * 2 for v in (width, height))
     assert png.pixel(png.width - 1, png.height - 1) != chromium.BACKGROUND
+
+
+@pytest.mark.parametrize(
+    "spec, layout",
+    [
+        ("*[Kk]eypad*", "numpad"),
+        ("1189:8890", "macropad"),  # a CH57x by id alone
+        ("*macro*", "macropad"),
+        ("0b33:0020", "shuttlexpress"),
+        ("Contour Design ShuttleXpress", "shuttlexpress"),
+        ("0b33:0030", "grid"),  # a ShuttlePRO v2: no layout of its own
+        ("/dev/input/by-id/usb-Some_Pad-event-kbd", "grid"),  # a path says nothing about the face
+    ],
+)
+def test_a_layout_is_chosen_by_what_devices_would_match(spec, layout):
+    from octopanel.chart import layouts
+    from octopanel.input.devicespec import DeviceSpec
+
+    assert layouts.choose([DeviceSpec.parse(spec)])[0].name == layout
+    assert layouts.choose([DeviceSpec.parse("/dev/input/event3"), DeviceSpec.parse(spec)])[0].name == layout
