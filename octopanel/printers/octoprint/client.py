@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import requests
@@ -253,7 +253,7 @@ class Client:
             body["action"] = action
         return self.post("api/job", body)
 
-    def gcode(self, lines: Iterable[str]) -> Any:
+    def gcode(self, lines: Sequence[str]) -> Any:
         return self.post("api/printer/command", {"commands": list(lines)})
 
     def jog(

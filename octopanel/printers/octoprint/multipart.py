@@ -5,7 +5,7 @@ import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
 from octopanel.errors import UsageError
 
@@ -36,7 +36,7 @@ def not_regular(mode: int, path: str) -> str | None:
     return f"cannot upload {path}: it is {kind}; give a G-code file (or - for stdin); nothing sent"
 
 
-def spool(stream: BinaryIO) -> IO[bytes]:
+def spool(stream: BinaryIO) -> BinaryIO:
     """stdin copied to an anonymous temporary file, so that its length is known before sending."""
     spooled = tempfile.TemporaryFile()
     while True:
