@@ -6,12 +6,15 @@ import stat
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Generic, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from octopanel import settings_sources
 from octopanel import values as values_mod
 from octopanel.errors import ConfigError
 from octopanel.settings_sources import CREDENTIAL_NAME, OCTOCMD_FILES
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 # name: (converter, default, minval, maxval, help). Limits are also the bounds of action parameters.
 OPTIONS = {
@@ -337,6 +340,6 @@ def write_user_config(values: Mapping[str, Any], path: "str | os.PathLike[str] |
     return path
 
 
-def print_warnings(settings: Settings, stream: TextIO | None = None) -> None:
+def print_warnings(settings: Settings, stream: "SupportsWrite[str] | None" = None) -> None:
     for warning in settings.warnings:
         print(f"warning: {warning}", file=stream or sys.stderr)

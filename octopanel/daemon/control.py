@@ -117,7 +117,7 @@ class ControlServer:
                 return False
             return True
 
-    def _remove_stale(self):
+    def _remove_stale(self) -> None:
         """Unlink a socket file left by a daemon that died; refuse to touch anything else."""
         try:
             st = os.lstat(self.path)
@@ -138,7 +138,7 @@ class ControlServer:
             os.unlink(self.path)
             log.info("removed the stale control socket %s (nobody answered on it)", self.path)
 
-    def _bind(self):
+    def _bind(self) -> None:
         # Bound under a temporary name and linked into place once listening: a client that sees the path
         # can connect (between bind and listen it would be refused), and link() fails if the path exists,
         # so a daemon that started meanwhile is never replaced.

@@ -213,7 +213,7 @@ class Executor:
         self.stats.stale += 1
         self._finish(job, None, stale_error(job, self.clock(), self.stale_s))
 
-    def _action_waiting(self):
+    def _action_waiting(self) -> bool:
         with self._cond:
             return any(not j.feedback for j in self._queue)
 

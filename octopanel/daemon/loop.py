@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from octopanel.daemon.executor import Executor
+from octopanel.daemon.executor import Executor, Job
 from octopanel.daemon.health import WorkerHealth
 from octopanel.errors import ConfigError
 from octopanel.input.replay import EndOfReplay
@@ -25,8 +25,8 @@ from octopanel.panel.gestures import GestureEngine, KeyTiming, RotaryConfig
 from octopanel.panel.router import STATE_LEDS, Dispatcher
 
 if TYPE_CHECKING:
-    from octopanel.actions.invoke import Context
-    from octopanel.actions.registry import Registry
+    from octopanel.actions.invoke import Context, Result
+    from octopanel.actions.registry import Call, Registry
     from octopanel.daemon.control import ControlServer
     from octopanel.daemon.notify import Notifier
     from octopanel.input.devices import DeviceManager
@@ -93,14 +93,14 @@ class Daemon:
 
     # -- setup and teardown ------------------------------------------------------------------
 
-    def _new_engine(self):
+    def _new_engine(self) -> GestureEngine:
         km = self.dispatch.keymap
         rotary = RotaryConfig(
             shuttle=self._is_shuttle, key_pairs=km.key_pairs, shuttle_idle_s=km.settings["shuttle_idle_s"]
         )
         return GestureEngine(lambda key: self.dispatch.keymap.timings.get(key, NO_TIMING), rotary)
 
-    def _is_shuttle(self, label):
+    def _is_shuttle(self, label: str) -> bool:
         spec = self.devices.spec(label)
         return (spec is not None and spec.shuttle) or self.dispatch.keymap.shuttle
 
@@ -110,7 +110,7 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self._request("stop_requested"))
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
 
-    def _request(self, flag) -> None:
+    def _request(self, flag: str) -> None:
         setattr(self, flag, True)
 
     def run(self) -> int:
@@ -221,7 +221,7 @@ class Daemon:
 
     # -- events from devices and the worker ---------------------------------------------------
 
-    def _device_change(self, label, present, error=None) -> None:
+    def _device_change(self, label: str, present: bool, error: Exception | None = None) -> None:
         if present:
             self.connected.add(label)  # devices.py has logged it ("using ...")
             self._update_leds()
@@ -237,7 +237,7 @@ class Daemon:
             self.engine.reset(label)  # devices.py has logged the loss and rescans for the device
             self.dispatch.device_lost(label)
 
-    def _done(self, job, call, outcome) -> None:
+    def _done(self, job: "Job | None", call: "Call | None", outcome: "Result | Exception | None") -> None:
         """Called on the worker thread after every job (job None: the worker read the state on its own, at its
         start or when OctoPrint answers again after an outage)."""
         if job is None:
@@ -245,7 +245,7 @@ class Daemon:
             log.info("OctoPrint answers; the printer is %s", state.name if state else "in an unknown state")
         elif isinstance(outcome, Exception):
             self.dispatch.refused(job, outcome)
-        elif outcome.text and job.label != "feedback":
+        elif outcome is not None and outcome.text and job.label != "feedback":  # (None only with job None)
             log.info("%s: %s", job.label, f"would {call} (dry run: nothing sent)" if self.dry_run else outcome.text)
         self._wake()
 

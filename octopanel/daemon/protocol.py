@@ -86,7 +86,7 @@ def parse_request(text: str) -> tuple[str, Any]:
 # -- replies -----------------------------------------------------------------------------------------------
 
 
-def done(action: str | None, sent: bool, message: str, data: Any = None) -> dict[str, Any]:
+def done(action: str | None, sent: bool, message: str | None, data: Any = None) -> dict[str, Any]:
     """An action ran (or, sent False, decided there was nothing to send)."""
     reply = {"ok": True, "action": action, "sent": sent, "message": message}
     if data is not None:

@@ -48,7 +48,7 @@ class DeviceManager:
         lister: Callable[[], list[DeviceInfo]] = list_descriptors,
         opener: Callable[[str], Source] = EvdevSource.open,
         on_change: Callable[[str, bool, DeviceGone | None], None] | None = None,
-        watch_dir: str = "/dev/input",
+        watch_dir: str | None = "/dev/input",
         rescan_interval_s: float = RESCAN_INTERVAL_S,
         clock: Clock | None = None,
         now: Callable[[], float] = time.monotonic,

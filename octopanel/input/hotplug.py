@@ -43,7 +43,7 @@ class Hotplug:
 
     def __init__(
         self,
-        directory: str = "/dev/input",
+        directory: str | None = "/dev/input",
         interval_s: float = RESCAN_INTERVAL_S,
         settle_s: float = SETTLE_S,
         now: Callable[[], float] = time.monotonic,
@@ -58,6 +58,7 @@ class Hotplug:
 
     def _watch(self) -> bool:
         """Watch the directory, else its parent for the directory's creation; False if neither works."""
+        assert self._directory is not None  # only called with a directory to watch
         old = self._fd
         self._fd = _inotify(self._directory)
         self._parent = False
@@ -82,6 +83,7 @@ class Hotplug:
         except BlockingIOError:
             pass
         if self._parent:
+            assert self._directory is not None  # a parent is watched for a directory
             if not os.path.isdir(self._directory):
                 return  # something else appeared in the parent
             old = self._fd

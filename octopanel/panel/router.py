@@ -257,7 +257,7 @@ class Dispatcher:
             log.warning("%s: %s", job.label, error)
             self.feedback(FEEDBACK_REFUSED)
 
-    def feedback(self, beep_line: str | None, message: str | None = None) -> None:
+    def feedback(self, beep_line: str, message: str | None = None) -> None:
         """Optional beep and display message, queued behind the action they answer; the executor drops them
         rather than let them hold up a later action, or wait on an OctoPrint that does not answer."""
         fb = self.keymap.feedback

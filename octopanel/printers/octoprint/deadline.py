@@ -52,7 +52,7 @@ class DeadlineSocket:
 def with_deadline(connection_cls: type[Any], deadlines: Deadlines) -> type[Any]:
     """A subclass of urllib3's `connection_cls` that reads each answer under `deadlines`."""
 
-    class DeadlineConnection(connection_cls):  # type: ignore[misc,valid-type]  # a base chosen at run time
+    class DeadlineConnection(connection_cls):  # a base chosen at run time (type[Any])
         sock: Any  # urllib3's connection sets it
 
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:
