@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from octopanel.actions.registry import ANY, Action, Call
 from octopanel.daemon import protocol
-from octopanel.errors import Busy, SafetyError, UsageError
+from octopanel.errors import Busy, SafetyError
 from octopanel.printers.backend import Backend, PrinterState
 from octopanel.values import show
 
@@ -123,8 +123,3 @@ def gcode_lines(value: object) -> list[str]:
 
 def dump(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False)
-
-
-def require(condition: object, message: str) -> None:
-    if not condition:
-        raise UsageError(message)
