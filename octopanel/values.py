@@ -1,6 +1,8 @@
 """The one bounds vocabulary: typed values with min/max, shared by config and action parameters."""
 
 import reprlib
+from collections.abc import Iterable
+from typing import Any
 
 # Error messages quote what they got, but never a whole (maybe aliased, maybe huge) YAML structure.
 _SHORT = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
@@ -8,17 +10,17 @@ _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 3, 3
 _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 60, 60, 40
 
 
-def show(value):
+def show(value: object) -> str:
     """A short repr for messages."""
     return _SHORT.repr(value)
 
 
-def reject_structures(text, expected):
+def reject_structures(text: object, expected: str) -> None:
     if isinstance(text, (list, dict, tuple, set)):
         raise ValueError(f"expected {expected}, got a {type(text).__name__}")
 
 
-def check_range(value, minval=None, maxval=None):
+def check_range(value: float, minval: float | None = None, maxval: float | None = None) -> str | None:
     """Return an error text if value is outside [minval, maxval], else None."""
     if minval is not None and value < minval:
         return f"{fmt(value)} is below the minimum {fmt(minval)}"
@@ -27,7 +29,7 @@ def check_range(value, minval=None, maxval=None):
     return None
 
 
-def fmt(value):
+def fmt(value: object) -> str:
     """Format a number without a useless '.0'."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -37,7 +39,7 @@ def fmt(value):
 GCODE_DECIMALS = 3  # 0.001 mm, 0.001 °C: finer than any printer moves or heats
 
 
-def gnum(value, decimals=GCODE_DECIMALS):
+def gnum(value: float | str, decimals: int = GCODE_DECIMALS) -> str:
     """A number as firmware must read it: fixed notation, at most `decimals` decimals, never an exponent,
     nan or inf ('1e-05' would read as 1 followed by an E word). ValueError if it is not finite."""
     value = float(value)
@@ -47,7 +49,7 @@ def gnum(value, decimals=GCODE_DECIMALS):
     return "0" if text in ("-0", "") else text
 
 
-def to_float(text):
+def to_float(text: Any) -> float:
     reject_structures(text, "a number")
     if isinstance(text, bool):
         raise ValueError(f"expected a number, got {show(text)}")
@@ -60,7 +62,7 @@ def to_float(text):
     return value
 
 
-def to_fixed(text, decimals=GCODE_DECIMALS):
+def to_fixed(text: Any, decimals: int = GCODE_DECIMALS) -> float:
     """A distance or temperature as it will be sent: to_float rounded to `decimals` places (0.001 mm), so
     that what is checked is what the printer gets. A nonzero value that rounds to 0 is an error, not a
     silent no-op (0 itself is a valid value: `jog x=0`)."""
@@ -74,7 +76,7 @@ def to_fixed(text, decimals=GCODE_DECIMALS):
     return rounded
 
 
-def to_int(text):
+def to_int(text: Any) -> int:
     reject_structures(text, "a whole number")
     if isinstance(text, bool):
         raise ValueError(f"expected a whole number, got {show(text)}")
@@ -92,7 +94,7 @@ def to_int(text):
         raise ValueError(f"expected a whole number, got {show(text)}") from None
 
 
-def to_bool(text):
+def to_bool(text: object) -> bool:
     reject_structures(text, "true or false")
     if isinstance(text, bool):
         return text
@@ -104,7 +106,7 @@ def to_bool(text):
     raise ValueError(f"expected true or false, got {show(text)}")
 
 
-def to_str(text):
+def to_str(text: object) -> str:
     if text is None:
         raise ValueError("expected a value, got nothing")
     if isinstance(text, (dict, list)):
@@ -112,7 +114,7 @@ def to_str(text):
     return str(text)
 
 
-def suggest(word, choices):
+def suggest(word: object, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or ''."""
     import difflib  # only on an error: it costs ~1 ms of every command otherwise
 

@@ -1,7 +1,9 @@
 """Moving the head and the filament: home, jog, extrude, eject; speed and flow factors."""
 
-from octopanel.actions.invoke import Result
-from octopanel.actions.registry import MOTION_OK, Action, Param
+from typing import Any
+
+from octopanel.actions.invoke import Context, Result
+from octopanel.actions.registry import MOTION_OK, Action, Param, Registry
 from octopanel.errors import SafetyError
 from octopanel.values import gnum, to_bool, to_fixed, to_float, to_int
 
@@ -11,7 +13,7 @@ GROUP_FACTOR = "Speed and flow"
 FORCE = Param("force", to_bool, False, flag="--force", help="extrude even below min_extrude_temp")
 
 
-def jog_legacy(words):
+def jog_legacy(words: list[str]) -> dict[str, Any] | None:
     """8control: `8jog Z` or `8jog X Y Z`."""
     if len(words) == 1:
         return {"z": words[0]}
@@ -20,7 +22,7 @@ def jog_legacy(words):
     return None
 
 
-def jog_signs(ctx):
+def jog_signs(ctx: Context) -> dict[str, int]:
     """Per-axis sign: follow the profile's inverted axes (as the web UI does), flip all, or none."""
     mode = ctx.settings.jog_direction
     if mode == "8control":
@@ -31,7 +33,9 @@ def jog_signs(ctx):
     return {a: -1 if (axes.get(a) or {}).get("inverted") else 1 for a in "xyz"}
 
 
-def jog(ctx, x=None, y=None, z=None, speed=None):
+def jog(
+    ctx: Context, x: float | None = None, y: float | None = None, z: float | None = None, speed: int | None = None
+) -> Result:
     moves = {a: v for a, v in (("x", x), ("y", y), ("z", z)) if v is not None}
     signs = jog_signs(ctx)
     sent = {a: v * signs[a] for a, v in moves.items()}
@@ -39,12 +43,12 @@ def jog(ctx, x=None, y=None, z=None, speed=None):
     return Result("jogged " + " ".join(f"{a}={v:g}" for a, v in moves.items()))
 
 
-def home(ctx):
+def home(ctx: Context) -> Result:
     ctx.client.home()
     return Result("homed x y z")
 
 
-def check_hot(ctx, force):
+def check_hot(ctx: Context, force: bool) -> None:
     """Refuse cold extrusion ourselves: neither OctoPrint nor every firmware does."""
     if force:
         return
@@ -58,20 +62,20 @@ def check_hot(ctx, force):
         )
 
 
-def extrude(ctx, amount, speed=None, force=False):
+def extrude(ctx: Context, amount: float, speed: int | None = None, force: bool = False) -> Result:
     check_hot(ctx, force)
     ctx.client.extrude(amount, speed)
     return Result(f"{'extruded' if amount > 0 else 'retracted'} {abs(amount):g} mm")
 
 
-def fex(ctx, amount, speed=2000, force=False):
+def fex(ctx: Context, amount: float, speed: int = 2000, force: bool = False) -> Result:
     check_hot(ctx, force)
     lines = ["G91", f"G1 E{gnum(amount)} F{speed}", "G90"]
     ctx.client.gcode(lines)
     return Result(" | ".join(lines) + " sent")
 
 
-def eject(ctx, temp=None, force=False, timeout=600.0):
+def eject(ctx: Context, temp: float | None = None, force: bool = False, timeout: float = 600.0) -> Result:
     from octopanel.actions.temps import wait_for_temperature
 
     if temp is not None and temp < ctx.settings.min_extrude_temp and not force:
@@ -90,17 +94,17 @@ def eject(ctx, temp=None, force=False, timeout=600.0):
     return Result("filament ejected" + (", hotend off" if temp is not None else ""))
 
 
-def feedrate(ctx, percent):
+def feedrate(ctx: Context, percent: int) -> Result:
     ctx.client.feedrate(percent)
     return Result(f"feed rate {percent} %")
 
 
-def flowrate(ctx, percent):
+def flowrate(ctx: Context, percent: int) -> Result:
     ctx.client.flowrate(percent)
     return Result(f"flow rate {percent} %")
 
 
-def register(reg):
+def register(reg: Registry) -> None:
     axis = lambda a: Param(a, to_fixed, None, "-max_jog", "max_jog", f"{a.upper()} distance (mm)")  # noqa: E731
     reg.register(Action("home", home, "home x, y and z", GROUP, states=MOTION_OK, backend_refuses=True))
     reg.register(

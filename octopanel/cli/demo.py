@@ -7,19 +7,20 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from octopanel.cli.softpanel import SoftPanelError
 from octopanel.sandbox.virtualprinter import VirtualPrinter, VirtualPrinterError
 
 
-def connected(vp):
+def connected(vp: VirtualPrinter) -> None:
     # `8connect` only asks OctoPrint to connect; the first temperature report follows 2 s later, and
     # until then OctoPrint has no readings (8gettemp would say "unknown"). A person typing waits too.
     vp.wait_state({"operational", "ready"}, timeout=20)
     vp.wait_temperatures(timeout=10)
 
 
-def disconnected(vp, timeout=10):
+def disconnected(vp: VirtualPrinter, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while vp.flags() and time.monotonic() < deadline:  # no flags at all: /api/printer answers 409
         time.sleep(0.05)
@@ -46,7 +47,7 @@ TOUR = (
 INTERRUPTED = 130  # cli.main's exit code after Ctrl-C; it swallows the KeyboardInterrupt itself
 
 
-def parse_args(argv):
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="octopanel demo",
         description=(
@@ -71,7 +72,12 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def run_step(vp, main, words, after):
+def run_step(
+    vp: VirtualPrinter,
+    main: Callable[..., int],
+    words: Sequence[str],
+    after: Callable[[VirtualPrinter], None] | None,
+) -> int:
     """Run one command in-process and print it, its output and the G-code it caused; return its exit code."""
     print(f"$ 8{shlex.join(words)}", flush=True)
     mark = vp.mark()
@@ -90,7 +96,7 @@ def run_step(vp, main, words, after):
     return code
 
 
-def tour(vp):
+def tour(vp: VirtualPrinter) -> int:
     from octopanel.cli import main  # imported late: the demo module must load even while the CLI is broken
 
     print("=== The commands: each step runs exactly as 8<command> would ===\n", flush=True)
@@ -102,7 +108,7 @@ def tour(vp):
     return 1 if failed else 0
 
 
-def keep_running(vp):
+def keep_running(vp: VirtualPrinter) -> None:
     if not vp.flags():  # the CLI tour ends disconnected, the panel tour connected
         vp.connect()
     print(
@@ -122,11 +128,11 @@ Press Ctrl-C to stop it and delete its files.""",
         time.sleep(3600)
 
 
-def _terminate(signum, frame):
+def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # stop the server on SIGTERM too, through the same finally
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the tour; 0 if every step worked, 1 if one failed or OctoPrint would not start, 130 on Ctrl-C."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.keypad:
