@@ -8,15 +8,18 @@ arrive, or arrived where none should have, fails the tour.
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from re import Pattern
 
 from evdev import ecodes as e
 
-from octopanel.cli.softpanel import SoftPanel, SoftPanelError
+from octopanel.cli.softpanel import Report, SoftPanel, SoftPanelError
 from octopanel.datafiles import shipped_path
 from octopanel.gcode.parse import GcodeError, parse
-from octopanel.sandbox.virtualprinter import ACTIVE_FLAGS
+from octopanel.panel.keymap import Keymap
+from octopanel.sandbox.virtualprinter import ACTIVE_FLAGS, VirtualPrinter
 
 TAP_S = 0.05  # a quick keystroke
 HOLD_S = 1.2  # longer than the shipped keymaps' hold_s (0.8 s)
@@ -38,13 +41,13 @@ class Step:
     key: str  # the keymap's name for the key, or the wheel
     gesture: str
     shown: str  # what a person would call it
-    act: Callable
-    done: Callable | None
-    judge: Callable
+    act: Callable[[SoftPanel], None]
+    done: Callable[[list[Report]], bool] | None
+    judge: Callable[["Outcome"], str | None]
 
 
-def tap(code, down_s=TAP_S):
-    def act(panel):
+def tap(code: int, down_s: float = TAP_S) -> Callable[[SoftPanel], None]:
+    def act(panel: SoftPanel) -> None:
         panel.key(code, 1)
         time.sleep(down_s)
         panel.key(code, 0)
@@ -52,8 +55,8 @@ def tap(code, down_s=TAP_S):
     return act
 
 
-def double(code):
-    def act(panel):
+def double(code: int) -> Callable[[SoftPanel], None]:
+    def act(panel: SoftPanel) -> None:
         tap(code)(panel)
         time.sleep(DOUBLE_GAP_S)
         tap(code)(panel)
@@ -61,8 +64,8 @@ def double(code):
     return act
 
 
-def wheel(detents):
-    def act(panel):
+def wheel(detents: int) -> Callable[[SoftPanel], None]:
+    def act(panel: SoftPanel) -> None:
         for _ in range(abs(detents)):
             panel.rel(e.REL_DIAL, 1 if detents > 0 else -1)
             time.sleep(DETENT_S)
@@ -70,17 +73,18 @@ def wheel(detents):
     return act
 
 
-def reported(key, gesture):
+def reported(key: str, gesture: str) -> Callable[[list[Report]], bool]:
     return lambda reports: any(r.key == key and r.gesture.startswith(gesture) for r in reports)
 
 
-def mode_set(name):
+def mode_set(name: str) -> Callable[[list[Report]], bool]:
     return lambda reports: any(r.mode is not None and r.mode[0] == name for r in reports)
 
 
-def jog_moves(sent):
+def jog_moves(sent: Sequence[str]) -> tuple[dict[str, float], int]:
     """{axis: mm} of the relative moves (G91 ... G90) in the lines sent, and how many there were."""
-    total, count, relative = {}, 0, False
+    total: dict[str, float] = {}
+    count, relative = 0, False
     for line in sent:
         try:
             command = parse(line)
@@ -93,8 +97,9 @@ def jog_moves(sent):
         elif command.code in ("G0", "G1") and relative:
             count += 1
             for axis in "XYZ":
-                if command.words.get(axis) is not None:
-                    total[axis] = round(total.get(axis, 0.0) + command.words[axis], 6)
+                value = command.words.get(axis)
+                if value is not None:
+                    total[axis] = round(total.get(axis, 0.0) + value, 6)
     return total, count
 
 
@@ -103,13 +108,13 @@ class Outcome:
     """What one step caused: serial.log's mark before it, the lines sent since, the daemon's reports."""
 
     mark: int
-    sent: list
-    reports: list
-    vp: object
+    sent: list[str]
+    reports: list[Report]
+    vp: VirtualPrinter
 
 
-def moved(expected, at_least=1):
-    def judge(o):
+def moved(expected: dict[str, float], at_least: int = 1) -> Callable[[Outcome], str | None]:
+    def judge(o: Outcome) -> str | None:
         total, count = jog_moves(o.sent)
         if total == expected and count >= at_least:
             return None
@@ -118,8 +123,8 @@ def moved(expected, at_least=1):
     return judge
 
 
-def received(pattern, absent=None):
-    def judge(o):
+def received(pattern: str | Pattern[str], absent: str | None = None) -> Callable[[Outcome], str | None]:
+    def judge(o: Outcome) -> str | None:
         if not any(_matches(pattern, line) for line in o.sent):
             return f"expected {getattr(pattern, 'pattern', pattern)!r} to reach the printer"
         if absent is not None and absent in o.sent:
@@ -129,11 +134,11 @@ def received(pattern, absent=None):
     return judge
 
 
-def _matches(pattern, line):
+def _matches(pattern: str | Pattern[str], line: str) -> bool:
     return pattern.fullmatch(line) is not None if isinstance(pattern, re.Pattern) else line == pattern
 
 
-def held_key_repeats(o):
+def held_key_repeats(o: Outcome) -> str | None:
     total, count = jog_moves(o.sent)
     repeats = sum(1 for r in o.reports if r.gesture.startswith("repeat"))
     reported_mm = sum(float(m) for r in o.reports for m in re.findall(r"x=(-?[\d.]+)", r.text))
@@ -142,14 +147,14 @@ def held_key_repeats(o):
     return None
 
 
-def refused_while_printing(o):
+def refused_while_printing(o: Outcome) -> str | None:
     total, count = jog_moves(o.sent)
     if count:
         return f"the printer received {count} jog move(s) {total} during a print"
     return None if any(not r.ok for r in o.reports) else "the daemon did not report the jog as refused"
 
 
-def paused_and_still(o):
+def paused_and_still(o: Outcome) -> str | None:
     try:
         o.vp.wait_state("paused", timeout=REPORT_TIMEOUT_S)
     except TimeoutError as exc:
@@ -160,13 +165,13 @@ def paused_and_still(o):
     return f"the print kept moving while paused: {moves}" if moves else None
 
 
-def still_paused(o):
+def still_paused(o: Outcome) -> str | None:
     if o.reports or o.sent:
         return f"a short press did something: {[r.text for r in o.reports]} {o.sent}"
     return None if "paused" in o.vp.flags() else f"the print is no longer paused: {sorted(o.vp.flags())}"
 
 
-def resumed(o):
+def resumed(o: Outcome) -> str | None:
     try:
         o.vp.wait_state("printing", timeout=REPORT_TIMEOUT_S, absent="paused")
         o.vp.wait_sent(o.mark, [PRINT_MOVE], timeout=REPORT_TIMEOUT_S)
@@ -175,7 +180,7 @@ def resumed(o):
     return None
 
 
-def cancelled(o):
+def cancelled(o: Outcome) -> str | None:
     try:
         o.vp.wait_state("operational", timeout=10, absent=ACTIVE_FLAGS)
         o.vp.wait_sent(o.mark, [HOTEND_OFF], timeout=REPORT_TIMEOUT_S)
@@ -225,7 +230,7 @@ PRINTING = (
 STEPS = len(KEYPAD) + len(SHUTTLE) + len(PRINTING)
 
 
-def bound(keymap, key, gesture):
+def bound(keymap: Keymap, key: str, gesture: str) -> str:
     """The keymap's lines for a key's gesture (or a wheel's), as `line (when ...)` joined by ' | '."""
     from octopanel.panel.keymap_checks import WHEN
 
@@ -237,15 +242,16 @@ def bound(keymap, key, gesture):
     return " | ".join(out)
 
 
-def run_step(panel, keymap, vp, step):
+def run_step(panel: SoftPanel, keymap: Keymap, vp: VirtualPrinter, step: Step) -> str | None:
     """Do one step, print it, its reports and the G-code received; return what went wrong (None: nothing)."""
     print(f"[{step.shown}] {step.key} {step.gesture}   keymap: {bound(keymap, step.key, step.gesture) or '(nothing)'}")
     mark, since = vp.mark(), panel.mark()
     step.act(panel)
     problem = None
-    if step.done is not None:
+    done = step.done
+    if done is not None:
         try:
-            panel.wait_line(lambda _line: step.done(panel.reports(since)), REPORT_TIMEOUT_S, since)
+            panel.wait_line(lambda _line: done(panel.reports(since)), REPORT_TIMEOUT_S, since)
         except SoftPanelError:
             problem = f"the daemon reported no {step.key} {step.gesture} within {REPORT_TIMEOUT_S} s"
     else:
@@ -260,14 +266,14 @@ def run_step(panel, keymap, vp, step):
     return problem
 
 
-def shown_sent(sent):
+def shown_sent(sent: Sequence[str]) -> str:
     moves = sum(1 for line in sent if PRINT_MOVE.fullmatch(line))
     lines = [line for line in sent if not PRINT_MOVE.fullmatch(line)]
     text = " | ".join(lines) if lines else "(nothing)" if not moves else ""
     return text + (f"{' + ' if lines else ''}{moves} moves of the print" if moves else "")
 
 
-def panel_session(path, steps, vp):
+def panel_session(path: Path, steps: Sequence[Step], vp: VirtualPrinter) -> list[str]:
     """Start a daemon with the keymap at path, run the steps on it; the titles of the failed ones."""
     from octopanel.cli.panel import load_keymap
 
@@ -278,7 +284,7 @@ def panel_session(path, steps, vp):
         return [f"{s.shown} ({s.key} {s.gesture})" for s in steps if run_step(panel, keymap, vp, s) is not None]
 
 
-def tour(vp):
+def tour(vp: VirtualPrinter) -> int:
     """The panel tour against a started VirtualPrinter; 0 if every step worked, else 1 (and says which)."""
     print("=== The panel: keys → gestures → actions → G-code ===\n", flush=True)
     keymap, shuttle = shipped_path("etc/keymap.yaml"), shipped_path("etc/examples/shuttlexpress.yaml")

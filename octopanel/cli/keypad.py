@@ -15,20 +15,24 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
-from octopanel.cli.softpanel import SoftPanel, SoftPanelError
+from octopanel.cli.softpanel import Report, SoftPanel, SoftPanelError
 from octopanel.errors import OctopanelError
 from octopanel.input.autorepeat import LAG_S, KeyTracker
 from octopanel.input.keynames import key_name
 from octopanel.input.terminal import TerminalDecoder
+from octopanel.panel.keymap import Keymap
 
 STATE_POLL_S = 2.0  # how often the status line asks the daemon for the printer's state
 REDRAW_S = 0.2  # the status line follows the daemon's reports at least this often
 INTERRUPTED = 130
 
 
-def parse_args(argv):
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="octopanel keypad",
         description="Use this terminal as the control panel: the keymap's keys drive `octopanel run` on a printer.",
@@ -45,11 +49,11 @@ def parse_args(argv):
 class StatusLine:
     """Mode values, the printer's state and the daemon's last report, as one line."""
 
-    def __init__(self, modes):
+    def __init__(self, modes: dict[str, Any]) -> None:
         self.modes = {name: str(mode.default) for name, mode in modes.items()}
         self.state, self.last, self.key = "…", "", ""
 
-    def update(self, reports):
+    def update(self, reports: list[Report]) -> None:
         for report in reports:
             if report.mode is not None:
                 self.modes[report.mode[0]] = report.mode[1]
@@ -57,7 +61,7 @@ class StatusLine:
             else:
                 self.last = f"{report.key} {report.gesture}: {'' if report.ok else 'REFUSED '}{report.text}"
 
-    def text(self, width):
+    def text(self, width: int) -> str:
         parts = [" ".join(f"{n} {v}" for n, v in self.modes.items()) or "no modes", f"printer: {self.state}"]
         parts += [f"key {self.key}" if self.key else "press a key", self.last or "nothing done yet"]
         line = " | ".join(parts)
@@ -67,15 +71,15 @@ class StatusLine:
 class Keypad:
     """The terminal loop: raw mode on, bytes → keys → FIFO, status line; everything restored on the way out."""
 
-    def __init__(self, panel, keymap, fd):
+    def __init__(self, panel: SoftPanel, keymap: Keymap, fd: int) -> None:
         self.panel, self.fd = panel, fd
         self.status = StatusLine(keymap.modes)
         self.decoder, self.tracker = TerminalDecoder(), KeyTracker()
         self._seen = panel.mark()
         self._stop = threading.Event()
-        self._shown = None
+        self._shown: str | None = None
 
-    def run(self):
+    def run(self) -> int:
         saved = termios.tcgetattr(self.fd)
         poller = threading.Thread(target=self._poll_state, name="octopanel-keypad-state", daemon=True)
         try:
@@ -90,7 +94,7 @@ class Keypad:
             sys.stdout.flush()
             termios.tcsetattr(self.fd, termios.TCSANOW, saved)
 
-    def _loop(self):
+    def _loop(self) -> int:
         while not self.decoder.quit:
             if not self.panel.alive():
                 raise SoftPanelError(self.panel.failure("stopped"), self.panel.verdict())
@@ -112,7 +116,7 @@ class Keypad:
             self._draw()
         return 0
 
-    def _draw(self):
+    def _draw(self) -> None:
         mark = self.panel.mark()
         self.status.update(self.panel.reports(self._seen))
         self._seen = mark
@@ -122,7 +126,7 @@ class Keypad:
             sys.stdout.flush()
             self._shown = text
 
-    def _poll_state(self):
+    def _poll_state(self) -> None:
         while not self._stop.is_set():
             try:
                 reply = self.panel.ask("status -q")
@@ -131,27 +135,27 @@ class Keypad:
                 self.status.state = f"unknown ({exc})"
             self._stop.wait(STATE_POLL_S)
 
-    def _release_all(self):
+    def _release_all(self) -> None:
         """A key the daemon was shown down goes up now; presses not yet handed on are dropped."""
         if self.panel.alive():
             for stamp, code, value in self.tracker.close(time.monotonic()):
                 self.panel.key(code, value, stamp=stamp)
 
 
-def _raw(fd, saved):
+def _raw(fd: int, saved: list[Any]) -> None:
     """No echo, no line editing, no signals (Ctrl-C is a byte the loop reads), every byte at once."""
-    attrs = [list(a) if isinstance(a, list) else a for a in saved]
+    attrs: list[Any] = [list(a) if isinstance(a, list) else a for a in saved]
     attrs[0] &= ~(termios.ICRNL | termios.INLCR | termios.IGNCR | termios.IXON)
     attrs[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG | termios.IEXTEN)
     attrs[6][termios.VMIN], attrs[6][termios.VTIME] = 1, 0
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
-def _terminate(signum, frame):
+def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM and SIGHUP leave through the same finally as q and Ctrl-C
 
 
-def header(path, url, serial_log):
+def header(path: str, url: str | None, serial_log: "os.PathLike[str] | None") -> str:
     host = urlsplit(url or "").netloc.rpartition("@")[2] or "(no URL configured)"  # never user:password
     lines = [
         f"octopanel keypad: this terminal is the panel (keymap {path}, printer {host}).",
@@ -164,7 +168,7 @@ def header(path, url, serial_log):
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """0 after q, Ctrl-C or end of input; 1 if the printer or daemon failed; 2 for misuse (stdin no terminal)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if not os.isatty(sys.stdin.fileno()):

@@ -5,7 +5,6 @@ keymap, executor and printer client, nothing re-implemented. What it did comes b
 parsed here into reports; the control socket answers questions such as the printer's state.
 """
 
-import json
 import os
 import re
 import shutil
@@ -17,10 +16,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
 from evdev import ecodes
 
+from octopanel.daemon import protocol
 from octopanel.input.replay import NATIVE_FORMAT
 
 START_TIMEOUT_S = 20.0  # the daemon's start: Python, the keymap, the first state request
@@ -41,7 +44,7 @@ class SoftPanelError(RuntimeError):
     """The daemon would not start, or stopped; the message carries what it said, exit_code its verdict
     (2: it refused its configuration or keymap; 1 otherwise)."""
 
-    def __init__(self, message, exit_code=1):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
@@ -78,22 +81,26 @@ class SoftPanel:
     """The daemon child and its FIFO; a context manager. `env` is the child's environment (the printer's
     URL and key go there, never on its command line, where every user could read them through ps)."""
 
-    def __init__(self, keymap, env=None, args=()):
+    def __init__(
+        self, keymap: str | os.PathLike[str], env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    ) -> None:
         self.keymap, self.env, self.args = str(keymap), env, tuple(args)
-        self.dir = self.fifo = self.control = self.proc = None
+        self.dir: str | None = None
+        self.fifo = self.control = ""
+        self.proc: subprocess.Popen[str] | None = None
         self.writer = -1
         self.lines: list[str] = []  # the daemon's log lines from number self._base on
         self._base = 0
         self._cond = threading.Condition()
-        self._reader = None
+        self._reader: threading.Thread | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> "SoftPanel":
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
-    def start(self):
+    def start(self) -> "SoftPanel":
         self.dir = tempfile.mkdtemp(prefix="octopanel-keypad-")
         self.fifo, self.control = os.path.join(self.dir, "keys.fifo"), os.path.join(self.dir, "control.sock")
         os.mkfifo(self.fifo, 0o600)
@@ -117,7 +124,8 @@ class SoftPanel:
             raise
         return self
 
-    def _open_writer(self):
+    def _open_writer(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:
@@ -129,7 +137,8 @@ class SoftPanel:
                 time.sleep(0.02)
         os.set_blocking(self.writer, True)
 
-    def _read_log(self):
+    def _read_log(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
         for line in self.proc.stderr:
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
@@ -141,18 +150,18 @@ class SoftPanel:
         with self._cond:
             self._cond.notify_all()
 
-    def verdict(self):
+    def verdict(self) -> int:
         """2 if the daemon exited as for a usage or configuration error, else 1."""
         return 2 if self.proc is not None and self.proc.poll() == 2 else 1
 
-    def failure(self, what):
+    def failure(self, what: str) -> str:
         code = self.proc.poll() if self.proc is not None else None
         said = "\n".join(self.lines[-10:]) or "(nothing)"
         return f"the panel daemon {what}" + (f" (exit code {code})" if code is not None else "") + f"; it said:\n{said}"
 
     # -- input ------------------------------------------------------------------------------------------
 
-    def events(self, events):
+    def events(self, events: Iterable[tuple[float | None, int, int, int]]) -> None:
         """Write (stamp or None, type, code, value) events, then a SYN_REPORT; None stamps with the clock now.
 
         One write of whole records (input/replay.py: at most PIPE_BUF at a time)."""
@@ -164,28 +173,28 @@ class SoftPanel:
         records.append(_record(stamp, ecodes.EV_SYN, ecodes.SYN_REPORT, 0))
         os.write(self.writer, b"".join(records))
 
-    def key(self, code, value, stamp=None):
+    def key(self, code: int, value: int, stamp: float | None = None) -> None:
         self.events([(stamp, ecodes.EV_KEY, code, value)])
 
-    def rel(self, code, value):
+    def rel(self, code: int, value: int) -> None:
         self.events([(None, ecodes.EV_REL, code, value)])
 
     # -- what the daemon said ---------------------------------------------------------------------------
 
-    def mark(self):
+    def mark(self) -> int:
         """The number of log lines so far: pass it to reports() or wait_line() to see only later ones."""
         with self._cond:
             return self._base + len(self.lines)
 
-    def _since(self, mark):
+    def _since(self, mark: int) -> list[str]:
         return self.lines[max(0, mark - self._base) :]
 
-    def reports(self, since=0):
+    def reports(self, since: int = 0) -> list[Report]:
         with self._cond:
             lines = self._since(since)
         return [r for r in map(parse_report, lines) if r is not None]
 
-    def wait_line(self, predicate, timeout, since=0):
+    def wait_line(self, predicate: Callable[[str], bool], timeout: float, since: int = 0) -> str:
         """The first log line from `since` on that satisfies predicate; SoftPanelError after timeout or exit."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -195,22 +204,26 @@ class SoftPanel:
                         return line
                 since = self._base + len(self.lines)
                 left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                ended = self.proc is None or (self.proc.poll() is not None and not self._reader_alive())
+                if left <= 0 or ended:
                     raise SoftPanelError(self.failure(f"gave no such report within {timeout} s"))
                 self._cond.wait(min(left, 0.1))
 
-    def ask(self, line, timeout=ASK_TIMEOUT_S):
+    def ask(self, line: str, timeout: float = ASK_TIMEOUT_S) -> Any:
         """One action line on the control socket; the daemon's JSON reply (daemon/protocol.py)."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(self.control)
             sock.sendall(line.encode() + b"\n")
-            return json.loads(sock.makefile("rb").readline() or b"{}")
+            return protocol.decode(sock.makefile("rb").readline() or b"{}")
 
-    def alive(self):
+    def _reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
+
+    def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop the daemon (SIGTERM, then SIGKILL) and delete the FIFO and socket."""
         if self.writer >= 0:
             os.close(self.writer)
@@ -229,6 +242,6 @@ class SoftPanel:
             self.dir = None
 
 
-def _record(stamp, type_, code, value):
+def _record(stamp: float, type_: int, code: int, value: int) -> bytes:
     sec = int(stamp)
     return struct.pack(NATIVE_FORMAT, sec, int((stamp - sec) * 1e6), type_, code, value)
