@@ -28,7 +28,9 @@ def check_range(value, minval=None, maxval=None):
 
 
 def fmt(value):
-    """Format a number without a useless '.0'."""
+    """Format a number without a useless '.0' (a Step keeps its sign: '+5')."""
+    if isinstance(value, Step):
+        return ("+" if value >= 0 else "-") + fmt(abs(float(value)))
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -72,6 +74,41 @@ def to_fixed(text, decimals=GCODE_DECIMALS):
             f"{show(text)} rounds to 0 (numbers are sent to the nearest {step}): give 0 or a size of at least {step}"
         )
     return rounded
+
+
+class Step(float):
+    """A signed relative step (`+5`, `-0.02`): counted from the current value when it runs, not set as it is."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"Step({fmt(self)})"
+
+
+def relative(convert, always=False):
+    """A converter reading `+N` or `-N` as a Step of convert(N) and anything else as convert(value); with
+    `always`, a bare number is a Step too (a babystep is relative by nature). A step of 0 is an error."""
+
+    def to_step(text):
+        signed = isinstance(text, str) and text.strip()[:1] in ("+", "-")
+        if not (signed or always):
+            return convert(text)
+        reject_structures(text, "a signed step such as +5 or -5")
+        raw = str(text).strip()
+        sign = -1.0 if raw.startswith("-") else 1.0
+        digits = raw[1:] if signed else raw
+        if not digits[:1].isdigit() and not (digits[:1] == "." and digits[1:2].isdigit()):
+            raise ValueError(f"expected a number or a signed step such as +5 or -5, got {show(text)}")
+        try:
+            size = float(convert(digits))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (in the step {show(text)})") from None
+        if size == 0:
+            raise ValueError(f"a step of {show(text)} changes nothing; nothing sent")
+        return Step(sign * size)
+
+    to_step.__name__ = f"relative_{getattr(convert, '__name__', 'value')}"
+    return to_step
 
 
 def to_int(text):

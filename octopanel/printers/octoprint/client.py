@@ -25,6 +25,7 @@ from octopanel.printers.octoprint.http_body import (
 )
 from octopanel.printers.octoprint.multipart import MultipartBody
 from octopanel.printers.octoprint.state import from_flags
+from octopanel.printers.octoprint.tuning import Tuning
 from octopanel.printers.octoprint.urlpath import quote_file_path, quote_segment
 from octopanel.values import GCODE_DECIMALS
 
@@ -51,6 +52,7 @@ class Client:
             self.session.headers["X-Api-Key"] = api_key
         self._now = now
         self._profile, self._profile_at = None, None
+        self._tuning = Tuning(now)
 
     @classmethod
     def from_settings(cls, settings, verbose=0):
@@ -184,6 +186,15 @@ class Client:
     def bed(self):
         return self.get("api/printer/bed")
 
+    def tuning(self):
+        """printers.backend's tuning(): targets from /api/printer, factors as this client set them (tuning.py)."""
+        try:
+            data = self.get("api/printer?exclude=state,sd")
+        except Busy:
+            self._tuning.forget()
+            raise
+        return self._tuning.read(data.get("temperature") or {})
+
     def files(self):
         return self.get("api/files?recursive=true")
 
@@ -200,6 +211,7 @@ class Client:
             state = data.get("state", {})
             return from_flags(state.get("flags"), state.get("text", ""))
         except Busy:
+            self._tuning.forget()
             data = self.job()
             text = (data or {}).get("state", "")
             return PrinterState("error" if "error" in text.lower() else "disconnected", text)
@@ -229,7 +241,9 @@ class Client:
         return self.post("api/job", body)
 
     def gcode(self, lines):
-        return self.post("api/printer/command", {"commands": list(lines)})
+        answer = self.post("api/printer/command", {"commands": list(lines)})
+        self._tuning.sent_gcode(lines)
+        return answer
 
     def jog(self, x=None, y=None, z=None, speed=None):
         body = {"command": "jog"}
@@ -247,18 +261,26 @@ class Client:
 
     def feedrate(self, factor):
         # Any JSON float is multiplied by 100 by OctoPrint, so always send an integer percentage.
-        return self.post("api/printer/printhead", {"command": "feedrate", "factor": int(round(factor))})
+        answer = self.post("api/printer/printhead", {"command": "feedrate", "factor": int(round(factor))})
+        self._tuning.set_factor("feedrate", factor)
+        return answer
 
     def flowrate(self, factor):
-        return self.post("api/printer/tool", {"command": "flowrate", "factor": int(round(factor))})
+        answer = self.post("api/printer/tool", {"command": "flowrate", "factor": int(round(factor))})
+        self._tuning.set_factor("flowrate", factor)
+        return answer
 
     def tool_target(self, targets):
-        return self.post(
-            "api/printer/tool", {"command": "target", "targets": {k: plain(v) for k, v in targets.items()}}
-        )
+        body = {"command": "target", "targets": {k: plain(v) for k, v in targets.items()}}
+        answer = self.post("api/printer/tool", body)
+        if "tool0" in targets:
+            self._tuning.set_target("tool", plain(targets["tool0"]))
+        return answer
 
     def bed_target(self, target):
-        return self.post("api/printer/bed", {"command": "target", "target": plain(target)})
+        answer = self.post("api/printer/bed", {"command": "target", "target": plain(target)})
+        self._tuning.set_target("bed", plain(target))
+        return answer
 
     def extrude(self, amount, speed=None):
         body = {"command": "extrude", "amount": plain(amount)}
