@@ -2,7 +2,7 @@
 
 A step that would pass a limit (max_tool_temp, max_bed_temp, min_factor..max_factor) is clamped to it and the
 output says so; one that cannot move at all (already at the limit) is refused. A step needs a value to count
-from: an unknown one, or a heater that is off, is refused rather than guessed (nothing is sent)."""
+from: an unknown one is refused rather than guessed, and a step never turns a heater on or off (nothing is sent)."""
 
 from typing import Any, NamedTuple
 
@@ -19,7 +19,7 @@ class Knob(NamedTuple):
     unit: str
     low: str | float
     high: str
-    heater: bool = False  # a target of 0 is "off": a step nudges a set target, it never switches one on
+    heater: bool = False  # a target of 0 is "off": a step nudges a set target, never switches it on or off
 
 
 HOTEND = Knob("settemp", "tool", "hotend target", "°C", 0.0, "max_tool_temp", heater=True)
@@ -58,6 +58,11 @@ def step(ctx, knob, delta, setter, absolute):
         )
     low, high = limit(knob.low, ctx.limits), limit(knob.high, ctx.limits)
     wanted = round(current + float(delta), 3) + 0.0
+    if knob.heater and wanted <= 0:
+        raise SafetyError(
+            f"{shown}: the {knob.what} is {fmt(current)} {knob.unit}: the step would turn the heater off, "
+            f"which a step never does (`{knob.action} 0` does); nothing sent"
+        )
     value = min(max(wanted, low), high)
     bound_name = knob.high if delta > 0 else knob.low
     bound_text = bound_name if isinstance(bound_name, str) else "the minimum"
