@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 from cmdcheck import failed, ok, requests_made, sent_by, start_print
-from conftest import BIN, LEAKY_PREFIXES
+from conftest import BIN
+from daemonproc import DaemonProc, clean_env, press
+from evdev import ecodes as e
 
 from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
@@ -164,36 +166,28 @@ def test_babystep_from_the_command_line(run8, printer):
     assert tuning_sent(printer, mark) == ["M290 Z0.02", "M290 Z-0.05"]
 
 
-def test_through_the_daemon_a_factor_step_counts_from_the_factor_it_set(printer, tmp_path):
-    """`8speed 100` then `8speed +10` through a running daemon (the fast path; the caller has no API key, so
-    nothing could run in-process): the daemon remembers the factor it set."""
-    keymap_path, sock = tmp_path / "keymap.yaml", tmp_path / "control.sock"
-    keymap_path.write_text("devices: []\nkeys:\n  KEY_KP5: msg hello\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k != "NOTIFY_SOCKET"}
-    env.update(HOME=str(tmp_path), OCTOPRINT_URL=printer.url)
-    daemon_env = dict(env, OCTOPRINT_API_KEY=printer.api_key)
-    cmd = [str(BIN / "octopanel"), "run", "--keymap", str(keymap_path), "--control", str(sock)]
-    with open(tmp_path / "daemon.log", "w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=daemon_env)
-        try:
-            deadline = time.monotonic() + 20
-            while not sock.exists():
-                assert proc.poll() is None and time.monotonic() < deadline, (log.seek(0), log.read())
-                time.sleep(0.02)
-            mark = printer.mark()
+def test_the_daemon_remembers_the_factors_it_set_for_its_keys_and_the_fast_cli_alike(printer, tmp_path):
+    """A real `octopanel run` on the shipped keymap: `8speed 100` (fast path; the caller has no API key, so
+    nothing could run in-process), NumLock+7 on the keypad, then `8speed +10`: each counts from the last."""
+    daemon = DaemonProc(tmp_path, keymap=(ROOT / "etc" / "keymap.yaml").read_text(), printer=printer)
+    try:
+        mark = printer.mark()
+        env = clean_env(tmp_path, OCTOPRINT_URL=printer.url, OCTOPANEL_SOCKET=str(daemon.control))
 
-            def run(*argv):
-                fast = dict(env, OCTOPANEL_SOCKET=str(sock))
-                return subprocess.run([str(BIN / argv[0]), *argv[1:]], env=fast, capture_output=True, text=True)
+        def run(*argv):
+            return subprocess.run([str(BIN / argv[0]), *argv[1:]], env=env, capture_output=True, text=True)
 
-            failed(run("8feed", "+5"), 1, "feed +5 refused: the flow factor is unknown")
-            ok(run("8speed", "100"))
-            assert ok(run("8speed", "+10")).stdout == "feed rate 110 % (was 100 % as octopanel set it, +10)\n"
-            assert ok(run("8speed", "-25")).stdout == "feed rate 85 % (was 110 % as octopanel set it, -25)\n"
-            assert tuning_sent(printer, mark) == ["M220 S100", "M220 S110", "M220 S85"]
-        finally:
-            proc.terminate()
-            assert proc.wait(10) == 0
+        failed(run("8feed", "+5"), 1, "feed +5 refused: the flow factor is unknown")
+        ok(run("8speed", "100"))
+        os.write(daemon.writer, press(e.KEY_NUMLOCK, 1))
+        daemon.tap(e.KEY_KP7)  # speed +10
+        os.write(daemon.writer, press(e.KEY_NUMLOCK, 0))
+        printer.wait_sent(mark, ["M220 S100", "M220 S110"])
+        assert ok(run("8speed", "+10")).stdout == "feed rate 120 % (was 110 % as octopanel set it, +10)\n"
+        assert ok(run("8speed", "-25")).stdout == "feed rate 95 % (was 120 % as octopanel set it, -25)\n"
+        assert tuning_sent(printer, mark) == ["M220 S100", "M220 S110", "M220 S120", "M220 S95"]
+    finally:
+        daemon.close()
 
 
 # -- the panel: the shipped keymap's NumLock layer ------------------------------------------------------------

@@ -137,6 +137,9 @@ def test_a_backend_that_reports_its_factors_needs_no_factor_set_first():
     )
     with pytest.raises(SafetyError, match="already 10 %, at min_factor 10 %; nothing sent"):
         invoke(REGISTRY.parse_line("feed -5", SETTINGS.limits), ctx)
+    printer.tool_target_c = 3.0
+    with pytest.raises(SafetyError, match="the step would turn the heater off, which a step never does"):
+        invoke(REGISTRY.parse_line("settemp -5", SETTINGS.limits), ctx)
     printer.tool_target_c = 300.0  # set above max_tool_temp elsewhere: a +5 never lowers it
     with pytest.raises(SafetyError, match="already 300 °C, above max_tool_temp 285 °C"):
         invoke(REGISTRY.parse_line("settemp +5", SETTINGS.limits), ctx)
