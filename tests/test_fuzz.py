@@ -886,7 +886,7 @@ LEGACY_CASES = [
     ("8jog", ["0", "0", "9999"]),
     ("8jog", ["x"]),
     ("8settemp", ["300"]),
-    ("8setbed", ["-1"]),
+    ("8setbed", ["-121"]),  # a step (-1 is one now) larger than max_bed_temp
     ("8ex", ["nan"]),
     ("8fan", ["256"]),
     ("8speed", ["0"]),

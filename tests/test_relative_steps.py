@@ -16,7 +16,7 @@ from octopanel.panel import keymap
 from octopanel.panel.gestures import Gesture
 from octopanel.panel.router import Dispatcher
 from octopanel.printers.dryrun import DryRunClient
-from octopanel.printers.octoprint.tuning import PENDING_S, Tuning
+from octopanel.printers.octoprint.tuning import BLIND_PENDING_S, PENDING_S, Tuning
 from octopanel.values import Step
 
 REGISTRY = build_registry()
@@ -61,6 +61,12 @@ def test_a_target_set_counts_until_octoprint_shows_it_then_the_printers_word_win
     memory.set_target("bed", 60.0)
     clock.t += PENDING_S
     assert memory.read(report(180.0, 0.0))["bed"] == 0.0  # never shown in PENDING_S: the printer's word
+    clock.t += 10 * PENDING_S  # nothing read lately: a set's "before" is unknown, so it counts only briefly
+    memory.set_target("tool", 200.0)
+    clock.t += BLIND_PENDING_S / 2
+    assert memory.read(report(190.0))["tool"] == 200.0
+    clock.t += BLIND_PENDING_S
+    assert memory.read(report(190.0))["tool"] == 190.0
 
 
 def test_factors_are_known_only_as_set_and_forgotten_on_a_disconnect():

@@ -19,13 +19,14 @@ class Knob(NamedTuple):
     unit: str
     low: str | float
     high: str
+    example: str  # an absolute value to suggest when there is nothing to count from
     heater: bool = False  # a target of 0 is "off": a step nudges a set target, never switches it on or off
 
 
-HOTEND = Knob("settemp", "tool", "hotend target", "°C", 0.0, "max_tool_temp", heater=True)
-BED = Knob("setbed", "bed", "bed target", "°C", 0.0, "max_bed_temp", heater=True)
-FEEDRATE = Knob("speed", "feedrate", "feed rate factor", "%", "min_factor", "max_factor")
-FLOWRATE = Knob("feed", "flowrate", "flow factor", "%", "min_factor", "max_factor")
+HOTEND = Knob("settemp", "tool", "hotend target", "°C", 0.0, "max_tool_temp", "200", heater=True)
+BED = Knob("setbed", "bed", "bed target", "°C", 0.0, "max_bed_temp", "60", heater=True)
+FEEDRATE = Knob("speed", "feedrate", "feed rate factor", "%", "min_factor", "max_factor", "100")
+FLOWRATE = Knob("feed", "flowrate", "flow factor", "%", "min_factor", "max_factor", "100")
 
 UNKNOWN_FACTOR = (
     "OctoPrint does not report it; octopanel knows it only once its daemon has set it, and forgets it when "
@@ -49,7 +50,7 @@ def step(ctx, knob, delta, setter, absolute):
         why = UNKNOWN_FACTOR if not knob.heater else "the printer has not reported it yet"
         raise SafetyError(
             f"{shown}: the {knob.what} is unknown ({why}); set it as a number first "
-            f"(e.g. `{knob.action} {'100' if not knob.heater else '200'}`); nothing sent"
+            f"(e.g. `{knob.action} {knob.example}`); nothing sent"
         )
     if knob.heater and current == 0:
         raise SafetyError(

@@ -11,6 +11,9 @@ last set them, and forgotten whenever the printer is seen disconnected (a reconn
 from octopanel.gcode import parse as gcode_parse
 
 PENDING_S = 10.0  # how long a target this client set may take to show before the printer's word wins again
+# ...when what the printer had before is unknown (a set with no read before it), so that anything else it
+# shows may be someone else's: long enough for a print's command queue, short against a change elsewhere
+BLIND_PENDING_S = 2.0
 SEEN_S = 2.0  # a target read this recently is what the printer had before a set that follows it
 FACTOR_CODES = {"M220": "feedrate", "M221": "flowrate"}
 TARGET_CODES = {"M104": "tool", "M109": "tool", "M140": "bed", "M190": "bed"}
@@ -42,7 +45,8 @@ class Tuning:
     def set_target(self, key, value):
         now = self._now()
         pending = self._pending.get(key)
-        if pending is not None and now - pending[2] < PENDING_S:
+        window = PENDING_S if pending is not None and pending[0] is not None else BLIND_PENDING_S
+        if pending is not None and now - pending[2] < window:
             before = None if pending[0] is None else pending[0] | {pending[1]}
         else:
             seen = self._seen.get(key)
@@ -74,7 +78,8 @@ class Tuning:
             reported = (temperature.get(name) or {}).get("target")
             self._seen[key] = (reported, now)
             pending = self._pending.get(key)
-            if pending is not None and (_same(reported, pending[1]) or now - pending[2] >= PENDING_S):
+            window = PENDING_S if pending is not None and pending[0] is not None else BLIND_PENDING_S
+            if pending is not None and (_same(reported, pending[1]) or now - pending[2] >= window):
                 del self._pending[key]  # shown (or given up on): the printer's word again
                 pending = None
             if pending is not None and (pending[0] is None or any(_same(reported, b) for b in pending[0])):
