@@ -44,8 +44,8 @@ def setbed(ctx, temp):
 
 
 STEP_HELP = (
-    "°C, or a step such as +5 or -5 counted from the current target: clamped at the limit, refused while the "
-    "heater is off (0); quick panel presses add up"
+    "°C, or a step such as +5 or -5 counted from the current target: clamped at the limit; a step never turns "
+    "the heater on or off; quick panel presses add up"
 )
 
 
