@@ -1,7 +1,7 @@
 """The one bounds vocabulary: typed values with min/max, shared by config and action parameters."""
 
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 # Error messages quote what they got, but never a whole (maybe aliased, maybe huge) YAML structure.
@@ -30,7 +30,9 @@ def check_range(value: float, minval: float | None = None, maxval: float | None 
 
 
 def fmt(value: object) -> str:
-    """Format a number without a useless '.0'."""
+    """Format a number without a useless '.0' (a Step keeps its sign: '+5')."""
+    if isinstance(value, Step):
+        return ("+" if value >= 0 else "-") + fmt(abs(float(value)))
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -74,6 +76,41 @@ def to_fixed(text: Any, decimals: int = GCODE_DECIMALS) -> float:
             f"{show(text)} rounds to 0 (numbers are sent to the nearest {step}): give 0 or a size of at least {step}"
         )
     return rounded
+
+
+class Step(float):
+    """A signed relative step (`+5`, `-0.02`): counted from the current value when it runs, not set as it is."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Step({fmt(self)})"
+
+
+def relative(convert: Callable[[Any], Any], always: bool = False) -> Callable[[Any], Any]:
+    """A converter reading `+N` or `-N` as a Step of convert(N) and anything else as convert(value); with
+    `always`, a bare number is a Step too (a babystep is relative by nature). A step of 0 is an error."""
+
+    def to_step(text: Any) -> Any:
+        signed = isinstance(text, str) and text.strip()[:1] in ("+", "-")
+        if not (signed or always):
+            return convert(text)
+        reject_structures(text, "a signed step such as +5 or -5")
+        raw = str(text).strip()
+        sign = -1.0 if raw.startswith("-") else 1.0
+        digits = raw[1:] if signed else raw
+        if not digits[:1].isdigit() and not (digits[:1] == "." and digits[1:2].isdigit()):
+            raise ValueError(f"expected a number or a signed step such as +5 or -5, got {show(text)}")
+        try:
+            size = float(convert(digits))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (in the step {show(text)})") from None
+        if size == 0:
+            raise ValueError(f"a step of {show(text)} changes nothing; nothing sent")
+        return Step(sign * size)
+
+    to_step.__name__ = f"relative_{getattr(convert, '__name__', 'value')}"
+    return to_step
 
 
 def to_int(text: Any) -> int:

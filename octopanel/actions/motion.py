@@ -1,11 +1,14 @@
 """Moving the head and the filament: home, jog, extrude, eject; speed and flow factors."""
 
+from decimal import Decimal
 from typing import Any
 
 from octopanel.actions.invoke import Context, Result
 from octopanel.actions.registry import MOTION_OK, Action, Param, Registry
+from octopanel.actions.relative import FEEDRATE, FLOWRATE, step
 from octopanel.errors import SafetyError
-from octopanel.values import gnum, to_bool, to_fixed, to_float, to_int
+from octopanel.gcode.policy import BABYSTEP_MM
+from octopanel.values import Step, fmt, gnum, relative, to_bool, to_fixed, to_float, to_int
 
 GROUP = "Motion"
 GROUP_EX = "Extrusion"
@@ -95,13 +98,37 @@ def eject(ctx: Context, temp: float | None = None, force: bool = False, timeout:
 
 
 def feedrate(ctx: Context, percent: int) -> Result:
+    if isinstance(percent, Step):
+        return step(ctx, FEEDRATE, percent, ctx.client.feedrate, lambda p: f"feed rate {p} %")
     ctx.client.feedrate(percent)
     return Result(f"feed rate {percent} %")
 
 
 def flowrate(ctx: Context, percent: int) -> Result:
+    if isinstance(percent, Step):
+        return step(ctx, FLOWRATE, percent, ctx.client.flowrate, lambda p: f"flow rate {p} %")
     ctx.client.flowrate(percent)
     return Result(f"flow rate {percent} %")
+
+
+def babystep(ctx: Context, z: float) -> Result:
+    """M290 Z: a merged run of presses goes out whole, in lines of at most BABYSTEP_MM each (policy's cap)."""
+    left, cap, lines = Decimal(repr(float(z))), Decimal(repr(BABYSTEP_MM)), []
+    while left:
+        part = max(-cap, min(cap, left))
+        lines.append(f"M290 Z{gnum(str(part))}")
+        left -= part
+    ctx.client.gcode(lines)
+    split = f" ({len(lines)} M290 lines of at most {BABYSTEP_MM:g} mm)" if len(lines) > 1 else ""
+    return Result(f"babystepped z {fmt(z)} mm{split}")
+
+
+FACTOR_HELP = (
+    "%, or a step such as +10 or -10 counted from the factor as octopanel's daemon last set it (OctoPrint "
+    "does not report it: set it as a number first), clamped at the limits; quick presses add up"
+)
+
+BABY_HELP = "mm, + up (away from the bed); quick panel presses add up, sent in M290 lines of at most 0.2 mm"
 
 
 def register(reg: Registry) -> None:
@@ -160,6 +187,36 @@ def register(reg: Registry) -> None:
             slow=True,
         )
     )
-    factor = Param("percent", to_int, minval="min_factor", maxval="max_factor")
-    reg.register(Action("speed", feedrate, "feed rate override in % (M220)", GROUP_FACTOR, params=(factor,)))
-    reg.register(Action("feed", flowrate, "flow rate override in % (M221)", GROUP_FACTOR, params=(factor,)))
+    factor = Param("percent", relative(to_int), minval="min_factor", maxval="max_factor", help=FACTOR_HELP)
+    reg.register(
+        Action(
+            "speed",
+            feedrate,
+            "feed rate override in % (M220), or step it: +10, -10",
+            GROUP_FACTOR,
+            params=(factor,),
+            steps=("percent",),
+        )
+    )
+    reg.register(
+        Action(
+            "feed",
+            flowrate,
+            "flow rate override in % (M221), or step it: +5, -5",
+            GROUP_FACTOR,
+            params=(factor,),
+            steps=("percent",),
+        )
+    )
+    reg.register(
+        Action(
+            "babystep",
+            babystep,
+            f"nudge Z by MM now, even while printing (M290, at most {BABYSTEP_MM:g} mm)",
+            GROUP,
+            params=(
+                Param("z", relative(to_fixed, always=True), minval=-BABYSTEP_MM, maxval=BABYSTEP_MM, help=BABY_HELP),
+            ),
+            steps=("z",),
+        )
+    )

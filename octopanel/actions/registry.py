@@ -46,7 +46,13 @@ class Param(NamedTuple):
             value = self.convert(raw)
         except ValueError as exc:
             raise UsageError(f"{self.name}: {exc}") from None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, values.Step):
+            # A step is judged against the limits when it runs, counted from the current value; here only a
+            # step larger than any value allowed (a typo) is refused.
+            bounds = [abs(b) for b in (resolve_limit(self.minval, limits), resolve_limit(self.maxval, limits)) if b]
+            if bounds and abs(value) > max(bounds):
+                raise UsageError(f"{self.name}: a step of {values.fmt(value)} is larger than the limit {max(bounds):g}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
             lo, hi = resolve_limit(self.minval, limits), resolve_limit(self.maxval, limits)
             problem = values.check_range(value, lo, hi)
             if problem:
@@ -83,6 +89,9 @@ class Action(NamedTuple):
     # (parameter, axis) pairs of per-unit distances (jog: x y z; ex: amount on e). Such calls merge while they
     # wait, the distances multiplied (conserving the total), and count in the physical jog backlog.
     moves: tuple[tuple[str, str], ...] = ()
+    # Parameters that may be a relative step (values.Step: `settemp +5`, `babystep z=0.02`): calls giving a step
+    # merge while they wait, the steps added up (five quick `settemp +5` send one +25); absolute values never.
+    steps: tuple[str, ...] = ()
     panel_mode: bool = False  # changes the daemon's own panel mode: answered at once, never queued (mode)
     retries: bool = False  # retried while OctoPrint is unreachable, until pause_deadline_s: a runout pause lands
     dangerous: bool = False  # the panel needs a confirming gesture (hold or double), whatever the arguments
@@ -104,10 +113,10 @@ class Action(NamedTuple):
         reason = self.danger(args) if self.danger is not None else None
         return reason or (self.help if self.dangerous else None)
 
-    @property
-    def mergeable(self) -> bool:
-        """Whether consecutive calls may be combined into one, conserving the total (see `moves`)."""
-        return bool(self.moves)
+    def mergeable(self, args: dict[str, Any]) -> bool:
+        """Whether consecutive calls with these arguments may be combined into one, conserving the total:
+        every call of a `moves` action, a `steps` action's calls that give a step."""
+        return bool(self.moves) or any(isinstance(args.get(name), values.Step) for name in self.steps)
 
     def axes_of(self, args: dict[str, Any]) -> dict[str, float]:
         """{axis: signed mm} that a call with these arguments moves; {} for an action that moves nothing."""
@@ -135,6 +144,11 @@ class Call:
     def forced(self) -> bool:
         """Whether the line carries --force: a human's override at a shell, never from a keymap or socket."""
         return any(p.flag == "--force" and self.args.get(p.name) for p in self.action.params)
+
+    @property
+    def mergeable(self) -> bool:
+        """See Action.mergeable."""
+        return self.action.mergeable(self.args)
 
     def danger(self) -> str | None:
         """See Action.danger_of."""

@@ -8,8 +8,9 @@ from octopanel.actions.gcode import send
 from octopanel.actions.invoke import Context, Result, dump
 from octopanel.actions.job import TIMEOUT
 from octopanel.actions.registry import Action, Param, Registry
+from octopanel.actions.relative import BED, HOTEND, step
 from octopanel.errors import PrinterError
-from octopanel.values import gnum, show, to_bool, to_fixed, to_float
+from octopanel.values import Step, gnum, relative, show, to_bool, to_fixed, to_float
 
 GROUP = "Temperature"
 HEATERS = {"t": "tool", "tool": "tool", "b": "bed", "bed": "bed"}
@@ -29,13 +30,25 @@ def reading(ctx: Context, which: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def settemp(ctx: Context, temp: float) -> Result:
+    if isinstance(temp, Step):
+        return step(
+            ctx, HOTEND, temp, lambda t: ctx.client.tool_target({"tool0": t}), lambda t: f"tool target {t:g} °C"
+        )
     ctx.client.tool_target({"tool0": temp})
     return Result(f"tool target {temp:g} °C")
 
 
 def setbed(ctx: Context, temp: float) -> Result:
+    if isinstance(temp, Step):
+        return step(ctx, BED, temp, ctx.client.bed_target, lambda t: f"bed target {t:g} °C")
     ctx.client.bed_target(temp)
     return Result(f"bed target {temp:g} °C")
+
+
+STEP_HELP = (
+    "°C, or a step such as +5 or -5 counted from the current target: clamped at the limit; a step never turns "
+    "the heater on or off; quick panel presses add up"
+)
 
 
 def raw_reader(which: str) -> Callable[[Context], Result]:
@@ -104,8 +117,23 @@ def alarm_action(beep: bool) -> Callable[..., Result]:
 def register(reg: Registry) -> None:
     tool_t = Param("temp", to_fixed, minval=0, maxval="max_tool_temp", help="°C")
     bed_t = Param("temp", to_fixed, minval=0, maxval="max_bed_temp", help="°C")
-    reg.register(Action("settemp", settemp, "set the hotend target (°C)", GROUP, params=(tool_t,)))
-    reg.register(Action("setbed", setbed, "set the bed target (°C)", GROUP, params=(bed_t,)))
+    tool_step = tool_t._replace(convert=relative(to_fixed), help=STEP_HELP)
+    bed_step = bed_t._replace(convert=relative(to_fixed), help=STEP_HELP)
+    reg.register(
+        Action(
+            "settemp",
+            settemp,
+            "set the hotend target (°C), or step it: +5, -5",
+            GROUP,
+            params=(tool_step,),
+            steps=("temp",),
+        )
+    )
+    reg.register(
+        Action(
+            "setbed", setbed, "set the bed target (°C), or step it: +2, -2", GROUP, params=(bed_step,), steps=("temp",)
+        )
+    )
     reg.register(
         Action(
             "settempr",

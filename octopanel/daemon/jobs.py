@@ -8,6 +8,7 @@ from typing import Any
 from octopanel.actions.registry import Call
 from octopanel.daemon.backlog import EPSILON_MM
 from octopanel.errors import SafetyError
+from octopanel.values import Step
 
 
 @dataclass
@@ -45,13 +46,17 @@ class Stats:
 
 
 def scale(call: Call, units: int) -> Call:
-    """The call for `units` repetitions: distances multiplied exactly (Decimal), other arguments kept."""
-    if units == 1 or not call.action.moves:
+    """The call for `units` repetitions: distances and relative steps multiplied exactly (Decimal), other
+    arguments kept (an absolute target stays what it is)."""
+    if units == 1 or not call.mergeable:
         return call
     args = dict(call.args)
     for name, _axis in call.action.moves:
         if args.get(name) is not None:
-            args[name] = float(Decimal(repr(args[name])) * units)
+            args[name] = float(Decimal(repr(float(args[name]))) * units)
+    for name in call.action.steps:
+        if isinstance(args.get(name), Step):
+            args[name] = Step(Decimal(repr(float(args[name]))) * units)
     return type(call)(call.action, args)
 
 

@@ -50,6 +50,7 @@ class Binding:
     options: dict[str, Any] = field(default_factory=dict)
     placeholders: tuple[str, ...] = ()
     action: Any = None  # the registry's Action, as the parser read the line: never re-derived from the text
+    mergeable: bool = True  # every rendering of the line adds up when merged (Call.mergeable): jog, ex, +5 steps
 
     def render(self, modes: dict[str, Any]) -> str:
         """The action line with the current mode values put in."""
@@ -267,10 +268,10 @@ def load_rotary(km: Keymap, name: str, spec: Any, line_no: int | None, ctx: Load
         if name not in ROTARY_SOURCES:
             raise ConfigError(f"unknown rotary source{values.suggest(name, ROTARY_SOURCES)}", file, line_no, path)
         binding = make_binding(spec, ANY, line_no, path, ctx, {}, "a rotary detent")
-    action = binding.action
-    if not action.mergeable:
+    if not binding.mergeable:
         raise ConfigError(
-            f"a rotary binding needs an action that adds up per detent (jog or ex), got '{action.name}'",
+            f"a rotary binding needs an action that adds up per detent (jog, ex or a step such as "
+            f"'settemp +1'), got '{binding.line}'",
             file,
             binding.line_no,
             binding.path,
@@ -325,6 +326,7 @@ def make_binding(
                 path,
             )
         binding.action = call.action
+        binding.mergeable = binding.mergeable and call.mergeable
         if call.action.panel_mode:
             check_mode_call(call, modes, file, line_no, path)
     return binding

@@ -152,8 +152,8 @@ class Dispatcher:
             origin=g.device,
             needs_state=km.needs_state(bindings) or first.action.reads_state_first,
         )
-        # Merge only when every alternative adds up (jog, ex): three babystep presses must stay three.
-        if all(b.action.mergeable for b in bindings):
+        # Merge only when every alternative adds up (jog, ex, a +5 step): three `g M290` presses must stay three.
+        if all(b.mergeable for b in bindings):
             unit_axes = unit_distance(first)
             unit_mm = max(unit_axes.values(), default=0.0)
             if g.kind == "repeat":

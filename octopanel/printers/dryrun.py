@@ -46,5 +46,13 @@ class DryRunClient(Client):
     def bed(self) -> dict[str, Any]:
         return {"bed": {"actual": 60.0, "target": 60.0}}
 
+    def tuning(self) -> dict[str, Any]:
+        """The assumed targets and factors (100 %), moved by what this dry run would have set."""
+        result = self._tuning.read({"tool0": {"target": self.hotend_c}, "bed": {"target": 60.0}})
+        for name in ("feedrate", "flowrate"):
+            if result[name] is None:
+                result[name] = 100
+        return result
+
     def profile(self) -> dict[str, Any]:
         return {}

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import requests
@@ -27,6 +27,7 @@ from octopanel.printers.octoprint.http_body import (
 )
 from octopanel.printers.octoprint.multipart import MultipartBody
 from octopanel.printers.octoprint.state import from_flags
+from octopanel.printers.octoprint.tuning import Tuning
 from octopanel.printers.octoprint.urlpath import quote_file_path, quote_segment
 from octopanel.values import GCODE_DECIMALS
 
@@ -66,6 +67,7 @@ class Client:
         self._now = now
         self._profile: dict[str, Any] | None = None
         self._profile_at = 0.0  # when _profile was fetched
+        self._tuning = Tuning(now)
 
     @classmethod
     def from_settings(cls, settings: "Settings", verbose: int = 0) -> "Client":
@@ -209,6 +211,15 @@ class Client:
     def bed(self) -> dict[str, Any]:
         return self.get("api/printer/bed")
 
+    def tuning(self) -> dict[str, Any]:
+        """printers.backend's tuning(): targets from /api/printer, factors as this client set them (tuning.py)."""
+        try:
+            data = self.get("api/printer?exclude=state,sd")
+        except Busy:
+            self._tuning.forget()
+            raise
+        return self._tuning.read(data.get("temperature") or {})
+
     def files(self) -> dict[str, Any]:
         return self.get("api/files?recursive=true")
 
@@ -225,6 +236,7 @@ class Client:
             state = data.get("state", {})
             return from_flags(state.get("flags"), state.get("text", ""))
         except Busy:
+            self._tuning.forget()
             data = self.job()
             text = (data or {}).get("state", "")
             return PrinterState("error" if "error" in text.lower() else "disconnected", text)
@@ -254,7 +266,9 @@ class Client:
         return self.post("api/job", body)
 
     def gcode(self, lines: Sequence[str]) -> Any:
-        return self.post("api/printer/command", {"commands": list(lines)})
+        answer = self.post("api/printer/command", {"commands": list(lines)})
+        self._tuning.sent_gcode(lines)
+        return answer
 
     def jog(
         self, x: float | None = None, y: float | None = None, z: float | None = None, speed: int | None = None
@@ -274,18 +288,26 @@ class Client:
 
     def feedrate(self, factor: float) -> Any:
         # Any JSON float is multiplied by 100 by OctoPrint, so always send an integer percentage.
-        return self.post("api/printer/printhead", {"command": "feedrate", "factor": int(round(factor))})
+        answer = self.post("api/printer/printhead", {"command": "feedrate", "factor": int(round(factor))})
+        self._tuning.set_factor("feedrate", factor)
+        return answer
 
     def flowrate(self, factor: float) -> Any:
-        return self.post("api/printer/tool", {"command": "flowrate", "factor": int(round(factor))})
+        answer = self.post("api/printer/tool", {"command": "flowrate", "factor": int(round(factor))})
+        self._tuning.set_factor("flowrate", factor)
+        return answer
 
-    def tool_target(self, targets: Mapping[str, float]) -> Any:
-        return self.post(
-            "api/printer/tool", {"command": "target", "targets": {k: plain(v) for k, v in targets.items()}}
-        )
+    def tool_target(self, targets: dict[str, float]) -> Any:
+        body = {"command": "target", "targets": {k: plain(v) for k, v in targets.items()}}
+        answer = self.post("api/printer/tool", body)
+        if "tool0" in targets:
+            self._tuning.set_target("tool", plain(targets["tool0"]))
+        return answer
 
     def bed_target(self, target: float) -> Any:
-        return self.post("api/printer/bed", {"command": "target", "target": plain(target)})
+        answer = self.post("api/printer/bed", {"command": "target", "target": plain(target)})
+        self._tuning.set_target("bed", plain(target))
+        return answer
 
     def extrude(self, amount: float, speed: int | None = None) -> Any:
         body: dict[str, Any] = {"command": "extrude", "amount": plain(amount)}
