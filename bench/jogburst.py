@@ -22,7 +22,7 @@ from octopanel.actions import build_registry  # noqa: E402
 from octopanel.actions.invoke import Context  # noqa: E402
 from octopanel.daemon.executor import Executor  # noqa: E402
 from octopanel.panel import keymap  # noqa: E402
-from octopanel.panel.gestures import Gesture  # noqa: E402
+from octopanel.panel.gesture_config import Gesture  # noqa: E402
 from octopanel.panel.router import Dispatcher  # noqa: E402
 from octopanel.printers.octoprint.client import Client  # noqa: E402
 from octopanel.sandbox.virtualprinter import VirtualPrinter  # noqa: E402

@@ -11,7 +11,7 @@ from octopanel.actions.invoke import Context
 from octopanel.daemon.executor import Executor
 from octopanel.errors import ConfigError
 from octopanel.panel import keymap
-from octopanel.panel.gestures import Gesture
+from octopanel.panel.gesture_config import Gesture
 from octopanel.panel.router import Dispatcher
 
 REGISTRY = build_registry()

@@ -548,7 +548,8 @@ def test_listing_describes_a_device():
 
 
 def test_a_replayed_session_gives_the_recorded_gestures(tmp_path):
-    from octopanel.panel.gestures import GestureEngine, KeyTiming
+    from octopanel.panel.gesture_config import KeyTiming
+    from octopanel.panel.gestures import GestureEngine
 
     frames = [(10.0, e.KEY_KP5, 1), (11.0, e.KEY_KP5, 0), (12.0, e.KEY_KP5, 1), (12.1, e.KEY_KP5, 0)]
     path = str(recording(tmp_path, frames))

@@ -6,16 +6,9 @@ from evdev import ecodes as e
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from octopanel.panel.gestures import (
-    LATENCY_S,
-    Gesture,
-    GestureEngine,
-    KeyTiming,
-    RotaryConfig,
-    all_key_names,
-    key_code,
-    key_name,
-)
+from octopanel.input.keynames import all_key_names, key_code, key_name
+from octopanel.panel.gesture_config import Gesture, KeyTiming, RotaryConfig
+from octopanel.panel.gestures import LATENCY_S, GestureEngine
 
 CLICK = KeyTiming({"press", "release", "hold", "double"})
 

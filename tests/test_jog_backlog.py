@@ -9,7 +9,7 @@ from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
 from octopanel.daemon.executor import Executor
 from octopanel.panel import keymap
-from octopanel.panel.gestures import Gesture
+from octopanel.panel.gesture_config import Gesture
 from octopanel.panel.router import Dispatcher
 from octopanel.printers.octoprint.client import Client
 

@@ -13,7 +13,7 @@ from octopanel.daemon.executor import Executor, Job
 from octopanel.daemon.jobs import scale
 from octopanel.errors import ConfigError, SafetyError
 from octopanel.panel import keymap
-from octopanel.panel.gestures import Gesture
+from octopanel.panel.gesture_config import Gesture
 from octopanel.panel.router import Dispatcher
 from octopanel.printers.dryrun import DryRunClient
 from octopanel.printers.octoprint.tuning import BLIND_PENDING_S, PENDING_S, Tuning

@@ -37,7 +37,8 @@ from octopanel.daemon.executor import Executor
 from octopanel.daemon.loop import NO_TIMING
 from octopanel.input.keynames import key_code
 from octopanel.panel import keymap
-from octopanel.panel.gestures import GestureEngine, RotaryConfig
+from octopanel.panel.gesture_config import RotaryConfig
+from octopanel.panel.gestures import GestureEngine
 from octopanel.panel.router import Dispatcher
 from octopanel.printers.octoprint.client import Client
 

@@ -24,7 +24,7 @@ from octopanel.daemon.executor import Executor, Job
 from octopanel.errors import ConfigError
 from octopanel.input.evdev_source import UNKNOWN_AGE_S, Clock
 from octopanel.panel import keymap
-from octopanel.panel.gestures import Gesture
+from octopanel.panel.gesture_config import Gesture
 from octopanel.panel.router import Dispatcher
 from octopanel.printers.octoprint.client import Client
 

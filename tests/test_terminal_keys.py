@@ -17,7 +17,8 @@ from octopanel.input.autorepeat import (
 from octopanel.input.keynames import key_name
 from octopanel.input.terminal import ESC_TIMEOUT_S, PLAIN, SS3, TerminalDecoder
 from octopanel.panel import keymap as keymap_mod
-from octopanel.panel.gestures import GestureEngine, KeyTiming
+from octopanel.panel.gesture_config import KeyTiming
+from octopanel.panel.gestures import GestureEngine
 from octopanel.settings import load as load_settings
 
 SHIPPED = keymap_mod.load("etc/keymap.yaml", build_registry(), load_settings({}, None).limits)

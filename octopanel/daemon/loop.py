@@ -21,7 +21,8 @@ from octopanel.daemon.health import WorkerHealth
 from octopanel.errors import ConfigError
 from octopanel.input.replay import EndOfReplay
 from octopanel.panel import keymap as keymap_mod
-from octopanel.panel.gestures import GestureEngine, KeyTiming, RotaryConfig
+from octopanel.panel.gesture_config import KeyTiming, RotaryConfig
+from octopanel.panel.gestures import GestureEngine
 from octopanel.panel.router import STATE_LEDS, Dispatcher
 
 if TYPE_CHECKING:

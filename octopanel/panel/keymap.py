@@ -10,7 +10,7 @@ from typing import Any
 from octopanel import lineyaml, values
 from octopanel.actions.registry import ANY, Call, Registry
 from octopanel.errors import ConfigError, UsageError
-from octopanel.panel import gestures
+from octopanel.panel import gesture_config
 from octopanel.panel.keymap_checks import (  # noqa: F401
     FEEDBACK,
     LED_CHOICES,
@@ -73,7 +73,7 @@ class Keymap:
     rotary: dict[str, list[Binding]] = field(default_factory=dict)  # source -> [Binding]
     key_pairs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # knob name -> (up key, down key)
     shuttle: bool = False
-    timings: dict[str, gestures.KeyTiming] = field(default_factory=dict)  # key -> gestures.KeyTiming
+    timings: dict[str, gesture_config.KeyTiming] = field(default_factory=dict)  # key -> gesture_config.KeyTiming
 
     def gestures_of(self, key: str) -> set[str]:
         """Every gesture bound to `key` in any layer (the gesture engine needs them for its timing)."""
@@ -166,7 +166,7 @@ def build_timings(km: Keymap, keys: dict[Any, Any]) -> None:
                 for binding in others:
                     options.update(binding.options)
         try:
-            km.timings[key] = gestures.KeyTiming(
+            km.timings[key] = gesture_config.KeyTiming(
                 km.gestures_of(key),
                 options["hold_s"],
                 options["double_s"],
@@ -179,7 +179,7 @@ def build_timings(km: Keymap, keys: dict[Any, Any]) -> None:
                 str(exc), km.file, first.line_no, first.path.split(".")[0] + "." + first.path.split(".")[1]
             ) from None
     for key in km.shifts:
-        km.timings[key] = gestures.KeyTiming(frozenset({"press", "release"}))
+        km.timings[key] = gesture_config.KeyTiming(frozenset({"press", "release"}))
 
 
 def load_key(km: Keymap, name: str, spec: Any, line_no: int | None, ctx: LoadContext) -> None:

@@ -10,7 +10,7 @@ from octopanel import values as values_mod
 from octopanel.actions.registry import ANY, BUSY_STATES
 from octopanel.errors import ConfigError
 from octopanel.input import keynames
-from octopanel.panel import gestures
+from octopanel.panel import gesture_config, rotary
 
 if TYPE_CHECKING:
     from octopanel.input.devicespec import DeviceSpec
@@ -24,15 +24,15 @@ WHEN = {
 }
 # name: (converter, default, min, max)
 SETTINGS = {
-    "hold_s": (values_mod.to_float, gestures.HOLD_S, 0.1, 10.0),
-    "double_s": (values_mod.to_float, gestures.DOUBLE_S, 0.05, 2.0),
-    "repeat_delay_s": (values_mod.to_float, gestures.REPEAT_DELAY_S, 0.05, 5.0),
-    "repeat_s": (values_mod.to_float, gestures.REPEAT_S, 0.02, 5.0),
+    "hold_s": (values_mod.to_float, gesture_config.HOLD_S, 0.1, 10.0),
+    "double_s": (values_mod.to_float, gesture_config.DOUBLE_S, 0.05, 2.0),
+    "repeat_delay_s": (values_mod.to_float, gesture_config.REPEAT_DELAY_S, 0.05, 5.0),
+    "repeat_s": (values_mod.to_float, gesture_config.REPEAT_S, 0.02, 5.0),
     "stale_s": (values_mod.to_float, 2.0, 0.1, 60.0),
     "pause_deadline_s": (values_mod.to_float, 30.0, 1.0, 3600.0),
     "max_outstanding_mm": (values_mod.to_float, 50.0, 0.1, 1000.0),
     "max_repeat_mm": (values_mod.to_float, 100.0, 0.1, 1000.0),  # how far one hold may travel by repeats
-    "shuttle_idle_s": (values_mod.to_float, gestures.SHUTTLE_IDLE_S, 0.05, 5.0),
+    "shuttle_idle_s": (values_mod.to_float, rotary.SHUTTLE_IDLE_S, 0.05, 5.0),
 }
 FEEDBACK = {
     "beep": (values_mod.to_bool, False, None, None),

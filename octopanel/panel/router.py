@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from octopanel.actions.invoke import Context
     from octopanel.actions.registry import Call, Registry
     from octopanel.daemon.executor import Executor
-    from octopanel.panel.gestures import Gesture
+    from octopanel.panel.gesture_config import Gesture
     from octopanel.panel.keymap import Binding, Keymap
     from octopanel.panel.keymap_checks import Mode
 
