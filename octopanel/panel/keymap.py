@@ -1,21 +1,19 @@
 """keymap.yaml → bindings, every action line validated through the registry at load time."""
 
-import itertools
 import os
-import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from octopanel import lineyaml, values
-from octopanel.actions.registry import ANY, Call, Registry
-from octopanel.errors import ConfigError, UsageError
+from octopanel.actions.registry import ANY, Registry
+from octopanel.errors import ConfigError
 from octopanel.panel import gesture_config
-from octopanel.panel.keymap_checks import (  # noqa: F401
+from octopanel.panel.bindings import Binding, LoadContext, fits, make_binding
+from octopanel.panel.keymap_checks import (
     FEEDBACK,
     LED_CHOICES,
     SETTINGS,
-    YAML_TRAP,
     Mode,
     check_key_name,
     check_keys,
@@ -35,26 +33,6 @@ BINDING_KEYS = GESTURES + ("when", "hold_s", "double_s", "repeat_s", "repeat_del
 ROTARY_KEYS = ("action", "keys", "when", "max_distance", "shuttle")
 # A keypad's keymap is a few KB; PyYAML needs about a second per MB, so a bigger file is a mistake.
 MAX_KEYMAP_BYTES = 2**20
-# What loading passes down: (file, registry, limits, modes)
-LoadContext = tuple[str, Registry, dict[str, float], dict[str, Mode]]
-
-
-@dataclass
-class Binding:
-    """One gesture of one key: an action line template, valid in the states of `when`."""
-
-    line: str
-    when: frozenset[str]
-    line_no: int | None
-    path: str
-    options: dict[str, Any] = field(default_factory=dict)
-    placeholders: tuple[str, ...] = ()
-    action: Any = None  # the registry's Action, as the parser read the line: never re-derived from the text
-    mergeable: bool = True  # every rendering of the line adds up when merged (Call.mergeable): jog, ex, +5 steps
-
-    def render(self, modes: dict[str, Any]) -> str:
-        """The action line with the current mode values put in."""
-        return self.line.format(**{name: modes[name] for name in self.placeholders}) if self.placeholders else self.line
 
 
 @dataclass
@@ -93,11 +71,6 @@ class Keymap:
     def needs_state(self, bindings: Iterable[Binding]) -> bool:
         """Whether choosing among these bindings depends on the printer's state."""
         return any(b.when != ANY for b in bindings)
-
-
-def fits(binding: Binding, state: str | None) -> bool:
-    """state None means 'not fetched': only bindings valid in any state fit."""
-    return binding.when == ANY if state is None else state in binding.when
 
 
 def load(path: "str | os.PathLike[str]", registry: Registry, limits: dict[str, float]) -> Keymap:
@@ -215,20 +188,6 @@ def load_key(km: Keymap, name: str, spec: Any, line_no: int | None, ctx: LoadCon
             km.bindings.setdefault((layer, key, "press"), []).append(binding)
 
 
-def check_call(call: Call, rendered: str, gesture: str) -> str | None:
-    """What a binding may not carry, as an error text or None: the shell's --force, or a call that is
-    dangerous by its effect (cancel, power, M112 in raw G-code...) on anything but a hold or double press."""
-    if call.forced:
-        return "--force is a shell override and cannot be bound"
-    try:
-        reason = call.danger()
-    except ValueError as exc:  # G-code the firmware would misread
-        return str(exc)
-    if reason is not None and gesture not in ("hold", "double"):
-        return f"'{rendered}' is dangerous ({reason}): bind it to hold or double, not {gesture}"
-    return None
-
-
 def load_rotary(km: Keymap, name: str, spec: Any, line_no: int | None, ctx: LoadContext) -> None:
     file = ctx[0]
     path = f"rotary.{name}"
@@ -277,69 +236,3 @@ def load_rotary(km: Keymap, name: str, spec: Any, line_no: int | None, ctx: Load
             binding.path,
         )
     km.rotary.setdefault(name, []).append(binding)
-
-
-def make_binding(
-    value: Any,
-    when: frozenset[str],
-    line_no: int | None,
-    path: str,
-    ctx: LoadContext,
-    options: dict[str, Any],
-    gesture: str = "press",
-) -> Binding:
-    """Validate one action line: parse it through the registry with every value of every mode it uses, and
-    check each resulting call for `gesture` (check_call)."""
-    file, registry, limits, modes = ctx
-    if isinstance(value, bool) or value is None:
-        raise ConfigError(YAML_TRAP.format(got=value), file, line_no, path)
-    if not isinstance(value, (str, int, float)):
-        raise ConfigError(
-            f"expected an action line such as 'jog z=1', got a {type(value).__name__}", file, line_no, path
-        )
-    text = str(value)
-    try:
-        names = [f[1] for f in string.Formatter().parse(text) if f[1] is not None]
-    except ValueError as exc:
-        raise ConfigError(f"bad placeholder: {exc}", file, line_no, path) from None
-    for name in names:
-        if name not in modes:
-            raise ConfigError(f"unknown mode '{{{name}}}'{values.suggest(name, modes)}", file, line_no, path)
-    placeholders = tuple(dict.fromkeys(names))
-    combos = itertools.product(*(modes[n].values for n in placeholders)) if placeholders else [()]
-    binding = Binding(text, when, line_no, path, options, placeholders)
-    for combo in combos:
-        rendered = binding.render(dict(zip(placeholders, combo)))
-        shown = f" (with {', '.join(f'{n}={v}' for n, v in zip(placeholders, combo))})" if placeholders else ""
-        try:
-            call = registry.parse_line(rendered, limits)
-        except UsageError as exc:
-            raise ConfigError(f"{exc}{shown}", file, line_no, path) from None
-        problem = check_call(call, rendered, gesture)
-        if problem:
-            raise ConfigError(f"{problem}{shown}", file, line_no, path)
-        if binding.action not in (None, call.action):  # the panel decides by the action: one per binding
-            raise ConfigError(
-                f"the action must not depend on a mode: '{binding.action.name}' or '{call.action.name}'{shown}",
-                file,
-                line_no,
-                path,
-            )
-        binding.action = call.action
-        binding.mergeable = binding.mergeable and call.mergeable
-        if call.action.panel_mode:
-            check_mode_call(call, modes, file, line_no, path)
-    return binding
-
-
-def check_mode_call(call: Call, modes: dict[str, Mode], file: str, line_no: int | None, path: str) -> None:
-    name, value = call.args["name"], call.args["value"]
-    if name not in modes:
-        raise ConfigError(f"unknown mode '{name}'{values.suggest(name, modes)}", file, line_no, path)
-    if value not in ("next", "prev") and value not in [str(v) for v in modes[name].values]:
-        raise ConfigError(
-            f"mode {name}: '{value}' is not next, prev or one of {', '.join(str(v) for v in modes[name].values)}",
-            file,
-            line_no,
-            path,
-        )

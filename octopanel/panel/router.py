@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from octopanel.actions.invoke import Context
     from octopanel.actions.registry import Call, Registry
     from octopanel.daemon.executor import Executor
+    from octopanel.panel.bindings import Binding
     from octopanel.panel.gesture_config import Gesture
-    from octopanel.panel.keymap import Binding, Keymap
+    from octopanel.panel.keymap import Keymap
     from octopanel.panel.keymap_checks import Mode
 
 log = logging.getLogger("octopanel.panel.router")
