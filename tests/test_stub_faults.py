@@ -280,7 +280,7 @@ def test_a_jog_refused_for_another_reason_keeps_octoprints_words(stub, tmp_path)
     assert "jog refused" not in proc.stderr
 
 
-# The client reads proxies, NO_PROXY and ~/.netrc once (client.environment_session), not on every request.
+# The client reads proxies, NO_PROXY and ~/.netrc once (transport.environment_session), not on every request.
 def test_a_proxy_from_the_environment_is_used(stub, tmp_path):
     proc = run_cli(
         tmp_path, "8apiver", "--url", "http://octoprint.invalid:5000", "--api-key", KEY, env={"http_proxy": stub.url}

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from octopanel import settings
 from octopanel.actions.invoke import Context, Result, dump
 from octopanel.actions.registry import Action, Param, Registry
-from octopanel.printers.octoprint.client import mask_url
+from octopanel.printers.octoprint.transport import mask_url
 from octopanel.values import to_bool
 
 GROUP = "Configuration and status"

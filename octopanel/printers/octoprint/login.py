@@ -13,7 +13,8 @@ from urllib.parse import quote
 from octopanel import settings
 from octopanel.cli.panel import parse
 from octopanel.errors import KeyRejected, OctopanelError, PrinterError, ServerError
-from octopanel.printers.octoprint.client import Client, error_message
+from octopanel.printers.octoprint.client import Client
+from octopanel.printers.octoprint.http_body import error_message
 from octopanel.printers.octoprint.urlpath import segment_problem
 
 APP_NAME = "octopanel"
