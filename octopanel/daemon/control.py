@@ -3,24 +3,24 @@
 Scripts (a runout sensor, a vision check) and the fast CLI send `pause\\n` or `jog z=1\\n`; the daemon
 runs them through the same registry, the same state checks and the same ordered queue as the keypad.
 A client whose line is queued or running is never dropped: under overload a new client is told "busy".
-One daemon per path: a socket somebody answers on is never replaced, and only our own socket is unlinked.
+One daemon per path (socketfile.py): a socket somebody answers on is never replaced, and only our own socket
+is unlinked.
 Messages are protocol.py's; a same_config query (cli/fast.py asks before each command) is answered here at
 once and runs nothing.
 """
 
-import grp
 import logging
 import os
 import select
 import selectors
 import socket
-import stat
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from octopanel.daemon import protocol
 from octopanel.daemon.protocol import MAX_LINE, busy
+from octopanel.daemon.socketfile import bind, remove_stale
 from octopanel.errors import UsageError
 
 if TYPE_CHECKING:
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("octopanel.daemon.control")
 MAX_CLIENTS = 256  # each waiting 8xxx command holds one; 200 at once must all be answered
-BACKLOG = 512  # connections the kernel holds until the loop accepts them (capped by net.core.somaxconn)
-CLAIM_ATTEMPTS = 3
 
 
 class Conn:
@@ -93,90 +91,17 @@ class ControlServer:
     def open(self) -> "ControlServer":
         """Listen on the path; UsageError (exit 2) if another daemon answers there or the path is unusable."""
         try:
-            self._remove_stale()
+            remove_stale(self.path)
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            self._bind()
+            self.sock, self.identity = bind(self.path, self.mode, self.group)
         except OSError as exc:
             raise UsageError(
                 f"control socket {self.path}: {exc.strerror or exc}; give --control PATH or --no-control"
             ) from None
-        assert self.sock is not None  # _bind made it
+        assert self.sock is not None  # bind made it
         self.sock.setblocking(False)
         self.selector.register(self.sock, selectors.EVENT_READ, ("control", None))
         return self
-
-    def _answers(self) -> bool:
-        """True if a daemon listens on the path (it accepts, or its backlog is full); OSError if we cannot tell."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            probe.setblocking(False)
-            try:
-                probe.connect(self.path)
-            except BlockingIOError:
-                return True
-            except (ConnectionRefusedError, FileNotFoundError):
-                return False
-            return True
-
-    def _remove_stale(self) -> None:
-        """Unlink a socket file left by a daemon that died; refuse to touch anything else."""
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(st.st_mode):
-            raise UsageError(f"control socket {self.path}: exists and is not a socket; nothing was changed")
-        if self._answers():
-            raise UsageError(
-                f"control socket {self.path}: another octopanel daemon answers there; stop it first "
-                "(systemctl stop octopanel), or give this one --control PATH or --no-control"
-            )
-        try:
-            again = os.lstat(self.path)
-        except FileNotFoundError:
-            return
-        if (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino):  # still the file nobody answered on
-            os.unlink(self.path)
-            log.info("removed the stale control socket %s (nobody answered on it)", self.path)
-
-    def _bind(self) -> None:
-        # Bound under a temporary name and linked into place once listening: a client that sees the path
-        # can connect (between bind and listen it would be refused), and link() fails if the path exists,
-        # so a daemon that started meanwhile is never replaced.
-        building = os.path.join(os.path.dirname(self.path), f".{os.getpid()}.new")  # short: sun_path has 108 bytes
-        if os.path.lexists(building):
-            os.unlink(building)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)  # never let the socket exist, even briefly, with wider permissions
-        try:
-            self.sock.bind(building)
-        except BaseException:
-            self.sock.close()
-            raise
-        finally:
-            os.umask(old)
-        try:
-            if self.group:
-                try:
-                    os.chown(building, -1, grp.getgrnam(self.group).gr_gid)
-                except (KeyError, PermissionError) as exc:
-                    log.warning("cannot give %s to group %s: %s", self.path, self.group, exc)
-            os.chmod(building, self.mode)
-            self.sock.listen(BACKLOG)
-            st = os.lstat(building)
-            for _attempt in range(CLAIM_ATTEMPTS):
-                try:
-                    os.link(building, self.path)
-                    break
-                except FileExistsError:
-                    self._remove_stale()  # raises if what appeared there answers
-            else:
-                raise UsageError(f"control socket {self.path}: keeps reappearing; is another daemon starting?")
-            self.identity = (st.st_dev, st.st_ino)
-        except BaseException:
-            self.sock.close()
-            raise
-        finally:
-            os.unlink(building)
 
     def fileno(self) -> int:
         assert self.sock is not None, "open() first"
