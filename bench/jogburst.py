@@ -16,6 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # executorwait, shared with the tests
+
+from executorwait import wait_idle  # noqa: E402
 
 from octopanel import settings as settings_mod  # noqa: E402
 from octopanel.actions import build_registry  # noqa: E402
@@ -56,7 +59,7 @@ def one_run(vp, workdir, detents, spacing, step):
     ex = Executor(Context(client=client, settings=settings), km.settings["stale_s"], km.settings["max_outstanding_mm"])
     dispatch = Dispatcher(km, registry, ex.ctx, ex)
     ex.start()
-    ex.wait_idle(5)
+    wait_idle(ex, 5)
     jog_speed = float(client.profile()["axes"]["z"]["speed"])  # mm/min
     try:
         mark = vp.mark()

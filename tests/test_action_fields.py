@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from executorwait import wait_idle
 from fakeprinter import FakePrinter
 
 from octopanel import settings as settings_mod
@@ -46,7 +47,7 @@ def test_a_quoted_action_name_behaves_as_the_parser_reads_it(tmp_path):
     km, ex, dispatch = panel(tmp_path, QUOTED, printer)
     try:
         assert [b.action.name for b in km.bindings[("", "KEY_KP8", "press")]] == ["jog"]
-        assert ex.wait_idle(5)
+        assert wait_idle(ex, 5)
         printer.gate.clear()  # OctoPrint hangs: the presses below wait in the queue, and merge there
         now = time.monotonic()
         dispatch.gesture(Gesture("press", "KEY_KP5", now, "pad"))  # the mode changes at once, not queued
@@ -55,7 +56,7 @@ def test_a_quoted_action_name_behaves_as_the_parser_reads_it(tmp_path):
             dispatch.gesture(Gesture("press", "KEY_KP8", now + 0.01 * i, "pad"))
         dispatch.gesture(Gesture("rotary", "REL_DIAL", now + 0.05, "wheel", 2))
         printer.gate.set()
-        assert ex.wait_idle(5)
+        assert wait_idle(ex, 5)
         assert sorted(printer.sent, key=str) == sorted([("jog", None, 30.0, None), ("jog", None, None, 1.0)], key=str)
     finally:
         ex.stop()
@@ -65,12 +66,12 @@ def test_a_quoted_pause_is_retried_through_an_outage(tmp_path):
     printer = FakePrinter(state="printing")
     km, ex, dispatch = panel(tmp_path, QUOTED, printer)
     try:
-        assert ex.wait_idle(5)
+        assert wait_idle(ex, 5)
         printer.unreachable = True
         dispatch.gesture(Gesture("press", "KEY_KPENTER", time.monotonic(), "pad"))
         time.sleep(0.3)
         printer.unreachable = False  # back within pause_deadline_s: the pause still lands
-        assert ex.wait_idle(10)
+        assert wait_idle(ex, 10)
         assert ("pause", "pause") in printer.sent, printer.sent
     finally:
         ex.stop()

@@ -14,11 +14,13 @@ from cmdcheck import failed, ok, requests_made, sent_by, start_print
 from conftest import BIN
 from daemonproc import DaemonProc, clean_env, press
 from evdev import ecodes as e
+from executorwait import wait_idle
 
 from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
-from octopanel.daemon.executor import Executor, Job
+from octopanel.daemon.executor import Executor
+from octopanel.daemon.jobs import Job
 from octopanel.panel import keymap
 from octopanel.panel.gesture_config import Gesture
 from octopanel.panel.router import Dispatcher
@@ -61,7 +63,7 @@ class Panel:
         )
         self.dispatch = Dispatcher(km, REGISTRY, self.ex.ctx, self.ex)
         self.ex.start()
-        assert self.ex.wait_idle(5)
+        assert wait_idle(self.ex, 5)
 
     def press(self, key, layer_key=None):
         now = time.monotonic()
@@ -198,16 +200,16 @@ def test_the_panel_steps_factors_from_what_it_set_and_merges_quick_presses(print
     try:
         mark = printer.mark()
         panel.press("KEY_KP7", "KEY_NUMLOCK")  # speed +10, before any factor was set: refused
-        assert panel.ex.wait_idle(5)
+        assert wait_idle(panel.ex, 5)
         assert "speed +10 refused: the feed rate factor is unknown" in panel.texts()[-1]
         panel.press("KEY_KP4", "KEY_NUMLOCK")  # speed 100
-        assert panel.ex.wait_idle(5)
+        assert wait_idle(panel.ex, 5)
         for _ in range(2):
             panel.press("KEY_KP7", "KEY_NUMLOCK")  # speed +10, one at a time
-            assert panel.ex.wait_idle(5)
+            assert wait_idle(panel.ex, 5)
         panel.press("KEY_KPASTERISK", "KEY_NUMLOCK")  # feed 100
         panel.press("KEY_KPMINUS", "KEY_NUMLOCK")  # feed -5
-        assert panel.ex.wait_idle(5)
+        assert wait_idle(panel.ex, 5)
         assert panel.texts()[-3:] == [
             "feed rate 120 % (was 110 % as octopanel set it, +10)",
             "flow rate 100 %",
@@ -219,7 +221,7 @@ def test_the_panel_steps_factors_from_what_it_set_and_merges_quick_presses(print
         for _ in range(5):
             panel.press("KEY_KP8", "KEY_NUMLOCK")  # settemp +5, five quick presses while the worker is busy
         gate.set()
-        assert panel.ex.wait_idle(5)
+        assert wait_idle(panel.ex, 5)
         assert panel.texts()[-1] == "tool target 225 °C (was 200 °C, +25)"
         assert tuning_sent(printer, mark) == [
             "M220 S100",
@@ -233,10 +235,10 @@ def test_the_panel_steps_factors_from_what_it_set_and_merges_quick_presses(print
         assert targets_become(printer, (225, 0)) == (225, 0)
         printer.disconnect()  # a reconnected firmware starts again at 100 %: what was set is forgotten
         panel.press("KEY_KP7", "KEY_NUMLOCK")
-        assert panel.ex.wait_idle(5)
+        assert wait_idle(panel.ex, 5)
         printer.connect()
         panel.press("KEY_KP7", "KEY_NUMLOCK")
-        assert panel.ex.wait_idle(5)
+        assert wait_idle(panel.ex, 5)
         assert "speed +10 refused: the feed rate factor is unknown" in panel.texts()[-1]
     finally:
         panel.close()
@@ -253,12 +255,12 @@ def test_steps_while_printing_count_from_the_target_just_set_and_babysteps_merge
         mark = printer.mark()
         for _ in range(3):
             panel.press("KEY_KP8", "KEY_NUMLOCK")  # settemp +5
-            assert panel.ex.wait_idle(5)  # each goes out on its own: no merge
+            assert wait_idle(panel.ex, 5)  # each goes out on its own: no merge
         gate = panel.held()
         for _ in range(5):
             panel.press("KEY_KP9")  # babystep z=0.02 while printing
         gate.set()
-        assert panel.ex.wait_idle(5)
+        assert wait_idle(panel.ex, 5)
         steps = panel.texts()[-4:-1]
         assert steps[0] == "tool target 205 °C (was 200 °C, +5)", steps
         # "as octopanel set it" when OctoPrint did not show the last one yet (it never did before this change)

@@ -3,6 +3,7 @@
 import time
 from decimal import Decimal
 
+from executorwait import wait_idle
 from fakeprinter import FakePrinter
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +11,8 @@ from hypothesis import strategies as st
 from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
-from octopanel.daemon.executor import Executor, Job
+from octopanel.daemon.executor import Executor
+from octopanel.daemon.jobs import Job
 
 REGISTRY = build_registry()
 SETTINGS = settings_mod.load(env={})
@@ -31,7 +33,7 @@ def test_jobs_run_in_order_one_at_a_time():
     ex = make(printer)
     for i in range(5):
         ex.submit(job_for(f"msg {i}"))
-    assert ex.wait_idle()
+    assert wait_idle(ex)
     ex.stop()
     assert printer.sent == [("gcode", f"M117 {i}") for i in range(5)]
 
@@ -43,7 +45,7 @@ def test_jog_refused_while_printing_sends_nothing():
     ex.on_done = lambda job, call, outcome: done.append(outcome)
     for line in ("jog z=1", "home", "ex 5"):
         ex.submit(job_for(line))
-    assert ex.wait_idle()
+    assert wait_idle(ex)
     ex.stop()
     assert printer.sent == []
     assert all("refused" in str(o) for o in done) and len(done) == 3
@@ -58,11 +60,11 @@ def test_a_jog_is_sent_without_a_state_read_and_octoprints_refusal_is_explained(
     ex = make(printer)
     ex.on_done = lambda job, call, outcome: done.append(outcome)
     ex.submit(job_for("jog z=1", needs_state=False))
-    assert ex.wait_idle()
+    assert wait_idle(ex)
     assert printer.sent == [("jog", None, None, 1.0)] and reads == ["idle"]
     printer.state_name = "printing"
     ex.submit(job_for("jog z=1", needs_state=False))
-    assert ex.wait_idle()
+    assert wait_idle(ex)
     ex.stop()
     assert printer.sent == [("jog", None, None, 1.0)] and reads == ["idle", "printing"]
     assert str(done[-1]) == "jog refused: the printer is printing (jog needs it idle or paused); nothing sent"
@@ -78,7 +80,7 @@ def test_a_job_older_than_stale_s_is_dropped():
     clock_jump = time.monotonic() + 3.0
     ex.clock = lambda: clock_jump  # 3 s pass before the outage ends
     printer.gate.set()
-    assert ex.wait_idle()
+    assert wait_idle(ex)
     ex.stop()
     assert printer.sent == [("gcode", "M117 first")]
     assert ex.stats.stale == 1
@@ -92,7 +94,7 @@ def test_pause_is_retried_through_an_outage_until_it_succeeds():
     ex.submit(job_for("pause", retry_until=time.monotonic() + 5))
     time.sleep(0.8)
     printer.unreachable = False
-    assert ex.wait_idle()
+    assert wait_idle(ex)
     ex.stop()
     assert printer.sent == [("pause", "pause")]
     assert ex.stats.failed == 1
@@ -103,7 +105,7 @@ def test_pause_gives_up_at_its_deadline():
     printer.unreachable = True
     ex = make(printer)
     ex.submit(job_for("pause", retry_until=time.monotonic() + 0.3))
-    assert ex.wait_idle(5)
+    assert wait_idle(ex, 5)
     ex.stop()
     assert printer.sent == [] and ex.stats.failed == 1
 
@@ -118,7 +120,7 @@ def test_discard_drops_what_an_unplugged_device_queued():
         ex.submit(job_for("jog z=1", origin="keypad"))
     assert ex.discard("keypad") == 3
     printer.gate.set()
-    assert ex.wait_idle()
+    assert wait_idle(ex)
     ex.stop()
     assert printer.sent == [("gcode", "M117 in flight")]
 
@@ -146,7 +148,7 @@ def test_detents_are_conserved_exactly_and_respect_the_cap(burst, step, delay, c
         )
         if ex.submit(job):
             accepted += job.units  # submit() trims units beyond the cap
-    assert ex.wait_idle(30)
+    assert wait_idle(ex, 30)
     ex.stop()
     sent = sum(Decimal(repr(z)) for _kind, _x, _y, z in printer.sent)
     assert sent == Decimal(step) * accepted

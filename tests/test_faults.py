@@ -31,6 +31,7 @@ import pytest
 from conftest import BIN, LEAKY_PREFIXES
 from daemonproc import DaemonProc
 from evdev import ecodes as e
+from executorwait import wait_idle
 from fakedevices import FakeBus, raw
 from fakeprinter import FakeOctoPrint, FakePrinter
 from inprocdaemon import InProcessDaemon, bus_devices
@@ -236,7 +237,7 @@ def test_stale_presses_never_ride_along_with_a_fresh_one(tmp_path):
         now[0] += 5.0  # OctoPrint is back 5 s later (stale_s is 1)...
         dispatch.gesture(Gesture("press", "KEY_KP8", now[0], "keypad"))  # ...and the user presses once more
         printer.unreachable = False
-        assert executor.wait_idle(5)
+        assert wait_idle(executor, 5)
     finally:
         executor.stop()
     jogs = [r.args for r in printer.received if r.kind == "jog"]

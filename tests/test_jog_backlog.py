@@ -4,6 +4,8 @@ import re
 import time
 from decimal import Decimal
 
+from executorwait import wait_idle
+
 from octopanel import settings
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
@@ -32,7 +34,7 @@ def panel(printer, tmp_path, step):
     ctx = ex.ctx
     dispatch = Dispatcher(km, REGISTRY, ctx, ex)
     ex.start()
-    assert ex.wait_idle(5)
+    assert wait_idle(ex, 5)
     return ex, dispatch, client
 
 
@@ -57,7 +59,7 @@ def test_a_wiggled_wheel_nets_out_exactly_and_never_fills_the_queue(printer, tmp
             dial(dispatch, -1)
         for _ in range(20):
             dial(dispatch, 1)
-        assert ex.wait_idle(20)
+        assert wait_idle(ex, 20)
         printer.wait_sent(mark, lambda sent: z_sent(printer, mark) == Decimal("2.0"), timeout=5)
         assert ex.stats.dropped_queue_full == 0 and ex.stats.capped_units == 0
     finally:
@@ -75,7 +77,7 @@ def test_a_fast_burst_is_capped_by_the_physical_backlog(printer, tmp_path):
             while time.monotonic() < start + k * 0.005:
                 time.sleep(0.001)
             dial(dispatch, 1)
-        assert ex.wait_idle(10)
+        assert wait_idle(ex, 10)
         printer.settle(mark)
         assert z_sent(printer, mark) == Decimal(20)
         assert ex.motion.peak_mm["z"] <= 20 + 1e-9 and ex.stats.capped_units == 28

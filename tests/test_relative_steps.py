@@ -4,13 +4,14 @@ import threading
 import time
 
 import pytest
+from executorwait import wait_idle
 from fakeprinter import FakeOctoPrint, FakePrinter
 
 from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context, invoke
-from octopanel.daemon.executor import Executor, Job
-from octopanel.daemon.jobs import scale
+from octopanel.daemon.executor import Executor
+from octopanel.daemon.jobs import Job, scale
 from octopanel.errors import ConfigError, SafetyError
 from octopanel.panel import keymap
 from octopanel.panel.gesture_config import Gesture
@@ -117,7 +118,7 @@ def presses(tmp_path, printer, key, count):
     for _ in range(count):
         dispatch.gesture(Gesture("press", key, time.monotonic(), "pad"))
     gate.set()
-    assert ex.wait_idle(5)
+    assert wait_idle(ex, 5)
     ex.stop()
     return printer.sent
 

@@ -14,13 +14,15 @@ import pytest
 from daemonproc import DaemonProc
 from evdev import InputEvent
 from evdev import ecodes as e
+from executorwait import wait_idle
 from fakeprinter import FakePrinter
 from inprocdaemon import InProcessDaemon
 
 from octopanel import settings
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
-from octopanel.daemon.executor import Executor, Job
+from octopanel.daemon.executor import Executor
+from octopanel.daemon.jobs import Job
 from octopanel.errors import ConfigError
 from octopanel.input.evdev_source import UNKNOWN_AGE_S, Clock
 from octopanel.panel import keymap
@@ -120,7 +122,7 @@ def test_a_jog_waiting_on_a_stopped_octoprint_is_judged_stale_when_it_would_be_s
     ex.on_done = lambda job, call, outcome: isinstance(outcome, Exception) and dispatch.refused(job, outcome)
     ex.start()
     try:
-        assert ex.wait_idle(5)  # the start-up state read is done
+        assert wait_idle(ex, 5)  # the start-up state read is done
         mark = printer.mark()
         os.kill(printer.process.pid, signal.SIGSTOP)
         t0 = time.monotonic()
@@ -128,10 +130,10 @@ def test_a_jog_waiting_on_a_stopped_octoprint_is_judged_stale_when_it_would_be_s
         while time.monotonic() < t0 + 1.5:
             time.sleep(0.01)
         os.kill(printer.process.pid, signal.SIGCONT)
-        assert ex.wait_idle(10)
+        assert wait_idle(ex, 10)
         dispatch.gesture(Gesture("press", "KEY_KP6", time.monotonic(), "pad"))  # fresh, after SIGCONT: sent
         # A loaded CI box: OctoPrint, just continued, may take a while to pass the jog on to its printer.
-        assert ex.wait_idle(30), "the fresh jog never finished"
+        assert wait_idle(ex, 30), "the fresh jog never finished"
         printer.wait_sent(mark, ["G91", re.compile(r"G0 X1( F\d+)?"), "G90"], timeout=30)
         sent = printer.settle(mark)
         assert not [line for line in sent if line.startswith("G0 Y")], sent
@@ -146,7 +148,7 @@ def test_feedback_queued_before_an_action_is_dropped_not_sent_first():
     """A beep waiting in front of a jog is dropped: feedback never holds up an action."""
     printer = FakePrinter()
     ex = Executor(Context(client=printer, settings=SETTINGS)).start()
-    assert ex.wait_idle()
+    assert wait_idle(ex)
     printer.gate.clear()  # a request in flight, and the queue fills behind it
     beep, jog, msg = (REGISTRY.parse_line(line, SETTINGS.limits) for line in ("beep 80 400", "jog z=1", "msg a"))
     ex.submit(Job(resolve=lambda s: msg, created=time.monotonic(), label="msg", needs_state=False))
@@ -155,7 +157,7 @@ def test_feedback_queued_before_an_action_is_dropped_not_sent_first():
     ex.submit(Job(resolve=lambda s: jog, created=time.monotonic(), label="jog", needs_state=False))
     ex.submit(Job(resolve=lambda s: beep, created=time.monotonic(), label="feedback", needs_state=False, feedback=True))
     printer.gate.set()
-    assert ex.wait_idle()
+    assert wait_idle(ex)
     ex.stop()
     assert printer.sent == [("gcode", "M117 a"), ("jog", None, None, 1.0), ("gcode", "M300 P80 S400")]
 
@@ -186,7 +188,7 @@ def test_a_reload_parses_off_the_loop_and_a_refused_one_keeps_the_old_keymap(tmp
         d.daemon.reload_requested = True  # what SIGHUP's handler does (no signal handlers off the main thread)
         d.daemon._wake()
         deadline = time.monotonic() + 10
-        while getattr(d.daemon, "_reloading", None) is None and d.daemon.dispatch.keymap is old:
+        while not d.daemon.reloader.busy and d.daemon.dispatch.keymap is old:
             assert time.monotonic() < deadline, "the reload never started"
             time.sleep(0.001)
         with socket.socket(socket.AF_UNIX) as client:
@@ -204,7 +206,7 @@ def test_a_reload_parses_off_the_loop_and_a_refused_one_keeps_the_old_keymap(tmp
         caplog.set_level(logging.ERROR, logger="octopanel")
         d.daemon.reload_requested = True
         d.daemon._wake()
-        # The size check refuses at once, so wait for the refusal itself: polling _reloading can miss it.
+        # The size check refuses at once, so wait for the refusal itself: polling reloader.busy can miss it.
         deadline = time.monotonic() + 10
         while not any("reload failed" in r.getMessage() for r in caplog.records):
             assert time.monotonic() < deadline, "the refused reload was never reported"

@@ -10,20 +10,21 @@ import logging
 import os
 import selectors
 import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from octopanel.daemon.executor import Executor, Job
+from octopanel.daemon.executor import Executor
 from octopanel.daemon.health import WorkerHealth
+from octopanel.daemon.jobs import Job
+from octopanel.daemon.reload import KeymapReload
+from octopanel.daemon.status import led_states, status_line
 from octopanel.errors import ConfigError
 from octopanel.input.replay import EndOfReplay
-from octopanel.panel import keymap as keymap_mod
 from octopanel.panel.gesture_config import KeyTiming, RotaryConfig
 from octopanel.panel.gestures import GestureEngine
-from octopanel.panel.router import STATE_LEDS, Dispatcher
+from octopanel.panel.router import Dispatcher
 
 if TYPE_CHECKING:
     from octopanel.actions.invoke import Context, Result
@@ -87,10 +88,7 @@ class Daemon:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._last_watchdog = 0.0
-        # the keymap-parsing thread, and what it produced
-        self._reloading: threading.Thread | None = None
-        self._reload_result: Keymap | ConfigError | None = None
-        self._reload_again = False
+        self.reloader = KeymapReload(keymap_path, registry, ctx, self._wake)
 
     # -- setup and teardown ------------------------------------------------------------------
 
@@ -129,7 +127,7 @@ class Daemon:
                 self._step()
                 if self.reload_requested:
                     self.reload()
-                if self._reload_result is not None:
+                if self.reloader.result is not None:
                     self._reloaded()
                 if self.exit_at_end and self.ended and self._drained():
                     break
@@ -254,11 +252,7 @@ class Daemon:
         mode = self.dispatch.keymap.feedback["leds"]
         if mode == "off":
             return
-        if mode == "mode":
-            leds = self.dispatch.panel.leds()
-        else:
-            state = self.executor.last_state.name if self.executor.last_state else ""
-            leds = {led: state in states for led, states in STATE_LEDS.items()}
+        leds = led_states(mode, self.executor, self.dispatch.panel)
         for label in self.connected:
             for led, on in leds.items():
                 self.devices.set_led(label, led, on)
@@ -266,31 +260,17 @@ class Daemon:
     # -- reload and status ----------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Parse the keymap on a thread (the loop keeps reading input with the old one); _reloaded applies it."""
+        """Parse the keymap on a thread (reload.py; the loop keeps reading input with the old one); _reloaded applies it."""
         self.reload_requested = False
-        if self._reloading is not None:
-            self._reload_again = True  # changed again while being parsed: parse once more afterwards
+        if self.reloader.busy:
+            self.reloader.again = True  # changed again while being parsed: parse once more afterwards
             return
         self.notifier.reloading(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
-        self._reloading = threading.Thread(target=self._parse_keymap, name="octopanel-reload", daemon=True)
-        self._reloading.start()
-
-    def _parse_keymap(self) -> None:
-        try:
-            self._reload_result = keymap_mod.load(self.keymap_path, self.registry, self.ctx.limits)
-        except ConfigError as exc:
-            self._reload_result = exc
-        except Exception as exc:  # a bug in validation must not leave the reload pending forever
-            log.exception("reload: unexpected error")
-            self._reload_result = ConfigError(f"internal error: {type(exc).__name__}: {exc}", str(self.keymap_path))
-        self._wake()
+        self.reloader.start()
 
     def _reloaded(self) -> None:
         """On the loop, once the reload thread is done: apply the new keymap, or keep the old one."""
-        new, self._reload_result = self._reload_result, None
-        assert self._reloading is not None and new is not None  # _parse_keymap set the result
-        self._reloading.join()
-        self._reloading = None
+        new = self.reloader.take()
         if isinstance(new, ConfigError):
             log.error("reload failed, keeping the keymap in force: %s", new)
         else:
@@ -300,21 +280,9 @@ class Daemon:
             if new.devices != self.device_specs:
                 log.warning("the devices section changed: restart octopanel to apply it")
         self.notifier.ready(self.status())
-        if self._reload_again:
-            self._reload_again = False
+        if self.reloader.again:
+            self.reloader.again = False
             self.reload()
 
     def status(self) -> str:
-        if self.connected:
-            panel = f"keypad: connected ({len(self.connected)} device{'s' if len(self.connected) > 1 else ''})"
-        else:
-            panel = "waiting for keypad"
-        if self._health_note is not None:
-            printer = self._health_note
-        elif self.executor.unreachable:
-            printer = "OctoPrint unreachable, retrying"
-        else:
-            state = self.executor.last_state
-            printer = f"printer: {state.name if state else 'unknown'}"
-        parts = [panel, printer] + [f"mode: {n} {v}" for n, v in self.dispatch.panel.modes.items()]
-        return " · ".join(parts)
+        return status_line(len(self.connected), self._health_note, self.executor, self.dispatch.panel)

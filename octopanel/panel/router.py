@@ -9,7 +9,7 @@ from octopanel.actions.invoke import invoke
 from octopanel.cli.fast import TIMEOUT_S
 from octopanel.daemon import protocol
 from octopanel.daemon.backlog import axes_of
-from octopanel.daemon.executor import Job
+from octopanel.daemon.jobs import Job
 from octopanel.errors import OctopanelError, UsageError
 
 if TYPE_CHECKING:
