@@ -45,8 +45,9 @@ from octopanel.panel import keymap
 from octopanel.panel.gesture_config import Gesture
 from octopanel.panel.router import Dispatcher
 from octopanel.printers.octoprint.client import Client
+from octopanel.sandbox.basedir import die_with_parent
 from octopanel.sandbox.octoprint_venv import ensure_venv
-from octopanel.sandbox.virtualprinter import VirtualPrinter, _die_with_parent
+from octopanel.sandbox.virtualprinter import VirtualPrinter
 
 FMT = "llHHi"
 KEY = "fault-key-5b1e0c9d7a"
@@ -140,7 +141,7 @@ def relaunch_octoprint(vp):
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     vp._wait_until_up()
 

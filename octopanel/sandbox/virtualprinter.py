@@ -5,14 +5,11 @@ Facts this relies on are in /work/shared/octoprint-facts.md and were re-checked 
 """
 
 import atexit
-import ctypes
-import json
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +20,7 @@ from typing import Any
 
 import requests
 
+from octopanel.sandbox.basedir import die_with_parent, free_port, serve_command, write_basedir
 from octopanel.sandbox.octoprint_venv import VirtualPrinterError, admin_template, ensure_venv, tail
 from octopanel.sandbox.seriallog import SerialLog
 
@@ -35,55 +33,6 @@ AMBIENT_C = 21.3  # the Virtual Printer's default ambientTemperature
 # why reset() reconnects (a fresh Virtual Printer starts at ambient) and set_ambient() exists.
 
 ACTIVE_FLAGS = ("printing", "paused", "pausing", "resuming", "cancelling", "finishing")
-
-QUIET_CONFIG = {
-    "server": {
-        "firstRun": False,
-        "onlineCheck": {"enabled": False},
-        "pluginBlacklist": {"enabled": False},
-        "pythonEolCheck": {"enabled": False},
-    },
-    "plugins": {
-        "_disabled": [
-            "announcements",
-            "tracking",
-            "errortracking",
-            "softwareupdate",
-            "pluginmanager",
-            "discovery",
-            "health_check",
-            "achievements",
-            "pi_support",
-        ],
-        # By default the Virtual Printer injects resend and timeout errors at job lines 100–115.
-        "virtual_printer": {"enabled": True, "simulated_errors": []},
-    },
-    "serial": {"log": True, "autoconnect": False, "port": "VIRTUAL"},
-    "system": {
-        "actions": [
-            {"action": "reset", "name": "Reset", "command": "true"},
-            {"action": "fail", "name": "Fail", "command": "false"},
-        ]
-    },
-}
-# serial.log's own handler is meant to roll over on every connect (in 1.11.8 it does so only on the
-# first connect of a process); a plain never-rotating handler keeps byte offsets from mark() valid.
-LOGGING_CONFIG = {"handlers": {"serialFile": {"class": "logging.handlers.RotatingFileHandler"}}}
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: Linux sends it SIGTERM when the thread that started it dies.
-
-    Covers a test run killed with SIGKILL, where neither fixtures nor atexit run. (A caveat of
-    PR_SET_PDEATHSIG: it fires when the starting *thread* exits, so start from a long-lived thread.)"""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class VirtualPrinter:
@@ -129,37 +78,19 @@ class VirtualPrinter:
         if self._own_basedir:
             self.basedir = Path(tempfile.mkdtemp(prefix="octopanel-octoprint-"))
         assert self.basedir is not None  # given, or made just now
-        (self.basedir / "data" / "appkeys").mkdir(parents=True, exist_ok=True)
         self.admin_key, self.api_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        # JSON is YAML, so no YAML library is needed; OctoPrint rewrites these files as YAML itself.
-        (self.basedir / "config.yaml").write_text(json.dumps(QUIET_CONFIG))
-        (self.basedir / "logging.yaml").write_text(json.dumps(LOGGING_CONFIG))
-        (self.basedir / "users.yaml").write_text(users.replace("apikey: null", f"apikey: {self.admin_key}"))
-        # api_key is an application key of the admin, the kind users get through the appkeys workflow.
-        (self.basedir / "data" / "appkeys" / "keys.yaml").write_text(
-            json.dumps({"admin": [{"app_id": "octopanel", "api_key": self.api_key}]})
-        )
+        write_basedir(self.basedir, users, self.admin_key, self.api_key)
         self.session.headers["X-Api-Key"] = self.api_key
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         with open(self.server_log, "ab") as log:
             self.process = subprocess.Popen(
-                [
-                    str(venv / "bin" / "octoprint"),
-                    "serve",
-                    "--basedir",
-                    str(self.basedir),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--iknowwhatimdoing",
-                ],  # refused as root without the flag
+                serve_command(venv, self.basedir, self.port),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() kills it whole, Ctrl-C misses it
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
         atexit.register(self.stop)
         try:
@@ -321,16 +252,6 @@ class VirtualPrinter:
         flags = self.wait_state("printing")
         self.wait_sent(mark, lines[:2])
         return flags
-
-    def heat_tool(self, target: float = 200, at_least: float = 170, timeout: float = 40) -> float:
-        """Set the hotend target and wait until its actual temperature reaches at_least (~15 s for 170)."""
-        self._ok("POST", "/api/printer/tool", json={"command": "target", "targets": {"tool0": target}})
-        deadline = time.monotonic() + timeout
-        while (actual := self._ok("GET", "/api/printer/tool").json()["tool0"]["actual"]) < at_least:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"hotend at {actual} °C after {timeout} s, wanted {at_least} °C")
-            time.sleep(0.2)
-        return actual
 
     def set_ambient(self, celsius: float) -> None:
         """Make the Virtual Printer start at celsius (hotend and bed) at once, via its settings and a reconnect.
