@@ -98,3 +98,11 @@ def test_without_macros_then_emergency_stop_and_firmware_restart(own_klipper):
     assert own_klipper.klippy_state() == "ready"
     own_klipper.script("M104 S50")
     assert own_klipper.query("extruder")["extruder"]["target"] == 50
+
+
+def test_a_message_with_a_newline_comes_whole(klipper):
+    """Moonraker says "Unknown" for it (no newline fits an HTTP status line); the text is in the traceback."""
+    with pytest.raises(KlipperRefused) as refusal:
+        klipper.script("G1 E5 F300")
+    message = refusal.value.message
+    assert message == "Extrude below minimum temp\nSee the 'min_extrude_temp' config option for details"

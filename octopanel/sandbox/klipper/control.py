@@ -19,7 +19,7 @@ from octopanel.sandbox.klipper.config import MIN_EXTRUDE_TEMP_C, print_gcode
 from octopanel.sandbox.klipper.venvs import KlipperSimError
 
 POLL_S = 0.05
-HTTP_ERROR = re.compile(r"^tornado\.web\.HTTPError: HTTP \d+: ")
+HTTP_ERROR = re.compile(r"^tornado\.web\.HTTPError: HTTP \d+: ", re.MULTILINE)
 COMMAND_ERROR = "CommandError: "  # klippy.gcode.CommandError (Kalico), gcode.CommandError (Klipper)
 HTTP_TIMEOUT_S = 10.0
 ACTIVE = ("printing", "paused")  # print_stats states with a job loaded that cancel ends
@@ -37,7 +37,7 @@ def error_text(response: requests.Response) -> str:
     """Klipper's message from a Moonraker error reply.
 
     Moonraker puts "Unknown" in place of a message holding a newline (it cannot go in an HTTP status line);
-    the text is then the traceback's last line, after "tornado.web.HTTPError: HTTP 400: ". A macro's
+    the text is then at the traceback's end, after "tornado.web.HTTPError: HTTP 400: ". A macro's
     action_raise_error always arrives that way, wrapped: "Error evaluating 'gcode_macro NAME:gcode':
     klippy.gcode.CommandError: <the macro's text>"; this returns the macro's text alone."""
     try:
@@ -46,7 +46,7 @@ def error_text(response: requests.Response) -> str:
         return response.text.strip()
     message = str(error.get("message", ""))
     if message == "Unknown" and error.get("traceback"):
-        message = HTTP_ERROR.sub("", str(error["traceback"]).strip().splitlines()[-1])
+        message = HTTP_ERROR.split(str(error["traceback"]))[-1].strip()
     return message.rpartition(COMMAND_ERROR)[2]
 
 
