@@ -111,24 +111,13 @@ def register(reg):
     simple("getpos", "M114", "M114: ask the printer to report its position")
     simple("stepon", "M17", "M17: enable the stepper motors")
     simple("stepoff", "M18", "M18: disable the stepper motors", states=MOTION_OK)
-    reg.register(
-        Action(
-            "sleep",
-            lambda ctx, s: send(ctx, f"G4 S{gnum(s)}"),
-            "G4 S: the printer dwells S seconds",
-            GROUP,
-            params=(Param("s", to_fixed, minval=0, maxval=3600),),
-        )
-    )
-    reg.register(
-        Action(
-            "sleepms",
-            lambda ctx, ms: send(ctx, f"G4 P{ms}"),
-            "G4 P: the printer dwells MS ms",
-            GROUP,
-            params=(Param("ms", to_int, minval=0, maxval=3600000),),
-        )
-    )
+    # G4 by seconds (S) or by milliseconds (P); the one parameter is named for the unit people type.
+    for name, word, param, text in (
+        ("sleep", "S", Param("s", to_fixed, minval=0, maxval=3600), "G4 S: the printer dwells S seconds"),
+        ("sleepms", "P", Param("ms", to_int, minval=0, maxval=3600000), "G4 P: the printer dwells MS ms"),
+    ):
+        dwell = lambda ctx, w=word, **value: send(ctx, f"G4 {w}{gnum(*value.values())}")  # noqa: E731
+        reg.register(Action(name, dwell, text, GROUP, params=(param,)))
     reg.register(
         Action(
             "fan",

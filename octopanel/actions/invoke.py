@@ -7,7 +7,7 @@ import time
 
 from octopanel.actions.registry import ANY
 from octopanel.daemon import protocol
-from octopanel.errors import Busy, SafetyError, UsageError
+from octopanel.errors import Busy, SafetyError
 from octopanel.printers.backend import Backend
 from octopanel.values import show
 
@@ -108,8 +108,3 @@ def gcode_lines(value):
 
 def dump(data):
     return json.dumps(data, indent=2, sort_keys=False)
-
-
-def require(condition, message):
-    if not condition:
-        raise UsageError(message)

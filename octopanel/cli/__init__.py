@@ -29,6 +29,7 @@ META = {
     "devices": ("octopanel.cli.panel", "list input devices"),
     "events": ("octopanel.cli.panel", "print input events live as keymap lines"),
     "record": ("octopanel.cli.panel", "record raw input events to a file, for --replay"),
+    "chart": ("octopanel.cli.chart", "draw a keymap on its keys as an SVG, to print at actual size"),
     "install": ("octopanel.cli.install", "install the systemd service: user, /etc/octopanel, unit, udev rule"),
     "uninstall": ("octopanel.cli.install", "remove the service (--purge: /etc/octopanel too)"),
 }
