@@ -35,7 +35,9 @@ def test_a_refused_script_carries_klippers_message(klipper):
 
 def test_g28_homes_and_moves_the_head_back(klipper):
     klipper.script("G90\nG1 X50 Y60 Z2 F6000")
-    assert klipper.position()[:3] == (50, 60, 2)
+    assert klipper.position()[:3] == (50, 60, 2)  # where the moves end, at once
+    klipper.wait_idle()
+    assert klipper.live_position()[:3] == pytest.approx((50, 60, 2))  # where the head is, once there
     klipper.script("M84")  # motors off: Klipper forgets the homing
     assert klipper.query("toolhead")["toolhead"]["homed_axes"] == ""
     klipper.script("G28")
@@ -80,6 +82,9 @@ def test_moonraker_restarts_on_the_same_port_while_klippy_runs_on(klipper):
     klipper.start_moonraker()
     assert klipper.url == url and klipper.klippy_state() == "ready"
     assert klipper.query("toolhead")["toolhead"]["homed_axes"] == "xyz"  # the same klippy: still homed
+    klipper.stop_moonraker()
+    klipper.reset()  # a test that stopped Moonraker and failed: the next test's reset starts it again
+    assert klipper.url == url and klipper.klippy_state() == "ready"
 
 
 @pytest.mark.parametrize("own_klipper", [{"macros": False}], indirect=True)

@@ -119,6 +119,11 @@ class SimControl:
         x, y, z, e = self.query("toolhead")["toolhead"]["position"]
         return x, y, z, e
 
+    def live_position(self) -> tuple[float, float, float, float]:
+        """motion_report.live_position: where the head is now, between the queued moves' ends."""
+        x, y, z, e = self.query("motion_report")["motion_report"]["live_position"]
+        return x, y, z, e
+
     def state(self) -> str:
         return self.query("print_stats")["print_stats"]["state"]
 
