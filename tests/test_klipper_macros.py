@@ -69,6 +69,19 @@ def test_during_a_real_print_the_guards_refuse_and_a_pause_lets_a_jog_through(kl
     assert klipper.state() == "standby" and head["print_time"] <= head["estimated_print_time"], head
 
 
+def test_after_a_failed_print_the_guards_refuse_until_the_error_is_cleared(klipper):
+    """octopanel moves nothing in its "error" state (print_stats error: the job stopped on an error), nor do
+    the guards; SDCARD_RESET_FILE (or a new job) clears it."""
+    assert klipper.start_print(name="octopanel-bad.gcode", gcode="G90\nG1 X300 F6000\n") == "error"
+    assert refusal(klipper, "OCTOPANEL_JOG Z=1") == (
+        "octopanel: jog refused: printer is in error: the last print failed (SDCARD_RESET_FILE clears it)"
+    )
+    klipper.script("SDCARD_RESET_FILE")
+    z = klipper.position()[2]
+    klipper.script("OCTOPANEL_JOG Z=1")
+    assert klipper.position()[2] == pytest.approx(z + 1)
+
+
 # -- idle ------------------------------------------------------------------------------------------
 
 

@@ -150,17 +150,17 @@ class SimControl:
         if homed_axes != "xyz":
             self.script("G28")
 
-    def start_print(self, n_moves: int = 120, name: str = "octopanel-test.gcode") -> str:
-        """Upload a job of n_moves 1-second moves on X (config.print_gcode), start it; return the state once
-        printing. Homes first if needed (the job does not). Y and Z stay at config.PRINT_Y and PRINT_Z.
+    def start_print(self, n_moves: int = 120, name: str = "octopanel-test.gcode", gcode: str | None = None) -> str:
+        """Upload a job of n_moves 1-second moves on X (config.print_gcode), or gcode, start it; return the state
+        once printing. Homes first if needed (the job does not). Y and Z stay at config.PRINT_Y and PRINT_Z.
 
         print_stats says "complete" as soon as klippy has read the last line, with up to 2 s of moves still
-        queued; a job of a few moves may be "complete" by the first look, which is returned too."""
+        queued, so a job of a few moves may be "complete" by the first look; a job failing at once, "error"."""
         self.home()
-        files = {"file": (name, print_gcode(n_moves))}
+        files = {"file": (name, print_gcode(n_moves) if gcode is None else gcode)}
         self._ok("POST", "/server/files/upload", files=files, data={"root": "gcodes"})
         self._ok("POST", "/printer/print/start", params={"filename": name})
-        return self.wait_state(("printing", "complete"))
+        return self.wait_state(("printing", "complete", "error"))
 
     def heat_extruder(self, target: float = 200.0, at_least: float = MIN_EXTRUDE_TEMP_C + 5) -> float:
         """M104 to target, then wait until the extruder reads at_least (about 6 s to 175 °C); return it."""
