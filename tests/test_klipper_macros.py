@@ -191,3 +191,10 @@ def test_install_refuses_a_missing_directory_and_other_flags(tmp_path):
     )
     both = octopanel("install", "--klipper-macros", tmp_path, "--destdir", tmp_path)
     assert both.returncode == 2 and "run --destdir" in both.stderr and not list(tmp_path.iterdir())
+
+
+def test_install_says_why_it_cannot_write(tmp_path):
+    (tmp_path / "octopanel.cfg").mkdir()  # in the way, and unreadable as a file
+    out = octopanel("install", "--klipper-macros", tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith(f"octopanel install: cannot write {tmp_path / 'octopanel.cfg'}: Is a directory")

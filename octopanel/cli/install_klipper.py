@@ -4,6 +4,8 @@ The file gets a first line recording the SHA-256 of the rest, so a later run can
 nobody changed (replaced by a newer one) from a file someone edited or wrote themselves (never overwritten).
 """
 
+import argparse
+import errno
 import hashlib
 import os
 import re
@@ -54,24 +56,35 @@ def install_macros(directory: str, out: TextIO = sys.stdout) -> int:
         )
     target = folder / NAME
     data = rendered()
-    if target.exists():
+    try:
+        verb = write(target, data)
+    except OSError as exc:  # a directory in the way, no permission, disk full
+        advice = f"; run this as the user owning {folder}" if exc.errno in (errno.EACCES, errno.EPERM) else ""
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}{advice}") from None
+    print(f"{verb:<10}{target}  ({'up to date: ' if verb == 'kept' else ''}macros version {version(data)})", file=out)
+    return hint(folder, out)
+
+
+def write(target: Path, data: bytes) -> str:
+    """Write data to target unless it holds it already ("kept"); "created" or "updated" otherwise."""
+    if target.exists() or target.is_symlink():
         old = target.read_bytes()
         if old == data:
-            print(f"{'kept':<10}{target}  (up to date: macros version {version(data)})", file=out)
-            return hint(folder, out)
+            return "kept"
         if not unchanged_since_written(old):
             raise UsageError(
                 f"{target} exists and is not the copy octopanel wrote (edited, or someone else's): not "
                 f"replacing it. Compare it with {shipped_path(MACROS)}, move it away, and run this again"
             )
-    verb = "updated" if target.exists() else "created"
+        verb = "updated"
+    else:
+        verb = "created"
     tmp = target.with_name(NAME + ".octopanel-new")
     with open(tmp, "wb") as handle:
         handle.write(data)
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)  # Klipper never reads half a file
-    print(f"{verb:<10}{target}  (macros version {version(data)})", file=out)
-    return hint(folder, out)
+    return verb
 
 
 def hint(folder: Path, out: TextIO) -> int:
@@ -88,7 +101,7 @@ def hint(folder: Path, out: TextIO) -> int:
     return 0
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     """The --klipper-macros run of `octopanel install`: the macro file only, with no service flags."""
     others = [
         flag
