@@ -836,7 +836,12 @@ def bad_argument(draw):
             if whole
             else st.floats(-1e6, low, exclude_max=True).filter(lambda v: round(v, 3) < low)
         )
-        choices.append(below.map(str))
+        below = below.map(str)
+        if param.name in action.steps:
+            # `settemp -5` is a relative step, valid whenever it is no larger than any value allowed.
+            widest = max(abs(b) for b in (low, high) if b is not None)
+            below = below.filter(lambda v: not v.startswith("-") or abs(float(v)) > widest)
+        choices.append(below)
     if high is not None:
         top = max(10**6, 10 * high)
         above = (
@@ -886,7 +891,7 @@ LEGACY_CASES = [
     ("8jog", ["0", "0", "9999"]),
     ("8jog", ["x"]),
     ("8settemp", ["300"]),
-    ("8setbed", ["-1"]),
+    ("8setbed", ["-121"]),  # a step (-1 is one now) larger than max_bed_temp
     ("8ex", ["nan"]),
     ("8fan", ["256"]),
     ("8speed", ["0"]),

@@ -43,7 +43,9 @@ def num(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def text_el(x: float, y: float, size: float, line: fitting.Line, cls: str, anchor: str = "start", bold=False) -> str:
+def text_el(
+    x: float, y: float, size: float, line: fitting.Line, cls: str, anchor: str = "start", bold: bool = False
+) -> str:
     spans = "".join(
         f"<tspan fill={quoteattr(PREFIX_COLOUR)}>{escape(clean(t))}</tspan>" if is_prefix else escape(clean(t))
         for t, is_prefix in line
@@ -55,7 +57,9 @@ def text_el(x: float, y: float, size: float, line: fitting.Line, cls: str, ancho
     )
 
 
-def lines_el(x: float, top: float, size: float, lines: list[fitting.Line], cls: str, anchor="start", bold=False):
+def lines_el(
+    x: float, top: float, size: float, lines: list[fitting.Line], cls: str, anchor: str = "start", bold: bool = False
+) -> list[str]:
     """Lines of text from `top` down, one LINE_EM apart; the first baseline leaves room for the ascent."""
     return [
         text_el(x, top + size * (fitting.LINE_EM * i + 0.95), size, line, cls, anchor, bold)
@@ -125,7 +129,9 @@ def element_svg(km: Keymap, e: Element, chart: Chart) -> str:
     )
 
 
-def block(x: float, y: float, width: float, size: float, entries: list[Entry], cls: str, bold=False):
+def block(
+    x: float, y: float, width: float, size: float, entries: list[Entry], cls: str, bold: bool = False
+) -> tuple[str, float]:
     """Wrapped text as a group with its box; returns (svg, height)."""
     lines = fitting.block_lines(entries, width, size)
     height = len(lines) * size * fitting.LINE_EM

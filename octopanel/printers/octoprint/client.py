@@ -8,6 +8,8 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import requests
 import urllib3
@@ -25,8 +27,12 @@ from octopanel.printers.octoprint.http_body import (
 )
 from octopanel.printers.octoprint.multipart import MultipartBody
 from octopanel.printers.octoprint.state import from_flags
+from octopanel.printers.octoprint.tuning import Tuning
 from octopanel.printers.octoprint.urlpath import quote_file_path, quote_segment
 from octopanel.values import GCODE_DECIMALS
+
+if TYPE_CHECKING:
+    from octopanel.settings import Settings
 
 REDACTED = "***"
 MIN_KEY_IN_WORDS = 8  # a shorter key masked inside words would mangle them ("e***ception")
@@ -39,7 +45,16 @@ class Client:
 
     refuses_motion_when_busy = True  # POST /api/printer/printhead: 409 unless operational and not printing
 
-    def __init__(self, url, api_key, connect_timeout=5.0, read_timeout=10.0, verbose=0, log=None, now=time.monotonic):
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        verbose: int = 0,
+        log: TextIO | None = None,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base = url.rstrip("/") + "/"
         self.api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
@@ -50,20 +65,32 @@ class Client:
         if api_key:
             self.session.headers["X-Api-Key"] = api_key
         self._now = now
-        self._profile, self._profile_at = None, None
+        self._profile: dict[str, Any] | None = None
+        self._profile_at = 0.0  # when _profile was fetched
+        self._tuning = Tuning(now)
 
     @classmethod
-    def from_settings(cls, settings, verbose=0):
+    def from_settings(cls, settings: "Settings", verbose: int = 0) -> "Client":
         """The client for resolved settings; a ConfigError saying what is expected if URL or key is missing."""
         settings.require_connection()
-        return cls(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout, verbose)
+        url = settings.url
+        assert url is not None  # require_connection() raised otherwise
+        return cls(url, settings.api_key, settings.connect_timeout, settings.read_timeout, verbose)
 
-    def close(self):
+    def close(self) -> None:
         self.session.close()
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def send(self, method, path, json_body=None, max_bytes=JSON_MAX_BYTES, deadline_after_send=False, **kwargs):
+    def send(
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        max_bytes: int = JSON_MAX_BYTES,
+        deadline_after_send: bool = False,
+        **kwargs: Any,
+    ) -> requests.Response:
         """Send one request and return the response, its body read, whatever its status.
 
         The whole exchange has one deadline, read_timeout seconds (from when the body is sent, with
@@ -101,16 +128,16 @@ class Client:
             self._deadlines.at = self._deadlines.after_send_s = None
         return resp
 
-    def show_exchange(self, resp):
+    def show_exchange(self, resp: requests.Response) -> None:
         print(f"< {resp.status_code} {resp.reason}", file=self.log)
         if self.verbose > 1:
             for key, value in resp.request.headers.items():
-                shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # basic auth
+                shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # type: ignore[arg-type]  # basic auth; we set str headers only
                 print(f">> {key}: {shown}", file=self.log)
             for key, value in resp.headers.items():
                 print(f"<< {key}: {self.redact(value)}", file=self.log)
 
-    def refuse_redirect(self, what, resp):
+    def refuse_redirect(self, what: str, resp: requests.Response) -> None:
         """A 3xx is an error naming the new place: following it would carry the key to another host."""
         if 300 <= resp.status_code < 400 and resp.status_code != 304:
             resp.close()
@@ -123,13 +150,13 @@ class Client:
                 location,
             )
 
-    def request(self, method, path, json_body=None, **kwargs):
+    def request(self, method: str, path: str, json_body: Any = None, **kwargs: Any) -> Any:
         """Send one request; return parsed JSON (or None for an empty body); raise typed errors."""
         resp = self.send(method, path, json_body, **kwargs)
         self.raise_for_status(method, path, resp)
         return parse_json(method, path, resp)
 
-    def raise_for_status(self, method, path, resp):
+    def raise_for_status(self, method: str, path: str, resp: requests.Response) -> None:
         code = resp.status_code
         if code < 400:
             return
@@ -149,7 +176,7 @@ class Client:
             )
         raise PrinterError(f"OctoPrint answered HTTP {code} to {where}: {message}", code, message)
 
-    def redact(self, text):
+    def redact(self, text: str) -> str:
         """Mask URL credentials and the API key; a short key only as a whole token, not inside words."""
         text = mask_url(text)
         if not self.api_key:
@@ -158,53 +185,63 @@ class Client:
             return text.replace(self.api_key, REDACTED)
         return re.sub(r"(?<![\w-])" + re.escape(self.api_key) + r"(?![\w-])", REDACTED, text)
 
-    def get(self, path):
+    def get(self, path: str) -> Any:
         return self.request("GET", path)
 
-    def post(self, path, body):
+    def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, body)
 
     # -- information ----------------------------------------------------------------------
 
-    def version(self):
+    def version(self) -> dict[str, Any]:
         return self.get("api/version")
 
-    def connection(self):
+    def connection(self) -> dict[str, Any]:
         return self.get("api/connection")
 
-    def printer(self):
+    def printer(self) -> dict[str, Any]:
         return self.get("api/printer")
 
-    def job(self):
+    def job(self) -> dict[str, Any]:
         return self.get("api/job")
 
-    def tool(self):
+    def tool(self) -> dict[str, Any]:
         return self.get("api/printer/tool")
 
-    def bed(self):
+    def bed(self) -> dict[str, Any]:
         return self.get("api/printer/bed")
 
-    def files(self):
+    def tuning(self) -> dict[str, Any]:
+        """printers.backend's tuning(): targets from /api/printer, factors as this client set them (tuning.py)."""
+        try:
+            data = self.get("api/printer?exclude=state,sd")
+        except Busy:
+            self._tuning.forget()
+            raise
+        return self._tuning.read(data.get("temperature") or {})
+
+    def files(self) -> dict[str, Any]:
         return self.get("api/files?recursive=true")
 
-    def file_info(self, name):
+    def file_info(self, name: str) -> dict[str, Any]:
         return self.get(f"api/files/local/{quote_file_path(name)}")
 
-    def system_commands(self):
+    def system_commands(self) -> dict[str, Any]:
         return self.get("api/system/commands")
 
-    def state(self):
+    def state(self) -> PrinterState:
         """The printer's PrinterState, from /api/printer or, when disconnected (409), /api/job."""
         try:
             data = self.get("api/printer?exclude=temperature,sd")
             state = data.get("state", {})
             return from_flags(state.get("flags"), state.get("text", ""))
         except Busy:
+            self._tuning.forget()
             data = self.job()
             text = (data or {}).get("state", "")
             return PrinterState("error" if "error" in text.lower() else "disconnected", text)
 
-    def profile(self):
+    def profile(self) -> dict[str, Any]:
         """The active printer profile, cached for PROFILE_TTL_S: a daemon runs for months, and someone may
         invert an axis in OctoPrint meanwhile; a jog burst should not fetch it for every detent."""
         if self._profile is None or self._now() - self._profile_at >= PROFILE_TTL_S:
@@ -216,23 +253,27 @@ class Client:
 
     # -- commands -------------------------------------------------------------------------
 
-    def connect(self):
+    def connect(self) -> Any:
         return self.post("api/connection", {"command": "connect"})
 
-    def disconnect(self):
+    def disconnect(self) -> Any:
         return self.post("api/connection", {"command": "disconnect"})
 
-    def job_command(self, command, action=None):
+    def job_command(self, command: str, action: str | None = None) -> Any:
         body = {"command": command}
         if action is not None:
             body["action"] = action
         return self.post("api/job", body)
 
-    def gcode(self, lines):
-        return self.post("api/printer/command", {"commands": list(lines)})
+    def gcode(self, lines: Sequence[str]) -> Any:
+        answer = self.post("api/printer/command", {"commands": list(lines)})
+        self._tuning.sent_gcode(lines)
+        return answer
 
-    def jog(self, x=None, y=None, z=None, speed=None):
-        body = {"command": "jog"}
+    def jog(
+        self, x: float | None = None, y: float | None = None, z: float | None = None, speed: int | None = None
+    ) -> Any:
+        body: dict[str, Any] = {"command": "jog"}
         for axis, value in (("x", x), ("y", y), ("z", z)):
             if value is not None:
                 body[axis] = plain(value)
@@ -242,34 +283,49 @@ class Client:
             body["speed"] = speed
         return self.post("api/printer/printhead", body)
 
-    def home(self, axes=("x", "y", "z")):
+    def home(self, axes: Iterable[str] = ("x", "y", "z")) -> Any:
         return self.post("api/printer/printhead", {"command": "home", "axes": list(axes)})
 
-    def feedrate(self, factor):
+    def feedrate(self, factor: float) -> Any:
         # Any JSON float is multiplied by 100 by OctoPrint, so always send an integer percentage.
-        return self.post("api/printer/printhead", {"command": "feedrate", "factor": int(round(factor))})
+        answer = self.post("api/printer/printhead", {"command": "feedrate", "factor": int(round(factor))})
+        self._tuning.set_factor("feedrate", factor)
+        return answer
 
-    def flowrate(self, factor):
-        return self.post("api/printer/tool", {"command": "flowrate", "factor": int(round(factor))})
+    def flowrate(self, factor: float) -> Any:
+        answer = self.post("api/printer/tool", {"command": "flowrate", "factor": int(round(factor))})
+        self._tuning.set_factor("flowrate", factor)
+        return answer
 
-    def tool_target(self, targets):
-        return self.post(
-            "api/printer/tool", {"command": "target", "targets": {k: plain(v) for k, v in targets.items()}}
-        )
+    def tool_target(self, targets: dict[str, float]) -> Any:
+        body = {"command": "target", "targets": {k: plain(v) for k, v in targets.items()}}
+        answer = self.post("api/printer/tool", body)
+        if "tool0" in targets:
+            self._tuning.set_target("tool", plain(targets["tool0"]))
+        return answer
 
-    def bed_target(self, target):
-        return self.post("api/printer/bed", {"command": "target", "target": plain(target)})
+    def bed_target(self, target: float) -> Any:
+        answer = self.post("api/printer/bed", {"command": "target", "target": plain(target)})
+        self._tuning.set_target("bed", plain(target))
+        return answer
 
-    def extrude(self, amount, speed=None):
-        body = {"command": "extrude", "amount": plain(amount)}
+    def extrude(self, amount: float, speed: int | None = None) -> Any:
+        body: dict[str, Any] = {"command": "extrude", "amount": plain(amount)}
         if speed is not None:
             body["speed"] = speed
         return self.post("api/printer/tool", body)
 
-    def select_file(self, name, print_=False):
+    def select_file(self, name: str, print_: bool = False) -> Any:
         return self.post(f"api/files/local/{quote_file_path(name)}", {"command": "select", "print": print_})
 
-    def upload(self, name, handle, select=False, print_=False, progress=None):
+    def upload(
+        self,
+        name: str,
+        handle: BinaryIO,
+        select: bool = False,
+        print_: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Any:
         """Multipart upload of open file `handle` to local storage, streamed; `progress(sent, total)` as it goes."""
         quote_file_path(name)  # the same check as a name in a URL: OctoPrint takes folders from it
         fields = [("select", "true" if select else "false"), ("print", "true" if print_ else "false")]
@@ -278,11 +334,11 @@ class Client:
             "POST", "api/files/local", data=body, headers={"Content-Type": body.content_type}, deadline_after_send=True
         )
 
-    def system_command(self, action, source="custom"):
+    def system_command(self, action: str, source: str = "custom") -> Any:
         return self.post(f"api/system/commands/{quote_segment(source)}/{quote_segment(action)}", None)
 
 
-def environment_session(base):
+def environment_session(base: str) -> requests.Session:
     """A Session that read the environment once, for `base`: proxies (with NO_PROXY), ~/.netrc, CA bundle.
 
     With requests' default trust_env, every request scans os.environ twice for proxies and looks for
@@ -298,7 +354,7 @@ def environment_session(base):
     return session
 
 
-def plain(number):
+def plain(number: object) -> int | float:
     """A number for a JSON body that OctoPrint writes into G-code with str(): at most GCODE_DECIMALS decimals
     (a merged jog may add up to 0.30000000000000004), whole numbers as ints (`X2`, not `X2.0`). A float so
     rounded is written without an exponent (1e-05 would read as X1 then an E word); nan and inf raise."""
@@ -312,6 +368,6 @@ def plain(number):
     return int(number) if number.is_integer() else number
 
 
-def mask_url(text):
+def mask_url(text: str) -> str:
     """`text` with the user:password of any URL in it masked."""
     return URL_CREDENTIALS.sub(r"\1" + REDACTED + "@", str(text))
