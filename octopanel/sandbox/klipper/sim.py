@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -162,7 +163,7 @@ class KlipperSim(SimControl):
             if proc.poll() is not None:
                 raise KlipperSimError(f"{name} exited with {proc.returncode}:\n{self.log_tails()}")
 
-    def _wait_for(self, condition, what: str, timeout: float) -> None:
+    def _wait_for(self, condition: Callable[[], bool], what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             self.check_alive()
