@@ -18,6 +18,7 @@ from setuptools.command.build_py import build_py
 SERVICE_FILES = (
     "etc/config.yaml",
     "etc/keymap.yaml",
+    "etc/klipper/octopanel.cfg",
     "etc/examples/macropad.yaml",
     "etc/examples/shuttlexpress.yaml",  # the demo's panel tour turns its jog wheel
     "systemd/octopanel.service",

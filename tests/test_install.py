@@ -190,7 +190,7 @@ def test_the_wheel_carries_the_service_files(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     shipped = ("etc/config.yaml", "etc/keymap.yaml", "etc/examples/shuttlexpress.yaml", "systemd/octopanel.service")
-    for rel in (*shipped, "udev/70-octopanel.rules"):
+    for rel in (*shipped, "etc/klipper/octopanel.cfg", "udev/70-octopanel.rules"):
         assert (build / "octopanel/_data" / rel).read_bytes() == (ROOT / rel).read_bytes(), rel
     probe = (
         "import octopanel, octopanel.cli.install as i; print(octopanel.__file__); "
