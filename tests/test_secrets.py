@@ -67,6 +67,7 @@ COMMANDS = [
     ("fex", ["1", "--force"]),
     ("eject", ["--force"]),
     ("speed", ["100"]),
+    ("babystep", ["z=0.02"]),
     ("feed", ["100"]),
     ("settemp", ["0"]),
     ("setbed", ["0"]),

@@ -20,11 +20,11 @@ from pathlib import Path
 import requests
 
 from octopanel.datafiles import shipped_path
+from octopanel.sandbox.basedir import die_with_parent, free_port
 from octopanel.sandbox.klipper.config import moonraker_conf, printer_cfg
 from octopanel.sandbox.klipper.control import SimControl
 from octopanel.sandbox.klipper.venvs import KLIPPY, MOONRAKER, KlipperSimError, ensure_all
 from octopanel.sandbox.octoprint_venv import tail
-from octopanel.sandbox.virtualprinter import _die_with_parent, free_port
 
 MACROS = "etc/klipper/octopanel.cfg"
 START_TIMEOUT_S = 60.0
@@ -107,7 +107,7 @@ class KlipperSim(SimControl):
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped whole, and Ctrl-C in a test run misses it
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
 
     def start_moonraker(self, timeout: float = START_TIMEOUT_S) -> None:
