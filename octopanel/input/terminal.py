@@ -30,6 +30,16 @@ PLAIN = {
     0x7F: e.KEY_BACKSPACE,  # what most terminals send for Backspace
     0x08: e.KEY_BACKSPACE,  # ... and Ctrl-H, what the others send
 }
+# The cursor keys' finals, the same after SS3 (application cursor mode) and CSI (normal mode).
+CURSOR = {
+    ord("A"): e.KEY_UP,
+    ord("B"): e.KEY_DOWN,
+    ord("C"): e.KEY_RIGHT,
+    ord("D"): e.KEY_LEFT,
+    ord("H"): e.KEY_HOME,
+    ord("F"): e.KEY_END,
+    ord("E"): e.KEY_KP5,  # the keypad's 5 with NumLock off (KP_Begin)
+}
 # SS3 (ESC O <final>): the application keypad (DECKPAM) and application cursor keys (DECCKM).
 SS3 = {
     **{ord("p") + d: e.ecodes[f"KEY_KP{d}"] for d in range(10)},  # ESC O p .. ESC O y
@@ -40,23 +50,11 @@ SS3 = {
     ord("m"): e.KEY_KPMINUS,
     ord("j"): e.KEY_KPASTERISK,
     ord("o"): e.KEY_KPSLASH,
-    ord("A"): e.KEY_UP,
-    ord("B"): e.KEY_DOWN,
-    ord("C"): e.KEY_RIGHT,
-    ord("D"): e.KEY_LEFT,
-    ord("H"): e.KEY_HOME,
-    ord("F"): e.KEY_END,
-    ord("E"): e.KEY_KP5,  # the keypad's 5 with NumLock off (KP_Begin)
+    **CURSOR,
 }
 # CSI with a letter final (ESC [ A, or ESC [ 1 ; 5 A with modifiers, which are ignored).
 CSI_FINAL = {
-    ord("A"): e.KEY_UP,
-    ord("B"): e.KEY_DOWN,
-    ord("C"): e.KEY_RIGHT,
-    ord("D"): e.KEY_LEFT,
-    ord("H"): e.KEY_HOME,
-    ord("F"): e.KEY_END,
-    ord("E"): e.KEY_KP5,  # xterm's KP_Begin
+    **CURSOR,
     ord("G"): e.KEY_KP5,  # the Linux console's KP_Begin
 }
 # CSI <number> ~ (VT220 editing keys; 1/4 are Home/End in tmux and rxvt, 7/8 in rxvt too).
