@@ -1,7 +1,7 @@
 """Raw G-code and the small commands that are one G-code line: messages, beeps, fans, servos, steppers."""
 
 from octopanel.actions.invoke import Result, gcode_line, gcode_lines
-from octopanel.actions.registry import MOTION_OK, Action, Param
+from octopanel.actions.registry import MOTION_OK, OCTOPRINT_ONLY, Action, Param
 from octopanel.errors import UsageError
 from octopanel.gcode import policy
 from octopanel.values import gnum, show, to_bool, to_fixed, to_int
@@ -145,6 +145,8 @@ def register(reg):
             "second fan on pin 57: on or off (M42)",
             GROUP_FAN,
             params=(Param("on", to_bool),),
+            backends=OCTOPRINT_ONLY,
+            not_there="Klipper has no M42: it names its fans and pins in printer.cfg (SET_FAN_SPEED, SET_PIN)",
         )
     )
     reg.register(
@@ -154,6 +156,8 @@ def register(reg):
             "move servo NUM to ANGLE (M280)",
             GROUP_FAN,
             params=(Param("num", to_int, minval=0, maxval=15), Param("angle", to_int, minval=0, maxval=180)),
+            backends=OCTOPRINT_ONLY,
+            not_there="Klipper has no M280: it moves a servo by name (SET_SERVO SERVO=… ANGLE=…)",
         )
     )
 

@@ -3,7 +3,7 @@
 import time
 
 from octopanel.actions.invoke import Result
-from octopanel.actions.registry import BUSY_STATES, Action, Param
+from octopanel.actions.registry import BUSY_STATES, OCTOPRINT_ONLY, Action, Param
 from octopanel.errors import Busy, PrinterError, SafetyError
 from octopanel.values import to_float
 
@@ -42,17 +42,29 @@ def resume(ctx):
 
 def cancel(ctx):
     ctx.client.gcode(["M108", "M77"])  # break a waiting heat-up, stop the print timer
+    return cancel_only(ctx)
+
+
+def cancel_only(ctx):
+    """Klipper's CANCEL_PRINT needs no M108 (Klipper has none) and stops its own print timer."""
     ctx.client.job_command("cancel")
     return Result("print cancelled")
 
 
-def xcancel(ctx, timeout=60.0):
+def xcancel_with(cancel_job):
+    def run(ctx, timeout=60.0):
+        return xcancel(ctx, timeout, cancel_job)
+
+    return run
+
+
+def xcancel(ctx, timeout=60.0, cancel_job=cancel):
     tool = ctx.client.tool().get("tool0", {}).get("target")
     try:
         bed = (ctx.client.bed().get("bed") or {}).get("target")
     except Busy:
         bed = None  # OctoPrint answers 409 when the profile has no heated bed
-    cancel(ctx)
+    cancel_job(ctx)
     wait_until(ctx, lambda s: s.name not in ACTIVE, timeout, "the print to finish cancelling")
     if tool is not None:
         ctx.client.tool_target({"tool0": tool})
@@ -106,6 +118,8 @@ def register(reg):
             GROUP,
             states=frozenset({"paused"}),
             dangerous=True,
+            backends=OCTOPRINT_ONLY,
+            not_there="Klipper cannot rewind a job: cancel it and start the file again",
         )
     )
     reg.register(
@@ -150,6 +164,7 @@ def register(reg):
             states=ACTIVE,
             skip_when_not=True,
             dangerous=True,
+            variants=(("moonraker", cancel_only),),
         )
     )
     reg.register(
@@ -162,6 +177,7 @@ def register(reg):
             skip_when_not=True,
             dangerous=True,
             params=(TIMEOUT,),
+            variants=(("moonraker", xcancel_with(cancel_only)),),
         )
     )
     reg.register(

@@ -48,7 +48,13 @@ def check_hot(ctx, force):
     """Refuse cold extrusion ourselves: neither OctoPrint nor every firmware does."""
     if force:
         return
-    actual = (ctx.client.tool().get("tool0") or {}).get("actual")
+    tool = ctx.client.tool().get("tool0") or {}
+    actual = tool.get("actual")
+    if tool.get("can_extrude") is False:  # Klipper's own judgement, against its min_extrude_temp
+        raise SafetyError(
+            f"the printer says the hotend ({'unknown' if actual is None else f'{actual:g} °C'}) is too cold "
+            "to extrude (Klipper's min_extrude_temp): heat it first (8settemp); nothing sent"
+        )
     minimum = ctx.settings.min_extrude_temp
     if actual is None or actual < minimum:
         shown = "unknown" if actual is None else f"{actual:g} °C"

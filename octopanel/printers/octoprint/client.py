@@ -3,131 +3,30 @@
 API reference: https://docs.octoprint.org/en/master/api/index.html
 """
 
-import json
-import os
-import re
-import sys
-import time
-
-import requests
-import urllib3
-
-from octopanel.errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
+from octopanel.errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError
 from octopanel.printers.backend import PrinterState
-from octopanel.printers.octoprint.deadline import install as install_deadlines
-from octopanel.printers.octoprint.http_body import (
-    ERROR_MAX_BYTES,
-    JSON_MAX_BYTES,
-    error_message,
-    parse_json,
-    read_body,
-    short_reason,
-)
+from octopanel.printers.httpclient import REDACTED, HttpClient, environment_session, mask_url  # noqa: F401  (re-exported)
+from octopanel.printers.octoprint.http_body import error_message
 from octopanel.printers.octoprint.multipart import MultipartBody
 from octopanel.printers.octoprint.state import from_flags
 from octopanel.printers.octoprint.urlpath import quote_file_path, quote_segment
 from octopanel.values import GCODE_DECIMALS
 
-REDACTED = "***"
-MIN_KEY_IN_WORDS = 8  # a shorter key masked inside words would mangle them ("e***ception")
-URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # http://user:pw@host -> http://***@host
 PROFILE_TTL_S = 60.0
 
 
-class Client:
+class Client(HttpClient):
     """One method per OctoPrint endpoint used; all requests share one requests.Session. A printers.backend."""
 
+    server_name = "OctoPrint"
+    kind = "octoprint"
     refuses_motion_when_busy = True  # POST /api/printer/printhead: 409 unless operational and not printing
-
-    def __init__(self, url, api_key, connect_timeout=5.0, read_timeout=10.0, verbose=0, log=None, now=time.monotonic):
-        self.base = url.rstrip("/") + "/"
-        self.api_key = api_key
-        self.timeout = (connect_timeout, read_timeout)
-        self.verbose = verbose
-        self.log = log or sys.stderr
-        self.session = environment_session(self.base)
-        self._deadlines = install_deadlines(self.session)
-        if api_key:
-            self.session.headers["X-Api-Key"] = api_key
-        self._now = now
-        self._profile, self._profile_at = None, None
 
     @classmethod
     def from_settings(cls, settings, verbose=0):
         """The client for resolved settings; a ConfigError saying what is expected if URL or key is missing."""
         settings.require_connection()
         return cls(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout, verbose)
-
-    def close(self):
-        self.session.close()
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    def send(self, method, path, json_body=None, max_bytes=JSON_MAX_BYTES, deadline_after_send=False, **kwargs):
-        """Send one request and return the response, its body read, whatever its status.
-
-        The whole exchange has one deadline, read_timeout seconds (from when the body is sent, with
-        deadline_after_send). Network failures and lateness raise Unreachable, an oversized body ServerError,
-        a redirect PrinterError: the key is never sent on to wherever a redirect points."""
-        url = self.base + path.lstrip("/")
-        what = f"{method} /{path.lstrip('/')}"
-        if self.verbose:
-            body = "" if json_body is None else " " + json.dumps(json_body)
-            print(f"> {method} {self.redact(url)}{body}", file=self.log)
-        deadline = time.monotonic() + self.timeout[1]
-        if deadline_after_send:
-            self._deadlines.at, self._deadlines.after_send_s = None, self.timeout[1]
-        else:
-            self._deadlines.at, self._deadlines.after_send_s = deadline, None
-        try:
-            resp = self.session.request(
-                method, url, json=json_body, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
-            )
-            if deadline_after_send:
-                deadline = time.monotonic() + self.timeout[1]
-            if self.verbose:
-                self.show_exchange(resp)
-            self.refuse_redirect(what, resp)
-            limit = max_bytes if resp.status_code < 400 else ERROR_MAX_BYTES
-            resp._content = read_body(resp, deadline, limit, f"OctoPrint at {self.redact(self.base)}, {what}")
-            resp._content_consumed = True  # requests' own flag: .json() and .text now use the body read above
-        except requests.Timeout as exc:
-            raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from exc
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
-                raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from exc
-            raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from exc
-        finally:
-            self._deadlines.at = self._deadlines.after_send_s = None
-        return resp
-
-    def show_exchange(self, resp):
-        print(f"< {resp.status_code} {resp.reason}", file=self.log)
-        if self.verbose > 1:
-            for key, value in resp.request.headers.items():
-                shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # basic auth
-                print(f">> {key}: {shown}", file=self.log)
-            for key, value in resp.headers.items():
-                print(f"<< {key}: {self.redact(value)}", file=self.log)
-
-    def refuse_redirect(self, what, resp):
-        """A 3xx is an error naming the new place: following it would carry the key to another host."""
-        if 300 <= resp.status_code < 400 and resp.status_code != 304:
-            resp.close()
-            location = self.redact(resp.headers.get("Location") or "nowhere given")
-            raise PrinterError(
-                f"OctoPrint at {self.redact(self.base)} answered {what} with a redirect (HTTP "
-                f"{resp.status_code}) to {location}: not followed, nothing more sent; if that is "
-                "where OctoPrint now lives, set url to it",
-                resp.status_code,
-                location,
-            )
-
-    def request(self, method, path, json_body=None, **kwargs):
-        """Send one request; return parsed JSON (or None for an empty body); raise typed errors."""
-        resp = self.send(method, path, json_body, **kwargs)
-        self.raise_for_status(method, path, resp)
-        return parse_json(method, path, resp)
 
     def raise_for_status(self, method, path, resp):
         code = resp.status_code
@@ -148,21 +47,6 @@ class Client:
                 f"OctoPrint failed on {where} (HTTP {code})" + (f": {message}" if message else ""), code, message
             )
         raise PrinterError(f"OctoPrint answered HTTP {code} to {where}: {message}", code, message)
-
-    def redact(self, text):
-        """Mask URL credentials and the API key; a short key only as a whole token, not inside words."""
-        text = mask_url(text)
-        if not self.api_key:
-            return text
-        if len(self.api_key) >= MIN_KEY_IN_WORDS:
-            return text.replace(self.api_key, REDACTED)
-        return re.sub(r"(?<![\w-])" + re.escape(self.api_key) + r"(?![\w-])", REDACTED, text)
-
-    def get(self, path):
-        return self.request("GET", path)
-
-    def post(self, path, body):
-        return self.request("POST", path, body)
 
     # -- information ----------------------------------------------------------------------
 
@@ -281,21 +165,12 @@ class Client:
     def system_command(self, action, source="custom"):
         return self.post(f"api/system/commands/{quote_segment(source)}/{quote_segment(action)}", None)
 
+    def firmware_restart(self):
+        """8control's board reset: the custom system command 'reset' (OctoPrint has no endpoint of its own)."""
+        return self.system_command("reset")
 
-def environment_session(base):
-    """A Session that read the environment once, for `base`: proxies (with NO_PROXY), ~/.netrc, CA bundle.
-
-    With requests' default trust_env, every request scans os.environ twice for proxies and looks for
-    ~/.netrc again: half of the ~0.2 ms requests spends before a jog leaves. Every URL here shares
-    `base`'s host, so one lookup gives what each request would have found."""
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies.update(requests.utils.get_environ_proxies(base))
-    session.auth = requests.utils.get_netrc_auth(base)
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    return session
+    def emergency_stop(self):
+        return self.gcode(["M112"])  # OctoPrint sends M112 at once, ahead of its queue
 
 
 def plain(number):
@@ -310,8 +185,3 @@ def plain(number):
         raise ValueError(f"expected a finite number, got {number!r}")
     number = round(number, GCODE_DECIMALS) + 0.0
     return int(number) if number.is_integer() else number
-
-
-def mask_url(text):
-    """`text` with the user:password of any URL in it masked."""
-    return URL_CREDENTIALS.sub(r"\1" + REDACTED + "@", str(text))
