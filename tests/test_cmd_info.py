@@ -231,7 +231,9 @@ def test_wrong_key_is_reported_as_rejected_on_get_and_post(run8, printer):
 
 
 def test_unreachable_server_exits_1(run8):
-    proc = failed(run8("8status", "--url", "http://127.0.0.1:9"), 1, "cannot reach OctoPrint or Moonraker at http://127.0.0.1:9/")
+    proc = failed(
+        run8("8status", "--url", "http://127.0.0.1:9"), 1, "cannot reach OctoPrint or Moonraker at http://127.0.0.1:9/"
+    )
     assert "connection refused" in proc.stderr
 
 

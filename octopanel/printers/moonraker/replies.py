@@ -24,6 +24,9 @@ TEXTS = {"idle": "Operational", "printing": "Printing", "paused": "Paused"}
 # text is still in the traceback's last line ("HTTPError: HTTP 400: Extrude below minimum temp\nSee ...").
 TRACEBACK_MESSAGE = re.compile(r"HTTPError: HTTP \d{3}: (.*)\Z", re.S)
 UNKNOWN = "Unknown"
+# A macro's action_raise_error arrives wrapped: "Error evaluating 'gcode_macro X:gcode': klippy.gcode.CommandError:
+# octopanel: jog refused: ...": the macro's own words are what a person needs.
+MACRO_WRAPPER = re.compile(r"^Error evaluating '[^']*': (?:[\w.]+Error: )?")
 
 
 def from_status(status: dict[str, Any]) -> PrinterState:
@@ -59,7 +62,7 @@ def error_text(data: Any, fallback: str = "") -> str:
         match = TRACEBACK_MESSAGE.search(str(error.get("traceback") or "").rstrip())
         if match:
             message = match.group(1)
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    lines = [line.strip() for line in MACRO_WRAPPER.sub("", message).splitlines() if line.strip()]
     if not lines:
         return UNKNOWN
     return lines[0] + (f" ({' '.join(lines[1:])})" if len(lines) > 1 else "")
