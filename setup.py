@@ -15,7 +15,13 @@ import tomllib
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-SERVICE_FILES = ("etc/config.yaml", "etc/keymap.yaml", "systemd/octopanel.service", "udev/70-octopanel.rules")
+SERVICE_FILES = (
+    "etc/config.yaml",
+    "etc/keymap.yaml",
+    "etc/klipper/octopanel.cfg",
+    "systemd/octopanel.service",
+    "udev/70-octopanel.rules",
+)
 SCRIPT_DIR = os.path.join("build", "octopanel-scripts")
 # `#!python` is replaced by the installing interpreter's path (pip, setuptools).
 SCRIPT = "#!python\nfrom octopanel.cli import script\nscript()\n"

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from klipperfix import FIXTURES as KLIPPER_FIXTURES
+from klipperfix import klipper, klipper_sim, own_klipper  # noqa: F401 (fixtures, found by name)
 from secretscan import DISTINCT_KEY, scan_session, secrets
 
 from octopanel.sandbox.virtualprinter import VirtualPrinter
@@ -17,12 +19,15 @@ LEAKY_PREFIXES = ("OCTOPRINT_", "OCTOPANEL_", "XDG_CONFIG_")
 
 
 def pytest_collection_modifyitems(items):
-    """Mark every test that needs the real OctoPrint, so that `-m "not octoprint"` is the fast subset; put the
-    kernel tests (tests/kernel, in QEMU) last, keeping the order otherwise. (Hooks live here only: a second
-    conftest.py in tests/kernel would shadow this module for `from conftest import ...`.)"""
+    """Mark every test that needs the real OctoPrint (`octoprint`) or the real Klipper (`klipper`), so that
+    `-m "not octoprint and not klipper"` is the fast subset; put the kernel tests (tests/kernel, in QEMU) last,
+    keeping the order otherwise. (Hooks live here only: a second conftest.py in tests/kernel would shadow this
+    module for `from conftest import ...`.)"""
     for item in items:
         if {"octoprint", "own_octoprint"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.octoprint)
+        if KLIPPER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.klipper)
     items.sort(key=lambda item: item.get_closest_marker("kernel") is not None)
 
 
