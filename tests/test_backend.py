@@ -10,9 +10,9 @@ from fakeprinter import FakeOctoPrint, FakePrinter
 from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context, invoke
+from octopanel.actions.registry import BACKENDS
 from octopanel.errors import SafetyError
 from octopanel.printers.backend import Backend
-from octopanel.actions.registry import BACKENDS
 from octopanel.printers.dryrun import DryRunClient
 from octopanel.printers.moonraker.client import MoonrakerClient
 from octopanel.printers.octoprint.client import Client

@@ -4,7 +4,6 @@ received (toolhead position, heater targets, print_stats, the G-code log), what 
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
@@ -61,7 +60,7 @@ def run(klipper, tmp_path, monkeypatch, capsys):
             for key, value in (env or {}).items():
                 m.setenv(key, value)
             capsys.readouterr()
-            t0 = time.monotonic(); code = main(argv, prog); print("TIMING", prog, argv, round(time.monotonic() - t0, 2), file=sys.__stderr__)
+            code = main(argv, prog)
             out, err = capsys.readouterr()
         return Done(code, out, err)
 
@@ -181,6 +180,20 @@ def test_files_and_a_job_from_select_to_cancel(klipper, tmp_path, run):
     ok(run(klipper, tmp_path, "8g", "M117 allowed"))
     refused(run(klipper, tmp_path, "8start"), 1, "refused: the printer is printing")
     assert klipper.sent_since(mark) == ["M117 ALLOWED"]
+    # The gap between octopanel's state read and the move (a print may start in between) is closed inside
+    # Klipper: the move goes through OCTOPANEL_JOG, which refuses mid-print. The client called directly, with
+    # no state read first, shows the macro refusing, not octopanel.
+    client = MoonrakerClient(klipper.url, None)
+    try:
+        assert {"OCTOPANEL_JOG", "OCTOPANEL_HOME", "OCTOPANEL_EXTRUDE"} <= client.macros()
+        before = klipper.position()
+        with pytest.raises(BadRequest, match="^Klipper refused it: octopanel: jog refused: printer is printing$"):
+            client.jog(z=1)
+        with pytest.raises(BadRequest, match="octopanel: home refused: printer is printing"):
+            client.home()
+        assert klipper.position()[2] == before[2]
+    finally:
+        client.close()
     assert "paused" in ok(run(klipper, tmp_path, "8pause"))
     klipper.wait_state("paused")
     assert "already paused" in ok(run(klipper, tmp_path, "8pause"))
@@ -201,9 +214,6 @@ def test_files_and_a_job_from_select_to_cancel(klipper, tmp_path, run):
     ok(run(klipper, tmp_path, "8settemp", 40))
     ok(run(klipper, tmp_path, "8xcancel"))
     assert klipper.state() == "cancelled" and klipper.query("extruder")["extruder"]["target"] == 40
-    ok(run(klipper, tmp_path, "8print"))  # the cancelled job's file is still selected: it starts again
-    klipper.wait_state("printing")
-    ok(run(klipper, tmp_path, "8cancel"))
 
 
 def test_pause_and_resume_are_stateless_with_no_job(klipper, tmp_path, run):
@@ -270,24 +280,6 @@ def test_emergency_stop_reset_and_reconnect(klipper, tmp_path, run):
     time.sleep(0.5)  # Moonraker answers before Klipper's host has left "ready"
     back_ready(klipper)
     assert klipper.query("toolhead")["toolhead"]["homed_axes"] == ""
-
-
-def test_the_guard_macro_refuses_a_jog_that_skipped_the_state_read(klipper):
-    """The gap between octopanel's state read and the move: a print may start in between. The move itself goes
-    through OCTOPANEL_JOG, which Klipper evaluates when it runs it; calling the client directly (no read)
-    mid-print shows the macro, not octopanel, refusing."""
-    client = MoonrakerClient(klipper.url, None)
-    try:
-        assert "OCTOPANEL_JOG" in client.macros()
-        klipper.start_print()
-        before = klipper.position()
-        with pytest.raises(BadRequest, match="octopanel: jog refused: printer is printing"):
-            client.jog(z=1)
-        with pytest.raises(BadRequest, match="octopanel: home refused: printer is printing"):
-            client.home()
-        assert klipper.position()[2] == before[2]
-    finally:
-        client.close()
 
 
 def test_auto_detection_tells_both_backends_apart(klipper, octoprint):

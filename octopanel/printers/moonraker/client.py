@@ -18,6 +18,9 @@ from octopanel.printers.octoprint.multipart import MultipartBody
 from octopanel.printers.octoprint.urlpath import file_path
 
 PROFILE_TTL_S = 60.0
+# Klipper answers a query on its next status tick (0.25 s while Moonraker is subscribed): the temperatures a
+# state read just fetched serve a tool() or bed() read this soon after (8ex reads the state, then the hotend).
+STATUS_REUSE_S = 1.0
 # Klipper answers a script once it has run it: PAUSE waits behind the job's current move (13.5 s seen behind
 # a 134 mm move at F600), G28 until the head is home. Such requests get this long before they count as lost.
 LONG_READ_S = 60.0
@@ -38,6 +41,8 @@ class MoonrakerClient(HttpClient):
         self._profile: dict[str, Any] | None = None
         self._profile_at = 0.0
         self._macros: frozenset[str] | None = None  # the guard macros Klipper has, read once
+        self._status: dict[str, Any] = {}
+        self._status_at = float("-inf")
 
     @classmethod
     def from_settings(cls, settings, verbose=0):
@@ -94,8 +99,15 @@ class MoonrakerClient(HttpClient):
     # -- information ----------------------------------------------------------------------
 
     def state(self) -> PrinterState:
+        """Always read afresh (every move is judged on it); the first read also fetches the limits for
+        profile(), in the same query."""
+        profile_due = self._profile is None or self._now() - self._profile_at >= PROFILE_TTL_S
         try:
-            return replies.from_status(self.query(*replies.STATE_OBJECTS))
+            status = self.query(*replies.STATE_OBJECTS, *(["configfile=settings"] if profile_due else []))
+            self._status, self._status_at = status, self._now()
+            if profile_due and "configfile" in status:
+                self._set_profile(status)
+            return replies.from_status(status)
         except ServerError as exc:
             if exc.status == 503:  # Moonraker is up, Klipper's host is not connected to it
                 return PrinterState("disconnected", f"Offline: {exc.response_text}", ("moonraker:503",))
@@ -105,21 +117,24 @@ class MoonrakerClient(HttpClient):
         """Feed rates per axis (mm/min) in OctoPrint's profile shape, from Klipper's limits: the jog speed
         and the backlog model's. Cached for PROFILE_TTL_S."""
         if self._profile is None or self._now() - self._profile_at >= PROFILE_TTL_S:
-            settings = (self.query("configfile=settings").get("configfile") or {}).get("settings") or {}
-            printer, extruder = settings.get("printer") or {}, settings.get("extruder") or {}
-            limits = {
-                "x": printer.get("max_velocity"),
-                "y": printer.get("max_velocity"),
-                "z": printer.get("max_z_velocity") or printer.get("max_velocity"),
-                "e": extruder.get("max_extrude_only_velocity"),
-            }
-            axes = {}
-            for axis, default in DEFAULT_SPEEDS.items():
-                limit = limits[axis]
-                speed = min(default, float(limit) * 60) if isinstance(limit, (int, float)) and limit > 0 else default
-                axes[axis] = {"speed": speed, "inverted": False}
-            self._profile, self._profile_at = {"axes": axes}, self._now()
+            self._set_profile(self.query("configfile=settings"))
         return self._profile
+
+    def _set_profile(self, status):
+        settings = (status.get("configfile") or {}).get("settings") or {}
+        printer, extruder = settings.get("printer") or {}, settings.get("extruder") or {}
+        limits = {
+            "x": printer.get("max_velocity"),
+            "y": printer.get("max_velocity"),
+            "z": printer.get("max_z_velocity") or printer.get("max_velocity"),
+            "e": extruder.get("max_extrude_only_velocity"),
+        }
+        axes = {}
+        for axis, default in DEFAULT_SPEEDS.items():
+            limit = limits[axis]
+            speed = min(default, float(limit) * 60) if isinstance(limit, (int, float)) and limit > 0 else default
+            axes[axis] = {"speed": speed, "inverted": False}
+        self._profile, self._profile_at = {"axes": axes}, self._now()
 
     def version(self):
         server = self.call("GET", "server/info") or {}
@@ -143,8 +158,14 @@ class MoonrakerClient(HttpClient):
             "print_stats": job,
         }
 
+    def recent(self, name):
+        """One object's status: from the last state read if it is younger than STATUS_REUSE_S, else asked."""
+        if name in self._status and self._now() - self._status_at < STATUS_REUSE_S:
+            return self._status[name] or {}
+        return self.query(name).get(name) or {}
+
     def tool(self):
-        extruder = self.query("extruder").get("extruder") or {}
+        extruder = self.recent("extruder")
         return {
             "tool0": {
                 "actual": extruder.get("temperature"),
@@ -154,7 +175,7 @@ class MoonrakerClient(HttpClient):
         }
 
     def bed(self):
-        bed = self.query("heater_bed").get("heater_bed") or {}
+        bed = self.recent("heater_bed")
         return {"bed": {"actual": bed.get("temperature"), "target": bed.get("target")}}
 
     def files(self):
