@@ -123,3 +123,34 @@ def test_a_macro_refusal_is_shown_in_the_macros_own_words():
         }
     }
     assert replies.error_text(wrapped) == "octopanel: jog refused: printer is printing"
+
+
+def test_jog_and_backlog_feed_rates_come_from_klippers_limits():
+    """OctoPrint's default speeds, capped by printer.cfg's max_velocity / max_z_velocity /
+    max_extrude_only_velocity (mm/s): the jog's F and the backlog model's rate are the same number."""
+    from octopanel.printers.moonraker.client import MoonrakerClient
+
+    client = MoonrakerClient("http://127.0.0.1:9", None)
+    settings = {"printer": {"max_velocity": 50.0, "max_z_velocity": 2.0}, "extruder": {}}
+    client._set_profile({"configfile": {"settings": settings}})
+    speeds = {axis: entry["speed"] for axis, entry in client.profile()["axes"].items()}
+    assert speeds == {"x": 3000.0, "y": 3000.0, "z": 120.0, "e": 300.0}
+    client.close()
+
+
+def test_a_command_klipper_does_not_know_is_read_from_its_console():
+    """Klipper answers 200 to `M300` without a macro; only the console says so (recorded gcode_store)."""
+    store = {
+        "gcode_store": [
+            {"message": "M300 P500 S2000", "time": 1.0, "type": "command"},
+            {"message": '// Unknown command:"M300"', "time": 1.1, "type": "response"},
+            {"message": "M117 x\nM998", "time": 2.0, "type": "command"},
+            {"message": '// Unknown command:"M998"', "time": 2.1, "type": "response"},
+            {"message": "G4 P1", "time": 3.0, "type": "command"},
+            {"message": '// Unknown command:"G4"', "time": 3.1, "type": "response"},
+        ]
+    }
+    assert replies.unknown_commands(store, "M117 x\nM998") == ["M998"]
+    assert replies.unknown_commands(store, "M300 P500 S2000") == ["M300"]
+    assert replies.unknown_commands(store, "M117 elsewhere") == []
+    assert replies.unknown_commands(None, "M300") == []

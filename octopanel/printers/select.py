@@ -1,7 +1,7 @@
 """Choosing the printer backend: `backend: octoprint | moonraker | auto`; auto asks the URL once and remembers.
 
-Moonraker answers GET /server/info; OctoPrint answers 404 there and serves /api/version (which Moonraker's
-octoprint_compat also serves, so /server/info is asked first).
+Moonraker answers GET /server/info; OctoPrint answers 404 there. (/api/version tells nothing: Moonraker's
+octoprint_compat serves it too.)
 """
 
 from typing import Any, cast
@@ -31,39 +31,28 @@ def make_client(settings: Any, verbose: int = 0) -> Backend:
 
 
 def detect(settings: Any) -> str:
-    """ "moonraker" or "octoprint", asked of settings.url; Unreachable when it does not answer."""
+    """ "moonraker" if settings.url answers GET /server/info as Moonraker does (or with Moonraker's 401 to a
+    wrong key), else "octoprint" (a 404 there, or anything else: OctoPrint's own errors then say what is
+    wrong); Unreachable when it does not answer."""
     from octopanel.printers.moonraker.client import MoonrakerClient
 
     probe = MoonrakerClient(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout)
     probe.server_name = "OctoPrint or Moonraker"  # not known yet: that is the question
     try:
-        try:
-            info = probe.call("GET", "server/info")
-        except KeyRejected as exc:
-            info = {"moonraker_version": "?"} if exc.status == 401 else None  # Moonraker's wrong-key answer
-        except Unreachable:
-            raise
-        except PrinterError:
-            info = None  # OctoPrint: 404
-        if isinstance(info, dict) and ("klippy_state" in info or "moonraker_version" in info):
-            return "moonraker"
-        try:
-            version = probe.call("GET", "api/version")
-        except KeyRejected:
-            return "octoprint"  # 403: OctoPrint refused the key, but it is OctoPrint
-        except Unreachable:
-            raise
-        except PrinterError:
-            version = None
-        if isinstance(version, dict) and "server" in version:
-            return "octoprint"
-        raise ConfigError(
-            "neither Moonraker (/server/info) nor OctoPrint (/api/version) answered as expected; "
-            "set backend: octoprint or backend: moonraker",
-            settings.sources.get("url"),
-        )
+        info = probe.call("GET", "server/info")
+    except KeyRejected as exc:
+        return "moonraker" if exc.status == 401 else "octoprint"  # OctoPrint refuses a key with 403
+    except Unreachable:
+        raise
+    except PrinterError:
+        return "octoprint"
     finally:
         probe.close()
+    return (
+        "moonraker"
+        if isinstance(info, dict) and ("klippy_state" in info or "moonraker_version" in info)
+        else "octoprint"
+    )
 
 
 class AutoBackend:

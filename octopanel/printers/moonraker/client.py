@@ -26,6 +26,7 @@ STATUS_REUSE_S = 1.0
 LONG_READ_S = 60.0
 # OctoPrint's default jog and extrusion speeds (mm/min), capped by the toolhead's own limits.
 DEFAULT_SPEEDS = {"x": 6000.0, "y": 6000.0, "z": 200.0, "e": 300.0}
+GCODE_STORE_READ = 100  # console entries read back after raw G-code: the script's own and what followed
 NO_KLIPPER_MEANING = "has no meaning on Klipper through Moonraker (an OctoPrint command); nothing sent"
 
 
@@ -149,12 +150,12 @@ class MoonrakerClient(HttpClient):
         return {"current": {"state": state.text, "port": None}, "klippy_state": info.get("klippy_state")}
 
     def job(self):
-        stats = self.query("print_stats", "virtual_sdcard")
-        job, card = stats.get("print_stats") or {}, stats.get("virtual_sdcard") or {}
+        status = self.query("print_stats", "virtual_sdcard", "webhooks")
+        job, card = status.get("print_stats") or {}, status.get("virtual_sdcard") or {}
         return {
             "job": {"file": {"name": job.get("filename") or None}},
             "progress": {"completion": 100.0 * float(card.get("progress") or 0.0)},
-            "state": replies.from_status(self.query(*replies.STATE_OBJECTS)).text,
+            "state": replies.from_status(status).text,
             "print_stats": job,
         }
 
@@ -220,7 +221,18 @@ class MoonrakerClient(HttpClient):
         return self.call("POST", "printer/print/start?filename=" + quote(file_path(name)), read_s=LONG_READ_S)
 
     def gcode(self, lines):
-        return self.script("\n".join(lines))
+        """Raw lines as one script. Klipper answers 200 to a command it does not know and only says so on its
+        console ('// Unknown command:"M300"'): that is read back, so that it is not reported as done."""
+        text = "\n".join(lines)
+        result = self.script(text)
+        unknown = replies.unknown_commands(self.call("GET", f"server/gcode_store?count={GCODE_STORE_READ}"), text)
+        if unknown:
+            raise BadRequest(
+                f"Klipper does not know {', '.join(unknown)} and ignored it (a [gcode_macro] in printer.cfg can "
+                "define it)" + ("; the other lines ran" if len(lines) > len(unknown) else ""),
+                200,
+            )
+        return result
 
     def jog(self, x=None, y=None, z=None, speed=None):
         axes = {a: v for a, v in (("x", x), ("y", y), ("z", z)) if v is not None}

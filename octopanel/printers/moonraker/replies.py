@@ -71,3 +71,26 @@ def error_text(data: Any, fallback: str = "") -> str:
 def unwrap(data: Any) -> Any:
     """Moonraker wraps each answer in {"result": ...}."""
     return data.get("result", data) if isinstance(data, dict) else data
+
+
+UNKNOWN_COMMAND = re.compile(r'^// Unknown command:\s*"(.*)"$')
+
+
+def unknown_commands(store: Any, script: str) -> list[str]:
+    """The commands Klipper called unknown in its answer to `script`, read from a /server/gcode_store reply:
+    the responses after the last entry holding that script, up to the next command."""
+    entries = (store.get("gcode_store") if isinstance(store, dict) else None) or []
+    start = max(
+        (i for i, e in enumerate(entries) if e.get("type") == "command" and e.get("message") == script), default=None
+    )
+    if start is None:
+        return []
+    found = []
+    for entry in entries[start + 1 :]:
+        if entry.get("type") == "command":
+            break
+        for line in str(entry.get("message") or "").splitlines():
+            match = UNKNOWN_COMMAND.match(line.strip())
+            if match:
+                found.append(match.group(1))
+    return found
