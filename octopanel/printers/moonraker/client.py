@@ -22,8 +22,10 @@ PROFILE_TTL_S = 60.0
 # state read just fetched serve a tool() or bed() read this soon after (8ex reads the state, then the hotend).
 STATUS_REUSE_S = 1.0
 # Klipper answers a script once it has run it: PAUSE waits behind the job's current move (13.5 s seen behind
-# a 134 mm move at F600), G28 until the head is home. Such requests get this long before they count as lost.
-LONG_READ_S = 60.0
+# a 134 mm move at F600), G28 until the head is home. Such requests get this long before they count as lost:
+# under daemon/health.py's hung bound with the default timeouts (3 x 15 s + 5 s), so that the watchdog keeps
+# being pinged while Klipper works.
+LONG_READ_S = 30.0
 # OctoPrint's default jog and extrusion speeds (mm/min), capped by the toolhead's own limits.
 DEFAULT_SPEEDS = {"x": 6000.0, "y": 6000.0, "z": 200.0, "e": 300.0}
 GCODE_STORE_READ = 100  # console entries read back after raw G-code: the script's own and what followed
