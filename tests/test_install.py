@@ -189,7 +189,13 @@ def test_the_wheel_carries_the_service_files(tmp_path):
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    shipped = ("etc/config.yaml", "etc/keymap.yaml", "etc/examples/shuttlexpress.yaml", "systemd/octopanel.service")
+    shipped = (
+        "etc/config.yaml",
+        "etc/keymap.yaml",
+        "etc/examples/shuttlexpress.yaml",
+        "etc/klipper/octopanel.cfg",
+        "systemd/octopanel.service",
+    )
     for rel in (*shipped, "udev/70-octopanel.rules"):
         assert (build / "octopanel/_data" / rel).read_bytes() == (ROOT / rel).read_bytes(), rel
     probe = (

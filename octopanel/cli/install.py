@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from octopanel.cli import install_klipper
 from octopanel.cli.install_checks import SERVICE_USER, check_service_paths
 from octopanel.cli.panel import parse as parse_args
 from octopanel.datafiles import shipped_path
@@ -289,6 +290,7 @@ def parse(argv: Sequence[str] | None, name: str) -> argparse.Namespace:
         parser.add_argument("--prefix", help="the service runs PREFIX/bin/octopanel (default: this octopanel)")
         parser.add_argument("--no-enable", action="store_true", help="do not enable or start the service")
         parser.add_argument("--api-key-file", help="copy OctoPrint's API key from this file to /etc/octopanel/api-key")
+        parser.add_argument("--klipper-macros", metavar="DIR", help="only write Klipper's guard macros to DIR")
     else:
         parser.add_argument("--purge", action="store_true", help="also remove /etc/octopanel (config, keymap, key)")
     return parse_args(parser, argv)
@@ -300,6 +302,8 @@ def main(name: str, argv: Sequence[str] | None, sysroot: str = "/") -> int:
     `sysroot` is for tests only: neither the command line nor the environment sets it."""
     try:
         args = parse(argv, name)
+        if getattr(args, "klipper_macros", None) is not None:
+            return install_klipper.main(args)
         live = not args.destdir
         if live and os.geteuid() != 0:
             raise UsageError(f"{name} needs root: sudo {sys.argv[0]} {name} (or --destdir DIR to stage the files)")
