@@ -98,8 +98,12 @@ def test_motion_and_factors_reach_klipper(klipper, tmp_path, run):
     assert klipper.position()[0] == 25 and round(klipper.position()[2] - start[2], 3) == 0.5
     ok(run(klipper, tmp_path, "8speed", 150))
     ok(run(klipper, tmp_path, "8feed", 90))
+    ok(run(klipper, tmp_path, "8speed", "+10"))  # a step counts from what Klipper reports (tuning())
+    ok(run(klipper, tmp_path, "8babystep", 0.02))  # Klipper has no M290: SET_GCODE_OFFSET ... MOVE=1
     move = klipper.query("gcode_move")["gcode_move"]
-    assert (move["speed_factor"], round(move["extrude_factor"], 3)) == (1.5, 0.9)
+    assert (move["speed_factor"], round(move["extrude_factor"], 3)) == (1.6, 0.9)
+    assert round(move["homing_origin"][2], 3) == 0.02
+    klipper.script("SET_GCODE_OFFSET Z=0 MOVE=1")
     mark = klipper.mark()
     ok(run(klipper, tmp_path, "8getpos"))
     ok(run(klipper, tmp_path, "8stepoff"))
@@ -109,7 +113,8 @@ def test_motion_and_factors_reach_klipper(klipper, tmp_path, run):
 
 
 def test_temperatures_fan_messages_and_dwell(klipper, tmp_path, run):
-    ok(run(klipper, tmp_path, "8settemp", 50))
+    ok(run(klipper, tmp_path, "8settemp", 45))
+    ok(run(klipper, tmp_path, "8settemp", "+5"))
     ok(run(klipper, tmp_path, "8setbed", 40))
     status = klipper.query("extruder", "heater_bed")
     assert (status["extruder"]["target"], status["heater_bed"]["target"]) == (50, 40)
