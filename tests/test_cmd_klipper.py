@@ -96,6 +96,10 @@ def test_motion_and_factors_reach_klipper(klipper, tmp_path, run):
     ok(run(klipper, tmp_path, "octopanel", "jog", "z=-0.5"))
     ok(run(klipper, tmp_path, "8g0", "X25"))
     assert klipper.position()[0] == 25 and round(klipper.position()[2] - start[2], 3) == 0.5
+    # A jog Klipper refuses ends its script before RESTORE_GCODE_STATE: octopanel restores it, so the next
+    # move is not relative (before: G91 stayed on)
+    refused(run(klipper, tmp_path, "8jog", 300, 0, 0), 1, "Klipper refused it: Move out of range")
+    assert klipper.query("gcode_move")["gcode_move"]["absolute_coordinates"] is True
     ok(run(klipper, tmp_path, "8speed", 150))
     ok(run(klipper, tmp_path, "8feed", 90))
     ok(run(klipper, tmp_path, "8speed", "+10"))  # a step counts from what Klipper reports (tuning())
@@ -164,6 +168,8 @@ def test_extrusion_is_refused_cold_and_works_hot(klipper, tmp_path, run):
     assert round(klipper.position()[3] - e0, 3) == 2.5
     # eject's 800 mm pull is longer than Klipper's max_extrude_only_distance: Klipper's own words say so
     refused(run(klipper, tmp_path, "8eject"), 1, "Klipper refused it: Extrude only move too long")
+    move = klipper.query("gcode_move")["gcode_move"]  # its G91 was undone although its G90 never ran
+    assert move["absolute_coordinates"] is True and move["absolute_extrude"] is True
 
 
 def test_files_and_a_job_from_select_to_cancel(klipper, tmp_path, run):
