@@ -122,7 +122,7 @@ def check_output(key, done):
 
 def wall_times(venv, vp, daemon_socket, runs, seed=2):
     """Median wall time of each variant over `runs` runs, interleaved in a random order each round."""
-    from octopanel.printers.octoprint.transport import environment_session
+    from octopanel.printers.httpclient import environment_session
 
     homes = {"empty": benchenv.temp_home(), "octocmd": benchenv.temp_home()}
     (homes["octocmd"] / ".octocmd.conf").write_text(

@@ -168,7 +168,7 @@ def trial(kind, recorder, daemon, session, api_key, sign):
 
 def latency(recorder, daemon, api_key, trials, kinds=KINDS, serial_log=None, seed=1):
     """Interleaved trials of each kind; returns {kind: {measure: [seconds]}} (+ "serial" to serial.log)."""
-    from octopanel.printers.octoprint.transport import environment_session
+    from octopanel.printers.httpclient import environment_session
 
     rng = random.Random(seed)
     # Set up as the daemon's own session (environment read once, not per request): what is compared is the

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from octopanel import settings_sources
 from octopanel import values as values_mod
 from octopanel.errors import ConfigError
+from octopanel.filecap import read_text_capped
 from octopanel.settings_sources import CREDENTIAL_NAME, OCTOCMD_FILES
 
 if TYPE_CHECKING:
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 
 # name: (converter, default, minval, maxval, help). Limits are also the bounds of action parameters.
 OPTIONS = {
-    "url": (values_mod.to_str, None, None, None, "OctoPrint base URL, may carry a path prefix"),
+    "url": (values_mod.to_str, None, None, None, "OctoPrint or Moonraker base URL, may carry a path prefix"),
+    "backend": (values_mod.to_str, "auto", None, None, "octoprint, moonraker (Klipper) or auto (ask the URL once)"),
     "api_key": (values_mod.to_str, None, None, None, "OctoPrint API key (prefer api_key_file)"),
     "api_key_file": (values_mod.to_str, None, None, None, "file holding the API key"),
     "connect_timeout": (values_mod.to_float, 5.0, 0.1, 120.0, "seconds to wait for a connection"),
@@ -40,7 +42,9 @@ OPTIONS = {
     "max_extrude": (values_mod.to_float, 1000.0, 0.1, 5000.0, "longest single extrusion (mm)"),
 }
 JOG_DIRECTIONS = ("profile", "8control", "raw")
+CHOICES = {"jog_direction": JOG_DIRECTIONS, "backend": ("auto", "octoprint", "moonraker")}
 T = TypeVar("T")
+ENV_NAMES = (("url", "OCTOPRINT_URL"), ("api_key", "OCTOPRINT_API_KEY"), ("backend", "OCTOPANEL_BACKEND"))
 LIMIT_NAMES = (
     "max_tool_temp",
     "max_bed_temp",
@@ -73,6 +77,7 @@ class Settings:
     """Resolved settings and, for 8checkcfg, where each one came from."""
 
     url = Option[str | None]()
+    backend = Option[str]()
     api_key = Option[str | None]()
     api_key_file = Option[str | None]()
     connect_timeout = Option[float]()
@@ -153,7 +158,7 @@ def load(
     layers.append(
         (
             "environment",
-            {k: env[e] for k, e in (("url", "OCTOPRINT_URL"), ("api_key", "OCTOPRINT_API_KEY")) if env.get(e)},
+            {k: env[e] for k, e in ENV_NAMES if env.get(e)},
         )
     )
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
@@ -165,11 +170,13 @@ def load(
         for name, value in values.items():
             settings.values[name] = value
             settings.sources[name] = source
-    if settings.values["jog_direction"] not in JOG_DIRECTIONS:
-        raise ConfigError(
-            f"jog_direction must be one of {', '.join(JOG_DIRECTIONS)}, got '{settings.values['jog_direction']}'",
-            settings.sources["jog_direction"],
-        )
+    for name, allowed in CHOICES.items():
+        if settings.values[name] not in allowed:
+            got = settings.values[name]
+            raise ConfigError(
+                f"{name} must be one of {', '.join(allowed)}, got '{got}'{values_mod.suggest(str(got), allowed)}",
+                settings.sources[name],
+            )
     if settings.values.get("url"):
         settings.values["url"] = checked_url(settings.values["url"], settings.sources["url"])
     check_header_text("api_key", settings.values.get("api_key"), settings.sources["api_key"])
@@ -206,34 +213,6 @@ def check_header_text(name: str, value: str | None, source: str) -> None:
                 "OctoPrint key is letters, digits, - and _); nothing was sent",
                 source,
             ) from None
-
-
-def read_capped(path: "str | os.PathLike[str]", limit: int, what: str) -> tuple[bytes, os.stat_result]:
-    """The bytes of a regular file of at most `limit` bytes, and its stat; a FIFO or device is never opened
-    blocking (a FIFO with no writer would hang, /dev/zero never ends)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what}: {exc.strerror}", str(path)) from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise ConfigError(
-            f"cannot read {what}: not a regular file (a FIFO, a device or a directory); name a file", str(path)
-        )
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ConfigError(f"cannot read {what}: larger than {limit} bytes; is this the right file?", str(path))
-    return data, st
-
-
-def read_text_capped(path: "str | os.PathLike[str]", limit: int, what: str) -> tuple[str, os.stat_result]:
-    data, st = read_capped(path, limit, what)
-    try:
-        return data.decode("utf-8"), st
-    except UnicodeDecodeError:
-        raise ConfigError(f"cannot read {what}: not UTF-8 text", str(path)) from None
 
 
 def read_yaml_config(path: Path, settings: Settings) -> dict[str, Any]:

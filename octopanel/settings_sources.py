@@ -71,6 +71,7 @@ def identity(settings: Settings) -> dict[str, Any]:
     """What a command's outcome depends on besides the key: the printer, the jog direction and the limits."""
     return {
         "url": settings.values.get("url"),
+        "backend": settings.values.get("backend"),
         "jog_direction": settings.values["jog_direction"],
         "limits": settings.limits,
     }

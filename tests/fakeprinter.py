@@ -14,6 +14,7 @@ class FakePrinter:
     `gate` cleared = OctoPrint hangs; `unreachable` = connection refused; `delay_s` = a slow answer."""
 
     refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
+    kind = "octoprint"
 
     def __init__(self, state="idle", hotend=210.0, delay_s=0.0):
         self.state_name, self.hotend, self.delay_s = state, hotend, delay_s
@@ -132,6 +133,12 @@ class FakePrinter:
     def system_command(self, action, source="custom"):
         self._record("system", source, action)
 
+    def firmware_restart(self):
+        self.system_command("reset")
+
+    def emergency_stop(self):
+        self.gcode(["M112"])
+
     def close(self):
         pass
 
@@ -175,6 +182,7 @@ class FakeOctoPrint:
     by its own doing, which it then refuses with 409 itself)."""
 
     refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
+    kind = "octoprint"
 
     def __init__(self, state="idle", hotend=AMBIENT_C, bed=AMBIENT_C, rng=None, chaos=0.0, file="part.gcode"):
         self.state_name, self.hotend, self.bed_temp = state, float(hotend), float(bed)
@@ -394,6 +402,12 @@ class FakeOctoPrint:
         self.received.append(Received("system", (source, action), self.state_name, self.hotend))
         if action != "reset":
             raise NotFound(f"not found: POST /api/system/commands/{source}/{action}", 404)
+
+    def firmware_restart(self):
+        self.system_command("reset")
+
+    def emergency_stop(self):
+        self.gcode(["M112"])
 
 
 STATES_ALL = BUSY | OFFLINE | {"idle", "paused"}

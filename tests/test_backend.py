@@ -10,16 +10,18 @@ from fakeprinter import FakeOctoPrint, FakePrinter
 from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context, invoke
+from octopanel.actions.registry import BACKENDS
 from octopanel.errors import SafetyError
 from octopanel.printers.backend import Backend
 from octopanel.printers.dryrun import DryRunClient
+from octopanel.printers.moonraker.client import MoonrakerClient
 from octopanel.printers.octoprint.client import Client
 
 REGISTRY = build_registry()
 SETTINGS = settings_mod.load(env={})
 MEMBERS = sorted(name for name in dir(Backend) if not name.startswith("_"))
 ATTRIBUTES = sorted(Backend.__annotations__)
-IMPLEMENTATIONS = [Client, DryRunClient, FakePrinter, FakeOctoPrint]
+IMPLEMENTATIONS = [Client, MoonrakerClient, DryRunClient, FakePrinter, FakeOctoPrint]
 
 
 def parameters(function):
@@ -29,8 +31,9 @@ def parameters(function):
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=lambda c: c.__name__)
 def test_every_backend_covers_the_protocol_with_its_signatures(implementation):
     """The fakes the tests drive and the real clients offer the same methods, taking the same parameters."""
-    assert ATTRIBUTES == ["refuses_motion_when_busy"]
+    assert ATTRIBUTES == ["kind", "refuses_motion_when_busy"]
     assert isinstance(getattr(implementation, "refuses_motion_when_busy", None), bool)
+    assert getattr(implementation, "kind", None) in BACKENDS
     missing = [m for m in MEMBERS if not callable(getattr(implementation, m, None))]
     assert not missing, f"{implementation.__name__} lacks {missing}"
     differ = {
@@ -81,3 +84,10 @@ def test_the_dry_run_refuses_a_jog_in_the_state_it_assumes():
     with pytest.raises(SafetyError, match="jog refused: the printer is printing"):
         invoke(REGISTRY.parse_line("jog z=1", SETTINGS.limits), ctx)
     assert "POST" not in out.getvalue()
+
+
+def test_moonraker_does_not_refuse_motion_so_every_move_reads_the_state_first():
+    """Klipper slots a jog between a job's moves (no 409): the Moonraker backend must say so, else invoke()
+    would skip the state read for jog and home."""
+    assert MoonrakerClient.refuses_motion_when_busy is False
+    assert MoonrakerClient.kind == "moonraker" and Client.kind == "octoprint"

@@ -10,7 +10,7 @@ from cmdcheck import failed, ok, requests_made, sent_by
 
 def test_checkcfg_needs_no_server_and_masks_the_key(run8, printer):
     proc = ok(run8("8checkcfg", "--url", "http://127.0.0.1:9"))  # nothing listens on port 9
-    assert "OctoPrint URL: http://127.0.0.1:9  [from command line]" in proc.stdout
+    assert "Printer URL:   http://127.0.0.1:9  [from command line]" in proc.stdout
     assert printer.api_key not in proc.stdout + proc.stderr
     assert f"API key:       {printer.api_key[:2]}…{printer.api_key[-2:]}  [from environment]" in proc.stdout
     assert "Jog direction: profile  [from default]" in proc.stdout
@@ -231,7 +231,9 @@ def test_wrong_key_is_reported_as_rejected_on_get_and_post(run8, printer):
 
 
 def test_unreachable_server_exits_1(run8):
-    proc = failed(run8("8status", "--url", "http://127.0.0.1:9"), 1, "cannot reach OctoPrint at http://127.0.0.1:9/")
+    proc = failed(
+        run8("8status", "--url", "http://127.0.0.1:9"), 1, "cannot reach OctoPrint or Moonraker at http://127.0.0.1:9/"
+    )
     assert "connection refused" in proc.stderr
 
 

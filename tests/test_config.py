@@ -362,7 +362,7 @@ def test_checkcfg_text_and_the_permission_warning(run8, tmp_path):
     path = octocmd(home, url="http://octocmd:5000", key="octocmd-key-0123", mode=0o644)
     proc = run8("8checkcfg", env={"OCTOPRINT_URL": None, "OCTOPRINT_API_KEY": None})
     assert proc.returncode == 0, proc.stderr
-    assert f"OctoPrint URL: http://octocmd:5000  [from {path}]" in proc.stdout
+    assert f"Printer URL:   http://octocmd:5000  [from {path}]" in proc.stdout
     assert f"API key:       oc…23  [from {path}]" in proc.stdout
     assert "octocmd-key-0123" not in proc.stdout + proc.stderr
     assert f"warning: {path} holds the API key and is readable by others; run: chmod 600 {path}" in proc.stderr

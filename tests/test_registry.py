@@ -315,7 +315,7 @@ def test_command_names_cover_every_8control_command(registry):
         "stepon",
         "stepoff",
     }
-    octopanel_own = {"babystep"}  # commands 8control did not have
+    octopanel_own = {"babystep", "estop"}  # commands 8control did not have
     assert names == reference | octopanel_own
 
 

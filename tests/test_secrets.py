@@ -101,6 +101,7 @@ COMMANDS = [
     ("off", []),
     ("disconnect", []),
     ("reconnect", []),
+    ("estop", []),  # last: M112 halts the Virtual Printer (the next test's reset reconnects it)
 ]
 
 

@@ -57,6 +57,9 @@ def run_cli(tmp_path, command, *args, config=None, env=None):
         **(env or {}),
     }
     env["HOME"] = str(tmp_path)
+    # The stub plays OctoPrint: with the default backend (auto) each command would first ask it whether it is
+    # Moonraker (GET /server/info), a request these tests do not count.
+    env.setdefault("OCTOPANEL_BACKEND", "octoprint")
     if config is not None:
         path = tmp_path / "config.yaml"
         path.write_text(config)

@@ -3,7 +3,7 @@
 from typing import Any
 
 from octopanel.actions.invoke import Context, Result, gcode_line, gcode_lines
-from octopanel.actions.registry import MOTION_OK, Action, Param, Registry
+from octopanel.actions.registry import MOTION_OK, OCTOPRINT_ONLY, Action, Param, Registry
 from octopanel.errors import UsageError
 from octopanel.gcode import policy
 from octopanel.values import gnum, show, to_bool, to_fixed, to_int
@@ -136,6 +136,8 @@ def register(reg: Registry) -> None:
             "second fan on pin 57: on or off (M42)",
             GROUP_FAN,
             params=(Param("on", to_bool),),
+            backends=OCTOPRINT_ONLY,
+            not_there="Klipper has no M42: it names its fans and pins in printer.cfg (SET_FAN_SPEED, SET_PIN)",
         )
     )
     reg.register(
@@ -145,6 +147,8 @@ def register(reg: Registry) -> None:
             "move servo NUM to ANGLE (M280)",
             GROUP_FAN,
             params=(Param("num", to_int, minval=0, maxval=15), Param("angle", to_int, minval=0, maxval=180)),
+            backends=OCTOPRINT_ONLY,
+            not_there="Klipper has no M280: it moves a servo by name (SET_SERVO SERVO=… ANGLE=…)",
         )
     )
 

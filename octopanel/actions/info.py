@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from octopanel import settings
 from octopanel.actions.invoke import Context, Result, dump
 from octopanel.actions.registry import Action, Param, Registry
-from octopanel.printers.octoprint.transport import mask_url
+from octopanel.printers.httpclient import mask_url
 from octopanel.values import to_bool
 
 GROUP = "Configuration and status"
@@ -14,15 +14,19 @@ GROUP = "Configuration and status"
 def checkcfg(ctx: Context) -> Result:
     s = ctx.settings
     lines = [
-        f"OctoPrint URL: {mask_url(s.url) if s.url else '(none)'}  [from {s.sources['url']}]",
+        f"Printer URL:   {mask_url(s.url) if s.url else '(none)'}  [from {s.sources['url']}]",
         f"API key:       {settings.mask(s.api_key)}  [from {s.sources['api_key']}]",
         f"Jog direction: {s.jog_direction}  [from {s.sources['jog_direction']}]",
         "Limits:        " + ", ".join(f"{k}={v}" for k, v in s.limits.items()),
     ]
+    from octopanel.printers.select import describe  # asks the printer which it is, for backend: auto
+
+    lines[1:1] = describe(s)
     lines += [f"warning: {w}" for w in s.warnings]
     data = {
         "url": mask_url(s.url) if s.url else s.url,
         "api_key": settings.mask(s.api_key),
+        "backend": s.backend,
         "sources": dict(s.sources),
         "limits": s.limits,
     }
@@ -31,7 +35,7 @@ def checkcfg(ctx: Context) -> Result:
 
 def apiver(ctx: Context) -> Result:
     data = ctx.client.version()
-    return Result(f"API {data.get('api')}, OctoPrint {data.get('server')}", data)
+    return Result(f"API {data.get('api')}, {data.get('text') or 'OctoPrint ' + str(data.get('server'))}", data)
 
 
 def status_raw(ctx: Context) -> Result:
@@ -56,7 +60,7 @@ def register(reg: Registry) -> None:
         Action(
             "checkcfg",
             checkcfg,
-            "show the OctoPrint URL, API key (masked) and where each came from",
+            "show the printer URL, backend, API key (masked) and where each came from",
             GROUP,
             local=True,
             offline=True,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from octopanel.actions.registry import ANY, Action, Call
 from octopanel.daemon import protocol
-from octopanel.errors import Busy, SafetyError
+from octopanel.errors import Busy, SafetyError, UsageError
 from octopanel.printers.backend import Backend, PrinterState
 from octopanel.values import show
 
@@ -71,12 +71,18 @@ class Context:
 def invoke(call: Call, ctx: Context, state: PrinterState | None = None) -> Result:
     """Run a parsed Call after checking the printer state it needs (fetched unless given); returns a Result."""
     action = call.action
+    kind = ctx.client.kind if ctx.client is not None else None
+    if kind is not None:
+        refusal = action.refusal_on(kind)
+        if refusal:
+            raise UsageError(refusal)
+    run = action.run_on(kind)
     if state is None and action.backend_refuses and ctx.client.refuses_motion_when_busy:
         # The backend checks the state in the same request, with no window for a print to start in between
         # as there is after a separate read; that read would only cost a round trip (~5 ms a key press).
         # A backend that does not refuse (printers.backend) gets the state read below, before the move.
         try:
-            return action.run(ctx, **call.args)
+            return run(ctx, **call.args)
         except Busy:
             state = ctx.client.state()
             if state.name in action.states:
@@ -90,7 +96,7 @@ def invoke(call: Call, ctx: Context, state: PrinterState | None = None) -> Resul
                 f"{action.name} refused: the printer is {describe(state.name)}"
                 f" ({action.name} needs it {' or '.join(sorted(action.states))}); nothing sent"
             )
-    return action.run(ctx, **call.args)
+    return run(ctx, **call.args)
 
 
 def skip_message(action: Action, state: str) -> str:

@@ -4,7 +4,7 @@ import time
 from collections.abc import Callable
 
 from octopanel.actions.invoke import Context, Result
-from octopanel.actions.registry import BUSY_STATES, Action, Param, Registry
+from octopanel.actions.registry import BUSY_STATES, OCTOPRINT_ONLY, Action, Param, Registry
 from octopanel.errors import Busy, PrinterError, SafetyError
 from octopanel.printers.backend import PrinterState
 from octopanel.values import to_float
@@ -44,17 +44,29 @@ def resume(ctx: Context) -> Result:
 
 def cancel(ctx: Context) -> Result:
     ctx.client.gcode(["M108", "M77"])  # break a waiting heat-up, stop the print timer
+    return cancel_only(ctx)
+
+
+def cancel_only(ctx: Context) -> Result:
+    """Klipper's CANCEL_PRINT needs no M108 (Klipper has none) and stops its own print timer."""
     ctx.client.job_command("cancel")
     return Result("print cancelled")
 
 
-def xcancel(ctx: Context, timeout: float = 60.0) -> Result:
+def xcancel_with(cancel_job: Callable[[Context], Result]) -> Callable[..., Result]:
+    def run(ctx: Context, timeout: float = 60.0) -> Result:
+        return xcancel(ctx, timeout, cancel_job)
+
+    return run
+
+
+def xcancel(ctx: Context, timeout: float = 60.0, cancel_job: Callable[[Context], Result] | None = None) -> Result:
     tool = ctx.client.tool().get("tool0", {}).get("target")
     try:
         bed = (ctx.client.bed().get("bed") or {}).get("target")
     except Busy:
         bed = None  # OctoPrint answers 409 when the profile has no heated bed
-    cancel(ctx)
+    (cancel_job or cancel)(ctx)
     wait_until(ctx, lambda s: s.name not in ACTIVE, timeout, "the print to finish cancelling")
     if tool is not None:
         ctx.client.tool_target({"tool0": tool})
@@ -114,6 +126,8 @@ def register(reg: Registry) -> None:
             GROUP,
             states=frozenset({"paused"}),
             dangerous=True,
+            backends=OCTOPRINT_ONLY,
+            not_there="Klipper cannot rewind a job: cancel it and start the file again",
         )
     )
     reg.register(
@@ -158,6 +172,7 @@ def register(reg: Registry) -> None:
             states=ACTIVE,
             skip_when_not=True,
             dangerous=True,
+            variants=(("moonraker", cancel_only),),
         )
     )
     reg.register(
@@ -170,6 +185,7 @@ def register(reg: Registry) -> None:
             skip_when_not=True,
             dangerous=True,
             params=(TIMEOUT,),
+            variants=(("moonraker", xcancel_with(cancel_only)),),
         )
     )
     reg.register(

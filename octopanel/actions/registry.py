@@ -18,6 +18,10 @@ BUSY_STATES = frozenset({"printing", "pausing", "resuming", "cancelling", "finis
 CONNECTED = STATES - {"disconnected", "error"}
 MOTION_OK = frozenset({"idle", "paused"})
 ANY = STATES
+# The printer backends (printers.backend.Backend.kind) and their names for people.
+BACKENDS = {"octoprint": "OctoPrint", "moonraker": "Klipper (Moonraker)"}
+EVERY_BACKEND = frozenset(BACKENDS)
+OCTOPRINT_ONLY = frozenset({"octoprint"})
 
 
 Bound = float | str | None  # a number, a settings limit's name, or '-name' for its negation
@@ -101,6 +105,13 @@ class Action(NamedTuple):
     local: bool = False  # reads the caller's files, stdin or config: never delegated to the daemon
     offline: bool = False  # needs no OctoPrint connection (checkcfg): runs even with no URL or key set
     check: Callable[[dict[str, Any]], str | None] | None = None  # cross-parameter rule: an error text or None
+    # The backends (BACKENDS) it has a meaning on; elsewhere it is a usage error (exit 2), nothing sent, and
+    # `not_there` says why in the user's words ("OctoPrint connects to a serial port; Klipper has its own").
+    backends: frozenset[str] = EVERY_BACKEND
+    not_there: str = ""
+    # (backend kind, run) pairs: how it is done on that backend instead of `run` (8reset on Klipper restarts
+    # its firmware; there is no OctoPrint system command to run).
+    variants: tuple[tuple[str, Callable[..., Any]], ...] = ()
 
     @property
     def command_names(self) -> tuple[str, ...]:
@@ -112,6 +123,18 @@ class Action(NamedTuple):
         ValueError (e.g. G-code that cannot be read) propagates."""
         reason = self.danger(args) if self.danger is not None else None
         return reason or (self.help if self.dangerous else None)
+
+    def run_on(self, kind: str | None) -> Callable[..., Any]:
+        """The function that does it on a backend of this kind: a variant, else `run`."""
+        return dict(self.variants).get(kind, self.run) if kind is not None else self.run
+
+    def refusal_on(self, kind: str) -> str | None:
+        """None if it has a meaning on a backend of this kind, else a usage error's text saying why not."""
+        if kind in self.backends:
+            return None
+        only = " and ".join(BACKENDS[k] for k in sorted(self.backends))
+        why = f": {self.not_there}" if self.not_there else ""
+        return f"{self.command_names[0]} works only with {only}, not {BACKENDS.get(kind, kind)}{why}; nothing sent"
 
     def mergeable(self, args: dict[str, Any]) -> bool:
         """Whether consecutive calls with these arguments may be combined into one, conserving the total:

@@ -1,7 +1,9 @@
 """Connection and system commands: connect, disconnect, reconnect, custom actions, power."""
 
+from typing import Any
+
 from octopanel.actions.invoke import Context, Result
-from octopanel.actions.registry import Action, Param, Registry
+from octopanel.actions.registry import OCTOPRINT_ONLY, Action, Param, Registry
 from octopanel.errors import BadRequest, NotFound, ServerError
 from octopanel.printers.octoprint.urlpath import segment
 
@@ -65,11 +67,54 @@ def power_off(ctx: Context) -> Result:
     return Result("M81 sent")
 
 
+def restart_firmware(ctx: Context) -> Result:
+    ctx.client.firmware_restart()
+    return Result("firmware restart sent: Klipper reconnects to its micro-controllers (the axes need homing)")
+
+
+def emergency_stop(ctx: Context) -> Result:
+    ctx.client.emergency_stop()
+    return Result("emergency stop sent: the printer is halted; 8reset brings it back")
+
+
+SERIAL = "Klipper's host keeps its own connection to the printer's board (8reset restarts it)"
+SYSTEM = "Moonraker has no custom system commands (use its power devices or a Klipper macro)"
+
+
 def register(reg: Registry) -> None:
-    reg.register(Action("connect", connect, "connect OctoPrint to the printer", GROUP_CONN))
-    reg.register(Action("disconnect", disconnect, "disconnect OctoPrint from the printer", GROUP_CONN, dangerous=True))
+    octoprint_only: dict[str, Any] = {"backends": OCTOPRINT_ONLY}
     reg.register(
-        Action("reconnect", reconnect, "disconnect, run system command 'reset', connect", GROUP_CONN, dangerous=True)
+        Action("connect", connect, "connect OctoPrint to the printer", GROUP_CONN, not_there=SERIAL, **octoprint_only)
+    )
+    reg.register(
+        Action(
+            "disconnect",
+            disconnect,
+            "disconnect OctoPrint from the printer",
+            GROUP_CONN,
+            dangerous=True,
+            not_there=SERIAL,
+            **octoprint_only,
+        )
+    )
+    reg.register(
+        Action(
+            "reconnect",
+            reconnect,
+            "disconnect, run system command 'reset', connect (Klipper: firmware restart)",
+            GROUP_CONN,
+            dangerous=True,
+            variants=(("moonraker", restart_firmware),),
+        )
+    )
+    reg.register(
+        Action(
+            "estop",
+            emergency_stop,
+            "emergency stop: halt the printer at once (M112; Klipper: emergency_stop)",
+            GROUP_SYS,
+            dangerous=True,
+        )
     )
     reg.register(
         Action(
@@ -80,9 +125,43 @@ def register(reg: Registry) -> None:
             params=(Param("name", segment, help="the action's name, see 8ListCmds"),),
             commands=("run",),
             dangerous=True,
+            not_there=SYSTEM,
+            **octoprint_only,
         )
     )
-    reg.register(Action("listcmds", listcmds, "list OctoPrint's system commands", GROUP_SYS, commands=("ListCmds",)))
-    reg.register(Action("reset", reset, "run the custom system command 'reset'", GROUP_SYS, dangerous=True))
-    reg.register(Action("on", power_on, "run 'reset', then M80 (power supply on)", GROUP_SYS, dangerous=True))
-    reg.register(Action("off", power_off, "M81: power supply off", GROUP_SYS, dangerous=True))
+    reg.register(
+        Action(
+            "listcmds",
+            listcmds,
+            "list OctoPrint's system commands",
+            GROUP_SYS,
+            commands=("ListCmds",),
+            not_there=SYSTEM,
+            **octoprint_only,
+        )
+    )
+    reg.register(
+        Action(
+            "reset",
+            reset,
+            "run the custom system command 'reset' (Klipper: firmware restart)",
+            GROUP_SYS,
+            dangerous=True,
+            variants=(("moonraker", restart_firmware),),
+        )
+    )
+    power = "Klipper has no M80/M81: switch the supply with a Moonraker power device"
+    reg.register(
+        Action(
+            "on",
+            power_on,
+            "run 'reset', then M80 (power supply on)",
+            GROUP_SYS,
+            dangerous=True,
+            not_there=power,
+            **octoprint_only,
+        )
+    )
+    reg.register(
+        Action("off", power_off, "M81: power supply off", GROUP_SYS, dangerous=True, not_there=power, **octoprint_only)
+    )

@@ -19,7 +19,9 @@ global options (anywhere on the line):
   -h, --help          this help; `COMMAND -h` shows one command
   -v, -vv             print each request; -vv adds status and headers (the API key is redacted)
   --json              print the parsed JSON (data commands) or a JSON result
-  --url URL           OctoPrint's base URL (default: environment, config files)
+  --url URL           OctoPrint's or Moonraker's base URL (default: environment, config files)
+  --backend NAME      octoprint, moonraker (Klipper) or auto: ask the URL (default; OCTOPANEL_BACKEND,
+                      backend: in config.yaml)
   --api-key KEY       OctoPrint API key; every user sees it through ps: prefer api_key_file: in
                       ~/.config/octopanel/config.yaml, OCTOPRINT_API_KEY, or the systemd credential
                       octoprint-api-key (LoadCredential=)
@@ -27,7 +29,7 @@ global options (anywhere on the line):
 exit codes: 0 ok, 1 printer refused / unreachable / key rejected, 2 usage or config error"""
 
 COMMAND_GLOBALS = """\
-global options: -v, -vv, --json, --url URL, --api-key KEY, --config FILE (octopanel -h says more).
+global options: -v, -vv, --json, --url URL, --backend NAME, --api-key KEY, --config FILE (octopanel -h: more).
   --api-key is visible to every user through ps; prefer api_key_file: in ~/.config/octopanel/config.yaml,
   OCTOPRINT_API_KEY, or the systemd credential octoprint-api-key (LoadCredential=)"""
 
@@ -45,7 +47,7 @@ META = {
     "install": ("octopanel.cli.install", "install the systemd service: user, /etc/octopanel, unit, udev rule"),
     "uninstall": ("octopanel.cli.install", "remove the service (--purge: /etc/octopanel too)"),
 }
-VALUE_FLAGS = {"--url": "url", "--api-key": "api_key", "--config": "config"}
+VALUE_FLAGS = {"--url": "url", "--api-key": "api_key", "--config": "config", "--backend": "backend"}
 # Control characters but newline and tab, DEL and the C1 range (0x9b is a one-byte CSI on some terminals).
 ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
 
@@ -66,7 +68,15 @@ class Escaped:
 
 def split_globals(argv: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     """Pull the global options out of argv, wherever they are (but never after `--`)."""
-    opts: dict[str, Any] = {"verbose": 0, "json": False, "help": False, "url": None, "api_key": None, "config": None}
+    opts: dict[str, Any] = {
+        "verbose": 0,
+        "json": False,
+        "help": False,
+        "url": None,
+        "api_key": None,
+        "config": None,
+        "backend": None,
+    }
     rest: list[str] = []
     i = 0
     while i < len(argv):
@@ -231,16 +241,16 @@ def run_action(
     from octopanel.actions.invoke import Context, invoke
     from octopanel.errors import UsageError
 
-    settings = settings_mod.load({"url": opts["url"], "api_key": opts["api_key"]}, opts["config"])
+    settings = settings_mod.load({k: opts[k] for k in ("url", "api_key", "backend")}, opts["config"])
     settings_mod.print_warnings(settings, err)
     call = registry.parse(name, words, settings.limits)  # every usage error is raised before any request
     if not call.action.cli:
         raise UsageError(f"'{call.action.name}' is a panel action: use it in keymap.yaml or on the control socket")
     client = None
     if not call.action.offline:
-        from octopanel.printers.octoprint.client import Client
+        from octopanel.printers.select import make_client
 
-        client = Client.from_settings(settings, opts["verbose"])
+        client = make_client(settings, opts["verbose"])
     # client is None only for offline actions (checkcfg), which never use it
     ctx = Context(client=client, settings=settings, tty=sys.stderr.isatty())  # type: ignore[arg-type]
     try:
@@ -266,6 +276,8 @@ def meta_main(name: str, argv: list[str]) -> int:
 
 
 def full_help(registry: Registry) -> str:
+    from octopanel.actions.registry import BACKENDS, EVERY_BACKEND
+
     lines = ["usage: octopanel [options] ACTION [ARGS | key=value ...]   or   8ACTION [ARGS]", ""]
     groups: dict[str, list[Action]] = {}
     for action in (a for a in registry if a.cli):
@@ -274,7 +286,12 @@ def full_help(registry: Registry) -> str:
         lines.append(f"{group}:")
         for action in actions:
             names = " ".join("8" + c for c in action.command_names)
-            lines.append(f"  {names:<24} {action.help}")
+            only = (
+                ""
+                if action.backends == EVERY_BACKEND
+                else f" [{' and '.join(BACKENDS[k] for k in sorted(action.backends))} only]"
+            )
+            lines.append(f"  {names:<24} {action.help}{only}")
         lines.append("")
     lines.append("octopanel only:")
     for name, (_module, help_) in META.items():

@@ -30,8 +30,8 @@ CONNECT_WAIT_S = 5.0  # how long a full listen backlog may keep us waiting; noth
 CONNECT_RETRY_S = 0.01
 # These change what is sent, or where, or what is printed; the in-process path handles them. --force is a
 # human's override at a shell: the daemon takes no line carrying it, so it never goes there.
-LOCAL_FLAGS = frozenset({"-v", "-vv", "-h", "--help", "--url", "--api-key", "--config", "--force"})
-LOCAL_ENV = ("OCTOPRINT_URL", "OCTOPRINT_API_KEY", "OCTOPANEL_CONFIG", "OCTOPANEL_NO_DAEMON")
+LOCAL_FLAGS = frozenset({"-v", "-vv", "-h", "--help", "--url", "--api-key", "--config", "--backend", "--force"})
+LOCAL_ENV = ("OCTOPRINT_URL", "OCTOPRINT_API_KEY", "OCTOPANEL_CONFIG", "OCTOPANEL_BACKEND", "OCTOPANEL_NO_DAEMON")
 
 
 SYSTEM_RUNTIME_DIR = "/run/octopanel"

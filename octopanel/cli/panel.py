@@ -129,6 +129,7 @@ def run(argv: Sequence[str] | None) -> int:
     parser.add_argument("--no-control", action="store_true", help="no control socket")
     parser.add_argument("--control-group", default=None, help="group owning the control socket")
     parser.add_argument("--url")
+    parser.add_argument("--backend", help="octoprint, moonraker (Klipper) or auto: ask the URL once (default)")
     parser.add_argument(
         "--api-key",
         help="OctoPrint API key; visible to every user through ps: prefer "
@@ -143,7 +144,7 @@ def run(argv: Sequence[str] | None) -> int:
     from octopanel.daemon.loop import Daemon
     from octopanel.daemon.notify import Notifier
 
-    settings = settings_mod.load({"url": args.url, "api_key": args.api_key}, args.config)
+    settings = settings_mod.load({"url": args.url, "api_key": args.api_key, "backend": args.backend}, args.config)
     settings_mod.print_warnings(settings)
     path = args.keymap or default_keymap()
     km, registry, settings = load_keymap(path, settings)
@@ -152,9 +153,9 @@ def run(argv: Sequence[str] | None) -> int:
 
         client: Backend = DryRunClient(args.dry_run_state, settings.min_extrude_temp)
     else:
-        from octopanel.printers.octoprint.client import Client
+        from octopanel.printers.select import make_client
 
-        client = Client.from_settings(settings, max(0, args.verbose - 1))
+        client = make_client(settings, max(0, args.verbose - 1))
     ctx = Context(client=client, settings=settings)
     if args.no_control:
         control = None

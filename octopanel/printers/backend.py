@@ -1,8 +1,8 @@
 """The printer backend seam: the state model and what actions, the executor and the guards may ask of a printer.
 
 OctoPrint's client (printers/octoprint/client.py) is the first implementation, the dry run the second; the
-test fakes implement the same protocol (tests/test_backend.py checks that they cover it). A Klipper backend
-(Moonraker) plugs in here.
+test fakes implement the same protocol (tests/test_backend.py checks that they cover it); Klipper's, through
+Moonraker, is printers/moonraker/client.py; printers/select.py picks one.
 """
 
 from collections.abc import Callable, Sequence
@@ -27,6 +27,9 @@ class Backend(Protocol):
     # request that would move the head (OctoPrint answers 409): then no state is read first. A backend that
     # does not (Klipper moves whenever told) says False, and octopanel reads the state before every move.
     refuses_motion_when_busy: bool
+    # Which backend it is, one of actions.registry.BACKENDS: an action with no meaning there (Action.backends)
+    # is refused before anything is sent.
+    kind: str
 
     def state(self) -> PrinterState: ...
     def profile(self) -> dict[str, Any]: ...
@@ -65,4 +68,6 @@ class Backend(Protocol):
         progress: Callable[[int, int], None] | None = None,
     ) -> Any: ...
     def system_command(self, action: str, source: str = "custom") -> Any: ...
+    def firmware_restart(self) -> Any: ...
+    def emergency_stop(self) -> Any: ...
     def close(self) -> None: ...

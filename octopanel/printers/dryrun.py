@@ -29,6 +29,7 @@ class DryRunClient(Client):
         json_body: Any = None,
         max_bytes: int = JSON_MAX_BYTES,
         deadline_after_send: bool = False,
+        read_s: float | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         body = "" if json_body is None else " " + json.dumps(json_body)

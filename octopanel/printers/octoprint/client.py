@@ -1,4 +1,4 @@
-"""OctoPrint REST client: one method per endpoint, over one keep-alive session (transport.py: timeouts, typed errors).
+"""OctoPrint REST client: one keep-alive session, a timeout on every call, typed errors.
 
 API reference: https://docs.octoprint.org/en/master/api/index.html
 """
@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
-from octopanel.errors import Busy
+import requests
+
+from octopanel.errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError
 from octopanel.printers.backend import PrinterState
+from octopanel.printers.httpclient import REDACTED, HttpClient, environment_session, mask_url  # noqa: F401  (re-exported)
+from octopanel.printers.octoprint.http_body import error_message
 from octopanel.printers.octoprint.multipart import MultipartBody
 from octopanel.printers.octoprint.state import from_flags
-from octopanel.printers.octoprint.transport import Transport
 from octopanel.printers.octoprint.tuning import Tuning
 from octopanel.printers.octoprint.urlpath import quote_file_path, quote_segment
 from octopanel.values import GCODE_DECIMALS
@@ -22,9 +25,11 @@ if TYPE_CHECKING:
 PROFILE_TTL_S = 60.0
 
 
-class Client(Transport):
-    """One method per OctoPrint endpoint used; all requests share one requests.Session (transport.py). A printers.backend."""
+class Client(HttpClient):
+    """One method per OctoPrint endpoint used; all requests share one requests.Session. A printers.backend."""
 
+    server_name = "OctoPrint"
+    kind = "octoprint"
     refuses_motion_when_busy = True  # POST /api/printer/printhead: 409 unless operational and not printing
 
     def __init__(
@@ -37,8 +42,7 @@ class Client(Transport):
         log: TextIO | None = None,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(url, api_key, connect_timeout, read_timeout, verbose, log)
-        self._now = now
+        super().__init__(url, api_key, connect_timeout, read_timeout, verbose, log, now)
         self._profile: dict[str, Any] | None = None
         self._profile_at = 0.0  # when _profile was fetched
         self._tuning = Tuning(now)
@@ -50,6 +54,26 @@ class Client(Transport):
         url = settings.url
         assert url is not None  # require_connection() raised otherwise
         return cls(url, settings.api_key, settings.connect_timeout, settings.read_timeout, verbose)
+
+    def raise_for_status(self, method: str, path: str, resp: requests.Response) -> None:
+        code = resp.status_code
+        if code < 400:
+            return
+        message = self.redact(error_message(resp))  # an error page may echo the request headers
+        where = f"{method} /{path.lstrip('/')}"
+        if code == 403 or (code == 400 and "CSRF" in message):
+            raise KeyRejected("OctoPrint rejected the API key (check it with 8checkcfg)", code, message)
+        if code == 409:
+            raise Busy(f"the printer refused: {message or 'it is busy or in the wrong state'}", code, message)
+        if code == 404:
+            raise NotFound(f"not found: {where}" + (f" ({message})" if message else ""), code, message)
+        if code in (400, 415):
+            raise BadRequest(f"OctoPrint did not accept {where}: {message}", code, message)
+        if code >= 500:
+            raise ServerError(
+                f"OctoPrint failed on {where} (HTTP {code})" + (f": {message}" if message else ""), code, message
+            )
+        raise PrinterError(f"OctoPrint answered HTTP {code} to {where}: {message}", code, message)
 
     # -- information ----------------------------------------------------------------------
 
@@ -196,6 +220,13 @@ class Client(Transport):
 
     def system_command(self, action: str, source: str = "custom") -> Any:
         return self.post(f"api/system/commands/{quote_segment(source)}/{quote_segment(action)}", None)
+
+    def firmware_restart(self) -> Any:
+        """8control's board reset: the custom system command 'reset' (OctoPrint has no endpoint of its own)."""
+        return self.system_command("reset")
+
+    def emergency_stop(self) -> Any:
+        return self.gcode(["M112"])  # OctoPrint sends M112 at once, ahead of its queue
 
 
 def plain(number: object) -> int | float:

@@ -1,33 +1,30 @@
-"""One HTTP exchange with OctoPrint: a session read from the environment once, one deadline, typed errors, redaction."""
+"""Plumbing shared by the HTTP backends: one keep-alive session, a deadline on every answer, typed errors."""
 
 import json
 import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import requests
 import urllib3
 
-from octopanel.errors import BadRequest, Busy, KeyRejected, NotFound, PrinterError, ServerError, Unreachable
+from octopanel.errors import PrinterError, Unreachable
 from octopanel.printers.octoprint.deadline import install as install_deadlines
-from octopanel.printers.octoprint.http_body import (
-    ERROR_MAX_BYTES,
-    JSON_MAX_BYTES,
-    error_message,
-    parse_json,
-    read_body,
-    short_reason,
-)
+from octopanel.printers.octoprint.http_body import ERROR_MAX_BYTES, JSON_MAX_BYTES, parse_json, read_body, short_reason
 
 REDACTED = "***"
 MIN_KEY_IN_WORDS = 8  # a shorter key masked inside words would mangle them ("e***ception")
 URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # http://user:pw@host -> http://***@host
 
 
-class Transport:
-    """Requests to one OctoPrint base URL, with its API key; the Client's endpoints are built on it."""
+class HttpClient:
+    """One requests.Session to one server: a deadline on every answer, no redirects, the key redacted in output.
+    Subclasses add one method per endpoint and raise_for_status(method, path, resp) mapping statuses to errors."""
+
+    server_name = "the server"  # in messages: "cannot reach OctoPrint at ..." (a subclass names itself)
 
     def __init__(
         self,
@@ -37,6 +34,7 @@ class Transport:
         read_timeout: float = 10.0,
         verbose: int = 0,
         log: TextIO | None = None,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base = url.rstrip("/") + "/"
         self.api_key = api_key
@@ -47,6 +45,7 @@ class Transport:
         self._deadlines = install_deadlines(self.session)
         if api_key:
             self.session.headers["X-Api-Key"] = api_key
+        self._now = now
 
     def close(self) -> None:
         self.session.close()
@@ -58,41 +57,46 @@ class Transport:
         json_body: Any = None,
         max_bytes: int = JSON_MAX_BYTES,
         deadline_after_send: bool = False,
+        read_s: float | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request and return the response, its body read, whatever its status.
 
-        The whole exchange has one deadline, read_timeout seconds (from when the body is sent, with
-        deadline_after_send). Network failures and lateness raise Unreachable, an oversized body ServerError,
+        The whole exchange has one deadline, read_timeout seconds (read_s for a request known to take longer;
+        from when the body is sent, with deadline_after_send). Network failures and lateness raise Unreachable, an oversized body ServerError,
         a redirect PrinterError: the key is never sent on to wherever a redirect points."""
         url = self.base + path.lstrip("/")
         what = f"{method} /{path.lstrip('/')}"
         if self.verbose:
             body = "" if json_body is None else " " + json.dumps(json_body)
             print(f"> {method} {self.redact(url)}{body}", file=self.log)
-        deadline = time.monotonic() + self.timeout[1]
+        read_s = self.timeout[1] if read_s is None else max(read_s, self.timeout[1])
+        timeout = (self.timeout[0], read_s)
+        deadline = time.monotonic() + read_s
         if deadline_after_send:
-            self._deadlines.at, self._deadlines.after_send_s = None, self.timeout[1]
+            self._deadlines.at, self._deadlines.after_send_s = None, read_s
         else:
             self._deadlines.at, self._deadlines.after_send_s = deadline, None
         try:
             resp = self.session.request(
-                method, url, json=json_body, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
+                method, url, json=json_body, timeout=timeout, stream=True, allow_redirects=False, **kwargs
             )
             if deadline_after_send:
-                deadline = time.monotonic() + self.timeout[1]
+                deadline = time.monotonic() + read_s
             if self.verbose:
                 self.show_exchange(resp)
             self.refuse_redirect(what, resp)
             limit = max_bytes if resp.status_code < 400 else ERROR_MAX_BYTES
-            resp._content = read_body(resp, deadline, limit, f"OctoPrint at {self.redact(self.base)}, {what}")
+            resp._content = read_body(resp, deadline, limit, f"{self.server_name} at {self.redact(self.base)}, {what}")
             resp._content_consumed = True  # requests' own flag: .json() and .text now use the body read above
         except requests.Timeout as exc:
-            raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from exc
+            raise Unreachable(f"{self.server_name} at {self.redact(self.base)} did not answer in time") from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
-                raise Unreachable(f"OctoPrint at {self.redact(self.base)} did not answer in time") from exc
-            raise Unreachable(f"cannot reach OctoPrint at {self.redact(self.base)}: {short_reason(exc)}") from exc
+                raise Unreachable(f"{self.server_name} at {self.redact(self.base)} did not answer in time") from exc
+            raise Unreachable(
+                f"cannot reach {self.server_name} at {self.redact(self.base)}: {short_reason(exc)}"
+            ) from exc
         finally:
             self._deadlines.at = self._deadlines.after_send_s = None
         return resp
@@ -112,9 +116,9 @@ class Transport:
             resp.close()
             location = self.redact(resp.headers.get("Location") or "nowhere given")
             raise PrinterError(
-                f"OctoPrint at {self.redact(self.base)} answered {what} with a redirect (HTTP "
+                f"{self.server_name} at {self.redact(self.base)} answered {what} with a redirect (HTTP "
                 f"{resp.status_code}) to {location}: not followed, nothing more sent; if that is "
-                "where OctoPrint now lives, set url to it",
+                f"where {self.server_name} now lives, set url to it",
                 resp.status_code,
                 location,
             )
@@ -124,26 +128,6 @@ class Transport:
         resp = self.send(method, path, json_body, **kwargs)
         self.raise_for_status(method, path, resp)
         return parse_json(method, path, resp)
-
-    def raise_for_status(self, method: str, path: str, resp: requests.Response) -> None:
-        code = resp.status_code
-        if code < 400:
-            return
-        message = self.redact(error_message(resp))  # an error page may echo the request headers
-        where = f"{method} /{path.lstrip('/')}"
-        if code == 403 or (code == 400 and "CSRF" in message):
-            raise KeyRejected("OctoPrint rejected the API key (check it with 8checkcfg)", code, message)
-        if code == 409:
-            raise Busy(f"the printer refused: {message or 'it is busy or in the wrong state'}", code, message)
-        if code == 404:
-            raise NotFound(f"not found: {where}" + (f" ({message})" if message else ""), code, message)
-        if code in (400, 415):
-            raise BadRequest(f"OctoPrint did not accept {where}: {message}", code, message)
-        if code >= 500:
-            raise ServerError(
-                f"OctoPrint failed on {where} (HTTP {code})" + (f": {message}" if message else ""), code, message
-            )
-        raise PrinterError(f"OctoPrint answered HTTP {code} to {where}: {message}", code, message)
 
     def redact(self, text: str) -> str:
         """Mask URL credentials and the API key; a short key only as a whole token, not inside words."""
@@ -159,6 +143,9 @@ class Transport:
 
     def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, body)
+
+    def raise_for_status(self, method: str, path: str, resp: requests.Response) -> None:
+        raise NotImplementedError  # each server's own statuses and words
 
 
 def environment_session(base: str) -> requests.Session:

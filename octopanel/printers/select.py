@@ -1,0 +1,118 @@
+"""Choosing the printer backend: `backend: octoprint | moonraker | auto`; auto asks the URL once and remembers.
+
+Moonraker answers GET /server/info; OctoPrint answers 404 there. (/api/version tells nothing: Moonraker's
+octoprint_compat serves it too.)
+"""
+
+from typing import Any, cast
+
+from octopanel.errors import ConfigError, KeyRejected, PrinterError, Unreachable
+from octopanel.printers.backend import Backend
+
+
+def client_for(kind: str, settings: Any, verbose: int = 0) -> Backend:
+    if kind == "moonraker":
+        from octopanel.printers.moonraker.client import MoonrakerClient
+
+        return cast(Backend, MoonrakerClient.from_settings(settings, verbose))
+    from octopanel.printers.octoprint.client import Client
+
+    return cast(Backend, Client.from_settings(settings, verbose))
+
+
+def make_client(settings: Any, verbose: int = 0) -> Backend:
+    """The backend the settings name; for `auto`, one that asks the URL on first use (a daemon may start
+    before the printer's host answers) and then stays what it found."""
+    if settings.backend != "auto":
+        return client_for(settings.backend, settings, verbose)
+    if not settings.url:
+        settings.require_connection()
+    return cast(Backend, AutoBackend(settings, verbose))
+
+
+def detect(settings: Any) -> str:
+    """ "moonraker" if settings.url answers GET /server/info as Moonraker does (or with Moonraker's 401 to a
+    wrong key), else "octoprint" (a 404 there, or anything else: OctoPrint's own errors then say what is
+    wrong); Unreachable when it does not answer."""
+    from octopanel.printers.moonraker.client import MoonrakerClient
+
+    probe = MoonrakerClient(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout)
+    probe.server_name = "OctoPrint or Moonraker"  # not known yet: that is the question
+    try:
+        info = probe.call("GET", "server/info")
+    except KeyRejected as exc:
+        return "moonraker" if exc.status == 401 else "octoprint"  # OctoPrint refuses a key with 403
+    except Unreachable:
+        raise
+    except PrinterError:
+        return "octoprint"
+    finally:
+        probe.close()
+    return (
+        "moonraker"
+        if isinstance(info, dict) and ("klippy_state" in info or "moonraker_version" in info)
+        else "octoprint"
+    )
+
+
+class AutoBackend:
+    """A Backend that detects which it is on first use, then delegates every call to that client."""
+
+    def __init__(self, settings: Any, verbose: int = 0) -> None:
+        self.settings, self.verbose = settings, verbose
+        self._client: Backend | None = None
+
+    def resolve(self) -> Backend:
+        if self._client is None:
+            self._client = client_for(detect(self.settings), self.settings, self.verbose)
+        return self._client
+
+    @property
+    def kind(self) -> str:
+        return self.resolve().kind
+
+    @property
+    def refuses_motion_when_busy(self) -> bool:
+        return self.resolve().refuses_motion_when_busy
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.resolve(), name)
+
+
+def describe(settings: Any) -> list[str]:
+    """8checkcfg's lines about the backend: which one (asked, for auto) and, on Klipper, the guard macros."""
+    lines = []
+    kind = settings.backend
+    try:
+        if kind == "auto" and settings.url:
+            kind = detect(settings)
+            lines.append(f"Backend:       {kind} (auto: as the URL answered)  [from {settings.sources['backend']}]")
+        else:
+            lines.append(f"Backend:       {kind}  [from {settings.sources['backend']}]")
+        if kind == "moonraker" and settings.url:
+            from octopanel.printers.moonraker.client import MoonrakerClient
+            from octopanel.printers.moonraker.scripts import MACROS
+
+            client = MoonrakerClient.from_settings(settings)
+            try:
+                have, version = client.macros(), client.macro_version()
+            finally:
+                client.close()
+            missing = [m for m in MACROS.values() if m not in have]
+            if missing:
+                lines.append(
+                    f"warning: Klipper lacks octopanel's guard macros ({', '.join(missing)}): moves are checked "
+                    "before they are sent, but not inside Klipper; install them with "
+                    "`octopanel install --klipper-macros DIR` and [include] the file in printer.cfg"
+                )
+            else:
+                lines.append(f"Guard macros:  present (version {version})")
+    except (PrinterError, ConfigError) as exc:
+        lines.append(f"Backend:       {kind} (could not ask the printer: {exc})")
+    return lines
