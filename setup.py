@@ -19,6 +19,8 @@ SERVICE_FILES = (
     "etc/config.yaml",
     "etc/keymap.yaml",
     "etc/klipper/octopanel.cfg",
+    "etc/examples/macropad.yaml",
+    "etc/examples/shuttlexpress.yaml",  # the demo's panel tour turns its jog wheel
     "systemd/octopanel.service",
     "udev/70-octopanel.rules",
 )

@@ -18,7 +18,7 @@ class ConfigError(OctopanelError):
 
     exit_code = 2
 
-    def __init__(self, message, file=None, line=None, path=None):
+    def __init__(self, message: str, file: str | None = None, line: int | None = None, path: str | None = None) -> None:
         self.file, self.line, self.path, self.message = file, line, path, message
         where = ""
         if file is not None:
@@ -39,7 +39,7 @@ class PrinterError(OctopanelError):
 
     exit_code = 1
 
-    def __init__(self, message, status=None, response_text=None):
+    def __init__(self, message: str, status: int | None = None, response_text: str | None = None) -> None:
         self.status, self.response_text = status, response_text
         super().__init__(message)
 

@@ -6,7 +6,7 @@ import stat
 from octopanel.errors import ConfigError
 
 
-def read_capped(path, limit, what):
+def read_capped(path: "str | os.PathLike[str]", limit: int, what: str) -> tuple[bytes, os.stat_result]:
     """The bytes of a regular file of at most `limit` bytes, and its stat; a FIFO or device is never opened
     blocking (a FIFO with no writer would hang, /dev/zero never ends)."""
     try:
@@ -26,7 +26,7 @@ def read_capped(path, limit, what):
     return data, st
 
 
-def read_text_capped(path, limit, what):
+def read_text_capped(path: "str | os.PathLike[str]", limit: int, what: str) -> tuple[str, os.stat_result]:
     data, st = read_capped(path, limit, what)
     try:
         return data.decode("utf-8"), st

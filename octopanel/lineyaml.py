@@ -1,5 +1,8 @@
 """YAML loading that remembers the line of every mapping key, for file:line error messages."""
 
+import os
+from typing import Any
+
 import yaml
 
 from octopanel.errors import ConfigError
@@ -8,7 +11,7 @@ from octopanel.errors import ConfigError
 class LineDict(dict):
     """A dict from YAML; `.lines[key]` is the 1-based line of each key, `.line` of the mapping."""
 
-    lines: dict
+    lines: dict[Any, int]
     line: int
 
 
@@ -16,7 +19,7 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
-def _construct_mapping(loader, node):
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     result = LineDict()
     result.lines = {}
@@ -35,7 +38,7 @@ def _construct_mapping(loader, node):
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load(text, filename):
+def load(text: str, filename: str) -> Any:
     """Parse YAML text; syntax errors become ConfigError(filename, line)."""
     try:
         return yaml.load(text, Loader=_Loader)
@@ -51,7 +54,7 @@ def load(text, filename):
         raise ConfigError("invalid YAML: nested too deeply", filename) from None
 
 
-def load_file(path):
+def load_file(path: "str | os.PathLike[str]") -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -62,7 +65,7 @@ def load_file(path):
     return load(text, str(path))
 
 
-def line_of(mapping, key):
+def line_of(mapping: object, key: object) -> int | None:
     """The line of `key` in a LineDict (or of the mapping itself), None when unknown."""
     lines = getattr(mapping, "lines", {})
     return lines.get(key, getattr(mapping, "line", None))

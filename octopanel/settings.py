@@ -4,14 +4,18 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from octopanel import settings_sources
 from octopanel import values as values_mod
 from octopanel.errors import ConfigError
 from octopanel.filecap import read_text_capped
 from octopanel.settings_sources import CREDENTIAL_NAME, OCTOCMD_FILES
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 # name: (converter, default, minval, maxval, help). Limits are also the bounds of action parameters.
 OPTIONS = {
@@ -62,11 +66,11 @@ API_KEY_FLAG_WARNING = (
 class Option(Generic[T]):
     """A typed read-only view of one of OPTIONS in Settings.values (the name is the attribute's)."""
 
-    def __set_name__(self, owner, name):
+    def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, settings, owner=None) -> T:
-        return settings.values.get(self.name)
+    def __get__(self, settings: "Settings", owner: type | None = None) -> T:
+        return settings.values.get(self.name)  # type: ignore[return-value]  # load() sets every option
 
 
 class Settings:
@@ -87,21 +91,26 @@ class Settings:
     max_jog = Option[float]()
     max_extrude = Option[float]()
 
-    def __init__(self, values=None, sources=None, warnings=None):
+    def __init__(
+        self,
+        values: dict[str, Any] | None = None,
+        sources: dict[str, str] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
         self.values = {} if values is None else values
         self.sources = {} if sources is None else sources
         self.warnings = [] if warnings is None else warnings
         # What settings.load read the printer and limits from (settings_sources.caller_stamp's shape).
-        self.stamp = {"yaml": None, "octocmd": None, "url": None}
+        self.stamp: dict[str, Any] = {"yaml": None, "octocmd": None, "url": None}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Settings(values={self.values!r}, sources={self.sources!r}, warnings={self.warnings!r})"
 
     @property
-    def limits(self):
+    def limits(self) -> dict[str, float]:
         return {name: self.values[name] for name in LIMIT_NAMES}
 
-    def require_connection(self):
+    def require_connection(self) -> None:
         """Raise ConfigError describing what is expected when no URL or key was found."""
         missing = [name for name in ("url", "api_key") if not self.values.get(name)]
         if missing:
@@ -116,29 +125,33 @@ class Settings:
             )
 
 
-def user_config_path():
+def user_config_path() -> Path:
     return Path(settings_sources.user_config_path())
 
 
-def config_candidates():
+def config_candidates() -> list[Path]:
     return [Path(p) for p in settings_sources.config_candidates()]
 
 
-def load(flags=None, config_path=None, env=None):
+def load(
+    flags: Mapping[str, Any] | None = None,
+    config_path: "str | os.PathLike[str] | None" = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
     """Resolve settings. `flags` holds values given on the command line (None = not given)."""
     env = os.environ if env is None else env
     settings = Settings()
     for name, (_conv, default, *_rest) in OPTIONS.items():
         settings.values[name] = default
         settings.sources[name] = "default"
-    layers = []  # lowest priority first; later layers override
+    layers: list[tuple[str, Mapping[str, Any]]] = []  # lowest priority first; later layers override
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir and (Path(cred_dir) / CREDENTIAL_NAME).is_file():
         cred = Path(cred_dir) / CREDENTIAL_NAME
         layers.append((f"systemd credential {cred}", {"api_key": read_secret(cred, settings, warn=False)}))
     layers.extend(reversed(octocmd_layers(settings)))
     path = Path(config_path) if config_path else next((p for p in config_candidates() if p.is_file()), None)
-    if config_path and not path.exists():
+    if config_path and not path.exists():  # type: ignore[union-attr]  # given: path is Path(config_path)
         raise ConfigError("config file not found", str(path))
     if path is not None:
         layers.append((str(path), read_yaml_config(path, settings)))
@@ -170,7 +183,7 @@ def load(flags=None, config_path=None, env=None):
     return settings
 
 
-def checked_url(url, source):
+def checked_url(url: str, source: str) -> str:
     """The URL with http:// added to a bare host:port; ConfigError unless it is one line of http(s)."""
     if "://" not in url:
         url = "http://" + url  # octocmd.conf files often hold a bare host:port
@@ -181,7 +194,7 @@ def checked_url(url, source):
     return url
 
 
-def check_header_text(name, value, source):
+def check_header_text(name: str, value: str | None, source: str) -> None:
     """Refuse what requests would fail on mid-request: the URL and the key travel in the request line and headers."""
     if value is None:
         return
@@ -202,7 +215,7 @@ def check_header_text(name, value, source):
             ) from None
 
 
-def read_yaml_config(path, settings):
+def read_yaml_config(path: Path, settings: Settings) -> dict[str, Any]:
     from octopanel import lineyaml  # PyYAML costs ~10 ms to import: only when a YAML file is read
 
     text, st = read_text_capped(path, MAX_CONFIG_BYTES, "the config file")
@@ -212,7 +225,7 @@ def read_yaml_config(path, settings):
         return {}
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of settings", str(path), getattr(data, "line", 1))
-    values = {}
+    values: dict[str, Any] = {}
     for key, raw in data.items():
         line = lineyaml.line_of(data, key)
         if key == "daemon":
@@ -238,7 +251,7 @@ def read_yaml_config(path, settings):
     return values
 
 
-def octocmd_layers(settings, files=OCTOCMD_FILES):
+def octocmd_layers(settings: Settings, files: Iterable[str] = OCTOCMD_FILES) -> list[tuple[str, dict[str, Any]]]:
     """8control's files: the first that exists is read (~/.octocmd.conf, else /etc/octocmd.conf), as 8control does."""
     for path in (Path(os.path.expanduser(f)) for f in files):
         if not path.is_file():
@@ -263,7 +276,7 @@ def octocmd_layers(settings, files=OCTOCMD_FILES):
     return []
 
 
-def read_secret(path, settings, warn=True):
+def read_secret(path: "str | os.PathLike[str]", settings: Settings, warn: bool = True) -> str:
     secret = read_text_capped(path, MAX_KEY_BYTES, "the API key")[0].strip()
     check_header_text("api_key", secret, str(path))
     if warn:
@@ -271,7 +284,7 @@ def read_secret(path, settings, warn=True):
     return secret
 
 
-def warn_if_readable(path, settings):
+def warn_if_readable(path: "str | os.PathLike[str]", settings: Settings) -> None:
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -280,19 +293,19 @@ def warn_if_readable(path, settings):
         settings.warnings.append(f"{path} holds the API key and is readable by others; run: chmod 600 {path}")
 
 
-def mask(secret):
+def mask(secret: str | None) -> str:
     """Show enough of a key to recognise it, never enough to use it."""
     if not secret:
         return "(none)"
     return secret[:2] + "…" + secret[-2:] if len(secret) > 8 else "****"
 
 
-def write_user_config(values, path=None):
+def write_user_config(values: Mapping[str, Any], path: "str | os.PathLike[str] | None" = None) -> Path:
     """Write (merging) octopanel's config file with mode 0600, since it may hold the API key."""
     path = Path(path) if path else (config_candidates()[0])
     from octopanel import lineyaml
 
-    existing = {}
+    existing: dict[str, Any] = {}
     if path.is_file():
         existing = dict(lineyaml.load_file(path) or {})
     existing.update(values)
@@ -306,6 +319,6 @@ def write_user_config(values, path=None):
     return path
 
 
-def print_warnings(settings, stream=None):
+def print_warnings(settings: Settings, stream: "SupportsWrite[str] | None" = None) -> None:
     for warning in settings.warnings:
         print(f"warning: {warning}", file=stream or sys.stderr)

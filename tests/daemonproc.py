@@ -6,6 +6,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 
 from conftest import BIN, LEAKY_PREFIXES
@@ -30,6 +31,24 @@ SYSTEMD_VARS = (
     "CREDENTIALS_DIRECTORY",
     "INVOCATION_ID",
 )
+
+
+def clean_env(home, **extra):
+    """The caller's environment without the developer's octopanel/OctoPrint/systemd variables, HOME=home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k not in SYSTEMD_VARS}
+    env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def replay(recording, keymap, *args, env, timeout=30, speed="0", **popen):
+    """`octopanel run --replay RECORDING --dry-run --no-control` to the recording's end (at --speed, or at the
+    recorded pace with speed=None); the finished process, output as text."""
+    pace = [] if speed is None else ["--speed", speed]
+    argv = ["run", "--replay", str(recording), *pace, "--keymap", str(keymap), "--dry-run", "--no-control", *args]
+    return subprocess.run(
+        [sys.executable, "-m", "octopanel", *argv], capture_output=True, text=True, env=env, timeout=timeout, **popen
+    )
 
 
 def rec(t, type_, code, value):
@@ -61,8 +80,7 @@ class DaemonProc:
         self.control = tmp_path / "control.sock" if control else None
         self.log_path = tmp_path / "daemon.log"
         self.log = open(self.log_path, "w+")
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k not in SYSTEMD_VARS}
-        full_env["HOME"] = str(tmp_path)
+        full_env = clean_env(tmp_path)
         if printer is not None:
             full_env.update(OCTOPRINT_URL=printer.url, OCTOPRINT_API_KEY=printer.api_key)
         for key, value in (env or {}).items():

@@ -90,6 +90,10 @@ class FakePrinter:
         self._call()
         return {"bed": {"actual": 21.0, "target": 0}}
 
+    def tuning(self):
+        self._call()
+        return {"tool": 0.0, "bed": 0.0, "feedrate": 100, "flowrate": 100, "remembered": []}
+
     def files(self):
         self._call()
         return {"files": []}
@@ -183,6 +187,7 @@ class FakeOctoPrint:
     def __init__(self, state="idle", hotend=AMBIENT_C, bed=AMBIENT_C, rng=None, chaos=0.0, file="part.gcode"):
         self.state_name, self.hotend, self.bed_temp = state, float(hotend), float(bed)
         self.tool_target_c, self.bed_target_c = 0.0, 0.0
+        self.feedrate_pct, self.flowrate_pct = 100, 100
         self.rng, self.chaos, self.file = rng, chaos, file
         self.unreachable = False
         self.heat_per_poll_c = HEAT_PER_POLL_C  # 0: a heater that never heats
@@ -279,6 +284,14 @@ class FakeOctoPrint:
         self._heat()
         return {"bed": {"actual": self.bed_temp, "target": self.bed_target_c}}
 
+    def tuning(self):
+        """What relative steps count from: this fake reports its factors, as Moonraker does."""
+        self._check()
+        if self.state_name in OFFLINE:
+            raise Busy("the printer refused: Printer is not operational", 409, "Printer is not operational")
+        factors = {"feedrate": self.feedrate_pct, "flowrate": self.flowrate_pct, "remembered": []}
+        return {"tool": self.tool_target_c, "bed": self.bed_target_c, **factors}
+
     def system_commands(self):
         self._check()
         return {"core": [], "custom": [{"action": "reset", "name": "Reset"}]}
@@ -320,9 +333,11 @@ class FakeOctoPrint:
 
     def feedrate(self, factor):
         self._receive("feedrate", factor)
+        self.feedrate_pct = factor
 
     def flowrate(self, factor):
         self._receive("flowrate", factor)
+        self.flowrate_pct = factor
 
     def tool_target(self, targets):
         self._receive("tool_target", dict(targets))

@@ -15,6 +15,7 @@ class FreezeProxy:
         self.flowing = threading.Event()
         self.flowing.set()
         self.sockets = []
+        self.seen = bytearray()  # every byte handed to the proxy, either way, held or not
         threading.Thread(target=self._accept, daemon=True).start()
 
     def freeze(self):
@@ -40,6 +41,7 @@ class FreezeProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                self.seen += data
                 self.flowing.wait()
                 dst.sendall(data)
         except OSError:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from conftest import BIN, LEAKY_PREFIXES
+from daemonproc import DaemonProc
 
 from octopanel import settings as settings_mod
 from octopanel.cli import main
@@ -269,24 +270,42 @@ def test_a_wrong_backend_setting_is_a_clear_error(klipper, tmp_path, run):
     refused(run(klipper, tmp_path, "8status", env={"OCTOPANEL_BACKEND": "moonrake"}), 2, "did you mean 'moonraker'")
 
 
-def test_emergency_stop_reset_and_reconnect(klipper, tmp_path, run):
-    ok(run(klipper, tmp_path, "8estop"))
-    klipper.wait_klippy_state("shutdown")
-    assert ok(run(klipper, tmp_path, "8status", "-q")).startswith("Error: Klipper shutdown")
-    refused(run(klipper, tmp_path, "8jog", 0, 0, 1), 1, "refused: the printer is in an error state")
-    ok(run(klipper, tmp_path, "8reset"))
-    back_ready(klipper)
-    assert klipper.query("toolhead")["toolhead"]["homed_axes"] == ""
-    klipper.script("SET_KINEMATIC_POSITION X=1 Y=1 Z=1")  # homed by decree, so the restart shows
-    ok(run(klipper, tmp_path, "8reconnect"))
-    time.sleep(0.5)  # Moonraker answers before Klipper's host has left "ready"
-    back_ready(klipper)
-    assert klipper.query("toolhead")["toolhead"]["homed_axes"] == ""
-    refused(run(klipper, tmp_path, "8jog", 0, 0, 1), 1, "Klipper refused it: Must home axis first")
-    mark = klipper.mark()
-    ok(run(klipper, tmp_path, "8home"))  # (the next test needs it homed anyway)
-    assert klipper.query("toolhead")["toolhead"]["homed_axes"] == "xyz"
-    assert klipper.sent_since(mark)[0] in ("G28 X Y Z", "OCTOPANEL_HOME AXES=XYZ")
+def test_emergency_stop_reset_and_reconnect_also_under_a_daemon(klipper, tmp_path, run):
+    """Klipper shut down and restarted twice (8reset, then 8reconnect), with a daemon running meanwhile: its
+    state follows (a jog refused in the error state, then Klipper's own 'Must home axis first')."""
+    (tmp_path / "d").mkdir()
+    daemon = DaemonProc(tmp_path / "d", env={"OCTOPRINT_URL": klipper.url})
+    try:
+        ok(run(klipper, tmp_path, "8estop"))
+        klipper.wait_klippy_state("shutdown")
+        assert ok(run(klipper, tmp_path, "8status", "-q")).startswith("Error: Klipper shutdown")
+        refused(run(klipper, tmp_path, "8jog", 0, 0, 1), 1, "refused: the printer is in an error state")
+        reply = daemon.ask("jog y=1")
+        assert not reply["ok"] and "refused: the printer is in an error state" in reply["error"], reply
+        assert daemon.ask("reset")["ok"]  # the daemon restarts Klipper's firmware
+        time.sleep(0.5)  # Moonraker answers before Klipper's host has left "ready"
+        back_ready(klipper)
+        reply = daemon.ask("jog y=1")
+        assert not reply["ok"] and "Must home axis first" in reply["error"], reply  # Klipper's own words
+        assert klipper.query("toolhead")["toolhead"]["homed_axes"] == ""
+        klipper.script("SET_KINEMATIC_POSITION X=1 Y=1 Z=1")  # homed by decree, so the restart shows
+        ok(run(klipper, tmp_path, "8reset"))
+        time.sleep(0.5)
+        back_ready(klipper)
+        assert klipper.query("toolhead")["toolhead"]["homed_axes"] == ""
+        klipper.script("SET_KINEMATIC_POSITION X=1 Y=1 Z=1")
+        ok(run(klipper, tmp_path, "8reconnect"))
+        time.sleep(0.5)
+        back_ready(klipper)
+        refused(run(klipper, tmp_path, "8jog", 0, 0, 1), 1, "Klipper refused it: Must home axis first")
+        mark = klipper.mark()
+        ok(run(klipper, tmp_path, "8home"))  # (the next test needs it homed anyway)
+        assert klipper.query("toolhead")["toolhead"]["homed_axes"] == "xyz"
+        assert klipper.sent_since(mark)[0] in ("G28 X Y Z", "OCTOPANEL_HOME AXES=XYZ")
+        assert daemon.ask("jog y=1")["ok"]
+        assert daemon.close() == 0, daemon.output()
+    finally:
+        daemon.kill()
 
 
 def test_auto_detection_tells_both_backends_apart(klipper, octoprint):

@@ -44,7 +44,7 @@ def test_settemp_and_setbed(run8, printer):
         ("8settemp", "286", "settemp: temp: 286 is above the maximum 285"),
         ("8settemp", "1000", "above the maximum 285"),
         ("8setbed", "121", "setbed: temp: 121 is above the maximum 120"),
-        ("8settemp", "-5", "below the minimum 0"),
+        ("8settemp", "-286", "a step of -286 is larger than the limit 285"),
         ("8setbed", "hot", "expected a number, got 'hot'"),
     ],
 )

@@ -12,8 +12,7 @@ import time
 
 import pytest
 from cmdcheck import failed
-from conftest import LEAKY_PREFIXES
-from daemonproc import DaemonProc
+from daemonproc import DaemonProc, clean_env, replay
 from evdev import ecodes as e
 from freezeproxy import FreezeProxy
 
@@ -194,26 +193,7 @@ def test_dry_run_prints_and_sends_nothing(printer, tmp_path):
         rec(t, e.EV_KEY, e.KEY_KP8, 1) + syn(t) + rec(t + 0.05, e.EV_KEY, e.KEY_KP8, 0) + syn(t + 0.05)
     )
     mark = printer.mark()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-    env["HOME"] = str(tmp_path)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "octopanel",
-            "run",
-            "--replay",
-            str(recording),
-            "--keymap",
-            str(keymap),
-            "--dry-run",
-            "--no-control",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    out = replay(recording, keymap, env=clean_env(tmp_path), timeout=30, speed=None)
     assert out.returncode == 0, out.stderr
     assert "KEY_KP8 press → would jog y=1" in out.stdout
     assert 'POST /api/printer/printhead {"command": "jog", "y": 1}' in out.stdout

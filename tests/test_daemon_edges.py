@@ -8,16 +8,8 @@ import sys
 import time
 
 import pytest
-from conftest import LEAKY_PREFIXES
-from daemonproc import SYSTEMD_VARS, DaemonProc, press, rec, wait_for
+from daemonproc import DaemonProc, clean_env, press, rec, replay, wait_for
 from evdev import ecodes as e
-
-
-def clean_env(tmp_path, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k not in SYSTEMD_VARS}
-    env["HOME"] = str(tmp_path)
-    env.update(extra)
-    return env
 
 
 def test_live_fifo_writer_restarting_is_an_unplug_and_the_next_writer_is_read(tmp_path):
@@ -46,26 +38,7 @@ def test_a_regular_recording_still_ends_the_daemon_at_its_end_without_a_lost_war
     keymap.write_text('keys:\n  KEY_KP5: "msg hello"\n')
     recording = tmp_path / "rec.bin"
     recording.write_bytes(press(e.KEY_KP5, 1) + press(e.KEY_KP5, 0))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "octopanel",
-            "run",
-            "--replay",
-            str(recording),
-            "--speed",
-            "0",
-            "--keymap",
-            str(keymap),
-            "--dry-run",
-            "--no-control",
-        ],
-        capture_output=True,
-        text=True,
-        env=clean_env(tmp_path),
-        timeout=30,
-    )
+    out = replay(recording, keymap, env=clean_env(tmp_path), timeout=30)
     assert out.returncode == 0, out.stderr
     assert "INFO rec.bin: end of recording" in out.stderr
     assert "WARNING" not in out.stderr and "lost" not in out.stderr, out.stderr
@@ -77,26 +50,7 @@ def test_dry_run_says_would_on_stdout_and_in_its_log(tmp_path):
     keymap.write_text('feedback: {beep: false, message: false, leds: "off"}\nkeys:\n  KEY_KP8: "jog y=1"\n')
     recording = tmp_path / "rec.bin"
     recording.write_bytes(press(e.KEY_KP8, 1) + press(e.KEY_KP8, 0))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "octopanel",
-            "run",
-            "--replay",
-            str(recording),
-            "--speed",
-            "0",
-            "--keymap",
-            str(keymap),
-            "--dry-run",
-            "--no-control",
-        ],
-        capture_output=True,
-        text=True,
-        env=clean_env(tmp_path),
-        timeout=30,
-    )
+    out = replay(recording, keymap, env=clean_env(tmp_path), timeout=30)
     assert out.returncode == 0, out.stderr
     assert "KEY_KP8 press → would jog y=1\n" in out.stdout, out.stdout
     assert "INFO KEY_KP8 press: would jog y=1 (dry run: nothing sent)\n" in out.stderr, out.stderr
@@ -186,24 +140,7 @@ def test_max_repeat_mm_caps_the_travel_of_one_hold(tmp_path):
         + rec(t0 + 1.5, e.EV_KEY, e.KEY_KP8, 0)
         + rec(t0 + 1.5, e.EV_SYN, e.SYN_REPORT, 0)
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "octopanel",
-            "run",
-            "--replay",
-            str(recording),
-            "--keymap",
-            str(keymap),
-            "--dry-run",
-            "--no-control",
-        ],
-        capture_output=True,
-        text=True,
-        env=clean_env(tmp_path),
-        timeout=30,
-    )
+    out = replay(recording, keymap, env=clean_env(tmp_path), timeout=30, speed=None)
     assert out.returncode == 0, out.stderr
     travel = [float(line.split("would jog y=")[1]) for line in out.stdout.splitlines() if "would jog y=" in line]
     assert sum(travel) == 4, out.stdout  # the press, then 3 mm of repeats

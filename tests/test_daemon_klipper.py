@@ -1,5 +1,6 @@
 """`octopanel run` on Klipper: the shipped keymap through the replay FIFO, Moonraker going away and coming back
-under the daemon, Klipper shut down and restarted, a pause waiting behind a long move, and the jog cap."""
+under the daemon, a pause waiting behind a long move, and the jog cap. (Klipper shut down and restarted
+under a daemon: test_cmd_klipper.py, with the 8xxx commands that do it.)"""
 
 import time
 from pathlib import Path
@@ -98,21 +99,6 @@ def test_moonraker_stopped_and_started_under_the_daemon(klipper, panel):
     until(lambda: klipper.position()[1] == y + 1, "the jog after the outage")
     assert p.close() == 0, p.output()
     assert klipper.position()[1] == y + 1
-
-
-def test_klipper_shutdown_and_firmware_restart_under_the_daemon(klipper, panel):
-    p = panel()
-    assert p.ask("estop")["ok"]
-    klipper.wait_klippy_state("shutdown")
-    reply = p.ask("jog y=1")
-    assert not reply["ok"] and "refused: the printer is in an error state" in reply["error"], reply
-    assert p.ask("reset")["ok"]
-    time.sleep(0.3)  # Moonraker answers before Klipper's host has left "ready"
-    klipper.wait_ready()
-    reply = p.ask("jog y=1")
-    assert not reply["ok"] and "Must home axis first" in reply["error"], reply  # Klipper's own words
-    assert p.ask("home")["ok"]
-    assert p.close() == 0, p.output()
 
 
 def test_a_pause_behind_a_long_move_is_honoured_and_a_jog_meanwhile_dropped(klipper, panel, tmp_path):

@@ -27,10 +27,6 @@ SHORT_TIMEOUT = {"OCTOPANEL_SOCKET_TIMEOUT": "1.5"}
 class WatchedProxy(FreezeProxy):
     """A FreezeProxy that keeps every byte it was handed, so a test knows a request is held by the freeze."""
 
-    def __init__(self, upstream_port):
-        self.seen = bytearray()
-        super().__init__(upstream_port)
-
     def freeze(self):
         self.frozen_at = len(self.seen)
         super().freeze()
@@ -38,24 +34,6 @@ class WatchedProxy(FreezeProxy):
     def wait_request(self, start):
         """Until a request starting so (its headers: requests sends the body apart) is held by the freeze."""
         wait_for(lambda: start in self.seen[self.frozen_at :], 10, f"{start!r} held by the frozen proxy")
-
-    def _pump(self, src, dst):  # FreezeProxy._pump, recording what passes
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                self.seen += data
-                self.flowing.wait()
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 @pytest.fixture

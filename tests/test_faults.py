@@ -372,28 +372,8 @@ def test_pause_during_refused_connections_is_honoured_within_its_deadline_only(p
 # where one scheduling hiccup timed out a slow but valid answer.
 READ_TIMEOUT_S = 0.25
 # One cycle of faults, by the number n in `msg n`; timeouts are rare because each costs READ_TIMEOUT_S.
-PLAN = [
-    "ok",
-    "http500",
-    "reset",
-    "slow_body",
-    "invalid_json",
-    "busy",
-    "truncated",
-    "garbage",
-    "timeout",
-    "ok",
-    "http500",
-    "reset",
-    "slow_body",
-    "invalid_json",
-    "busy",
-    "truncated",
-    "garbage",
-    "stalled_body",
-    "ok",
-    "ok",
-]
+FAULTS = ["ok", "http500", "reset", "slow_body", "invalid_json", "busy", "truncated", "garbage"]
+PLAN = [*FAULTS, "timeout", *FAULTS, "stalled_body", "ok", "ok"]
 # What the reply must say for each fault (a regex on the error), None for success.
 EXPECTED = {
     "ok": None,

@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import BIN, LEAKY_PREFIXES
+from daemonproc import clean_env, replay
 from evdev import ecodes as e
 from fakeprinter import FakeOctoPrint
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -99,12 +100,6 @@ def thread_exceptions():
         yield caught
     finally:
         threading.excepthook = previous
-
-
-def clean_env(home, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k != "NOTIFY_SOCKET"}
-    env.update(HOME=str(home), **extra)
-    return env
 
 
 def limited(megabytes):
@@ -535,27 +530,7 @@ def cli_replay(tmp, data, keymap_path, timeout=10):
     recording = tmp / "cli.bin"
     recording.write_bytes(data)
     try:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "octopanel",
-                "run",
-                "--replay",
-                str(recording),
-                "--keymap",
-                str(keymap_path),
-                "--dry-run",
-                "--no-control",
-                "--speed",
-                "0",
-            ],
-            env=clean_env(tmp),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            preexec_fn=limited(2000),
-        )
+        return replay(recording, keymap_path, env=clean_env(tmp), timeout=timeout, preexec_fn=limited(2000))
     except subprocess.TimeoutExpired:
         pytest.fail(f"octopanel run --replay did not finish within {timeout} s")
 
@@ -861,7 +836,12 @@ def bad_argument(draw):
             if whole
             else st.floats(-1e6, low, exclude_max=True).filter(lambda v: round(v, 3) < low)
         )
-        choices.append(below.map(str))
+        below = below.map(str)
+        if param.name in action.steps:
+            # `settemp -5` is a relative step, valid whenever it is no larger than any value allowed.
+            widest = max(abs(b) for b in (low, high) if b is not None)
+            below = below.filter(lambda v: not v.startswith("-") or abs(float(v)) > widest)
+        choices.append(below)
     if high is not None:
         top = max(10**6, 10 * high)
         above = (
@@ -911,7 +891,7 @@ LEGACY_CASES = [
     ("8jog", ["0", "0", "9999"]),
     ("8jog", ["x"]),
     ("8settemp", ["300"]),
-    ("8setbed", ["-1"]),
+    ("8setbed", ["-121"]),  # a step (-1 is one now) larger than max_bed_temp
     ("8ex", ["nan"]),
     ("8fan", ["256"]),
     ("8speed", ["0"]),

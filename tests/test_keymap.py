@@ -75,7 +75,7 @@ def test_when_guards_pick_the_binding_for_the_state():
     assert km.lookup("", "KEY_KPENTER", "press", "paused").line == "resume"
     assert km.lookup("", "KEY_KPENTER", "press", "idle") is None
     assert km.lookup("", "KEY_KP9", "press", "idle").line == "jog z={step}"
-    assert km.lookup("", "KEY_KP9", "press", "printing").line == "g M290 Z0.02"
+    assert km.lookup("", "KEY_KP9", "press", "printing").line == "babystep z=0.02"
 
 
 def test_layers_fall_back_to_the_base_layer(tmp_path):

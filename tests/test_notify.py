@@ -1,16 +1,12 @@
 """sd_notify as systemd sees it: the real daemon talking to a real AF_UNIX datagram socket the test listens on."""
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
-from conftest import LEAKY_PREFIXES
-from daemonproc import SYSTEMD_VARS, DaemonProc, press, wait_for
+from daemonproc import DaemonProc, clean_env, press, replay, wait_for
 from evdev import ecodes as e
 
 WATCHDOG_USEC = 200_000
@@ -159,30 +155,10 @@ def test_outside_systemd_logs_go_to_stderr(tmp_path, journal_stream):
     keymap.write_text('keys:\n  KEY_KP5: "msg hello"\n')
     recording = tmp_path / "rec.bin"
     recording.write_bytes(press(e.KEY_KP5, 1) + press(e.KEY_KP5, 0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES) and k not in SYSTEMD_VARS}
-    env["HOME"] = str(tmp_path)
+    env = clean_env(tmp_path)
     if journal_stream:
         env["JOURNAL_STREAM"] = journal_stream
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "octopanel",
-            "run",
-            "--replay",
-            str(recording),
-            "--speed",
-            "0",
-            "--keymap",
-            str(keymap),
-            "--dry-run",
-            "--no-control",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    out = replay(recording, keymap, env=env, timeout=30)
     assert out.returncode == 0, out.stderr
     assert f"octopanel running with {keymap}" in out.stderr
     assert "end of recording" in out.stderr

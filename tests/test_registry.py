@@ -124,7 +124,11 @@ def test_8xxx_names_and_aliases_reach_the_same_action(registry, limits):
         ("speed 1.5", "expected a whole number"),
         ("settemp 286", "286 is above the maximum 285"),
         ("setbed 121", "121 is above the maximum 120"),
-        ("settemp -1", "below the minimum 0"),
+        ("settemp -286", "a step of -286 is larger than the limit 285"),
+        ("settemp ++5", r"expected a number or a signed step such as \+5 or -5, got '\+\+5'"),
+        ("settemp +abc", r"got '\+abc'"),
+        ("speed +0", "a step of '\\+0' changes nothing"),
+        ("babystep z=0.3", "a step of \\+0.3 is larger than the limit 0.2"),
         ("settemp nan", "finite number"),
         ("jog x=301", "301 is above the maximum 300"),
         ("jog -301", "-301 is below the minimum -300"),
@@ -311,7 +315,8 @@ def test_command_names_cover_every_8control_command(registry):
         "stepon",
         "stepoff",
     }
-    assert names - {"estop"} == reference  # octopanel's own addition: the emergency stop (Klipper's too)
+    octopanel_own = {"babystep", "estop"}  # commands 8control did not have
+    assert names == reference | octopanel_own
 
 
 def test_pyproject_commands_are_exactly_the_registry_commands(registry):

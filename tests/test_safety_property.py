@@ -51,7 +51,7 @@ SEQUENCES = int(__import__("os").environ.get("SEQ", 10_000))
 REAL_SEQUENCES = 20
 
 BOUND = sorted({key for (_layer, key, _gesture) in KM.bindings} | set(KM.shifts))
-UNBOUND = ["KEY_A", "KEY_NUMLOCK", "KEY_KPCOMMA", "KEY_ESC", "BTN_0"]
+UNBOUND = ["KEY_A", "KEY_KPEQUAL", "KEY_KPCOMMA", "KEY_ESC", "BTN_0"]
 CANCEL_KEYS = {k for (_l, k, g), bs in KM.bindings.items() for b in bs if b.line.split()[0] in ("cancel", "xcancel")}
 DANGEROUS_KINDS = {"system", "disconnect", "connect"}
 DANGEROUS_GCODE = {"M80", "M81"}

@@ -255,7 +255,7 @@ def test_a_session_whose_output_holds_a_key_fails_whatever_ran_last(tmp_path, le
     """The session-end hook itself, in a pytest session of its own: a test printing the key fails the session
     (exit 1) even though it passed and ran last; without the print the session passes."""
     here = Path(__file__).parent
-    for name in ("conftest.py", "secretscan.py", "klipperfix.py"):
+    for name in ("conftest.py", "secretscan.py", "klipperfix.py"):  # conftest.py imports the other two
         (tmp_path / name).write_text((here / name).read_text())
     line = "print(DISTINCT_KEY)" if leaky else "print('no key here')"
     (tmp_path / "test_last.py").write_text(f"from secretscan import DISTINCT_KEY\n\n\ndef test_z():\n    {line}\n")

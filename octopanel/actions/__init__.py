@@ -6,7 +6,7 @@ from octopanel.actions.registry import Registry
 MODULES = (info, system, gcode, job, motion, temps, files, panel)
 
 
-def build_registry():
+def build_registry() -> Registry:
     """A fresh registry holding every action (no module-level registry: two daemons may share a process)."""
     registry = Registry()
     for module in MODULES:

@@ -2,9 +2,11 @@
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
-from octopanel.actions.invoke import Result, dump
-from octopanel.actions.registry import Action, Param
+from octopanel.actions.invoke import Context, Result, dump
+from octopanel.actions.registry import Action, Param, Registry
 from octopanel.errors import UsageError
 from octopanel.printers.octoprint.multipart import not_regular, open_regular, spool
 from octopanel.printers.octoprint.urlpath import file_path
@@ -14,15 +16,15 @@ GROUP = "Files"
 PROGRESS_MIN_BYTES = 256 * 1024  # smaller uploads finish before a progress bar is worth drawing
 
 
-def open_source(path, stdin=None):
+def open_source(path: str, stdin: Any = None) -> BinaryIO:
     """An open binary file for `path` (a regular file only), or stdin spooled to a temporary file for '-'."""
     if path == "-":
-        stream = stdin if stdin is not None else sys.stdin
+        stream: Any = stdin if stdin is not None else sys.stdin
         return spool(getattr(stream, "buffer", stream))
     return open_regular(path)
 
 
-def source_path(text):
+def source_path(text: object) -> str:
     """A local file to upload, or '-': refused at once if it exists and is not a regular file (FIFO, device,
     directory), so that even 8runfile's state check is not sent. A missing file is reported when opened."""
     text = to_str(text)
@@ -35,18 +37,18 @@ def source_path(text):
     return text
 
 
-def progress_bar(ctx, size):
+def progress_bar(ctx: Context, size: int) -> Callable[[int, int], None] | None:
     if size < PROGRESS_MIN_BYTES or not ctx.tty:
         return None
 
-    def show(sent, total):
+    def show(sent: int, total: int) -> None:
         filled = int(30 * sent / total) if total else 30
         ctx.progress(f"uploading [{'#' * filled}{'.' * (30 - filled)}] {sent * 100 // max(total, 1)} %")
 
     return show
 
 
-def upload(ctx, path, name=None, select=False, print_=False):
+def upload(ctx: Context, path: str, name: str | None = None, select: bool = False, print_: bool = False) -> Result:
     target = name or ("stdin.gcode" if path == "-" else os.path.basename(path))
     try:
         file_path(target)
@@ -62,25 +64,25 @@ def upload(ctx, path, name=None, select=False, print_=False):
     return Result(f"uploaded {stored} ({size} bytes)" + (", printing" if print_ else ""), result)
 
 
-def runfile(ctx, path):
+def runfile(ctx: Context, path: str) -> Result:
     return upload(ctx, path, name="tmp.g", select=True, print_=True)
 
 
-def fselect(ctx, name):
+def fselect(ctx: Context, name: str) -> Result:
     ctx.client.select_file(name)
     return Result(f"selected {name}")
 
 
-def ls_raw(ctx):
+def ls_raw(ctx: Context) -> Result:
     data = ctx.client.files()
     return Result(dump(data), data)
 
 
-def ls(ctx):
+def ls(ctx: Context) -> Result:
     data = ctx.client.files()
-    names = []
+    names: list[Any] = []  # OctoPrint's path (or name) of each file
 
-    def walk(entries):
+    def walk(entries: list[dict[str, Any]]) -> None:
         for entry in entries:
             if entry.get("type") == "folder":
                 walk(entry.get("children") or [])
@@ -91,12 +93,12 @@ def ls(ctx):
     return Result("\n".join(names), data)
 
 
-def ll(ctx, name):
+def ll(ctx: Context, name: str) -> Result:
     data = ctx.client.file_info(name)
     return Result(dump(data), data)
 
 
-def register(reg):
+def register(reg: Registry) -> None:
     path = Param("path", source_path, help="a G-code file, or - for stdin")
     reg.register(
         Action(

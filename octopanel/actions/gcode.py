@@ -1,7 +1,9 @@
 """Raw G-code and the small commands that are one G-code line: messages, beeps, fans, servos, steppers."""
 
-from octopanel.actions.invoke import Result, gcode_line, gcode_lines
-from octopanel.actions.registry import MOTION_OK, OCTOPRINT_ONLY, Action, Param
+from typing import Any
+
+from octopanel.actions.invoke import Context, Result, gcode_line, gcode_lines
+from octopanel.actions.registry import MOTION_OK, OCTOPRINT_ONLY, Action, Param, Registry
 from octopanel.errors import UsageError
 from octopanel.gcode import policy
 from octopanel.values import gnum, show, to_bool, to_fixed, to_int
@@ -10,16 +12,16 @@ GROUP = "G-code"
 GROUP_FAN = "Fans and servos"
 
 
-def send(ctx, *lines):
+def send(ctx: Context, *lines: str) -> Result:
     ctx.client.gcode(lines)
     return Result(" | ".join(lines) + " sent")
 
 
-def hotend_temp(ctx):
+def hotend_temp(ctx: Context) -> float | None:
     return (ctx.client.tool().get("tool0") or {}).get("actual")
 
 
-def send_raw(ctx, lines, force=False):
+def send_raw(ctx: Context, lines: list[str], force: bool = False) -> Result:
     """Raw G-code, judged line by line as the firmware reads it (gcode.policy): the allow list while busy,
     caps and protections always, extrusion only when hot; --force lifts only the busy and cold rules."""
     judged = policy.check(lines, ctx.limits, lambda: ctx.client.state().name, lambda: hotend_temp(ctx), force)
@@ -28,13 +30,13 @@ def send_raw(ctx, lines, force=False):
     return send(ctx, *judged)
 
 
-def message_text(text):
+def message_text(text: object) -> str:
     """Display text: one line, may be empty (a bare M117 clears the display)."""
     text = str(text).strip()
     return gcode_line(text) if text else ""
 
 
-def fan_value(text):
+def fan_value(text: object) -> int:
     lowered = str(text).lower()
     if lowered == "on" or text is True:
         return 255
@@ -46,8 +48,8 @@ def fan_value(text):
         raise ValueError(f"expected on, off or 0..255, got {show(text)}") from None
 
 
-def register(reg):
-    def simple(name, code, help_, commands=(), **kw):
+def register(reg: Registry) -> None:
+    def simple(name: str, code: str, help_: str, commands: tuple[str, ...] = (), **kw: Any) -> None:
         reg.register(Action(name, lambda ctx: send(ctx, code), help_, GROUP, commands=commands, **kw))
 
     force = Param("force", to_bool, False, flag="--force", help="allow any G-code while printing, and cold extrusion")
@@ -72,7 +74,7 @@ def register(reg):
                 GROUP,
                 params=(Param("coords", gcode_line, rest=True), cold),
                 states=MOTION_OK,
-                danger=lambda a, c=axis_cmd: policy.dangerous([f"{c} {a['coords']}"]),
+                danger=lambda a, c=axis_cmd: policy.dangerous([f"{c} {a['coords']}"]),  # type: ignore[misc]  # a lambda with a default
             )
         )
     reg.register(
@@ -111,24 +113,13 @@ def register(reg):
     simple("getpos", "M114", "M114: ask the printer to report its position")
     simple("stepon", "M17", "M17: enable the stepper motors")
     simple("stepoff", "M18", "M18: disable the stepper motors", states=MOTION_OK)
-    reg.register(
-        Action(
-            "sleep",
-            lambda ctx, s: send(ctx, f"G4 S{gnum(s)}"),
-            "G4 S: the printer dwells S seconds",
-            GROUP,
-            params=(Param("s", to_fixed, minval=0, maxval=3600),),
-        )
-    )
-    reg.register(
-        Action(
-            "sleepms",
-            lambda ctx, ms: send(ctx, f"G4 P{ms}"),
-            "G4 P: the printer dwells MS ms",
-            GROUP,
-            params=(Param("ms", to_int, minval=0, maxval=3600000),),
-        )
-    )
+    # G4 by seconds (S) or by milliseconds (P); the one parameter is named for the unit people type.
+    for name, word, param, text in (
+        ("sleep", "S", Param("s", to_fixed, minval=0, maxval=3600), "G4 S: the printer dwells S seconds"),
+        ("sleepms", "P", Param("ms", to_int, minval=0, maxval=3600000), "G4 P: the printer dwells MS ms"),
+    ):
+        dwell = lambda ctx, w=word, **value: send(ctx, f"G4 {w}{gnum(*value.values())}")  # noqa: E731
+        reg.register(Action(name, dwell, text, GROUP, params=(param,)))
     reg.register(
         Action(
             "fan",
@@ -162,5 +153,5 @@ def register(reg):
     )
 
 
-def fan(ctx, speed):
+def fan(ctx: Context, speed: int) -> Result:
     return send(ctx, "M107" if speed == 0 else f"M106 S{speed}")

@@ -3,15 +3,15 @@
 from urllib.parse import urlsplit
 
 from octopanel import settings
-from octopanel.actions.invoke import Result, dump
-from octopanel.actions.registry import Action, Param
+from octopanel.actions.invoke import Context, Result, dump
+from octopanel.actions.registry import Action, Param, Registry
 from octopanel.printers.octoprint.client import mask_url
 from octopanel.values import to_bool
 
 GROUP = "Configuration and status"
 
 
-def checkcfg(ctx):
+def checkcfg(ctx: Context) -> Result:
     s = ctx.settings
     lines = [
         f"Printer URL:   {mask_url(s.url) if s.url else '(none)'}  [from {s.sources['url']}]",
@@ -33,29 +33,29 @@ def checkcfg(ctx):
     return Result("\n".join(lines), data, sent=False)
 
 
-def apiver(ctx):
+def apiver(ctx: Context) -> Result:
     data = ctx.client.version()
     return Result(f"API {data.get('api')}, {data.get('text') or 'OctoPrint ' + str(data.get('server'))}", data)
 
 
-def status_raw(ctx):
+def status_raw(ctx: Context) -> Result:
     data = ctx.client.connection()
     return Result(dump(data), data)
 
 
-def status(ctx, quiet=False):
+def status(ctx: Context, quiet: bool = False) -> Result:
     data = ctx.client.connection()
     state = (data.get("current") or {}).get("state", "unknown")
     host = urlsplit(ctx.settings.url or "").netloc.rpartition("@")[2]  # never the URL's user:password
     return Result(state if quiet else f"Machine: {host}\n{state}", data)
 
 
-def getjob(ctx):
+def getjob(ctx: Context) -> Result:
     data = ctx.client.job()
     return Result(dump(data), data)
 
 
-def register(reg):
+def register(reg: Registry) -> None:
     reg.register(
         Action(
             "checkcfg",

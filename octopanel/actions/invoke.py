@@ -4,12 +4,18 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
-from octopanel.actions.registry import ANY
+from octopanel.actions.registry import ANY, Action, Call
 from octopanel.daemon import protocol
 from octopanel.errors import Busy, SafetyError, UsageError
-from octopanel.printers.backend import Backend
+from octopanel.printers.backend import Backend, PrinterState
 from octopanel.values import show
+
+if TYPE_CHECKING:
+    from octopanel.panel.router import Panel
+    from octopanel.settings import Settings
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -19,13 +25,13 @@ class Result:
 
     __slots__ = ("text", "data", "sent")
 
-    def __init__(self, text=None, data=None, sent=True):
+    def __init__(self, text: str | None = None, data: Any = None, sent: bool = True) -> None:
         self.text, self.data, self.sent = text, data, sent
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Result(text={self.text!r}, data={self.data!r}, sent={self.sent!r})"
 
-    def as_json(self, action_name):
+    def as_json(self, action_name: str | None) -> Any:
         return protocol.result_data(action_name, self.sent, self.text, self.data)
 
 
@@ -34,26 +40,35 @@ class Context:
 
     `panel` is the daemon's panel state (modes), None outside the daemon."""
 
-    def __init__(self, client: Backend, settings, out=None, err=None, tty=False, sleep=time.sleep, panel=None):
+    def __init__(
+        self,
+        client: Backend,
+        settings: "Settings",
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        tty: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        panel: "Panel | None" = None,
+    ) -> None:
         self.client, self.settings, self.tty, self.sleep, self.panel = client, settings, tty, sleep, panel
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
 
     @property
-    def limits(self):
+    def limits(self) -> dict[str, float]:
         return self.settings.limits
 
-    def progress(self, text):
+    def progress(self, text: str) -> None:
         """A one-line progress display, shown only on a terminal (scripts piping us see nothing)."""
         if self.tty:
             print(f"\r\x1b[K{text}", end="", file=self.err, flush=True)
 
-    def progress_done(self):
+    def progress_done(self) -> None:
         if self.tty:
             print(file=self.err, flush=True)
 
 
-def invoke(call, ctx, state=None):
+def invoke(call: Call, ctx: Context, state: PrinterState | None = None) -> Result:
     """Run a parsed Call after checking the printer state it needs (fetched unless given); returns a Result."""
     action = call.action
     kind = ctx.client.kind if ctx.client is not None else None
@@ -84,7 +99,7 @@ def invoke(call, ctx, state=None):
     return run(ctx, **call.args)
 
 
-def skip_message(action, state):
+def skip_message(action: Action, state: str) -> str:
     """Why a skip_when_not action sent nothing in `state`, in its own words (Action.already, skip_word)."""
     if state in action.already:
         return f"already {state}: nothing sent"
@@ -93,11 +108,11 @@ def skip_message(action, state):
     return f"not {action.skip_word} (printer is {describe(state)}): nothing sent"
 
 
-def describe(state):
+def describe(state: str) -> str:
     return {"idle": "idle (operational, not printing)", "error": "in an error state"}.get(state, state)
 
 
-def gcode_line(text):
+def gcode_line(text: object) -> str:
     """Validate one G-code line: no newlines or control characters may smuggle in a second command."""
     text = str(text).strip()
     if not text:
@@ -107,15 +122,10 @@ def gcode_line(text):
     return text
 
 
-def gcode_lines(value):
+def gcode_lines(value: object) -> list[str]:
     items = value if isinstance(value, (list, tuple)) else [value]
     return [gcode_line(item) for item in items]
 
 
-def dump(data):
+def dump(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False)
-
-
-def require(condition, message):
-    if not condition:
-        raise UsageError(message)

@@ -1,17 +1,19 @@
 """Print jobs: start, pause and resume (stateless), restart, cancel, wait for the end."""
 
 import time
+from collections.abc import Callable
 
-from octopanel.actions.invoke import Result
-from octopanel.actions.registry import BUSY_STATES, OCTOPRINT_ONLY, Action, Param
+from octopanel.actions.invoke import Context, Result
+from octopanel.actions.registry import BUSY_STATES, OCTOPRINT_ONLY, Action, Param, Registry
 from octopanel.errors import Busy, PrinterError, SafetyError
+from octopanel.printers.backend import PrinterState
 from octopanel.values import to_float
 
 GROUP = "Job"
 ACTIVE = BUSY_STATES | {"paused"}
 
 
-def start(ctx):
+def start(ctx: Context) -> Result:
     job = ctx.client.job() or {}
     if not ((job.get("job") or {}).get("file") or {}).get("name"):
         # OctoPrint answers 204 and does nothing when no file is selected: say so instead.
@@ -20,51 +22,51 @@ def start(ctx):
     return Result("print started")
 
 
-def restart(ctx):
+def restart(ctx: Context) -> Result:
     ctx.client.job_command("restart")
     return Result("print restarted from the beginning")
 
 
-def pause_raw(ctx):
+def pause_raw(ctx: Context) -> Result:
     ctx.client.job_command("pause")
     return Result("pause toggle sent")
 
 
-def pause(ctx):
+def pause(ctx: Context) -> Result:
     ctx.client.job_command("pause", "pause")
     return Result("paused")
 
 
-def resume(ctx):
+def resume(ctx: Context) -> Result:
     ctx.client.job_command("pause", "resume")
     return Result("resumed")
 
 
-def cancel(ctx):
+def cancel(ctx: Context) -> Result:
     ctx.client.gcode(["M108", "M77"])  # break a waiting heat-up, stop the print timer
     return cancel_only(ctx)
 
 
-def cancel_only(ctx):
+def cancel_only(ctx: Context) -> Result:
     """Klipper's CANCEL_PRINT needs no M108 (Klipper has none) and stops its own print timer."""
     ctx.client.job_command("cancel")
     return Result("print cancelled")
 
 
-def xcancel_with(cancel_job):
-    def run(ctx, timeout=60.0):
+def xcancel_with(cancel_job: Callable[[Context], Result]) -> Callable[..., Result]:
+    def run(ctx: Context, timeout: float = 60.0) -> Result:
         return xcancel(ctx, timeout, cancel_job)
 
     return run
 
 
-def xcancel(ctx, timeout=60.0, cancel_job=cancel):
+def xcancel(ctx: Context, timeout: float = 60.0, cancel_job: Callable[[Context], Result] | None = None) -> Result:
     tool = ctx.client.tool().get("tool0", {}).get("target")
     try:
         bed = (ctx.client.bed().get("bed") or {}).get("target")
     except Busy:
         bed = None  # OctoPrint answers 409 when the profile has no heated bed
-    cancel_job(ctx)
+    (cancel_job or cancel)(ctx)
     wait_until(ctx, lambda s: s.name not in ACTIVE, timeout, "the print to finish cancelling")
     if tool is not None:
         ctx.client.tool_target({"tool0": tool})
@@ -75,10 +77,10 @@ def xcancel(ctx, timeout=60.0, cancel_job=cancel):
     return Result(f"print cancelled, targets kept ({kept or 'none set'}), homed")
 
 
-def waitend(ctx, timeout=None, interval=10.0):
+def waitend(ctx: Context, timeout: float | None = None, interval: float = 10.0) -> Result:
     started = time.monotonic()
 
-    def done(state):
+    def done(state: PrinterState) -> bool:
         elapsed = time.monotonic() - started
         ctx.progress(f"waiting for the print to end: {state.name} ({elapsed:.0f} s)")
         if state.name in ("disconnected", "error"):
@@ -90,7 +92,13 @@ def waitend(ctx, timeout=None, interval=10.0):
     return Result("printer is operational", sent=False)
 
 
-def wait_until(ctx, predicate, timeout, what, interval=0.2):
+def wait_until(
+    ctx: Context,
+    predicate: Callable[[PrinterState], bool],
+    timeout: float | None,
+    what: str,
+    interval: float = 0.2,
+) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
     while not predicate(ctx.client.state()):
         if deadline is not None and time.monotonic() >= deadline:
@@ -104,7 +112,7 @@ TIMEOUT = Param(
 )
 
 
-def register(reg):
+def register(reg: Registry) -> None:
     reg.register(
         Action(
             "start", start, "start the selected file", GROUP, states=frozenset({"idle"}), commands=("start", "print")

@@ -1,9 +1,14 @@
 """Moving the head and the filament: home, jog, extrude, eject; speed and flow factors."""
 
-from octopanel.actions.invoke import Result
-from octopanel.actions.registry import MOTION_OK, Action, Param
+from decimal import Decimal
+from typing import Any
+
+from octopanel.actions.invoke import Context, Result
+from octopanel.actions.registry import MOTION_OK, Action, Param, Registry
+from octopanel.actions.relative import FEEDRATE, FLOWRATE, step
 from octopanel.errors import SafetyError
-from octopanel.values import gnum, to_bool, to_fixed, to_float, to_int
+from octopanel.gcode.policy import BABYSTEP_MM
+from octopanel.values import Step, fmt, gnum, relative, to_bool, to_fixed, to_float, to_int
 
 GROUP = "Motion"
 GROUP_EX = "Extrusion"
@@ -11,7 +16,7 @@ GROUP_FACTOR = "Speed and flow"
 FORCE = Param("force", to_bool, False, flag="--force", help="extrude even below min_extrude_temp")
 
 
-def jog_legacy(words):
+def jog_legacy(words: list[str]) -> dict[str, Any] | None:
     """8control: `8jog Z` or `8jog X Y Z`."""
     if len(words) == 1:
         return {"z": words[0]}
@@ -20,7 +25,7 @@ def jog_legacy(words):
     return None
 
 
-def jog_signs(ctx):
+def jog_signs(ctx: Context) -> dict[str, int]:
     """Per-axis sign: follow the profile's inverted axes (as the web UI does), flip all, or none."""
     mode = ctx.settings.jog_direction
     if mode == "8control":
@@ -31,7 +36,9 @@ def jog_signs(ctx):
     return {a: -1 if (axes.get(a) or {}).get("inverted") else 1 for a in "xyz"}
 
 
-def jog(ctx, x=None, y=None, z=None, speed=None):
+def jog(
+    ctx: Context, x: float | None = None, y: float | None = None, z: float | None = None, speed: int | None = None
+) -> Result:
     moves = {a: v for a, v in (("x", x), ("y", y), ("z", z)) if v is not None}
     signs = jog_signs(ctx)
     sent = {a: v * signs[a] for a, v in moves.items()}
@@ -39,12 +46,12 @@ def jog(ctx, x=None, y=None, z=None, speed=None):
     return Result("jogged " + " ".join(f"{a}={v:g}" for a, v in moves.items()))
 
 
-def home(ctx):
+def home(ctx: Context) -> Result:
     ctx.client.home()
     return Result("homed x y z")
 
 
-def check_hot(ctx, force):
+def check_hot(ctx: Context, force: bool) -> None:
     """Refuse cold extrusion ourselves: neither OctoPrint nor every firmware does."""
     if force:
         return
@@ -64,20 +71,20 @@ def check_hot(ctx, force):
         )
 
 
-def extrude(ctx, amount, speed=None, force=False):
+def extrude(ctx: Context, amount: float, speed: int | None = None, force: bool = False) -> Result:
     check_hot(ctx, force)
     ctx.client.extrude(amount, speed)
     return Result(f"{'extruded' if amount > 0 else 'retracted'} {abs(amount):g} mm")
 
 
-def fex(ctx, amount, speed=2000, force=False):
+def fex(ctx: Context, amount: float, speed: int = 2000, force: bool = False) -> Result:
     check_hot(ctx, force)
     lines = ["G91", f"G1 E{gnum(amount)} F{speed}", "G90"]
     ctx.client.gcode(lines)
     return Result(" | ".join(lines) + " sent")
 
 
-def eject(ctx, temp=None, force=False, timeout=600.0):
+def eject(ctx: Context, temp: float | None = None, force: bool = False, timeout: float = 600.0) -> Result:
     from octopanel.actions.temps import wait_for_temperature
 
     if temp is not None and temp < ctx.settings.min_extrude_temp and not force:
@@ -96,17 +103,41 @@ def eject(ctx, temp=None, force=False, timeout=600.0):
     return Result("filament ejected" + (", hotend off" if temp is not None else ""))
 
 
-def feedrate(ctx, percent):
+def feedrate(ctx: Context, percent: int) -> Result:
+    if isinstance(percent, Step):
+        return step(ctx, FEEDRATE, percent, ctx.client.feedrate, lambda p: f"feed rate {p} %")
     ctx.client.feedrate(percent)
     return Result(f"feed rate {percent} %")
 
 
-def flowrate(ctx, percent):
+def flowrate(ctx: Context, percent: int) -> Result:
+    if isinstance(percent, Step):
+        return step(ctx, FLOWRATE, percent, ctx.client.flowrate, lambda p: f"flow rate {p} %")
     ctx.client.flowrate(percent)
     return Result(f"flow rate {percent} %")
 
 
-def register(reg):
+def babystep(ctx: Context, z: float) -> Result:
+    """M290 Z: a merged run of presses goes out whole, in lines of at most BABYSTEP_MM each (policy's cap)."""
+    left, cap, lines = Decimal(repr(float(z))), Decimal(repr(BABYSTEP_MM)), []
+    while left:
+        part = max(-cap, min(cap, left))
+        lines.append(f"M290 Z{gnum(str(part))}")
+        left -= part
+    ctx.client.gcode(lines)
+    split = f" ({len(lines)} M290 lines of at most {BABYSTEP_MM:g} mm)" if len(lines) > 1 else ""
+    return Result(f"babystepped z {fmt(z)} mm{split}")
+
+
+FACTOR_HELP = (
+    "%, or a step such as +10 or -10 counted from the factor as octopanel's daemon last set it (OctoPrint "
+    "does not report it: set it as a number first), clamped at the limits; quick presses add up"
+)
+
+BABY_HELP = "mm, + up (away from the bed); quick panel presses add up, sent in M290 lines of at most 0.2 mm"
+
+
+def register(reg: Registry) -> None:
     axis = lambda a: Param(a, to_fixed, None, "-max_jog", "max_jog", f"{a.upper()} distance (mm)")  # noqa: E731
     reg.register(Action("home", home, "home x, y and z", GROUP, states=MOTION_OK, backend_refuses=True))
     reg.register(
@@ -162,6 +193,36 @@ def register(reg):
             slow=True,
         )
     )
-    factor = Param("percent", to_int, minval="min_factor", maxval="max_factor")
-    reg.register(Action("speed", feedrate, "feed rate override in % (M220)", GROUP_FACTOR, params=(factor,)))
-    reg.register(Action("feed", flowrate, "flow rate override in % (M221)", GROUP_FACTOR, params=(factor,)))
+    factor = Param("percent", relative(to_int), minval="min_factor", maxval="max_factor", help=FACTOR_HELP)
+    reg.register(
+        Action(
+            "speed",
+            feedrate,
+            "feed rate override in % (M220), or step it: +10, -10",
+            GROUP_FACTOR,
+            params=(factor,),
+            steps=("percent",),
+        )
+    )
+    reg.register(
+        Action(
+            "feed",
+            flowrate,
+            "flow rate override in % (M221), or step it: +5, -5",
+            GROUP_FACTOR,
+            params=(factor,),
+            steps=("percent",),
+        )
+    )
+    reg.register(
+        Action(
+            "babystep",
+            babystep,
+            f"nudge Z by MM now, even while printing (M290, at most {BABYSTEP_MM:g} mm)",
+            GROUP,
+            params=(
+                Param("z", relative(to_fixed, always=True), minval=-BABYSTEP_MM, maxval=BABYSTEP_MM, help=BABY_HELP),
+            ),
+            steps=("z",),
+        )
+    )

@@ -1,12 +1,12 @@
 """Panel-only actions: they change the daemon's own state (modes), never the printer's."""
 
-from octopanel.actions.invoke import Result
-from octopanel.actions.registry import Action, Param
+from octopanel.actions.invoke import Context, Result
+from octopanel.actions.registry import Action, Param, Registry
 from octopanel.errors import UsageError
 from octopanel.values import suggest, to_str
 
 
-def mode(ctx, name, value="next"):
+def mode(ctx: Context, name: str, value: str = "next") -> Result:
     if ctx.panel is None:
         raise UsageError("mode changes only exist inside the panel daemon (octopanel run)")
     values = ctx.panel.values.get(name)
@@ -21,7 +21,7 @@ def mode(ctx, name, value="next"):
     return Result(f"mode {name}: {new}", sent=False)
 
 
-def register(reg):
+def register(reg: Registry) -> None:
     reg.register(
         Action(
             "mode",

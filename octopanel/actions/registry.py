@@ -1,7 +1,7 @@
 """The action registry: every action defined once, and the one parser for action lines."""
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from octopanel import values
@@ -45,12 +45,18 @@ class Param(NamedTuple):
     takes_value: bool = False
     rest: bool = False
 
-    def parse(self, raw, limits):
+    def parse(self, raw: Any, limits: dict[str, float]) -> Any:
         try:
             value = self.convert(raw)
         except ValueError as exc:
             raise UsageError(f"{self.name}: {exc}") from None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, values.Step):
+            # A step is judged against the limits when it runs, counted from the current value; here only a
+            # step larger than any value allowed (a typo) is refused.
+            bounds = [abs(b) for b in (resolve_limit(self.minval, limits), resolve_limit(self.maxval, limits)) if b]
+            if bounds and abs(value) > max(bounds):
+                raise UsageError(f"{self.name}: a step of {values.fmt(value)} is larger than the limit {max(bounds):g}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
             lo, hi = resolve_limit(self.minval, limits), resolve_limit(self.maxval, limits)
             problem = values.check_range(value, lo, hi)
             if problem:
@@ -58,7 +64,7 @@ class Param(NamedTuple):
         return value
 
 
-def resolve_limit(bound, limits):
+def resolve_limit(bound: Bound, limits: dict[str, float]) -> float | None:
     """A bound is a number, a settings limit name, or '-name' for its negation."""
     if not isinstance(bound, str):
         return bound
@@ -87,6 +93,9 @@ class Action(NamedTuple):
     # (parameter, axis) pairs of per-unit distances (jog: x y z; ex: amount on e). Such calls merge while they
     # wait, the distances multiplied (conserving the total), and count in the physical jog backlog.
     moves: tuple[tuple[str, str], ...] = ()
+    # Parameters that may be a relative step (values.Step: `settemp +5`, `babystep z=0.02`): calls giving a step
+    # merge while they wait, the steps added up (five quick `settemp +5` send one +25); absolute values never.
+    steps: tuple[str, ...] = ()
     panel_mode: bool = False  # changes the daemon's own panel mode: answered at once, never queued (mode)
     retries: bool = False  # retried while OctoPrint is unreachable, until pause_deadline_s: a runout pause lands
     dangerous: bool = False  # the panel needs a confirming gesture (hold or double), whatever the arguments
@@ -105,21 +114,21 @@ class Action(NamedTuple):
     variants: tuple[tuple[str, Callable[..., Any]], ...] = ()
 
     @property
-    def command_names(self):
+    def command_names(self) -> tuple[str, ...]:
         return self.commands or (self.name,)
 
-    def danger_of(self, args):
+    def danger_of(self, args: dict[str, Any]) -> str | None:
         """None if a call with these arguments may run on a single press; else why it needs a hold or a
         double press: `danger` judged on the arguments, or the help text of an action `dangerous` by nature.
         ValueError (e.g. G-code that cannot be read) propagates."""
         reason = self.danger(args) if self.danger is not None else None
         return reason or (self.help if self.dangerous else None)
 
-    def run_on(self, kind):
+    def run_on(self, kind: str | None) -> Callable[..., Any]:
         """The function that does it on a backend of this kind: a variant, else `run`."""
-        return dict(self.variants).get(kind, self.run)
+        return dict(self.variants).get(kind, self.run) if kind is not None else self.run
 
-    def refusal_on(self, kind):
+    def refusal_on(self, kind: str) -> str | None:
         """None if it has a meaning on a backend of this kind, else a usage error's text saying why not."""
         if kind in self.backends:
             return None
@@ -127,17 +136,17 @@ class Action(NamedTuple):
         why = f": {self.not_there}" if self.not_there else ""
         return f"{self.command_names[0]} works only with {only}, not {BACKENDS.get(kind, kind)}{why}; nothing sent"
 
-    @property
-    def mergeable(self):
-        """Whether consecutive calls may be combined into one, conserving the total (see `moves`)."""
-        return bool(self.moves)
+    def mergeable(self, args: dict[str, Any]) -> bool:
+        """Whether consecutive calls with these arguments may be combined into one, conserving the total:
+        every call of a `moves` action, a `steps` action's calls that give a step."""
+        return bool(self.moves) or any(isinstance(args.get(name), values.Step) for name in self.steps)
 
-    def axes_of(self, args):
+    def axes_of(self, args: dict[str, Any]) -> dict[str, float]:
         """{axis: signed mm} that a call with these arguments moves; {} for an action that moves nothing."""
         return {axis: float(args[name]) for name, axis in self.moves if args.get(name) is not None}
 
     @property
-    def reads_state_first(self):
+    def reads_state_first(self) -> bool:
         """Whether the state is read before running it, whatever the backend (the executor then reads it ahead;
         for a backend_refuses action on a backend that does not refuse, invoke() reads it itself)."""
         return self.states != ANY and not self.backend_refuses
@@ -148,22 +157,27 @@ class Call:
 
     __slots__ = ("action", "args")
 
-    def __init__(self, action, args=None):
+    def __init__(self, action: Action, args: dict[str, Any] | None = None) -> None:
         self.action, self.args = action, {} if args is None else args
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Call({self.action.name!r}, {self.args!r})"
 
     @property
-    def forced(self):
+    def forced(self) -> bool:
         """Whether the line carries --force: a human's override at a shell, never from a keymap or socket."""
         return any(p.flag == "--force" and self.args.get(p.name) for p in self.action.params)
 
-    def danger(self):
+    @property
+    def mergeable(self) -> bool:
+        """See Action.mergeable."""
+        return self.action.mergeable(self.args)
+
+    def danger(self) -> str | None:
         """See Action.danger_of."""
         return self.action.danger_of(self.args)
 
-    def __str__(self):
+    def __str__(self) -> str:
         words = [self.action.name] + [
             f"{k}={shlex.quote(values.fmt(v) if isinstance(v, float) else str(v))}" for k, v in self.args.items()
         ]
@@ -173,11 +187,11 @@ class Call:
 class Registry:
     """Holds every action by name and by 8xxx command name; registering twice is an error."""
 
-    def __init__(self):
-        self._actions = {}
-        self._commands = {}
+    def __init__(self) -> None:
+        self._actions: dict[str, Action] = {}
+        self._commands: dict[str, Action] = {}
 
-    def register(self, action):
+    def register(self, action: Action) -> Action:
         for table, keys in ((self._actions, [action.name]), (self._commands, action.command_names)):
             for key in keys:
                 if key in table:
@@ -187,17 +201,17 @@ class Registry:
             self._commands[key] = action
         return action
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Action]:
         return iter(self._actions.values())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._actions)
 
-    def command_names(self):
+    def command_names(self) -> list[str]:
         """The 8xxx names (without the 8) of every action that has one."""
         return [name for name, action in self._commands.items() if action.cli]
 
-    def get(self, name):
+    def get(self, name: str) -> Action:
         """The action called `name` (octopanel name or 8xxx name), or UsageError with a hint."""
         action = self._actions.get(name) or self._commands.get(name)
         if action is None:
@@ -205,7 +219,7 @@ class Registry:
             raise UsageError(f"unknown action '{name}'{values.suggest(name, names)}")
         return action
 
-    def parse_line(self, line, limits):
+    def parse_line(self, line: str, limits: dict[str, float]) -> Call:
         """Parse 'jog z=5' or 'jog 0 0 5' into a Call (the keymap and control socket use this)."""
         try:
             words = shlex.split(line)
@@ -215,17 +229,18 @@ class Registry:
             raise UsageError("empty action line")
         return self.parse(words[0], words[1:], limits)
 
-    def parse(self, name, words, limits):
+    def parse(self, name: str, words: Sequence[str], limits: dict[str, float]) -> Call:
         """Parse the words after an action name into a Call; the single parser for every front end."""
         action = self.get(name)
         return Call(action, parse_args(action, words, limits))
 
 
-def parse_args(action, words, limits):
+def parse_args(action: Action, words: Sequence[str], limits: dict[str, float]) -> dict[str, Any]:
     by_name = {p.name: p for p in action.params}
     by_flag = {p.flag: p for p in action.params if p.flag}
     free_text = any(p.rest for p in action.params)  # G-code and messages: '=' and leading dashes are text
-    raw, positional = {}, []
+    raw: dict[str, Any] = {}
+    positional: list[str] = []
     i = 0
     while i < len(words):
         word = words[i]
@@ -267,7 +282,7 @@ def parse_args(action, words, limits):
             if key in raw:
                 raise UsageError(f"{action.name}: {key} given twice")
             raw[key] = value
-    args = {}
+    args: dict[str, Any] = {}
     for param in action.params:
         if param.name in raw:
             try:
@@ -284,10 +299,10 @@ def parse_args(action, words, limits):
     return args
 
 
-def default_positional(action, words):
+def default_positional(action: Action, words: Sequence[str]) -> dict[str, str] | None:
     """Map words to the positional (non-flag) parameters in order; a `rest` parameter takes the remainder."""
     params = [p for p in action.params if not p.flag]
-    mapped = {}
+    mapped: dict[str, str] = {}
     for index, param in enumerate(params):
         if index >= len(words):
             break
@@ -300,7 +315,7 @@ def default_positional(action, words):
     return mapped
 
 
-def usage(action):
+def usage(action: Action) -> str:
     parts = [action.command_names[0] if action.commands else action.name]
     for p in action.params:
         if p.flag:

@@ -1,7 +1,9 @@
 """Connection and system commands: connect, disconnect, reconnect, custom actions, power."""
 
-from octopanel.actions.invoke import Result
-from octopanel.actions.registry import OCTOPRINT_ONLY, Action, Param
+from typing import Any
+
+from octopanel.actions.invoke import Context, Result
+from octopanel.actions.registry import OCTOPRINT_ONLY, Action, Param, Registry
 from octopanel.errors import BadRequest, NotFound, ServerError
 from octopanel.printers.octoprint.urlpath import segment
 
@@ -9,17 +11,17 @@ GROUP_CONN = "Connection"
 GROUP_SYS = "System and power"
 
 
-def connect(ctx):
+def connect(ctx: Context) -> Result:
     ctx.client.connect()
     return Result("connect sent")
 
 
-def disconnect(ctx):
+def disconnect(ctx: Context) -> Result:
     ctx.client.disconnect()
     return Result("disconnect sent")
 
 
-def try_reset(ctx, then):
+def try_reset(ctx: Context, then: str) -> str:
     """Run the custom system command 'reset'; a missing or failing one is reported, not fatal."""
     try:
         ctx.client.system_command("reset")
@@ -30,7 +32,7 @@ def try_reset(ctx, then):
     return ""
 
 
-def reconnect(ctx):
+def reconnect(ctx: Context) -> Result:
     ctx.client.disconnect()
     ctx.sleep(0.2)
     note = try_reset(ctx, "connected")
@@ -39,38 +41,38 @@ def reconnect(ctx):
     return Result("reconnected" + note)
 
 
-def system(ctx, name):
+def system(ctx: Context, name: str) -> Result:
     ctx.client.system_command(name)
     return Result(f"system command '{name}' run")
 
 
-def listcmds(ctx):
+def listcmds(ctx: Context) -> Result:
     data = ctx.client.system_commands()
     lines = [f"{source}/{c.get('action')}: {c.get('name', '')}" for source, cmds in data.items() for c in cmds]
     return Result("\n".join(lines) if lines else "(no system commands)", data)
 
 
-def reset(ctx):
+def reset(ctx: Context) -> Result:
     return system(ctx, "reset")
 
 
-def power_on(ctx):
+def power_on(ctx: Context) -> Result:
     note = try_reset(ctx, "sent M80")
     ctx.client.gcode(["M80"])
     return Result(("M80 sent" + note) if note else "reset run, M80 sent")
 
 
-def power_off(ctx):
+def power_off(ctx: Context) -> Result:
     ctx.client.gcode(["M81"])
     return Result("M81 sent")
 
 
-def restart_firmware(ctx):
+def restart_firmware(ctx: Context) -> Result:
     ctx.client.firmware_restart()
     return Result("firmware restart sent: Klipper reconnects to its micro-controllers (the axes need homing)")
 
 
-def emergency_stop(ctx):
+def emergency_stop(ctx: Context) -> Result:
     ctx.client.emergency_stop()
     return Result("emergency stop sent: the printer is halted; 8reset brings it back")
 
@@ -79,8 +81,8 @@ SERIAL = "Klipper's host keeps its own connection to the printer's board (8reset
 SYSTEM = "Moonraker has no custom system commands (use its power devices or a Klipper macro)"
 
 
-def register(reg):
-    octoprint_only = {"backends": OCTOPRINT_ONLY}
+def register(reg: Registry) -> None:
+    octoprint_only: dict[str, Any] = {"backends": OCTOPRINT_ONLY}
     reg.register(
         Action("connect", connect, "connect OctoPrint to the printer", GROUP_CONN, not_there=SERIAL, **octoprint_only)
     )

@@ -1,51 +1,66 @@
 """Temperatures: targets with enforced limits, readings, and waiting for a temperature (alarm)."""
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from octopanel.actions.gcode import send
-from octopanel.actions.invoke import Result, dump
+from octopanel.actions.invoke import Context, Result, dump
 from octopanel.actions.job import TIMEOUT
-from octopanel.actions.registry import Action, Param
+from octopanel.actions.registry import Action, Param, Registry
+from octopanel.actions.relative import BED, HOTEND, step
 from octopanel.errors import PrinterError
-from octopanel.values import gnum, show, to_bool, to_fixed, to_float
+from octopanel.values import Step, gnum, relative, show, to_bool, to_fixed, to_float
 
 GROUP = "Temperature"
 HEATERS = {"t": "tool", "tool": "tool", "b": "bed", "bed": "bed"}
 
 
-def heater(text):
+def heater(text: object) -> str:
     try:
         return HEATERS[str(text).lower()]
     except KeyError:
         raise ValueError(f"expected t (tool) or b (bed), got {show(text)}") from None
 
 
-def reading(ctx, which):
+def reading(ctx: Context, which: str) -> tuple[dict[str, Any], dict[str, Any]]:
     data = ctx.client.tool() if which == "tool" else ctx.client.bed()
     entry = data.get("tool0" if which == "tool" else "bed") or {}
     return data, entry
 
 
-def settemp(ctx, temp):
+def settemp(ctx: Context, temp: float) -> Result:
+    if isinstance(temp, Step):
+        return step(
+            ctx, HOTEND, temp, lambda t: ctx.client.tool_target({"tool0": t}), lambda t: f"tool target {t:g} °C"
+        )
     ctx.client.tool_target({"tool0": temp})
     return Result(f"tool target {temp:g} °C")
 
 
-def setbed(ctx, temp):
+def setbed(ctx: Context, temp: float) -> Result:
+    if isinstance(temp, Step):
+        return step(ctx, BED, temp, ctx.client.bed_target, lambda t: f"bed target {t:g} °C")
     ctx.client.bed_target(temp)
     return Result(f"bed target {temp:g} °C")
 
 
-def raw_reader(which):
-    def run(ctx):
+STEP_HELP = (
+    "°C, or a step such as +5 or -5 counted from the current target: clamped at the limit; a step never turns "
+    "the heater on or off; quick panel presses add up"
+)
+
+
+def raw_reader(which: str) -> Callable[[Context], Result]:
+    def run(ctx: Context) -> Result:
         data, _entry = reading(ctx, which)
         return Result(dump(data), data)
 
     return run
 
 
-def actual_reader(which):
-    def run(ctx):
+def actual_reader(which: str) -> Callable[[Context], Result]:
+    def run(ctx: Context) -> Result:
         data, entry = reading(ctx, which)
         actual = entry.get("actual")
         return Result("unknown" if actual is None else f"{actual:g}", data)
@@ -53,7 +68,9 @@ def actual_reader(which):
     return run
 
 
-def wait_for_temperature(ctx, which, target, falling, timeout, interval):
+def wait_for_temperature(
+    ctx: Context, which: str, target: float, falling: bool, timeout: float | None, interval: float
+) -> float:
     """Poll until the heater reaches target (rising) or drops to it (falling); show progress on a TTY."""
     which = heater(which)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -71,7 +88,7 @@ def wait_for_temperature(ctx, which, target, falling, timeout, interval):
         ctx.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
 
 
-def alarm_legacy(words):
+def alarm_legacy(words: list[str]) -> dict[str, Any] | None:
     """8control: `8alarm [d] t|b TEMP`."""
     falling = bool(words) and words[0] == "d"
     rest = words[1:] if falling else words
@@ -80,8 +97,15 @@ def alarm_legacy(words):
     return {"heater": rest[0], "target": rest[1], "falling": "true" if falling else "false"}
 
 
-def alarm_action(beep):
-    def run(ctx, heater, target, falling=False, timeout=None, interval=2.0):
+def alarm_action(beep: bool) -> Callable[..., Result]:
+    def run(
+        ctx: Context,
+        heater: str,
+        target: float,
+        falling: bool = False,
+        timeout: float | None = None,
+        interval: float = 2.0,
+    ) -> Result:
         actual = wait_for_temperature(ctx, heater, target, falling, timeout, interval)
         if beep:
             ctx.client.gcode(["M300 P500 S2000"])
@@ -90,11 +114,26 @@ def alarm_action(beep):
     return run
 
 
-def register(reg):
+def register(reg: Registry) -> None:
     tool_t = Param("temp", to_fixed, minval=0, maxval="max_tool_temp", help="°C")
     bed_t = Param("temp", to_fixed, minval=0, maxval="max_bed_temp", help="°C")
-    reg.register(Action("settemp", settemp, "set the hotend target (°C)", GROUP, params=(tool_t,)))
-    reg.register(Action("setbed", setbed, "set the bed target (°C)", GROUP, params=(bed_t,)))
+    tool_step = tool_t._replace(convert=relative(to_fixed), help=STEP_HELP)
+    bed_step = bed_t._replace(convert=relative(to_fixed), help=STEP_HELP)
+    reg.register(
+        Action(
+            "settemp",
+            settemp,
+            "set the hotend target (°C), or step it: +5, -5",
+            GROUP,
+            params=(tool_step,),
+            steps=("temp",),
+        )
+    )
+    reg.register(
+        Action(
+            "setbed", setbed, "set the bed target (°C), or step it: +2, -2", GROUP, params=(bed_step,), steps=("temp",)
+        )
+    )
     reg.register(
         Action(
             "settempr",

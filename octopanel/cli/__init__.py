@@ -1,7 +1,18 @@
 """Command line: `octopanel <action> ...` and `8<action> ...` → one registry action; output; exit codes."""
 
+from __future__ import annotations
+
 import os
 import sys
+
+TYPE_CHECKING = False  # not typing's: the fast path imports this package
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, TextIO
+
+    from _typeshed import SupportsWrite
+
+    from octopanel.actions.registry import Action, Registry
 
 GLOBAL_HELP = """\
 global options (anywhere on the line):
@@ -25,12 +36,14 @@ global options: -v, -vv, --json, --url URL, --backend NAME, --api-key KEY, --con
 # Commands that are not printer actions; each is a module with main(argv) -> int, imported only when used.
 META = {
     "demo": ("octopanel.cli.demo", "run a guided tour against a local virtual printer (no printer needed)"),
+    "keypad": ("octopanel.cli.keypad", "use this terminal as the panel (--virtual: on a local Virtual Printer)"),
     "login": ("octopanel.printers.octoprint.login", "get an API key from OctoPrint's app-keys workflow and save it"),
     "run": ("octopanel.cli.panel", "run the control panel daemon (keypads, jog wheels, control socket)"),
     "check": ("octopanel.cli.panel", "validate a keymap file"),
     "devices": ("octopanel.cli.panel", "list input devices"),
     "events": ("octopanel.cli.panel", "print input events live as keymap lines"),
     "record": ("octopanel.cli.panel", "record raw input events to a file, for --replay"),
+    "chart": ("octopanel.cli.chart", "draw a keymap on its keys as an SVG, to print at actual size"),
     "install": ("octopanel.cli.install", "install the systemd service: user, /etc/octopanel, unit, udev rule"),
     "uninstall": ("octopanel.cli.install", "remove the service (--purge: /etc/octopanel too)"),
 }
@@ -43,20 +56,28 @@ class Escaped:
     """A text stream that writes control characters as \\x1b and so on: a file name, message or error text from
     OctoPrint must not move the cursor, retitle the window or hide what came before."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         return self.stream.write(text.translate(ESCAPES))
 
-    def __getattr__(self, name):  # flush, isatty, buffer...: the stream's own
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, buffer...: the stream's own
         return getattr(self.stream, name)
 
 
-def split_globals(argv):
+def split_globals(argv: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     """Pull the global options out of argv, wherever they are (but never after `--`)."""
-    opts = {"verbose": 0, "json": False, "help": False, "url": None, "api_key": None, "config": None, "backend": None}
-    rest = []
+    opts: dict[str, Any] = {
+        "verbose": 0,
+        "json": False,
+        "help": False,
+        "url": None,
+        "api_key": None,
+        "config": None,
+        "backend": None,
+    }
+    rest: list[str] = []
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -88,7 +109,7 @@ def split_globals(argv):
     return opts, rest
 
 
-def open_missing_streams():
+def open_missing_streams() -> None:
     """A closed stdin, stdout or stderr (`8pause 2>&-` in a script) becomes /dev/null. Python leaves it
     None, which failed the command before anything was sent; and a socket opened later could take the
     free fd number and receive our output."""
@@ -97,7 +118,7 @@ def open_missing_streams():
             setattr(sys, name, open(os.devnull, mode))
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Entry point of `octopanel` and of every `8xxx` command; returns the exit code."""
     open_missing_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -127,7 +148,7 @@ def main(argv=None, prog=None):
         return 1
 
 
-def script():
+def script() -> None:
     """Entry point of the installed scripts: main(), then exit; a printer command skips Python's teardown.
 
     Tearing down the interpreter takes ~15 ms once requests is imported (an eighth of an in-process
@@ -152,7 +173,7 @@ def script():
     os._exit(code)
 
 
-def split_command(argv, prog):
+def split_command(argv: list[str], prog: str) -> tuple[str | None, list[str], bool]:
     """(name, the other words, whether it is a META command) for a command line; name None when it names none.
 
     `8jog` names its action itself; `octopanel` takes it from the line, where it may also be a META command."""
@@ -164,7 +185,7 @@ def split_command(argv, prog):
     return argv[index], argv[:index] + argv[index + 1 :], argv[index] in META
 
 
-def run(argv, prog):
+def run(argv: list[str], prog: str) -> int:
     name, rest, meta = split_command(argv, prog)
     if name is None:
         from octopanel.actions import build_registry
@@ -193,7 +214,7 @@ def run(argv, prog):
     return run_action(registry, name, words, opts, Escaped(sys.stdout), Escaped(sys.stderr))
 
 
-def find_action(argv):
+def find_action(argv: Sequence[str]) -> int | None:
     """Index of the action word in `octopanel [options] ACTION ...`, skipping options and their values."""
     i = 0
     while i < len(argv):
@@ -207,7 +228,14 @@ def find_action(argv):
     return None
 
 
-def run_action(registry, name, words, opts, out, err):
+def run_action(
+    registry: Registry,
+    name: str,
+    words: list[str],
+    opts: dict[str, Any],
+    out: SupportsWrite[str],
+    err: SupportsWrite[str],
+) -> int:
     """Run one action in-process; what it prints goes to `out` and `err` (Escaped streams)."""
     from octopanel import settings as settings_mod
     from octopanel.actions.invoke import Context, invoke
@@ -223,7 +251,8 @@ def run_action(registry, name, words, opts, out, err):
         from octopanel.printers.select import make_client
 
         client = make_client(settings, opts["verbose"])
-    ctx = Context(client=client, settings=settings, tty=sys.stderr.isatty())
+    # client is None only for offline actions (checkcfg), which never use it
+    ctx = Context(client=client, settings=settings, tty=sys.stderr.isatty())  # type: ignore[arg-type]
     try:
         result = invoke(call, ctx)
     finally:
@@ -238,7 +267,7 @@ def run_action(registry, name, words, opts, out, err):
     return 0
 
 
-def meta_main(name, argv):
+def meta_main(name: str, argv: list[str]) -> int:
     import importlib
 
     module = importlib.import_module(META[name][0])
@@ -246,11 +275,11 @@ def meta_main(name, argv):
     return module.main(name, argv) if META[name][0] in multi else module.main(argv)
 
 
-def full_help(registry):
+def full_help(registry: Registry) -> str:
     from octopanel.actions.registry import BACKENDS, EVERY_BACKEND
 
     lines = ["usage: octopanel [options] ACTION [ARGS | key=value ...]   or   8ACTION [ARGS]", ""]
-    groups = {}
+    groups: dict[str, list[Action]] = {}
     for action in (a for a in registry if a.cli):
         groups.setdefault(action.group, []).append(action)
     for group, actions in groups.items():
@@ -271,7 +300,7 @@ def full_help(registry):
     return "\n".join(lines)
 
 
-def command_help(action):
+def command_help(action: Action) -> str:
     from octopanel.actions.registry import ANY, REQUIRED, usage
 
     lines = [

@@ -12,8 +12,11 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
+from octopanel.cli import install_klipper
 from octopanel.cli.install_checks import SERVICE_USER, check_service_paths
 from octopanel.cli.panel import parse as parse_args
 from octopanel.datafiles import shipped_path
@@ -40,7 +43,7 @@ NO_SYSTEMD = (
 )
 
 
-def data_file(rel):
+def data_file(rel: str) -> bytes:
     """A shipped file's bytes: from the wheel (octopanel/_data, see setup.py) or the source tree (editable)."""
     path = shipped_path(rel)
     if path is not None:
@@ -48,7 +51,7 @@ def data_file(rel):
     raise OctopanelError(f"{rel} is missing from this octopanel installation; reinstall it with pip")
 
 
-def default_bin():
+def default_bin() -> Path | None:
     """The octopanel script the service should run: the one beside this Python (a venv), else on PATH."""
     beside = Path(sys.executable).parent / "octopanel"
     if beside.is_file():
@@ -57,7 +60,7 @@ def default_bin():
     return Path(found) if found else None
 
 
-def render_unit(binary):
+def render_unit(binary: "str | os.PathLike[str]") -> bytes:
     """The shipped unit with ExecStart= and ExecStartPre= naming `binary`."""
     text = data_file("systemd/octopanel.service").decode()
     binary = str(binary)
@@ -66,7 +69,7 @@ def render_unit(binary):
     return text.replace(UNIT_BIN, binary).encode()
 
 
-def interpreter(binary):
+def interpreter(binary: "str | os.PathLike[str]") -> Path:
     """The Python that `binary` (a pip console script) starts: its #! line, else the python3 beside it."""
     try:
         with open(binary, "rb") as handle:
@@ -80,7 +83,7 @@ def interpreter(binary):
     return Path(binary).parent / "python3"
 
 
-def package_dir(prefix):
+def package_dir(prefix: str | None) -> Path | None:
     """The octopanel package the service imports: this one, unless --prefix names another installation."""
     here = Path(__file__).resolve().parent.parent
     if prefix is None or Path(prefix).resolve() == Path(sys.prefix).resolve():
@@ -89,7 +92,7 @@ def package_dir(prefix):
     return found[0] if found else None  # an editable install elsewhere: only the prefix itself is checked
 
 
-def service_paths(binary, package):
+def service_paths(binary: Path, package: Path | None) -> list[tuple[str, Path, str]]:
     """What the service runs and imports: (role, path, kind) for check_service_paths."""
     prefix = binary.parent.parent
     paths = [
@@ -103,17 +106,17 @@ def service_paths(binary, package):
 class Installer:
     """Writes under `root` ("/" or --destdir); runs commands only when `live`, else prints them."""
 
-    def __init__(self, root, live, out=None):
+    def __init__(self, root: "str | os.PathLike[str]", live: bool, out: TextIO | None = None) -> None:
         self.root, self.live, self.out = Path(root), live, out or sys.stdout
         self.failed = False
 
-    def path(self, rel):
+    def path(self, rel: str) -> Path:
         return self.root / rel
 
-    def say(self, verb, what, note=""):
+    def say(self, verb: str, what: object, note: str = "") -> None:
         print(f"{verb:<10}{what}{f'  ({note})' if note else ''}", file=self.out)
 
-    def run(self, *cmd):
+    def run(self, *cmd: str) -> bool:
         """Run a system command; a missing tool or a machine without systemd is reported, not fatal."""
         line = " ".join(cmd)
         if not self.live:
@@ -134,12 +137,12 @@ class Installer:
             self.failed = True
         return False
 
-    def owner(self, path, group):
+    def owner(self, path: Path, group: str) -> None:
         """root:group when installing for real; staged files keep the caller's ownership."""
         if self.live:
             os.chown(path, 0, grp.getgrnam(group).gr_gid if group != "root" else 0)
 
-    def directory(self, rel, mode, group):
+    def directory(self, rel: str, mode: int, group: str) -> None:
         path = self.path(rel)
         if path.is_dir():
             self.say("kept", f"{path}/")
@@ -150,7 +153,7 @@ class Installer:
         if stat.S_IMODE(path.stat().st_mode) != mode:
             path.chmod(mode)
 
-    def file(self, rel, data, mode, replace, group="root"):
+    def file(self, rel: str, data: bytes, mode: int, replace: bool, group: str = "root") -> str:
         """Write `data` unless the file exists (kept) or, when `replace`, has the same bytes. Returns the verb."""
         path = self.path(rel)
         if path.exists() and (not replace or path.read_bytes() == data):
@@ -172,7 +175,7 @@ class Installer:
         return verb
 
 
-def ensure_user(inst):
+def ensure_user(inst: Installer) -> None:
     try:
         pwd.getpwnam(USER)
         inst.say("kept", f"user {USER}")
@@ -197,7 +200,7 @@ def ensure_user(inst):
         raise OctopanelError(f"could not create the user {USER} (see above): create it, then run this again")
 
 
-def group_exists(name):
+def group_exists(name: str) -> bool:
     try:
         grp.getgrnam(name)
         return True
@@ -205,7 +208,7 @@ def group_exists(name):
         return False
 
 
-def install(args, inst, sysroot="/"):
+def install(args: argparse.Namespace, inst: Installer, sysroot: str = "/") -> None:
     """`sysroot` (see install_checks) lets tests point the path checks at a crafted tree."""
     binary = Path(os.path.abspath(args.prefix)) / "bin" / "octopanel" if args.prefix else default_bin()
     if binary is None:
@@ -234,7 +237,7 @@ def install(args, inst, sysroot="/"):
     print(next_steps(have_key, args.no_enable), file=inst.out)
 
 
-def read_key(path):
+def read_key(path: str) -> str:
     try:
         key = Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -244,7 +247,7 @@ def read_key(path):
     return key
 
 
-def next_steps(have_key, no_enable):
+def next_steps(have_key: bool, no_enable: bool) -> str:
     steps = ["Check url: in /etc/octopanel/config.yaml and devices: in /etc/octopanel/keymap.yaml."]
     if not have_key:
         steps += [
@@ -259,7 +262,7 @@ def next_steps(have_key, no_enable):
     return "\n".join(["", "next:"] + ["  " + step for step in steps])
 
 
-def uninstall(args, inst):
+def uninstall(args: argparse.Namespace, inst: Installer) -> None:
     inst.run("systemctl", "disable", "--now", UNIT)
     for _source, target, _mode, replace in FILES:
         if replace:
@@ -280,24 +283,27 @@ def uninstall(args, inst):
     print(f"The user {USER} is kept; remove it with: sudo userdel {USER}", file=inst.out)
 
 
-def parse(argv, name):
+def parse(argv: Sequence[str] | None, name: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"octopanel {name}", description=__doc__.splitlines()[0])
     parser.add_argument("--destdir", help="stage the files under DIR; change nothing on this machine")
     if name == "install":
         parser.add_argument("--prefix", help="the service runs PREFIX/bin/octopanel (default: this octopanel)")
         parser.add_argument("--no-enable", action="store_true", help="do not enable or start the service")
         parser.add_argument("--api-key-file", help="copy OctoPrint's API key from this file to /etc/octopanel/api-key")
+        parser.add_argument("--klipper-macros", metavar="DIR", help="only write Klipper's guard macros to DIR")
     else:
         parser.add_argument("--purge", action="store_true", help="also remove /etc/octopanel (config, keymap, key)")
     return parse_args(parser, argv)
 
 
-def main(name, argv, sysroot="/"):
+def main(name: str, argv: Sequence[str] | None, sysroot: str = "/") -> int:
     """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as cli/panel.py serves run/check/...).
 
     `sysroot` is for tests only: neither the command line nor the environment sets it."""
     try:
         args = parse(argv, name)
+        if getattr(args, "klipper_macros", None) is not None:
+            return install_klipper.main(args)
         live = not args.destdir
         if live and os.geteuid() != 0:
             raise UsageError(f"{name} needs root: sudo {sys.argv[0]} {name} (or --destdir DIR to stage the files)")

@@ -4,7 +4,9 @@ import grp
 import os
 import pwd
 import stat
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from octopanel.errors import UsageError
 
@@ -21,14 +23,14 @@ RECIPE = (
 )
 
 
-def _name(table, ident):
+def _name(table: Callable[[int], Any], ident: int) -> str:
     try:
         return f"{table(ident)[0]} ({ident})"
     except KeyError:
         return str(ident)
 
 
-def _mode_problem(st, kind):
+def _mode_problem(st: os.stat_result, kind: str) -> str | None:
     """What is wrong with one existing, non-symlink component, or None. kind: dir, exec or file."""
     mode = stat.S_IMODE(st.st_mode)
     if st.st_uid != 0:
@@ -57,7 +59,7 @@ def _mode_problem(st, kind):
     return None
 
 
-def _walk(path, kind, sysroot, links):
+def _walk(path: Path, kind: str, sysroot: Path, links: int) -> tuple[Path, str | None]:
     """(resolved path, None) or (offending component, what is wrong), following every symlink on the way.
 
     Components at or above `sysroot` are not checked: it stands for / (tests craft trees under a tmp dir)."""
@@ -96,18 +98,23 @@ def _walk(path, kind, sysroot, links):
     return current, None
 
 
-def first_problem(path, kind, sysroot="/"):
+def first_problem(path: "str | os.PathLike[str]", kind: str, sysroot: str = "/") -> tuple[Path, str] | None:
     """(component, what is wrong with it) for the first unsafe component of `path`, else None."""
     component, found = _walk(Path(os.path.abspath(path)), kind, Path(sysroot), 0)
     return (component, found) if found else None
 
 
-def check_service_paths(paths, live, warn, sysroot="/"):
+def check_service_paths(
+    paths: Iterable[tuple[str, "str | os.PathLike[str]", str]],
+    live: bool,
+    warn: Callable[[str], object],
+    sysroot: str = "/",
+) -> None:
     """Refuse (UsageError, exit 2) the first unsafe path of `paths` [(role, path, kind)]; warn of missing ones.
 
     A path missing from this machine is refused when installing for real and only warned of with --destdir,
     which may stage for another machine."""
-    missing = set()
+    missing: set[Path] = set()
     for role, path, kind in paths:
         found = first_problem(path, kind, sysroot)
         if found is None:

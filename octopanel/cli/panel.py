@@ -5,14 +5,23 @@ import logging
 import os
 import stat
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from octopanel.errors import OctopanelError, UsageError
+
+if TYPE_CHECKING:
+    from octopanel.actions.registry import Registry
+    from octopanel.input.devices import DeviceManager
+    from octopanel.panel.keymap import Keymap
+    from octopanel.printers.backend import Backend
+    from octopanel.settings import Settings
 
 KEYMAP_CANDIDATES = ("/etc/octopanel/keymap.yaml",)
 
 
-def default_keymap():
+def default_keymap() -> str:
     env = os.environ.get("OCTOPANEL_KEYMAP")
     if env:
         return env
@@ -25,7 +34,7 @@ def default_keymap():
     return str(shipped_path("etc/keymap.yaml") or "/etc/octopanel/keymap.yaml")
 
 
-def default_control_path():
+def default_control_path() -> str | None:
     """The socket in the first of fast.runtime_dirs() we may use (/run/octopanel only if writable)."""
     from octopanel.cli.fast import SOCKET_NAME, SYSTEM_RUNTIME_DIR, runtime_dirs
 
@@ -33,13 +42,13 @@ def default_control_path():
     return os.path.join(base, SOCKET_NAME) if base else None
 
 
-def parser_for(name, description):
+def parser_for(name: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"octopanel {name}", description=description)
     parser.add_argument("-v", "--verbose", action="count", default=0)
     return parser
 
 
-def parse(parser, argv):
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """argparse, but a usage error is a UsageError (exit 2, one line), never argparse's own exit."""
     try:
         return parser.parse_args(argv)
@@ -49,7 +58,7 @@ def parse(parser, argv):
         raise
 
 
-def stderr_is_journal():
+def stderr_is_journal() -> bool:
     """True when stderr is the stream systemd connected to journald: JOURNAL_STREAM names its device and inode.
 
     The variable alone is not enough (systemd.exec(5)): a terminal started from a systemd unit passes it on."""
@@ -61,9 +70,9 @@ def stderr_is_journal():
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
-def setup_logging(verbose):
+def setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO
-    handler = None
+    handler: logging.Handler | None = None
     if stderr_is_journal():
         try:
             from systemd.journal import JournalHandler
@@ -78,7 +87,7 @@ def setup_logging(verbose):
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-def load_keymap(path, settings=None):
+def load_keymap(path: str, settings: "Settings | None" = None) -> "tuple[Keymap, Registry, Settings]":
     from octopanel import settings as settings_mod
     from octopanel.actions import build_registry
     from octopanel.panel import keymap
@@ -88,7 +97,7 @@ def load_keymap(path, settings=None):
     return keymap.load(path, registry, settings.limits), registry, settings
 
 
-def check(argv):
+def check(argv: Sequence[str] | None) -> int:
     parser = parser_for("check", "validate a keymap (the same checks `octopanel run` makes at start)")
     parser.add_argument("file", nargs="?", default=None)
     args = parse(parser, argv)
@@ -99,7 +108,7 @@ def check(argv):
     return 0
 
 
-def run(argv):
+def run(argv: Sequence[str] | None) -> int:
     parser = parser_for("run", "run the control panel: keypads and jog wheels → OctoPrint")
     shown = default_keymap().replace("%", "%%")  # the file run would read now: $OCTOPANEL_KEYMAP, ~/.config, /etc
     parser.add_argument("--keymap", default=None, help=f"keymap file (default: {shown})")
@@ -142,7 +151,7 @@ def run(argv):
     if args.dry_run:
         from octopanel.printers.dryrun import DryRunClient
 
-        client = DryRunClient(args.dry_run_state, settings.min_extrude_temp)
+        client: Backend = DryRunClient(args.dry_run_state, settings.min_extrude_temp)
     else:
         from octopanel.printers.select import make_client
 
@@ -174,7 +183,7 @@ def run(argv):
     return daemon.run()
 
 
-def devices_factory(args):
+def devices_factory(args: argparse.Namespace) -> "Callable[[Any, Callable[..., None]], DeviceManager]":
     from octopanel.input import devices
 
     if args.replay:
@@ -191,7 +200,7 @@ def devices_factory(args):
     return lambda specs, on_change: devices.DeviceManager(specs, on_change=on_change)
 
 
-def replay_manager(path, speed, live, on_change):
+def replay_manager(path: str, speed: float, live: bool, on_change: Callable[..., None]) -> "DeviceManager":
     """A DeviceManager over one recording or FIFO, as if it were a device that is always plugged in."""
     from octopanel.input import devices
     from octopanel.input.discovery import DeviceInfo
@@ -206,14 +215,14 @@ def replay_manager(path, speed, live, on_change):
     )
 
 
-def list_devices(argv):
+def list_devices(argv: Sequence[str] | None) -> int:
     parse(parser_for("devices", "list input devices: name, vid:pid, phys, by-id path, capabilities"), argv)
     from octopanel.input.discovery import print_devices
 
     return print_devices(sys.stdout)
 
 
-def events(argv):
+def events(argv: Sequence[str] | None) -> int:
     parser = parser_for("events", "print input events live as ready-to-paste keymap lines")
     parser.add_argument(
         "device",
@@ -227,9 +236,9 @@ def events(argv):
     from octopanel.input.discovery import INPUT_DIR
     from octopanel.input.keynames import key_name
 
-    ended = []
+    ended: list[str] = []
 
-    def change(label, present, error=None):
+    def change(label: str, present: bool, error: Exception | None = None) -> None:
         if isinstance(error, EndOfReplay):
             ended.append(label)
         else:
@@ -254,7 +263,7 @@ def events(argv):
     sel = selectors.DefaultSelector()
     manager.rescan()
     print("# press keys or turn knobs; Ctrl-C to stop", flush=True)
-    generation = None
+    generation: int | None = None
     try:
         while not ended:
             if manager.generation != generation:  # a reopened device may reuse an fd number: register afresh
@@ -268,7 +277,7 @@ def events(argv):
                     for ev in evs:
                         if ev.type == ecodes.EV_KEY and ev.value == 1:
                             print(f"{key_name(ev.code)}: msg {key_name(ev.code)}   # {label}", flush=True)
-                        elif ev.type == ecodes.EV_REL and not ecodes.REL[ev.code].endswith("HI_RES"):
+                        elif ev.type == ecodes.EV_REL and not ecodes.REL[ev.code].endswith("HI_RES"):  # type: ignore[union-attr]  # REL names are single strings
                             print(
                                 f"# rotary: {{{ecodes.REL[ev.code]}: jog z={{step}}}}   # {label} value {ev.value}",
                                 flush=True,
@@ -281,7 +290,7 @@ def events(argv):
         manager.close()
 
 
-def record(argv):
+def record(argv: Sequence[str] | None) -> int:
     parser = parser_for("record", "record raw input events (the bytes of /dev/input/eventN) to a file")
     parser.add_argument("device", help="event node path (/dev/input/by-id/...-event-kbd), vid:pid or name glob")
     parser.add_argument("file")
@@ -311,7 +320,7 @@ def record(argv):
 COMMANDS = {"run": run, "check": check, "devices": list_devices, "events": events, "record": record}
 
 
-def main(name, argv):
+def main(name: str, argv: Sequence[str] | None) -> int:
     try:
         return COMMANDS[name](argv)
     except OctopanelError as exc:

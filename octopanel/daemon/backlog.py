@@ -9,6 +9,10 @@ is a little slower than modelled; MOVE_START_LAG_S covers OctoPrint's serial que
 
 import math
 from collections import deque
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from octopanel.actions.registry import Call
 
 # OctoPrint's default profile (mm/min), for a profile that says nothing: x and y 6000, z 200, e 300.
 DEFAULT_SPEEDS = {"x": 6000.0, "y": 6000.0, "z": 200.0, "e": 300.0}
@@ -16,12 +20,12 @@ MOVE_START_LAG_S = 0.1  # a move starts at the earliest this long after OctoPrin
 EPSILON_MM = 1e-9
 
 
-def axes_of(call):
+def axes_of(call: "Call") -> dict[str, float]:
     """{axis: signed mm} of a Call (its action's `moves`); {} for an action that moves nothing."""
     return call.action.axes_of(call.args)
 
 
-def feed_of(call, axes, profile):
+def feed_of(call: "Call", axes: dict[str, float], profile: dict[str, Any] | None) -> float:
     """The feed rate (mm/min) OctoPrint sends with the move (printer/standard.py jog() and extrude())."""
     if call.args.get("speed") is not None:
         return float(call.args["speed"])
@@ -36,12 +40,12 @@ def feed_of(call, axes, profile):
 class Motion:
     """The modelled timeline: moves (start, end, {axis: mm}) queued one after the other."""
 
-    def __init__(self, start_lag_s=MOVE_START_LAG_S):
+    def __init__(self, start_lag_s: float = MOVE_START_LAG_S) -> None:
         self.start_lag_s = start_lag_s
-        self._moves = deque()
-        self.peak_mm = {}  # the largest backlog seen per axis, right after a move was added
+        self._moves: deque[tuple[float, float, dict[str, float]]] = deque()
+        self.peak_mm: dict[str, float] = {}  # the largest backlog seen per axis, right after a move was added
 
-    def add(self, now, axes, feed_mm_min):
+    def add(self, now: float, axes: dict[str, float], feed_mm_min: float) -> float:
         """A move the printer got at `now`: it starts once the previous ones are done. Returns its end."""
         length = math.sqrt(sum(d * d for d in axes.values()))
         if length <= EPSILON_MM:
@@ -53,12 +57,12 @@ class Motion:
             self.peak_mm[axis] = max(self.peak_mm.get(axis, 0.0), self.backlog(axis, now))
         return end
 
-    def busy_until(self, now):
+    def busy_until(self, now: float) -> float:
         """When the last modelled move ends (now if none is left)."""
         self._prune(now)
         return self._moves[-1][1] if self._moves else now
 
-    def backlog(self, axis, now):
+    def backlog(self, axis: str, now: float) -> float:
         """Distance along `axis` (mm) the printer has been sent and has not travelled yet."""
         self._prune(now)
         left = 0.0
@@ -68,6 +72,6 @@ class Motion:
                 left += mm if now <= start else mm * (end - now) / (end - start)
         return left
 
-    def _prune(self, now):
+    def _prune(self, now: float) -> None:
         while self._moves and self._moves[0][1] <= now:
             self._moves.popleft()

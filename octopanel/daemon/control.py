@@ -16,10 +16,15 @@ import selectors
 import socket
 import stat
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from octopanel.daemon import protocol
 from octopanel.daemon.protocol import MAX_LINE, busy
 from octopanel.errors import UsageError
+
+if TYPE_CHECKING:
+    from octopanel.settings import Settings
 
 log = logging.getLogger("octopanel.daemon.control")
 MAX_CLIENTS = 256  # each waiting 8xxx command holds one; 200 at once must all be answered
@@ -30,7 +35,7 @@ CLAIM_ATTEMPTS = 3
 class Conn:
     """One client: its socket, the bytes of an unfinished line, and a lock for replies from the worker."""
 
-    def __init__(self, sock):
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
         self.lock = threading.Lock()
@@ -38,7 +43,7 @@ class Conn:
         self.pending = 0  # lines handed on whose reply has not been sent yet
         self.eof = False  # the client shut down its side (`echo pause | socat ...`): close after the last reply
 
-    def wanted(self):
+    def wanted(self) -> bool:
         """True while the client still waits for its reply: a job checks it right before sending. A client
         that closed its socket (it timed out, or was killed) hangs up (POLLHUP); one that only shut down
         writing (`socat -t 30`) does not."""
@@ -49,7 +54,7 @@ class Conn:
             poller.register(self.sock, select.POLLHUP)
             return not any(mask & (select.POLLHUP | select.POLLERR) for _fd, mask in poller.poll(0))
 
-    def reply(self, obj):
+    def reply(self, obj: dict[str, Any]) -> None:
         data = protocol.encode_reply(obj)
         with self.lock:
             self.pending = max(0, self.pending - 1)
@@ -67,15 +72,25 @@ class Conn:
 class ControlServer:
     """Listens on `path`; hands each request to `on_line(kind, payload, reply, wanted)`; never blocks on a client."""
 
-    def __init__(self, path, on_line, selector, mode=0o660, group=None, settings=None):
+    def __init__(
+        self,
+        path: "str | os.PathLike[str]",
+        on_line: "Callable[[str, Any, Callable[[dict[str, Any]], None], Callable[[], bool]], None]",
+        selector: selectors.BaseSelector,
+        mode: int = 0o660,
+        group: str | None = None,
+        settings: "Settings | None" = None,
+    ) -> None:
         self.path, self.on_line, self.mode, self.group = str(path), on_line, mode, group
         self.settings = settings  # the daemon's config.Settings, for same_config; None: it matches nobody
         self.selector = selector  # the daemon's; listening and client sockets are registered as "control"
-        self.sock = None
-        self.conns = {}
-        self.identity = None  # (st_dev, st_ino) of the socket file we created: the only one close() unlinks
+        self.sock: socket.socket | None = None
+        self.conns: dict[int, Conn] = {}
+        self.identity: tuple[int, int] | None = (
+            None  # (st_dev, st_ino) of the socket file we created: the only one close() unlinks
+        )
 
-    def open(self):
+    def open(self) -> "ControlServer":
         """Listen on the path; UsageError (exit 2) if another daemon answers there or the path is unusable."""
         try:
             self._remove_stale()
@@ -85,11 +100,12 @@ class ControlServer:
             raise UsageError(
                 f"control socket {self.path}: {exc.strerror or exc}; give --control PATH or --no-control"
             ) from None
+        assert self.sock is not None  # _bind made it
         self.sock.setblocking(False)
         self.selector.register(self.sock, selectors.EVENT_READ, ("control", None))
         return self
 
-    def _answers(self):
+    def _answers(self) -> bool:
         """True if a daemon listens on the path (it accepts, or its backlog is full); OSError if we cannot tell."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             probe.setblocking(False)
@@ -101,7 +117,7 @@ class ControlServer:
                 return False
             return True
 
-    def _remove_stale(self):
+    def _remove_stale(self) -> None:
         """Unlink a socket file left by a daemon that died; refuse to touch anything else."""
         try:
             st = os.lstat(self.path)
@@ -122,7 +138,7 @@ class ControlServer:
             os.unlink(self.path)
             log.info("removed the stale control socket %s (nobody answered on it)", self.path)
 
-    def _bind(self):
+    def _bind(self) -> None:
         # Bound under a temporary name and linked into place once listening: a client that sees the path
         # can connect (between bind and listen it would be refused), and link() fails if the path exists,
         # so a daemon that started meanwhile is never replaced.
@@ -162,11 +178,13 @@ class ControlServer:
         finally:
             os.unlink(building)
 
-    def fileno(self):
+    def fileno(self) -> int:
+        assert self.sock is not None, "open() first"
         return self.sock.fileno()
 
-    def accept(self):
+    def accept(self) -> Conn | None:
         """Accept one pending client; returns its Conn (for the caller's selector) or None."""
+        assert self.sock is not None, "open() first"
         try:
             sock, _addr = self.sock.accept()
         except (BlockingIOError, InterruptedError):
@@ -192,7 +210,7 @@ class ControlServer:
         self.selector.register(sock, selectors.EVENT_READ, ("control", sock.fileno()))
         return conn
 
-    def read_unread_lines(self):
+    def read_unread_lines(self) -> None:
         """Read what the idle clients sent but the loop has not read yet: a client whose line is still in its
         socket is not idle, and must not be the one closed to make room (it would be told "busy" for a line
         it had already sent)."""
@@ -205,7 +223,7 @@ class ControlServer:
         for sock_fd, _events in poller.poll(0):
             self.readable(idle[sock_fd])
 
-    def readable(self, fd):
+    def readable(self, fd: int) -> bool:
         """Read what a client sent; run each complete line. Returns False once the client is gone."""
         conn = self.conns.get(fd)
         if conn is None:
@@ -234,7 +252,7 @@ class ControlServer:
             return False
         return True
 
-    def handle_line(self, conn, raw):
+    def handle_line(self, conn: Conn, raw: bytes) -> None:
         text = raw.decode("utf-8", "replace").strip()
         if len(raw) <= MAX_LINE and (not text or text.startswith("#")):
             return  # blank lines and comments get no reply
@@ -262,7 +280,7 @@ class ControlServer:
             log.exception("control line %r failed", line)
             conn.reply(protocol.failed(f"internal error: {exc}", 1))
 
-    def same_config(self, query):
+    def same_config(self, query: Any) -> dict[str, Any]:
         """The answer to a fast CLI asking whether it may hand us its command (see cli.fast.same_config)."""
         if self.settings is None:
             return protocol.config_answer(False)
@@ -274,7 +292,7 @@ class ControlServer:
             same = False
         return protocol.config_answer(same)
 
-    def close_conn(self, fd):
+    def close_conn(self, fd: int) -> None:
         conn = self.conns.pop(fd, None)
         if conn is not None:
             with conn.lock:
@@ -283,7 +301,7 @@ class ControlServer:
                 conn.closed = True
                 conn.sock.close()
 
-    def close(self):
+    def close(self) -> None:
         for fd in list(self.conns):
             self.close_conn(fd)
         if self.sock is not None:

@@ -8,13 +8,17 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
-from octopanel.actions.invoke import Result, invoke
+from octopanel.actions.invoke import Context, Result, invoke
+from octopanel.actions.registry import Call
 from octopanel.daemon import protocol
 from octopanel.daemon.backlog import DEFAULT_SPEEDS, Motion, axes_of, feed_of
 from octopanel.daemon.jobs import Job, Stats, fit, is_stale, scale, stale_error  # noqa: F401  (Job: dispatch and tests import it here)
 from octopanel.errors import OctopanelError, PrinterError, SafetyError, Unreachable
+from octopanel.printers.backend import PrinterState
 
 log = logging.getLogger("octopanel.daemon.executor")
 MAX_QUEUE = 256  # far more than a person can press; guards memory if OctoPrint hangs for long
@@ -30,31 +34,40 @@ MERGE_SPAN_S = 0.5
 class Executor:
     """An ordered queue drained by one worker thread."""
 
-    def __init__(self, ctx, stale_s=2.0, max_outstanding_mm=50.0, clock=time.monotonic, on_done=None):
+    def __init__(
+        self,
+        ctx: Context,
+        stale_s: float = 2.0,
+        max_outstanding_mm: float = 50.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_done: Callable[[Job | None, Call | None, Result | Exception | None], None] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.stale_s = stale_s
         self.max_outstanding_mm = max_outstanding_mm
         self.clock = clock
         self.on_done = on_done or (lambda job, call, outcome: None)
         self.stats = Stats()
-        self.last_state = None
+        self.last_state: PrinterState | None = None
         self.unreachable = False  # the last request could not reach OctoPrint
-        self.trace = None  # --dry-run: trace(text) shows each gesture → action as it runs
+        self.trace: Callable[[str], None] | None = None  # --dry-run: trace(text) shows each gesture → action as it runs
         self.busy = False
-        self._queue = deque()
-        self._inflight = None  # the job being run, while its motion is not on the timeline yet
-        self._running = None  # (label, clock time) of the attempt in progress: health.py judges a hung worker
+        self._queue: deque[Job] = deque()
+        self._inflight: Job | None = None  # the job being run, while its motion is not on the timeline yet
+        self._running: tuple[str, float] | None = (
+            None  # (label, clock time) of the attempt in progress: health.py judges a hung worker
+        )
         self.motion = Motion()  # what the printer was sent and has not finished (backlog.py)
         self._cond = threading.Condition()
         self._stopping = False
         self._probe_first = True
         self._thread = threading.Thread(target=self._run, name="octopanel-executor", daemon=True)
 
-    def start(self):
+    def start(self) -> "Executor":
         self._thread.start()
         return self
 
-    def stop(self, timeout=STOP_JOIN_S):
+    def stop(self, timeout: float = STOP_JOIN_S) -> None:
         """Ask the worker to end and wait at most `timeout`: a worker stuck in a request must not hold up
         exit (it is a daemon thread, so the interpreter leaves it behind)."""
         with self._cond:
@@ -63,14 +76,15 @@ class Executor:
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self._thread.is_alive():
-            log.warning("exiting while the worker is still busy with %s", self.running()[0] if self.running() else "?")
+            running = self.running()  # once: the worker may finish between two calls
+            log.warning("exiting while the worker is still busy with %s", running[0] if running else "?")
 
-    def running(self):
+    def running(self) -> tuple[str, float] | None:
         """(label, seconds) of the attempt the worker is in, or None when it waits for work."""
         running = self._running
         return None if running is None else (running[0], self.clock() - running[1])
 
-    def submit(self, job):
+    def submit(self, job: Job) -> bool:
         """Queue a job (never blocks). Detents merge at once into the queued job before them (net, so that a
         wheel wiggled back and forth never fills the queue); units over the physical backlog cap are
         discarded, not delayed."""
@@ -102,7 +116,7 @@ class Executor:
                         log.info("%s: outstanding distance cap reached, detent discarded", job.label)
                         return False
                     job.units = keep
-            if joins:
+            if joins and tail is not None:  # joins implies a tail; mypy cannot see it
                 tail.units += job.units
                 self.stats.merged += 1
                 if tail.units == 0:
@@ -117,7 +131,7 @@ class Executor:
             self._cond.notify()
             return True
 
-    def discard(self, origin):
+    def discard(self, origin: str) -> int:
         """Drop every queued job from `origin` (an unplugged device): its motion must stop."""
         with self._cond:
             kept = [j for j in self._queue if j.origin != origin]
@@ -125,17 +139,17 @@ class Executor:
             self._queue = deque(kept)
         return dropped
 
-    def pending(self):
+    def pending(self) -> int:
         with self._cond:
             return len(self._queue) + (1 if self.busy else 0)
 
-    def wait_idle(self, timeout=10.0):
+    def wait_idle(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
         while self.pending() and time.monotonic() < deadline:
             time.sleep(0.005)
         return not self.pending()
 
-    def _next(self):
+    def _next(self) -> tuple[Any, list[Job]]:
         """Pop the next job, merged with the compatible jobs right behind it (conserving the units).
 
         Returns (job or None, stale jobs): stale jobs never ride along with a fresh one into a merge.
@@ -165,6 +179,7 @@ class Executor:
             fresh = [j for j in group if not is_stale(j, now, self.stale_s)]
             job = fresh[0] if fresh else None
             for other in fresh[1:]:
+                assert job is not None  # fresh is not empty
                 job = replace(job, units=job.units + other.units, reply=job.reply or other.reply)
                 self.stats.merged += 1
             self._inflight = job
@@ -172,7 +187,7 @@ class Executor:
             self._running = (job.label if job is not None else "stale presses", now)
             return job, stale
 
-    def _run(self):
+    def _run(self) -> None:
         while True:
             job, stale = self._next()
             if job is None and not stale:
@@ -194,15 +209,15 @@ class Executor:
                     self._inflight = self._running = None
                     self.busy = False
 
-    def _drop_stale(self, job):
+    def _drop_stale(self, job: Job) -> None:
         self.stats.stale += 1
         self._finish(job, None, stale_error(job, self.clock(), self.stale_s))
 
-    def _action_waiting(self):
+    def _action_waiting(self) -> bool:
         with self._cond:
             return any(not j.feedback for j in self._queue)
 
-    def _probe(self):
+    def _probe(self) -> None:
         """At the start, and during an outage: notice OctoPrint's state (or return) without waiting for a press."""
         try:
             self.last_state = self.ctx.client.state()
@@ -214,7 +229,7 @@ class Executor:
         self.unreachable = False
         self.on_done(None, None, None)
 
-    def _execute(self, job):
+    def _execute(self, job: Job) -> None:
         while True:
             axes, attempted = {}, False
             try:
@@ -285,7 +300,7 @@ class Executor:
             self._finish(job, call, result)
             return
 
-    def _profile(self):
+    def _profile(self) -> dict[str, Any] | None:
         """The printer profile, for the model's feed rates (cached by the client); None if OctoPrint refuses it."""
         try:
             return self.ctx.client.profile()
@@ -294,14 +309,14 @@ class Executor:
         except OctopanelError:
             return None
 
-    def _moved(self, axes, feed):
+    def _moved(self, axes: dict[str, float], feed: float | None) -> None:
         """Put a sent move on the modelled timeline (feed None: unknown, the slowest default), in the same
         step as it stops counting as in flight, so that submit() never sees it twice or not at all."""
         with self._cond:
             self.motion.add(self.clock(), axes, feed or min(DEFAULT_SPEEDS[a] for a in axes))
             self._inflight = None
 
-    def _finish(self, job, call, outcome):
+    def _finish(self, job: Job, call: Call | None, outcome: Result | Exception) -> None:
         if isinstance(outcome, Result):
             reply = protocol.done(
                 call.action.name if call is not None else None, outcome.sent, outcome.text, outcome.data
@@ -311,7 +326,7 @@ class Executor:
         self._reply(job, reply)
         self.on_done(job, call, outcome)
 
-    def _reply(self, job, reply):
+    def _reply(self, job: Job, reply: dict[str, Any]) -> None:
         if job.reply is not None:
             try:
                 job.reply(reply)

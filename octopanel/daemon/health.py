@@ -18,18 +18,19 @@ REQUESTS_PER_ATTEMPT = 3
 class WorkerHealth:
     """Judges executor.running() against bounds derived from the client's timeouts."""
 
-    def __init__(self, connect_timeout, read_timeout):
+    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
         request_s = connect_timeout + read_timeout
         self.slow_after_s = request_s + MARGIN_S
         self.hung_after_s = REQUESTS_PER_ATTEMPT * request_s + MARGIN_S
         self.hung = False
 
-    def check(self, running):
+    def check(self, running: tuple[str, float] | None) -> str | None:
         """`running`: (label, seconds) or None. Returns the status line's printer part, or None if all is well;
         sets `hung` (no watchdog pings) and logs each change once."""
         seconds = running[1] if running is not None else 0.0
         hung = seconds > self.hung_after_s
         if hung and not self.hung:
+            assert running is not None  # hung implies seconds > 0, so a running attempt
             log.error(
                 "the worker has waited %.0f s for OctoPrint (%s), past %.0f s: no longer pinging the "
                 "systemd watchdog, so that systemd restarts octopanel",
@@ -42,11 +43,12 @@ class WorkerHealth:
         self.hung = hung
         if seconds <= self.slow_after_s:
             return None
+        assert running is not None  # slow implies seconds > 0
         return f"OctoPrint unreachable: no answer for {seconds:.0f} s ({running[0]})" + (
             ", worker stuck, watchdog stopped" if hung else ""
         )
 
-    def next_check_s(self, running):
+    def next_check_s(self, running: tuple[str, float] | None) -> float | None:
         """Seconds until check() has news for a worker `running` (label, seconds), or None when it is idle:
         the moment it turns slow or hung, then every second while slow (the status line counts the wait)."""
         if running is None:

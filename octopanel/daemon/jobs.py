@@ -1,12 +1,14 @@
 """What the executor runs: a Job, its Stats, scaling a merged call, and the stale and distance-cap rules."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from octopanel.actions.registry import Call
 from octopanel.daemon.backlog import EPSILON_MM
 from octopanel.errors import SafetyError
+from octopanel.values import Step
 
 
 @dataclass
@@ -43,24 +45,28 @@ class Stats:
     units_sent: dict = field(default_factory=dict)
 
 
-def scale(call, units):
-    """The call for `units` repetitions: distances multiplied exactly (Decimal), other arguments kept."""
-    if units == 1 or not call.action.moves:
+def scale(call: Call, units: int) -> Call:
+    """The call for `units` repetitions: distances and relative steps multiplied exactly (Decimal), other
+    arguments kept (an absolute target stays what it is)."""
+    if units == 1 or not call.mergeable:
         return call
     args = dict(call.args)
     for name, _axis in call.action.moves:
         if args.get(name) is not None:
-            args[name] = float(Decimal(repr(args[name])) * units)
+            args[name] = float(Decimal(repr(float(args[name]))) * units)
+    for name in call.action.steps:
+        if isinstance(args.get(name), Step):
+            args[name] = Step(Decimal(repr(float(args[name]))) * units)
     return type(call)(call.action, args)
 
 
-def is_stale(job, now, stale_s):
+def is_stale(job: Job, now: float, stale_s: float) -> bool:
     """Too old to run now: past its own max_age_s, else stale_s (a pause that is retried never is)."""
     limit = stale_s if job.max_age_s is None else job.max_age_s
     return job.retry_until is None and now - job.created > limit
 
 
-def stale_error(job, now, stale_s):
+def stale_error(job: Job, now: float, stale_s: float) -> SafetyError:
     limit = stale_s if job.max_age_s is None else job.max_age_s
     why = (
         f"stale_s={limit:g}); a press made during an outage is never replayed"
@@ -70,7 +76,14 @@ def stale_error(job, now, stale_s):
     return SafetyError(f"dropped: the request was {now - job.created:.1f} s old ({why}; nothing sent")
 
 
-def fit(job, tail, others, backlog, now, cap_mm):
+def fit(
+    job: Job,
+    tail: Job | None,
+    others: Iterable[Job | None],
+    backlog: Callable[[str, float], float],
+    now: float,
+    cap_mm: float,
+) -> int:
     """How many of job.units keep every axis's travel still to come (`backlog(axis, now)`, the printer's
     modelled backlog, plus the `others` in flight and queued) within cap_mm. `tail`: the queued job it merges
     into; a detent that shrinks the travel still to come always fits."""
@@ -82,7 +95,7 @@ def fit(job, tail, others, backlog, now, cap_mm):
                     base[axis] += abs(other.units) * mm
     held = tail.units if tail is not None else 0
 
-    def fits(units):
+    def fits(units: int) -> bool:
         return all(base[a] + abs(held + units) * mm <= cap_mm + EPSILON_MM for a, mm in job.unit_axes.items())
 
     keep, step = job.units, 1 if job.units > 0 else -1

@@ -12,14 +12,26 @@ import selectors
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from octopanel.daemon.executor import Executor
+from octopanel.daemon.executor import Executor, Job
 from octopanel.daemon.health import WorkerHealth
 from octopanel.errors import ConfigError
 from octopanel.input.replay import EndOfReplay
 from octopanel.panel import keymap as keymap_mod
 from octopanel.panel.gestures import GestureEngine, KeyTiming, RotaryConfig
 from octopanel.panel.router import STATE_LEDS, Dispatcher
+
+if TYPE_CHECKING:
+    from octopanel.actions.invoke import Context, Result
+    from octopanel.actions.registry import Call, Registry
+    from octopanel.daemon.control import ControlServer
+    from octopanel.daemon.notify import Notifier
+    from octopanel.input.devices import DeviceManager
+    from octopanel.input.devicespec import DeviceSpec
+    from octopanel.panel.keymap import Keymap
 
 log = logging.getLogger("octopanel.daemon.loop")
 NO_TIMING = KeyTiming()
@@ -29,19 +41,21 @@ FINISH_POLL_S = 0.02
 class Daemon:
     """Wires devices → gestures → dispatcher → executor, and runs the loop until stopped."""
 
+    control: "ControlServer | None"
+
     def __init__(
         self,
-        keymap,
-        keymap_path,
-        registry,
-        ctx,
-        devices_factory,
-        notifier,
-        control_path=None,
-        control_group=None,
-        exit_at_end=False,
-        clock=time.monotonic,
-    ):
+        keymap: "Keymap",
+        keymap_path: str | Path,
+        registry: "Registry",
+        ctx: "Context",
+        devices_factory: "Callable[[Sequence[DeviceSpec], Callable[..., None]], DeviceManager]",
+        notifier: "Notifier",
+        control_path: str | Path | None = None,
+        control_group: str | None = None,
+        exit_at_end: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.keymap_path, self.registry, self.ctx, self.notifier = keymap_path, registry, ctx, notifier
         self.clock = clock
         self.exit_at_end = exit_at_end  # replay: stop once the recording ended and the queue is drained
@@ -50,7 +64,7 @@ class Daemon:
             ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"], clock=clock, on_done=self._done
         )
         self.health = WorkerHealth(ctx.settings.connect_timeout, ctx.settings.read_timeout)
-        self._health_note = None  # the status line's word on a worker hung in a request, if any
+        self._health_note: str | None = None  # the status line's word on a worker hung in a request, if any
         self.dispatch = Dispatcher(keymap, registry, ctx, self.executor, clock, on_panel_change=self._wake)
         self.selector = selectors.DefaultSelector()
         self.device_specs = keymap.devices
@@ -63,40 +77,43 @@ class Daemon:
             self.control = ControlServer(
                 control_path, self.dispatch.request, self.selector, group=control_group, settings=ctx.settings
             )
-        self.connected = set()
+        self.connected: set[str] = set()
         self.ended = False
         self.stop_requested = self.reload_requested = False
-        self._device_fds, self._fd_generation = set(), None
+        self._device_fds: set[int] = set()
+        self._fd_generation: int | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._last_watchdog = 0.0
-        self._reloading = self._reload_result = None  # the keymap-parsing thread, and what it produced
+        # the keymap-parsing thread, and what it produced
+        self._reloading: threading.Thread | None = None
+        self._reload_result: Keymap | ConfigError | None = None
         self._reload_again = False
 
     # -- setup and teardown ------------------------------------------------------------------
 
-    def _new_engine(self):
+    def _new_engine(self) -> GestureEngine:
         km = self.dispatch.keymap
         rotary = RotaryConfig(
             shuttle=self._is_shuttle, key_pairs=km.key_pairs, shuttle_idle_s=km.settings["shuttle_idle_s"]
         )
         return GestureEngine(lambda key: self.dispatch.keymap.timings.get(key, NO_TIMING), rotary)
 
-    def _is_shuttle(self, label):
+    def _is_shuttle(self, label: str) -> bool:
         spec = self.devices.spec(label)
         return (spec is not None and spec.shuttle) or self.dispatch.keymap.shuttle
 
-    def install_signals(self):
+    def install_signals(self) -> None:
         signal.signal(signal.SIGHUP, lambda *_: self._request("reload_requested"))
         signal.signal(signal.SIGTERM, lambda *_: self._request("stop_requested"))
         signal.signal(signal.SIGINT, lambda *_: self._request("stop_requested"))
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
 
-    def _request(self, flag):
+    def _request(self, flag: str) -> None:
         setattr(self, flag, True)
 
-    def run(self):
+    def run(self) -> int:
         """The loop. Returns an exit code."""
         if self.control is not None:  # first: with another daemon on the path, this one sends nothing
             self.control.open()
@@ -120,7 +137,7 @@ class Daemon:
             self.shutdown()
         return 0
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         self.executor.stop()
         self.devices.close()
         if self.control is not None:
@@ -131,7 +148,7 @@ class Daemon:
 
     # -- one turn of the loop ----------------------------------------------------------------
 
-    def _step(self):
+    def _step(self) -> None:
         now = self.clock()
         deadlines = [d - now for d in (self.engine.next_deadline(), self.devices.next_deadline()) if d is not None]
         if self.notifier.watchdog_interval_s and not self.health.hung:  # hung: no pings are due
@@ -152,6 +169,7 @@ class Daemon:
                         for gesture in self.engine.feed(event, label):
                             self.dispatch.gesture(gesture)
             elif kind == "control":
+                assert self.control is not None  # only its sockets are registered as "control"
                 if fd is None:
                     self.control.accept()
                 else:
@@ -172,10 +190,10 @@ class Daemon:
             self._last_watchdog = now
         self.notifier.status(self.status())
 
-    def _drained(self):
+    def _drained(self) -> bool:
         return self.engine.next_deadline() is None and not self.executor.pending()
 
-    def _sync_fds(self):
+    def _sync_fds(self) -> None:
         """Register the devices' fds afresh whenever one was opened or closed (the generation says so): a
         reused fd number is another file, which epoll does not know, though the set of numbers looks the same."""
         generation = self.devices.generation
@@ -187,7 +205,7 @@ class Daemon:
         for fd in self._device_fds:
             self.selector.register(fd, selectors.EVENT_READ, ("device", fd))
 
-    def _drain_wake(self):
+    def _drain_wake(self) -> None:
         try:
             while os.read(self._wake_r, 4096):
                 pass
@@ -195,7 +213,7 @@ class Daemon:
             pass
         self._update_leds()
 
-    def _wake(self):
+    def _wake(self) -> None:
         try:
             os.write(self._wake_w, b"\xff")
         except BlockingIOError:
@@ -203,7 +221,7 @@ class Daemon:
 
     # -- events from devices and the worker ---------------------------------------------------
 
-    def _device_change(self, label, present, error=None):
+    def _device_change(self, label: str, present: bool, error: Exception | None = None) -> None:
         if present:
             self.connected.add(label)  # devices.py has logged it ("using ...")
             self._update_leds()
@@ -219,7 +237,7 @@ class Daemon:
             self.engine.reset(label)  # devices.py has logged the loss and rescans for the device
             self.dispatch.device_lost(label)
 
-    def _done(self, job, call, outcome):
+    def _done(self, job: "Job | None", call: "Call | None", outcome: "Result | Exception | None") -> None:
         """Called on the worker thread after every job (job None: the worker read the state on its own, at its
         start or when OctoPrint answers again after an outage)."""
         if job is None:
@@ -227,11 +245,11 @@ class Daemon:
             log.info("OctoPrint answers; the printer is %s", state.name if state else "in an unknown state")
         elif isinstance(outcome, Exception):
             self.dispatch.refused(job, outcome)
-        elif outcome.text and job.label != "feedback":
+        elif outcome is not None and outcome.text and job.label != "feedback":  # (None only with job None)
             log.info("%s: %s", job.label, f"would {call} (dry run: nothing sent)" if self.dry_run else outcome.text)
         self._wake()
 
-    def _update_leds(self):
+    def _update_leds(self) -> None:
         mode = self.dispatch.keymap.feedback["leds"]
         if mode == "off":
             return
@@ -246,7 +264,7 @@ class Daemon:
 
     # -- reload and status ----------------------------------------------------------------------
 
-    def reload(self):
+    def reload(self) -> None:
         """Parse the keymap on a thread (the loop keeps reading input with the old one); _reloaded applies it."""
         self.reload_requested = False
         if self._reloading is not None:
@@ -256,7 +274,7 @@ class Daemon:
         self._reloading = threading.Thread(target=self._parse_keymap, name="octopanel-reload", daemon=True)
         self._reloading.start()
 
-    def _parse_keymap(self):
+    def _parse_keymap(self) -> None:
         try:
             self._reload_result = keymap_mod.load(self.keymap_path, self.registry, self.ctx.limits)
         except ConfigError as exc:
@@ -266,9 +284,10 @@ class Daemon:
             self._reload_result = ConfigError(f"internal error: {type(exc).__name__}: {exc}", str(self.keymap_path))
         self._wake()
 
-    def _reloaded(self):
+    def _reloaded(self) -> None:
         """On the loop, once the reload thread is done: apply the new keymap, or keep the old one."""
         new, self._reload_result = self._reload_result, None
+        assert self._reloading is not None and new is not None  # _parse_keymap set the result
         self._reloading.join()
         self._reloading = None
         if isinstance(new, ConfigError):
@@ -284,7 +303,7 @@ class Daemon:
             self._reload_again = False
             self.reload()
 
-    def status(self):
+    def status(self) -> str:
         if self.connected:
             panel = f"keypad: connected ({len(self.connected)} device{'s' if len(self.connected) > 1 else ''})"
         else:

@@ -13,6 +13,12 @@ anything of octopanel's: json's C half encodes and decodes here, and `json` itse
 or where its output is needed.
 """
 
+from __future__ import annotations
+
+TYPE_CHECKING = False  # not typing's: the fast path does not import typing
+if TYPE_CHECKING:
+    from typing import Any
+
 try:  # json's C half: `import json` costs a third of the fast path
     from _json import encode_basestring_ascii, make_scanner
 except ImportError:  # not CPython
@@ -29,7 +35,7 @@ class ProtocolError(ValueError):
 # -- requests ----------------------------------------------------------------------------------------------
 
 
-def encode_argv(words):
+def encode_argv(words: list[str]) -> str:
     """The request line for a command: what json.dumps({"argv": words}) writes, without importing json."""
     if encode_basestring_ascii is None:
         import json
@@ -38,7 +44,7 @@ def encode_argv(words):
     return '{"argv": [' + ", ".join(map(encode_basestring_ascii, words)) + "]}\n"
 
 
-def encode_query(query):
+def encode_query(query: dict[str, Any]) -> str:
     """The request line asking whether the daemon serves these settings (see settings' identity and stamp)."""
     if encode_basestring_ascii is None or "identity" in query:
         import json  # the identity's limits are floats, which encode_value does not write
@@ -47,7 +53,7 @@ def encode_query(query):
     return '{"same_config": ' + encode_value(query) + "}\n"
 
 
-def encode_value(value):
+def encode_value(value: Any) -> str:
     """JSON for None, ints, strings, lists and dicts of them, as json.dumps writes it."""
     if value is None:
         return "null"
@@ -60,7 +66,7 @@ def encode_value(value):
     return "{" + ", ".join(f"{encode_value(k)}: {encode_value(v)}" for k, v in value.items()) + "}"
 
 
-def parse_request(text):
+def parse_request(text: str) -> tuple[str, Any]:
     """(kind, payload) of one request line (stripped, UTF-8 decoded): ("line", text), (ARGV, [name, *words])
     or (SAME_CONFIG, query). ProtocolError if a JSON request is not one of those."""
     if not text.startswith("{"):  # no action name starts with "{": the line is JSON or it is an action line
@@ -80,7 +86,7 @@ def parse_request(text):
 # -- replies -----------------------------------------------------------------------------------------------
 
 
-def done(action, sent, message, data=None):
+def done(action: str | None, sent: bool, message: str | None, data: Any = None) -> dict[str, Any]:
     """An action ran (or, sent False, decided there was nothing to send)."""
     reply = {"ok": True, "action": action, "sent": sent, "message": message}
     if data is not None:
@@ -88,42 +94,42 @@ def done(action, sent, message, data=None):
     return reply
 
 
-def failed(error, exit_code):
+def failed(error: str, exit_code: int) -> dict[str, Any]:
     """Refused or failed: `exit_code` is what the 8xxx command exits with (2: nothing was sent)."""
     return {"ok": False, "error": error, "exit": exit_code}
 
 
-def busy(why):
+def busy(why: str) -> dict[str, Any]:
     """The reply to a client turned away: nothing of its was run."""
     return {"ok": False, "busy": True, "error": f"daemon busy: {why}; nothing sent", "exit": 1}
 
 
-def run_locally():
+def run_locally() -> dict[str, Any]:
     """The fast CLI should run this command in-process (it reads the caller's files, waits long, or is forced)."""
     return {"ok": False, "local": True}
 
 
-def config_answer(same):
+def config_answer(same: object) -> dict[str, Any]:
     return {"ok": True, SAME_CONFIG: bool(same)}
 
 
-def result_data(action, sent, message, data=None):
+def result_data(action: str | None, sent: bool | None, message: str | None, data: Any = None) -> Any:
     """What `--json` prints for a result: the action's data if it has any, else what happened."""
     return data if data is not None else {"action": action, "sent": sent, "message": message}
 
 
-def reply_data(reply):
+def reply_data(reply: dict[str, Any]) -> Any:
     """result_data of a `done` reply, as the daemon sent it."""
     return result_data(reply.get("action"), reply.get("sent"), reply.get("message"), reply.get("data"))
 
 
-def exit_code(reply):
+def exit_code(reply: dict[str, Any]) -> int:
     """The exit code a failed reply stands for (1 when it names none, or something that is not one)."""
     code = reply.get("exit", 1)
     return code if isinstance(code, int) and not isinstance(code, bool) else 1
 
 
-def encode_reply(reply):
+def encode_reply(reply: dict[str, Any]) -> bytes:
     """One reply line, as bytes (the daemon's side: it has `json` loaded anyway)."""
     import json
 
@@ -140,7 +146,7 @@ class _Decoding:
     memo: dict[str, str] = {}
 
 
-def decode(line):
+def decode(line: bytes) -> Any:
     """json.loads of one line (bytes); ValueError if it is not one JSON value."""
     text = line.decode("utf-8").strip()
     if make_scanner is None:
@@ -148,7 +154,7 @@ def decode(line):
 
         return json.loads(text)
     try:
-        value, end = make_scanner(_Decoding)(text, 0)
+        value, end = make_scanner(_Decoding)(text, 0)  # type: ignore[arg-type]  # it reads only _Decoding's attributes
     except StopIteration:
         raise ValueError("not JSON") from None
     except Exception:  # noqa: BLE001  _json reports some errors through json.decoder, not imported here

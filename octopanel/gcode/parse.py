@@ -42,15 +42,15 @@ class Command:
 
     __slots__ = ("code", "words", "arg", "text")
 
-    def __init__(self, code, words, text, arg=None):
+    def __init__(self, code: str, words: dict[str, float | None], text: str, arg: str | None = None) -> None:
         self.code, self.words, self.text, self.arg = code, words, text, arg
 
     @property
-    def base(self):
+    def base(self) -> str:
         """The code without a subcode ('G29.1' -> 'G29'): firmware built without subcodes runs that."""
         return self.code.split(".", 1)[0]
 
-    def line(self):
+    def line(self) -> str:
         """The line to send: exactly what was judged, without comments, line number or checksum."""
         if self.arg is not None:
             return f"{self.code} {self.arg}" if self.arg else self.code
@@ -59,13 +59,14 @@ class Command:
         ]
         return " ".join(parts)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Command({self.code!r}, {self.words!r}, arg={self.arg!r})"
 
 
-def strip_comments(line):
+def strip_comments(line: str) -> str:
     """The line without `;` and `( )` comments, as Marlin's queue keeps it."""
-    kept, depth = [], False
+    kept: list[str] = []
+    depth = False
     for char in line:
         if depth:
             depth = char != ")"
@@ -78,12 +79,12 @@ def strip_comments(line):
     return "".join(kept)
 
 
-def parse(line):
+def parse(line: object) -> Command | None:
     """The Command a line holds, or None for an empty or comment-only line; GcodeError if unreadable."""
     text = strip_comments(str(line)).lstrip(" ")
-    number = _LINE_NUMBER.match(text)
-    if number:
-        text = text[number.end() :]
+    prefix = _LINE_NUMBER.match(text)
+    if prefix:
+        text = text[prefix.end() :]
     elif text[:1] in ("N", "n") and text[1:2] in tuple("+-0123456789"):
         raise GcodeError(f"'{line}': a line number must be followed by a space")
     text, star, checksum = text.partition("*")
@@ -107,9 +108,10 @@ def parse(line):
     return Command(code, words(rest.upper(), line), str(line))
 
 
-def words(rest, line):
+def words(rest: str, line: object) -> dict[str, float | None]:
     """Parameter letter -> value, read from the rest of a (upper-cased) line as Marlin does."""
-    found, at, end = {}, 0, len(rest)
+    found: dict[str, float | None] = {}
+    at, end = 0, len(rest)
     while True:
         while at < end and rest[at] == " ":
             at += 1

@@ -6,9 +6,11 @@ raise UsageError (exit 2); a refusal for the printer's state or a cold hotend ra
 `force` (a human at a shell) lifts only those two; caps and protections never lift.
 """
 
+from collections.abc import Callable, Iterable
+
 from octopanel.actions.registry import BUSY_STATES
 from octopanel.errors import SafetyError, UsageError
-from octopanel.gcode.parse import GcodeError, parse
+from octopanel.gcode.parse import Command, GcodeError, parse
 
 # While a print runs, only these may go: none can move the head, extrude, change coordinates or modes,
 # or weaken a protection (their values are bounded below). M112 stops everything, which is always safe.
@@ -72,7 +74,7 @@ DANGEROUS = {
 }
 
 
-def commands(lines):
+def commands(lines: str | Iterable[str]) -> list[Command]:
     """The parsed Commands of `lines` (a string or a list of strings), empty lines dropped."""
     if isinstance(lines, str):
         lines = [lines]
@@ -84,7 +86,7 @@ def commands(lines):
     return found
 
 
-def dangerous(code_lines):
+def dangerous(code_lines: str | Iterable[str]) -> str | None:
     """Why these G-code lines need a confirming gesture, or None; GcodeError if a line cannot be read."""
     for command in commands(code_lines):
         if command.base in DANGEROUS:
@@ -92,16 +94,16 @@ def dangerous(code_lines):
     return None
 
 
-def firmware_bool(value):
+def firmware_bool(value: float | None) -> bool:
     """How Marlin's value_bool() reads a word: a bare letter is true, else its integer part clamped >= 0."""
     return value is None or int(value) > 0
 
 
-def autotune_limit(command):
+def autotune_limit(command: Command) -> str:
     return "max_bed_temp" if (command.words.get("E") or 0) < 0 else "max_tool_temp"
 
 
-def check_always(command, limits):
+def check_always(command: Command, limits: dict[str, float]) -> None:
     """The rules of every state: caps, bounded values and protections that stay on. UsageError if broken."""
     code, words, text = command.base, command.words, command.text
     caps = dict(TEMPERATURE_WORDS.get(code, {}))
@@ -135,16 +137,23 @@ def check_always(command, limits):
         raise UsageError(f"'{text}': M118 would send OctoPrint an action command; refused, nothing sent")
 
 
-def check_range(text, word, value, low, high, unit):
+def check_range(text: str, word: str, value: float | None, low: float, high: float, unit: str) -> None:
+    assert value is not None  # callers check that the word has a value
     if not low <= value <= high:
         raise UsageError(f"'{text}': {word}{value:g} is outside {low:g}..{high:g}{unit}; nothing sent")
 
 
-def extrudes(command):
+def extrudes(command: Command) -> bool:
     return command.base in FILAMENT or (command.base in MOVES and "E" in command.words)
 
 
-def check(lines, limits, state, hotend_temp, force=False):
+def check(
+    lines: str | Iterable[str],
+    limits: dict[str, float],
+    state: Callable[[], str],
+    hotend_temp: Callable[[], float | None],
+    force: bool = False,
+) -> list[str]:
     """The lines to send (each as judged), or UsageError/SafetyError with nothing sent.
 
     state() returns the printer's state name and hotend_temp() the hotend's temperature (None if

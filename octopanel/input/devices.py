@@ -3,6 +3,9 @@
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
+
+import evdev
 
 from octopanel.input.devicespec import DeviceSpec
 from octopanel.input.discovery import DeviceInfo, group_hint, list_descriptors, list_devices, print_devices  # noqa: F401
@@ -13,7 +16,7 @@ from octopanel.input.replay import EndOfReplay, ReplaySource, record  # noqa: F4
 log = logging.getLogger(__name__)
 
 
-def find_devices(text, lister=list_descriptors):
+def find_devices(text: str, lister: Callable[[], list[DeviceInfo]] = list_descriptors) -> list[DeviceInfo]:
     """The nodes a shorthand spec (path, vvvv:pppp or name glob) designates, e.g. for ``octopanel record``."""
     spec = DeviceSpec.parse(text)
     return [info for info in lister() if spec.matches(info)]
@@ -22,10 +25,10 @@ def find_devices(text, lister=list_descriptors):
 class _Group:
     """The open event nodes of one physical device, under one label."""
 
-    def __init__(self, key, index, spec, label):
+    def __init__(self, key: str, index: int, spec: DeviceSpec, label: str) -> None:
         self.key, self.index, self.spec, self.label = key, index, spec, label
-        self.sources = {}  # path -> Source
-        self.grab_waiting = set()  # paths whose grab waits for all keys up
+        self.sources: dict[str, Source] = {}  # path -> Source
+        self.grab_waiting: set[str] = set()  # paths whose grab waits for all keys up
         self.announced = False  # on_change(present=True) was called
 
 
@@ -41,15 +44,15 @@ class DeviceManager:
 
     def __init__(
         self,
-        specs,
-        lister=list_descriptors,
-        opener=EvdevSource.open,
-        on_change=None,
-        watch_dir="/dev/input",
-        rescan_interval_s=RESCAN_INTERVAL_S,
-        clock=None,
-        now=time.monotonic,
-    ):
+        specs: Iterable[object],
+        lister: Callable[[], list[DeviceInfo]] = list_descriptors,
+        opener: Callable[[str], Source] = EvdevSource.open,
+        on_change: Callable[[str, bool, DeviceGone | None], None] | None = None,
+        watch_dir: str | None = "/dev/input",
+        rescan_interval_s: float = RESCAN_INTERVAL_S,
+        clock: Clock | None = None,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         # Keymap entries may come as the config's own mappings or shorthand strings.
         self._specs = [
             s if isinstance(s, DeviceSpec) else DeviceSpec.from_config(s, path=f"devices[{i}]")
@@ -58,21 +61,21 @@ class DeviceManager:
         self._lister, self._opener, self._on_change = lister, opener, on_change
         self._hotplug = Hotplug(watch_dir, rescan_interval_s, now=now)
         self._clock = clock if clock is not None else Clock(now)
-        self._groups = {}  # physical key -> _Group
-        self._by_fd = {}  # fd -> (_Group, path)
+        self._groups: dict[str, _Group] = {}  # physical key -> _Group
+        self._by_fd: dict[int, tuple[_Group, str]] = {}  # fd -> (_Group, path)
         self._fd_changes = 0  # opens and closes, for `generation`
-        self._waiting = set()  # indexes of specs already logged as missing
-        self._ended = set()  # paths of finished recordings
-        self._denied = set()  # paths already logged as not readable
+        self._waiting: set[int] = set()  # indexes of specs already logged as missing
+        self._ended: set[str] = set()  # paths of finished recordings
+        self._denied: set[str] = set()  # paths already logged as not readable
 
-    def rescan(self):
+    def rescan(self) -> None:
         """Open every matching device not open yet, and late nodes of open ones; log specs still missing."""
         try:
             infos = self._lister()
         except OSError as exc:
             log.warning("cannot list input devices: %s", exc.strerror or exc)
             return
-        groups = {}
+        groups: dict[str, list[DeviceInfo]] = {}
         # A node is read by one group only. A new node is root-only until udev chowns it: listed then, it has
         # no phys and is keyed by its by-id name, yet a path spec opens it (the chown may land before the
         # open); listed readable at the next scan, it is keyed by phys, and every press would count twice.
@@ -83,7 +86,7 @@ class DeviceManager:
         for key, nodes in groups.items():
             group = self._groups.get(key)
             for node in nodes if group is not None else ():
-                if node.path not in group.sources:
+                if group is not None and node.path not in group.sources:  # (mypy cannot narrow through the loop)
                     self._open_node(group, node.path)
         for index, spec in enumerate(self._specs):
             for key, nodes in groups.items():
@@ -94,31 +97,31 @@ class DeviceManager:
                 self._waiting.add(index)
                 log.info("waiting for %s", spec)
 
-    def missing(self):
+    def missing(self) -> list[DeviceSpec]:
         """The specs no open device satisfies."""
         present = {group.index for group in self._groups.values()}
         return [spec for index, spec in enumerate(self._specs) if index not in present]
 
-    def labels(self):
+    def labels(self) -> list[str]:
         """Labels of the open devices."""
         return [group.label for group in self._groups.values()]
 
-    def spec(self, label):
+    def spec(self, label: str) -> DeviceSpec | None:
         """The spec an open device was matched by (e.g. to tell a ShuttleXpress), or None."""
         return next((g.spec for g in self._groups.values() if g.label == label), None)
 
-    def fds(self):
+    def fds(self) -> list[int]:
         """Every fd to select on for reading: the devices, and the hotplug watch if any."""
         watch = self._hotplug.fileno()
         return ([watch] if watch is not None else []) + list(self._by_fd)
 
     @property
-    def generation(self):
+    def generation(self) -> int:
         """Changes whenever fds() may have changed: an fd opened or closed, or the hotplug watch replaced.
         The loop registers fds() afresh only then (a reused fd number is another file to epoll)."""
         return self._fd_changes + self._hotplug.generation
 
-    def handle_readable(self, fd):
+    def handle_readable(self, fd: int) -> list[tuple[str, list[evdev.InputEvent]]]:
         """Read a ready fd: [(label, events)] with timestamps on time.monotonic(); [] for the watch or a loss."""
         if fd == self._hotplug.fileno():
             self._hotplug.handle_readable()
@@ -142,16 +145,16 @@ class DeviceManager:
             events = [self._clock.rebase(event, group.label) for event in events]
         return [(group.label, events)] if events else []
 
-    def next_deadline(self):
+    def next_deadline(self) -> float | None:
         """When tick() should run next (a timed or settled rescan), or None."""
         return self._hotplug.next_deadline()
 
-    def tick(self, now):
+    def tick(self, now: float) -> None:
         """Rescan if the hotplug watch or the timer says so."""
         if self._hotplug.due(now):
             self.rescan()
 
-    def set_led(self, label, name, on):
+    def set_led(self, label: str, name: str, on: bool) -> None:
         """Light or clear an LED ('NUML', 'CAPSL', 'SCROLLL') on every node of the device with that label."""
         for group in list(self._groups.values()):
             if group.label == label:
@@ -161,12 +164,12 @@ class DeviceManager:
                 except DeviceGone as exc:
                     self._lose(group, exc)
 
-    def close(self):
+    def close(self) -> None:
         for group in list(self._groups.values()):
             self._close_group(group)
         self._hotplug.close()
 
-    def _open_group(self, index, spec, key, nodes):
+    def _open_group(self, index: int, spec: DeviceSpec, key: str, nodes: Sequence[DeviceInfo]) -> None:
         names = sorted((n.name for n in nodes if n.name), key=len)
         base = spec.label or (names[0] if names else os.path.basename(nodes[0].path))
         taken = {group.label for group in self._groups.values()}
@@ -189,7 +192,7 @@ class DeviceManager:
         if self._on_change is not None:
             self._on_change(label, True, None)
 
-    def _open_node(self, group, path):
+    def _open_node(self, group: _Group, path: str) -> None:
         if self._groups.get(group.key) is not group:
             return  # the device was lost while its other nodes were being opened
         try:
@@ -212,7 +215,7 @@ class DeviceManager:
             except DeviceGone as exc:
                 self._lose(group, exc)
 
-    def _try_grab(self, group, path, source):
+    def _try_grab(self, group: _Group, path: str, source: Source) -> None:
         """Grab only with no key down, or the held key would stay stuck down for everyone else."""
         if source.active_keys():
             group.grab_waiting.add(path)
@@ -223,7 +226,7 @@ class DeviceManager:
         except OSError as exc:
             log.warning("cannot grab %s (%s): its keys also reach other programs", path, exc.strerror or exc)
 
-    def _lose(self, group, error):
+    def _lose(self, group: _Group, error: DeviceGone) -> None:
         if self._groups.get(group.key) is not group:
             return
         if isinstance(error, EndOfReplay):
@@ -238,7 +241,7 @@ class DeviceManager:
         if self._on_change is not None and group.announced:
             self._on_change(group.label, False, error)
 
-    def _close_group(self, group):
+    def _close_group(self, group: _Group) -> None:
         del self._groups[group.key]
         for fd in [fd for fd, (owner, _) in self._by_fd.items() if owner is group]:
             del self._by_fd[fd]

@@ -7,9 +7,13 @@ import fnmatch
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from octopanel import values
 from octopanel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from octopanel.input.discovery import DeviceInfo
 
 SPEC_KEYS = ("name", "id", "phys", "path", "grab", "shuttle", "label")
 _ID = re.compile(r"([0-9a-fA-F]{1,4}):([0-9a-fA-F]{1,4})")
@@ -29,7 +33,7 @@ class DeviceSpec:
     label: str | None = None
 
     @classmethod
-    def parse(cls, text, **options):
+    def parse(cls, text: str, **options: Any) -> "DeviceSpec":
         """Shorthand: '/dev/input/...' is a path, 'vvvv:pppp' an id, anything else a name glob."""
         if text.startswith("/"):
             return cls(path=text, **options)
@@ -39,7 +43,9 @@ class DeviceSpec:
         return cls(name=text, **options)
 
     @classmethod
-    def from_config(cls, value, file=None, line=None, path="devices"):
+    def from_config(
+        cls, value: object, file: str | None = None, line: int | None = None, path: str = "devices"
+    ) -> "DeviceSpec":
         """A spec from a config entry (a shorthand string or a mapping of SPEC_KEYS); ConfigError if wrong."""
         if isinstance(value, str):
             return cls.parse(value)
@@ -47,7 +53,7 @@ class DeviceSpec:
             raise ConfigError(
                 f"expected a device name, id, path or a mapping, got {values.show(value)}", file, line, path
             )
-        fields = {}
+        fields: dict[str, Any] = {}
         for key, item in value.items():
             where = f"{path}.{key}"
             if key not in SPEC_KEYS:
@@ -72,7 +78,7 @@ class DeviceSpec:
             raise ConfigError("a device needs at least one of name, id, phys or path", file, line, path)
         return cls(**fields)
 
-    def matches(self, info):
+    def matches(self, info: "DeviceInfo") -> bool:
         """True if the event node fits every matcher; a node that could not be read fits only by path."""
         if info.error and (self.name is not None or self.vendor is not None or self.phys is not None):
             return False
@@ -87,7 +93,7 @@ class DeviceSpec:
             return self.path in (info.path, *info.by_id) or os.path.realpath(self.path) == info.path
         return True
 
-    def __str__(self):
+    def __str__(self) -> str:
         parts = [f"name={self.name!r}"] if self.name is not None else []
         if self.vendor is not None:
             parts.append(f"id={self.vendor:04x}:{self.product:04x}")

@@ -3,7 +3,9 @@
 import os
 import pwd
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TextIO
 
 import evdev
 from evdev import ecodes
@@ -24,14 +26,14 @@ class DeviceInfo:
     vendor: int = 0
     product: int = 0
     phys: str = ""
-    by_id: tuple = ()
+    by_id: tuple[str, ...] = ()
     keys: int = 0
-    rel: tuple = ()
-    leds: tuple = ()
+    rel: tuple[str, ...] = ()
+    leds: tuple[str, ...] = ()
     error: str | None = None
 
     @property
-    def physical(self):
+    def physical(self) -> str:
         """The physical device this node belongs to: phys up to its last '/input', else the by-id base name."""
         if self.phys:
             return self.phys.rsplit("/input", 1)[0]
@@ -40,26 +42,28 @@ class DeviceInfo:
         return self.path
 
 
-def _by_id_links(root):
+def _by_id_links(root: str) -> dict[str, tuple[str, ...]]:
     """{real node path: (by-id links,)} for the links under root/by-id."""
-    links = {}
+    links: dict[str, list[str]] = {}
     directory = os.path.join(root, "by-id")
     try:
         names = sorted(os.listdir(directory))
     except OSError:
-        return links
+        return {}
     for name in names:
         link = os.path.join(directory, name)
         links.setdefault(os.path.realpath(link), []).append(link)
     return {path: tuple(found) for path, found in links.items()}
 
 
-def _node_number(name):
+def _node_number(name: str) -> int:
     digits = name[len("event") :]
     return int(digits) if digits.isdigit() else 1 << 30
 
 
-def list_descriptors(root=INPUT_DIR, capabilities=False, open_device=evdev.InputDevice):
+def list_descriptors(
+    root: str = INPUT_DIR, capabilities: bool = False, open_device: Callable[[str], Any] = evdev.InputDevice
+) -> list[DeviceInfo]:
     """Every event node under root, sorted by number; [] if root does not exist."""
     try:
         names = sorted((n for n in os.listdir(root) if n.startswith("event")), key=_node_number)
@@ -90,7 +94,7 @@ def list_descriptors(root=INPUT_DIR, capabilities=False, open_device=evdev.Input
     return infos
 
 
-def _capabilities(device):
+def _capabilities(device: evdev.InputDevice) -> dict[str, Any]:
     caps = device.capabilities()
     return {
         "keys": len(caps.get(ecodes.EV_KEY, ())),
@@ -99,24 +103,24 @@ def _capabilities(device):
     }
 
 
-def list_devices(root=INPUT_DIR, open_device=evdev.InputDevice):
+def list_devices(root: str = INPUT_DIR, open_device: Callable[[str], Any] = evdev.InputDevice) -> list[DeviceInfo]:
     """Every event node with its capabilities summary, for ``octopanel devices``."""
     return list_descriptors(root, capabilities=True, open_device=open_device)
 
 
-def group_hint():
+def group_hint() -> str:
     """What to do about 'permission denied' on an event node."""
     return GROUP_HINT.format(user=_user())
 
 
-def _user():
+def _user() -> str:
     try:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         return str(os.geteuid())
 
 
-def format_devices(infos, root=INPUT_DIR):
+def format_devices(infos: Sequence[DeviceInfo], root: str = INPUT_DIR) -> tuple[str, int]:
     """The text ``octopanel devices`` prints, hints included, and its exit code (1 if nothing could be read)."""
     if not os.path.isdir(root):
         return (
@@ -148,7 +152,7 @@ def format_devices(infos, root=INPUT_DIR):
     return "\n".join(lines) + "\n", code
 
 
-def print_devices(out, root=INPUT_DIR, open_device=evdev.InputDevice):
+def print_devices(out: TextIO, root: str = INPUT_DIR, open_device: Callable[[str], Any] = evdev.InputDevice) -> int:
     """Print the device list to out; return the exit code for ``octopanel devices``."""
     text, code = format_devices(list_devices(root, open_device), root)
     out.write(text)

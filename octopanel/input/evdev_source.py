@@ -5,6 +5,7 @@ import fcntl
 import logging
 import struct
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import evdev
@@ -34,15 +35,15 @@ class Source(Protocol):
     monotonic: bool  # timestamps are already on time.monotonic(): no Clock.rebase needed
 
     def fileno(self) -> int: ...
-    def read(self) -> list: ...  # list[evdev.InputEvent]; [] if nothing to read; raises DeviceGone
+    def read(self) -> list[evdev.InputEvent]: ...  # list[evdev.InputEvent]; [] if nothing to read; raises DeviceGone
     def grab(self) -> None: ...
     def ungrab(self) -> None: ...
-    def active_keys(self) -> list: ...  # EV_KEY codes held down right now
+    def active_keys(self) -> list[int]: ...  # EV_KEY codes held down right now
     def set_led(self, name: str, on: bool) -> None: ...
     def close(self) -> None: ...
 
 
-def led_code(name):
+def led_code(name: str) -> int:
     """LED code for 'NUML' or 'LED_NUML'; KeyError if unknown."""
     full = name if name.startswith("LED_") else "LED_" + name
     code = ecodes.ecodes.get(full)
@@ -54,14 +55,14 @@ def led_code(name):
 class EvdevSource:
     """A real evdev.InputDevice; OS errors meaning unplug become DeviceGone."""
 
-    def __init__(self, device, label=""):
+    def __init__(self, device: evdev.InputDevice, label: str = "") -> None:
         self.device = device
-        self.path = device.path
-        self.label = label or getattr(device, "name", "") or device.path
+        self.path: str = device.path  # type: ignore[assignment]  # opened by a str path; evdev also allows bytes
+        self.label: str = label or getattr(device, "name", "") or self.path
         self.monotonic = False
 
     @classmethod
-    def open(cls, path):
+    def open(cls, path: str) -> "EvdevSource":
         """Open an event node (PermissionError if not in group input); stamp its events on the monotonic clock."""
         source = cls(evdev.InputDevice(path))
         try:
@@ -71,10 +72,10 @@ class EvdevSource:
             log.debug("%s: kernel timestamps stay on the realtime clock (%s)", path, exc)
         return source
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self.device.fd
 
-    def read(self):
+    def read(self) -> list[evdev.InputEvent]:
         try:
             events = list(self.device.read())
         except BlockingIOError:
@@ -88,7 +89,7 @@ class EvdevSource:
             raise DeviceGone(f"{self.label}: end of file")
         return events
 
-    def _ioctl(self, call):
+    def _ioctl(self, call: Callable[[], object]) -> None:
         try:
             call()
         except OSError as exc:
@@ -96,22 +97,22 @@ class EvdevSource:
                 raise DeviceGone(f"{self.label}: {exc.strerror or exc}") from exc
             raise
 
-    def grab(self):
+    def grab(self) -> None:
         self._ioctl(self.device.grab)
 
-    def ungrab(self):
+    def ungrab(self) -> None:
         self._ioctl(self.device.ungrab)
 
-    def active_keys(self):
-        keys = []
+    def active_keys(self) -> list[int]:
+        keys: list[int] = []
         self._ioctl(lambda: keys.extend(self.device.active_keys()))
         return keys
 
-    def set_led(self, name, on):
+    def set_led(self, name: str, on: bool) -> None:
         code = led_code(name)
         self._ioctl(lambda: self.device.set_led(code, 1 if on else 0))
 
-    def close(self):
+    def close(self) -> None:
         try:
             self.device.close()
         except OSError:
@@ -128,20 +129,20 @@ class Clock:
     drops what it would do. Nothing is re-anchored: a press buffered for 30 s is 30 s old, first or not.
     """
 
-    def __init__(self, now=time.monotonic, wall=time.time):
+    def __init__(self, now: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self._now, self._wall = now, wall
 
-    def age(self, stamp):
+    def age(self, stamp: float) -> float | None:
         """Seconds since `stamp` happened, or None if it cannot be known."""
         ages = [clock_now - stamp for clock_now in (self._wall(), self._now()) if stamp <= clock_now + FUTURE_S]
         return max(0.0, min(ages)) if ages else None
 
-    def rebase(self, event, device=""):
+    def rebase(self, event: evdev.InputEvent, device: str = "") -> evdev.InputEvent:
         """A copy of the event with its timestamp on the monotonic clock (``device``: kept for callers)."""
         age = self.age(event.sec + event.usec / 1e6)
         when = self._now() - (UNKNOWN_AGE_S if age is None else age)
         sec, usec = divmod(round(when * 1e6), 1_000_000)
         return evdev.InputEvent(sec, usec, event.type, event.code, event.value)
 
-    def forget(self, device):
+    def forget(self, device: str) -> None:
         """Nothing to forget: each event is judged on its own (kept for the device manager's unplug path)."""

@@ -7,6 +7,7 @@ import ctypes
 import logging
 import os
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ SETTLE_S = 0.3
 RESCAN_INTERVAL_S = 2.0
 
 
-def _inotify(directory, mask=IN_ATTRIB | IN_MOVED_TO | IN_CREATE | IN_DELETE):
+def _inotify(directory: str, mask: int = IN_ATTRIB | IN_MOVED_TO | IN_CREATE | IN_DELETE) -> int | None:
     """An inotify fd watching directory, or None (no such directory, or no inotify in this libc)."""
     if not os.path.isdir(directory):
         return None
@@ -40,16 +41,24 @@ def _inotify(directory, mask=IN_ATTRIB | IN_MOVED_TO | IN_CREATE | IN_DELETE):
 class Hotplug:
     """Says when a rescan is due: soon after a change in ``directory``, or every ``interval_s`` without inotify."""
 
-    def __init__(self, directory="/dev/input", interval_s=RESCAN_INTERVAL_S, settle_s=SETTLE_S, now=time.monotonic):
+    def __init__(
+        self,
+        directory: str | None = "/dev/input",
+        interval_s: float = RESCAN_INTERVAL_S,
+        settle_s: float = SETTLE_S,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._directory, self._interval_s, self._settle_s, self._now = directory, interval_s, settle_s, now
-        self._fd, self._parent = None, False  # _parent: the fd watches the parent, for directory to appear
+        self._fd: int | None = None
+        self._parent = False  # _parent: the fd watches the parent, for directory to appear
         self.generation = 0  # counts changes of fileno(): see DeviceManager.generation
         if directory is not None:
             self._watch()
-        self._due = None if self._fd is not None else now() + interval_s
+        self._due: float | None = None if self._fd is not None else now() + interval_s
 
-    def _watch(self):
+    def _watch(self) -> bool:
         """Watch the directory, else its parent for the directory's creation; False if neither works."""
+        assert self._directory is not None  # only called with a directory to watch
         old = self._fd
         self._fd = _inotify(self._directory)
         self._parent = False
@@ -61,34 +70,37 @@ class Hotplug:
             self.generation += 1
         return self._fd is not None
 
-    def fileno(self):
+    def fileno(self) -> int | None:
         """The inotify fd to select on, or None when running on the timer."""
         return self._fd
 
-    def handle_readable(self):
+    def handle_readable(self) -> None:
         """Drain the inotify events; schedule a rescan once the burst has settled."""
+        assert self._fd is not None  # only a watch's fd is selected on
         try:
             while os.read(self._fd, 65536):
                 pass
         except BlockingIOError:
             pass
         if self._parent:
+            assert self._directory is not None  # a parent is watched for a directory
             if not os.path.isdir(self._directory):
                 return  # something else appeared in the parent
             old = self._fd
             self._watch()  # now the directory itself; its first nodes may be there already: rescan
+            assert old is not None
             os.close(old)  # after opening the new watch; the generation tells the loop to register it
         self._due = self._now() + self._settle_s
 
-    def request(self):
+    def request(self) -> None:
         """Ask for a rescan soon, e.g. after a loss: a quick replug may have come and gone unnoticed."""
         soon = self._now() + self._settle_s
         self._due = soon if self._due is None else min(self._due, soon)
 
-    def next_deadline(self):
+    def next_deadline(self) -> float | None:
         return self._due
 
-    def due(self, now):
+    def due(self, now: float) -> bool:
         """True (once) when a rescan is due; re-arms the timer, or upgrades to inotify if the directory appeared."""
         if self._due is None or now < self._due:
             return False
@@ -99,7 +111,7 @@ class Hotplug:
             self._due = now + self._interval_s
         return True
 
-    def close(self):
+    def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -23,9 +23,10 @@ _NUMERIC = re.compile(r"KEY_CODE_(\d+)")
 
 
 @functools.cache
-def _tables():
+def _tables() -> tuple[dict[int, str], dict[str, int]]:
     """(code -> canonical name, name -> code), built once from evdev's tables."""
-    names, codes = {}, {}
+    names: dict[int, str] = {}
+    codes: dict[str, int] = {}
     for table in (ecodes.KEY, ecodes.BTN):
         for code, entry in table.items():
             aliases = [entry] if isinstance(entry, str) else list(entry)
@@ -40,12 +41,12 @@ def _tables():
     return names, codes
 
 
-def key_name(code):
+def key_name(code: int) -> str:
     """The canonical name of an EV_KEY code, e.g. 256 -> 'BTN_0' (alias 'BTN_MISC')."""
     return _tables()[0].get(code, f"KEY_CODE_{code}")
 
 
-def key_code(name):
+def key_code(name: str) -> int:
     """The code for any alias of a key name; KeyError if no key has that name."""
     code = _tables()[1].get(name)
     if code is not None:
@@ -56,11 +57,11 @@ def key_code(name):
     raise KeyError(name)
 
 
-def all_key_names():
+def all_key_names() -> list[str]:
     """Every accepted key name, aliases included, sorted: the vocabulary for 'did you mean' hints."""
     return sorted(_tables()[1])
 
 
-def canonical(name):
+def canonical(name: str) -> str:
     """The canonical spelling of any alias, e.g. 'BTN_MISC' -> 'BTN_0'; KeyError if unknown."""
     return key_name(key_code(name))

@@ -9,11 +9,13 @@ import stat
 import struct
 import threading
 import time
+from collections.abc import Callable
+from typing import BinaryIO
 
 import evdev
 from evdev import ecodes
 
-from octopanel.input.evdev_source import DeviceGone
+from octopanel.input.evdev_source import DeviceGone, Source
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,13 @@ class EndOfReplay(DeviceGone):
     """The recording ended. A DeviceGone, so loss handling covers it; the manager never reopens it."""
 
 
-def record_size(head):
+def record_size(head: bytes) -> int:
     """The record size (24 or 16) a recording's first bytes look like; the native size when unsure."""
     plausible = [size for size, fmt in FORMATS.items() if _plausible(head, size, fmt)]
     return plausible[0] if len(plausible) == 1 else NATIVE_SIZE
 
 
-def _plausible(head, size, fmt):
+def _plausible(head: bytes, size: int, fmt: str) -> bool:
     count = len(head) // size
     if count == 0 or len(head) % size and len(head) < SNIFF_BYTES:
         return False
@@ -62,7 +64,15 @@ class ReplaySource:
 
     monotonic = True
 
-    def __init__(self, path, speed=1.0, clock=time.monotonic, label=None, size=None, live=False):
+    def __init__(
+        self,
+        path: "str | os.PathLike[str]",
+        speed: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        label: str | None = None,
+        size: int | None = None,
+        live: bool = False,
+    ) -> None:
         """``live``: `path` is a FIFO that another program writes native records into as they happen (a
         software keypad). The loop reads and decodes it directly, as it does a real event node: no feeder
         thread, no pacing, and its timestamps, on whatever clock, are mapped by the DeviceManager's Clock.
@@ -77,9 +87,10 @@ class ReplaySource:
         self._speed = speed if 0 < speed < math.inf else None
         self._clock, self._size = clock, size
         self._stop = threading.Event()
-        self._held = set()
+        self._held: set[int] = set()
         # InputDevice.__init__ would ioctl the fd; only fd and path are needed to read and decode.
         self.device = evdev.InputDevice.__new__(evdev.InputDevice)
+        self._thread: threading.Thread | None
         self.device.path, self._thread, self._live = self.path, None, live
         if live:
             if not stat.S_ISFIFO(_mode(self.path)):
@@ -93,10 +104,10 @@ class ReplaySource:
         self._thread = threading.Thread(target=self._feed, args=(write_end,), name=f"replay {self.label}", daemon=True)
         self._thread.start()
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self.device.fd
 
-    def read(self):
+    def read(self) -> list[evdev.InputEvent]:
         if self.device.fd < 0:
             raise EndOfReplay(f"{self.label}: closed")
         try:
@@ -112,19 +123,19 @@ class ReplaySource:
                 (self._held.add if event.value else self._held.discard)(event.code)
         return events
 
-    def active_keys(self):
+    def active_keys(self) -> list[int]:
         return sorted(self._held)
 
-    def grab(self):
+    def grab(self) -> None:
         pass  # nothing else reads a recording
 
-    def ungrab(self):
+    def ungrab(self) -> None:
         pass
 
-    def set_led(self, name, on):
+    def set_led(self, name: str, on: bool) -> None:
         pass  # a recording has no LEDs to light
 
-    def close(self):
+    def close(self) -> None:
         """Stop the feeder and release both pipe ends."""
         self._stop.set()
         if self._thread is None:
@@ -135,7 +146,7 @@ class ReplaySource:
         self.device.close()  # a feeder blocked writing now gets EPIPE
         self._thread.join(timeout=2.0)
 
-    def _feed(self, write_end):
+    def _feed(self, write_end: int) -> None:
         try:
             source = os.open(self.path, os.O_RDONLY)  # blocks on a FIFO until a writer connects
         except OSError as exc:
@@ -155,7 +166,11 @@ class ReplaySource:
             os.close(source)
             os.close(write_end)
 
-    def _pump(self, source, write_end):
+    def _pump(self, source: int, write_end: int) -> None:
+        start: float | None
+        first: float | None
+        frame: list[tuple[int, int, int]]
+        frame_due: float | None
         buffer, size, start, first, last, frame, frame_due = b"", self._size, None, None, 0.0, [], None
         while not self._stop.is_set():
             chunk = _read_some(source)
@@ -186,7 +201,8 @@ class ReplaySource:
         if buffer:
             log.warning("%s: ignoring %d trailing bytes (not a whole record)", self.path, len(buffer))
 
-    def _write(self, write_end, frame, due):
+    def _write(self, write_end: int, frame: list[tuple[int, int, int]], due: float | None) -> None:
+        assert due is not None  # set with the frame's first event
         if self._speed is not None:
             delay = due - self._clock()
             if delay > 0 and self._stop.wait(delay):
@@ -195,20 +211,20 @@ class ReplaySource:
         os.write(write_end, b"".join(struct.pack(NATIVE_FORMAT, sec, usec, *event) for event in frame))
 
 
-def _read_some(fd):
+def _read_some(fd: int) -> bytes | None:
     """Up to 64 KiB from fd: b'' at its end, None if nothing came within POLL_S."""
     ready, _, _ = select.select([fd], [], [], POLL_S)
     return os.read(fd, 65536) if ready else None
 
 
-def _mode(path):
+def _mode(path: str) -> int:
     try:
         return os.stat(path).st_mode
     except OSError:
         return 0
 
 
-def _release_fifo_open(path):
+def _release_fifo_open(path: str) -> None:
     """Wake a reader blocked opening a FIFO by briefly connecting as a writer (it then sees its end)."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
@@ -217,13 +233,17 @@ def _release_fifo_open(path):
             raise
 
 
-def record(source, out, stop=None):
+def record(
+    source: "str | os.PathLike[str] | Source",
+    out: "str | os.PathLike[str] | BinaryIO",
+    stop: "threading.Event | Callable[[], bool] | None" = None,
+) -> int:
     """Write raw native records, the bytes ``cat /dev/input/eventN`` gives, until stop, end of input or unplug.
 
     ``source`` is a path (its bytes are copied as they are) or a Source (its events are packed);
     ``out`` a path or a binary file; ``stop`` a threading.Event or a callable. Returns bytes written.
     """
-    should_stop = getattr(stop, "is_set", stop) or (lambda: False)
+    should_stop: Callable[[], bool] = getattr(stop, "is_set", stop) or (lambda: False)  # type: ignore[arg-type]  # an Event's is_set, or the callable itself
     if isinstance(out, (str, os.PathLike)):
         with open(out, "wb") as handle:
             return record(source, handle, stop)
@@ -245,7 +265,7 @@ def record(source, out, stop=None):
     return written
 
 
-def _copy_node(path, out, should_stop):
+def _copy_node(path: str, out: BinaryIO, should_stop: Callable[[], bool]) -> int:
     fd = os.open(path, os.O_RDONLY)
     written = 0
     try:

@@ -31,13 +31,16 @@ ignores events up to the next SYN_REPORT. ``reset(device)`` (unplug) forgets eve
 the caller stops any motion itself. ``finish(device)`` (end of a recording) first emits what is certain.
 """
 
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
+import evdev
 from evdev import ecodes
 
 from octopanel.input.keynames import all_key_names, key_code, key_name  # noqa: F401  (re-exported for the keymap)
-from octopanel.panel.rotary import ROTARY_SOURCES, SHUTTLE_IDLE_S, Wheels
+from octopanel.panel.rotary import ROTARY_SOURCES, SHUTTLE_IDLE_S, Step, Wheels
 
 HOLD_S = 0.8
 DOUBLE_S = 0.35
@@ -68,13 +71,13 @@ class Gesture:
 class KeyTiming:
     """Which gestures a key is bound to, and its thresholds in seconds."""
 
-    gestures: frozenset = frozenset()
+    gestures: AbstractSet[str] = frozenset()  # made a frozenset
     hold_s: float = HOLD_S
     double_s: float = DOUBLE_S
     repeat_delay_s: float = REPEAT_DELAY_S
     repeat_s: float = REPEAT_S
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "gestures", frozenset(self.gestures))
         unknown = self.gestures - KEY_KINDS
         if unknown:
@@ -87,7 +90,7 @@ class KeyTiming:
                 raise ValueError(f"{name} must be above 0, got {getattr(self, name)!r}")
 
     @property
-    def click(self):
+    def click(self) -> bool:
         """True when press waits until it cannot become a hold or a double."""
         return "press" in self.gestures and bool(self.gestures & {"hold", "double"})
 
@@ -99,16 +102,16 @@ class RotaryConfig:
     ``key_pairs`` is {source name: (up key, down key)}, e.g. {"KNOB": ("KEY_VOLUMEUP", "KEY_VOLUMEDOWN")}.
     """
 
-    shuttle: Any = frozenset()
-    key_pairs: dict = field(default_factory=dict)
+    shuttle: Any = frozenset()  # labels, or a predicate on the label
+    key_pairs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     shuttle_idle_s: float = SHUTTLE_IDLE_S
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not callable(self.shuttle):
             object.__setattr__(self, "shuttle", frozenset(self.shuttle))
         if not self.shuttle_idle_s > 0:
             raise ValueError(f"shuttle_idle_s must be above 0, got {self.shuttle_idle_s!r}")
-        steps = {}
+        steps: dict[int, tuple[str, int]] = {}
         for source, pair in self.key_pairs.items():
             if source in ROTARY_SOURCES:
                 raise ValueError(f"key pair {source!r}: the name is taken by a wheel axis")
@@ -121,13 +124,13 @@ class RotaryConfig:
                 steps[code] = (source, step)
         object.__setattr__(self, "_pair_steps", steps)
 
-    def is_shuttle(self, device):
+    def is_shuttle(self, device: str) -> bool:
         """True if the device label is in ShuttleXpress mode."""
         return self.shuttle(device) if callable(self.shuttle) else device in self.shuttle
 
-    def pair_step(self, code):
+    def pair_step(self, code: int) -> tuple[str, int] | None:
         """(source, +1 or -1) if the key code belongs to a key pair, else None."""
-        return self._pair_steps.get(code)
+        return self._pair_steps.get(code)  # type: ignore[attr-defined]  # set in __post_init__ (frozen)
 
 
 class _Key:
@@ -146,7 +149,7 @@ class _Key:
         "timing",
     )
 
-    def __init__(self, name, timing, now, consumed=False):
+    def __init__(self, name: str, timing: KeyTiming, now: float, consumed: bool = False) -> None:
         self.name, self.timing, self.down, self.down_at, self.consumed = name, timing, True, now, consumed
         bound = timing.gestures
         self.press_pending = timing.click and not consumed
@@ -155,31 +158,37 @@ class _Key:
         self.repeats = 0
         self.double_until = now + timing.double_s if "double" in bound and not consumed else None
 
-    def due(self):
+    def due(self) -> float | None:
         times = [t for t in (self.hold_at, self.repeat_at, self.double_until) if t is not None]
         return min(times) if times else None
 
-    def idle(self):
+    def idle(self) -> bool:
         return not self.down and not self.press_pending and self.double_until is None
 
 
 class _Device:
     """Per-device state: held keys, SYN_DROPPED resync, and the wheels."""
 
-    def __init__(self, wheels):
-        self.keys, self.dropping, self.wheels = {}, False, wheels
+    def __init__(self, wheels: Wheels) -> None:
+        self.keys: dict[int, _Key] = {}
+        self.dropping, self.wheels = False, wheels
 
 
 class GestureEngine:
     """Feeds raw events, keeps per-device key state, and emits gestures; see the module docstring."""
 
-    def __init__(self, timing, rotary_config=None, latency_s=LATENCY_S):
+    def __init__(
+        self,
+        timing: Callable[[str], KeyTiming],
+        rotary_config: RotaryConfig | None = None,
+        latency_s: float = LATENCY_S,
+    ) -> None:
         self._timing = timing
         self._rotary = rotary_config if rotary_config is not None else RotaryConfig()
         self._latency_s = latency_s
-        self._devices = {}
+        self._devices: dict[str, _Device] = {}
 
-    def feed(self, event, device=""):
+    def feed(self, event: evdev.InputEvent, device: str = "") -> list[Gesture]:
         """Gestures caused by one event: timers of this device due by its timestamp, then the event."""
         now = event.timestamp()
         dev = self._device(device)
@@ -194,7 +203,7 @@ class GestureEngine:
             self._rel(device, dev, event.code, event.value, now, out)
         return out
 
-    def tick(self, now):
+    def tick(self, now: float) -> list[Gesture]:
         """Timer gestures (hold, repeat, click after the double window, shuttle idle) due by now - latency_s."""
         out = []
         for name, dev in list(self._devices.items()):
@@ -202,16 +211,16 @@ class GestureEngine:
         out.sort(key=lambda g: g.time)
         return out
 
-    def next_deadline(self):
+    def next_deadline(self) -> float | None:
         """When tick() next has something to do, or None."""
         times = [t for name, dev in self._devices.items() if (t := self._due(dev)) is not None]
         return min(times) + self._latency_s if times else None
 
-    def reset(self, device):
+    def reset(self, device: str) -> None:
         """Forget a device (unplugged): held keys, pending clicks, dial baseline. Emits nothing."""
         self._devices.pop(device, None)
 
-    def finish(self, device):
+    def finish(self, device: str) -> list[Gesture]:
         """The device sends nothing more (its recording ended): emit what is already certain, then forget it.
 
         A click waiting only for its double window is emitted, and a shuttle ring off 0 returns to 0;
@@ -226,33 +235,33 @@ class GestureEngine:
             out += _wrap(device, dev.wheels.expire())
         return sorted(out, key=lambda g: g.time)
 
-    def _device(self, device):
+    def _device(self, device: str) -> _Device:
         dev = self._devices.get(device)
         if dev is None:
             wheels = Wheels(self._rotary.is_shuttle(device), self._rotary.shuttle_idle_s)
             dev = self._devices[device] = _Device(wheels)
         return dev
 
-    def _due(self, dev):
+    def _due(self, dev: _Device) -> float | None:
         times = [t for key in dev.keys.values() if (t := key.due()) is not None]
-        if dev.wheels.due() is not None:
-            times.append(dev.wheels.due())
+        if (wheels_due := dev.wheels.due()) is not None:
+            times.append(wheels_due)
         return min(times) if times else None
 
-    def _advance(self, device, dev, limit):
+    def _advance(self, device: str, dev: _Device, limit: float) -> list[Gesture]:
         """Fire this device's timers due at or before limit, in time order."""
         out = []
         while (due := self._due(dev)) is not None and due <= limit:
             if due == dev.wheels.due():
                 out += _wrap(device, dev.wheels.expire())
                 continue
-            code, key = min(((c, k) for c, k in dev.keys.items() if k.due() is not None), key=lambda ck: ck[1].due())
+            code, key = min(((c, k) for c, k in dev.keys.items() if k.due() is not None), key=lambda ck: ck[1].due())  # type: ignore[arg-type,return-value]  # only keys with a due time
             self._fire(device, key, due, out, limit)
             if key.idle():
                 del dev.keys[code]
         return out
 
-    def _fire(self, device, key, due, out, limit):
+    def _fire(self, device: str, key: _Key, due: float, out: list[Gesture], limit: float) -> None:
         if key.hold_at == due:
             key.hold_at = key.double_until = None
             key.consumed, key.press_pending = True, False
@@ -271,7 +280,7 @@ class GestureEngine:
                 key.press_pending = False
                 out.append(Gesture("press", key.name, due, device))
 
-    def _syn(self, device, dev, code, now, out):
+    def _syn(self, device: str, dev: _Device, code: int, now: float, out: list[Gesture]) -> None:
         if code == ecodes.SYN_DROPPED:
             dev.keys.clear()
             dev.dropping = True
@@ -281,7 +290,7 @@ class GestureEngine:
         elif code == ecodes.SYN_REPORT:
             out += _wrap(device, dev.wheels.report(now))
 
-    def _key(self, device, dev, code, value, now, out):
+    def _key(self, device: str, dev: _Device, code: int, value: int, now: float, out: list[Gesture]) -> None:
         pair = self._rotary.pair_step(code)
         if pair is not None:
             if value in (1, 2):
@@ -310,9 +319,9 @@ class GestureEngine:
             if key.idle():
                 del dev.keys[code]
 
-    def _rel(self, device, dev, code, value, now, out):
+    def _rel(self, device: str, dev: _Device, code: int, value: int, now: float, out: list[Gesture]) -> None:
         out += _wrap(device, dev.wheels.rel(code, value, now))
 
 
-def _wrap(device, steps):
+def _wrap(device: str, steps: list[Step]) -> list[Gesture]:
     return [Gesture(kind, source, when, device, count, position) for kind, source, when, count, position in steps]

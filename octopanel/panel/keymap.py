@@ -3,11 +3,12 @@
 import itertools
 import os
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from octopanel import lineyaml, values
-from octopanel.actions.registry import ANY
+from octopanel.actions.registry import ANY, Call, Registry
 from octopanel.errors import ConfigError, UsageError
 from octopanel.panel import gestures
 from octopanel.panel.keymap_checks import (  # noqa: F401
@@ -34,6 +35,8 @@ BINDING_KEYS = GESTURES + ("when", "hold_s", "double_s", "repeat_s", "repeat_del
 ROTARY_KEYS = ("action", "keys", "when", "max_distance", "shuttle")
 # A keypad's keymap is a few KB; PyYAML needs about a second per MB, so a bigger file is a mistake.
 MAX_KEYMAP_BYTES = 2**20
+# What loading passes down: (file, registry, limits, modes)
+LoadContext = tuple[str, Registry, dict[str, float], dict[str, Mode]]
 
 
 @dataclass
@@ -41,14 +44,15 @@ class Binding:
     """One gesture of one key: an action line template, valid in the states of `when`."""
 
     line: str
-    when: frozenset
-    line_no: int
+    when: frozenset[str]
+    line_no: int | None
     path: str
-    options: dict = field(default_factory=dict)
-    placeholders: tuple = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    placeholders: tuple[str, ...] = ()
     action: Any = None  # the registry's Action, as the parser read the line: never re-derived from the text
+    mergeable: bool = True  # every rendering of the line adds up when merged (Call.mergeable): jog, ex, +5 steps
 
-    def render(self, modes):
+    def render(self, modes: dict[str, Any]) -> str:
         """The action line with the current mode values put in."""
         return self.line.format(**{name: modes[name] for name in self.placeholders}) if self.placeholders else self.line
 
@@ -58,22 +62,24 @@ class Keymap:
     """A validated keymap: devices, modes, settings and bindings by (layer, key, gesture)."""
 
     file: str
-    devices: list = field(default_factory=list)
-    modes: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-    feedback: dict = field(default_factory=dict)
-    bindings: dict = field(default_factory=dict)  # (layer, key, gesture) -> [Binding]
-    shifts: dict = field(default_factory=dict)  # key -> layer held while the key is down
-    rotary: dict = field(default_factory=dict)  # source -> [Binding]
-    key_pairs: dict = field(default_factory=dict)  # knob name -> (up key, down key)
+    devices: list[Any] = field(default_factory=list)  # input.devicespec.DeviceSpec
+    modes: dict[str, Mode] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    feedback: dict[str, Any] = field(default_factory=dict)
+    bindings: dict[tuple[str, str, str], list[Binding]] = field(
+        default_factory=dict
+    )  # (layer, key, gesture) -> [Binding]
+    shifts: dict[str, str] = field(default_factory=dict)  # key -> layer held while the key is down
+    rotary: dict[str, list[Binding]] = field(default_factory=dict)  # source -> [Binding]
+    key_pairs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # knob name -> (up key, down key)
     shuttle: bool = False
-    timings: dict = field(default_factory=dict)  # key -> gestures.KeyTiming
+    timings: dict[str, gestures.KeyTiming] = field(default_factory=dict)  # key -> gestures.KeyTiming
 
-    def gestures_of(self, key):
+    def gestures_of(self, key: str) -> set[str]:
         """Every gesture bound to `key` in any layer (the gesture engine needs them for its timing)."""
         return {g for (_layer, k, g) in self.bindings if k == key}
 
-    def lookup(self, layer, key, gesture, state):
+    def lookup(self, layer: str, key: str, gesture: str, state: str | None) -> Binding | None:
         """The binding for this gesture in this printer state, falling back from `layer` to the base layer."""
         for candidate_layer in (layer, "") if layer else ("",):
             for binding in self.bindings.get((candidate_layer, key, gesture), ()):
@@ -81,20 +87,20 @@ class Keymap:
                     return binding
         return None
 
-    def lookup_rotary(self, source, state):
+    def lookup_rotary(self, source: str, state: str | None) -> Binding | None:
         return next((b for b in self.rotary.get(source, ()) if fits(b, state)), None)
 
-    def needs_state(self, bindings):
+    def needs_state(self, bindings: Iterable[Binding]) -> bool:
         """Whether choosing among these bindings depends on the printer's state."""
         return any(b.when != ANY for b in bindings)
 
 
-def fits(binding, state):
+def fits(binding: Binding, state: str | None) -> bool:
     """state None means 'not fetched': only bindings valid in any state fit."""
     return binding.when == ANY if state is None else state in binding.when
 
 
-def load(path, registry, limits):
+def load(path: "str | os.PathLike[str]", registry: Registry, limits: dict[str, float]) -> Keymap:
     """Read and validate a keymap file; raise ConfigError(file, line, key path) on the first problem."""
     try:
         size = os.stat(path).st_size
@@ -110,7 +116,7 @@ def load(path, registry, limits):
     return build(data, str(path), registry, limits)
 
 
-def build(data, file, registry, limits):
+def build(data: Any, file: str, registry: Registry, limits: dict[str, float]) -> Keymap:
     if data is None:
         data = lineyaml.LineDict()
     if not isinstance(data, dict):
@@ -149,7 +155,7 @@ def build(data, file, registry, limits):
     return km
 
 
-def build_timings(km, keys):
+def build_timings(km: Keymap, keys: dict[Any, Any]) -> None:
     """One KeyTiming per bound key: which gestures it has (a click waits for hold/double) and its thresholds."""
     for _layer, key, _gesture in km.bindings:
         if key in km.timings:
@@ -176,7 +182,7 @@ def build_timings(km, keys):
         km.timings[key] = gestures.KeyTiming(frozenset({"press", "release"}))
 
 
-def load_key(km, name, spec, line_no, ctx):
+def load_key(km: Keymap, name: str, spec: Any, line_no: int | None, ctx: LoadContext) -> None:
     file = ctx[0]
     path = f"keys.{name}"
     layer, _, key = name.rpartition("+")
@@ -209,7 +215,7 @@ def load_key(km, name, spec, line_no, ctx):
             km.bindings.setdefault((layer, key, "press"), []).append(binding)
 
 
-def check_call(call, rendered, gesture):
+def check_call(call: Call, rendered: str, gesture: str) -> str | None:
     """What a binding may not carry, as an error text or None: the shell's --force, or a call that is
     dangerous by its effect (cancel, power, M112 in raw G-code...) on anything but a hold or double press."""
     if call.forced:
@@ -223,7 +229,7 @@ def check_call(call, rendered, gesture):
     return None
 
 
-def load_rotary(km, name, spec, line_no, ctx):
+def load_rotary(km: Keymap, name: str, spec: Any, line_no: int | None, ctx: LoadContext) -> None:
     file = ctx[0]
     path = f"rotary.{name}"
     if isinstance(spec, dict):
@@ -262,10 +268,10 @@ def load_rotary(km, name, spec, line_no, ctx):
         if name not in ROTARY_SOURCES:
             raise ConfigError(f"unknown rotary source{values.suggest(name, ROTARY_SOURCES)}", file, line_no, path)
         binding = make_binding(spec, ANY, line_no, path, ctx, {}, "a rotary detent")
-    action = binding.action
-    if not action.mergeable:
+    if not binding.mergeable:
         raise ConfigError(
-            f"a rotary binding needs an action that adds up per detent (jog or ex), got '{action.name}'",
+            f"a rotary binding needs an action that adds up per detent (jog, ex or a step such as "
+            f"'settemp +1'), got '{binding.line}'",
             file,
             binding.line_no,
             binding.path,
@@ -273,7 +279,15 @@ def load_rotary(km, name, spec, line_no, ctx):
     km.rotary.setdefault(name, []).append(binding)
 
 
-def make_binding(value, when, line_no, path, ctx, options, gesture="press"):
+def make_binding(
+    value: Any,
+    when: frozenset[str],
+    line_no: int | None,
+    path: str,
+    ctx: LoadContext,
+    options: dict[str, Any],
+    gesture: str = "press",
+) -> Binding:
     """Validate one action line: parse it through the registry with every value of every mode it uses, and
     check each resulting call for `gesture` (check_call)."""
     file, registry, limits, modes = ctx
@@ -312,12 +326,13 @@ def make_binding(value, when, line_no, path, ctx, options, gesture="press"):
                 path,
             )
         binding.action = call.action
+        binding.mergeable = binding.mergeable and call.mergeable
         if call.action.panel_mode:
             check_mode_call(call, modes, file, line_no, path)
     return binding
 
 
-def check_mode_call(call, modes, file, line_no, path):
+def check_mode_call(call: Call, modes: dict[str, Mode], file: str, line_no: int | None, path: str) -> None:
     name, value = call.args["name"], call.args["value"]
     if name not in modes:
         raise ConfigError(f"unknown mode '{name}'{values.suggest(name, modes)}", file, line_no, path)

@@ -1,7 +1,9 @@
 """Validation helpers for keymap.yaml: typed settings, allowed keys, states, modes, devices, key names."""
 
 import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from octopanel import lineyaml
 from octopanel import values as values_mod
@@ -9,6 +11,9 @@ from octopanel.actions.registry import ANY, BUSY_STATES
 from octopanel.errors import ConfigError
 from octopanel.input import keynames
 from octopanel.panel import gestures
+
+if TYPE_CHECKING:
+    from octopanel.input.devicespec import DeviceSpec
 
 WHEN = {
     "idle": frozenset({"idle"}),
@@ -42,12 +47,12 @@ YAML_TRAP = "YAML read this as {got!r}: quote it if you meant the text (YAML tur
 class Mode:
     """A named mode: an ordered list of values cycled by a key (`mode step next`)."""
 
-    values: list
+    values: list[Any]
     default: object
 
 
-def load_modes(section, file):
-    modes = {}
+def load_modes(section: Any, file: str) -> dict[str, Mode]:
+    modes: dict[str, Mode] = {}
     if section is None:
         return modes
     expect_mapping(section, file, None, "modes")
@@ -84,7 +89,7 @@ def load_modes(section, file):
 MODE_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9_]*|[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
-def mode_value_problem(value):
+def mode_value_problem(value: object) -> str | None:
     """An error text if `value` cannot be a mode value, else None."""
     if isinstance(value, (int, float)):
         return None if value == value and abs(value) != float("inf") else f"expected a finite number, got {value}"
@@ -96,7 +101,7 @@ def mode_value_problem(value):
     )
 
 
-def load_devices(section, file):
+def load_devices(section: Any, file: str) -> "list[DeviceSpec]":
     from octopanel.input.devicespec import DeviceSpec
 
     if section is None:
@@ -109,7 +114,7 @@ def load_devices(section, file):
     ]
 
 
-def check_key_name(key, file, line_no, path):
+def check_key_name(key: str, file: str, line_no: int | None, path: str) -> str:
     """The canonical name of a key (any evdev alias is accepted), or a ConfigError with a hint."""
     try:
         return keynames.canonical(key)
@@ -118,9 +123,9 @@ def check_key_name(key, file, line_no, path):
         raise ConfigError(f"unknown key name '{key}'{hint}", file, line_no, path) from None
 
 
-def parse_when(value, file, line_no, path):
+def parse_when(value: object, file: str, line_no: int | None, path: str) -> frozenset[str]:
     words = value if isinstance(value, list) else str(value).replace("|", " ").split()
-    states = frozenset()
+    states: frozenset[str] = frozenset()
     for word in words:
         if word not in WHEN:
             raise ConfigError(
@@ -130,7 +135,7 @@ def parse_when(value, file, line_no, path):
     return states
 
 
-def typed_section(section, schema, file, path):
+def typed_section(section: Any, schema: Mapping[str, tuple[Any, ...]], file: str, path: str) -> dict[str, Any]:
     section = section or {}
     expect_mapping(section, file, None, path)
     check_keys(section, schema, file, path)
@@ -140,7 +145,9 @@ def typed_section(section, schema, file, path):
     }
 
 
-def typed(value, spec, file, line_no, path):
+def typed(
+    value: object, spec: tuple[Callable[[Any], Any], Any, Any, Any], file: str, line_no: int | None, path: str
+) -> Any:
     convert, _default, lo, hi = spec
     try:
         result = convert(value)
@@ -152,17 +159,17 @@ def typed(value, spec, file, line_no, path):
     return result
 
 
-def check_keys(mapping, allowed, file, path):
+def check_keys(mapping: Mapping[Any, Any], allowed: Collection[str], file: str, path: str) -> None:
     for key in mapping:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
             raise ConfigError(f"unknown key{values_mod.suggest(key, allowed)}", file, line(mapping, key), where)
 
 
-def expect_mapping(value, file, parent, path):
+def expect_mapping(value: object, file: str, parent: object, path: str) -> None:
     if not isinstance(value, dict):
         raise ConfigError("expected a mapping", file, line(parent, path) if parent else None, path)
 
 
-def line(mapping, key):
+def line(mapping: object, key: object) -> int | None:
     return lineyaml.line_of(mapping, key) if isinstance(mapping, dict) else None

@@ -2,6 +2,9 @@
 
 from evdev import ecodes
 
+# (kind, source, time, steps, position): what every Wheels method returns a list of
+Step = tuple[str, str, float, int, int | None]
+
 SHUTTLE_IDLE_S = 0.3
 ROTARY_SOURCES = ("REL_DIAL", "REL_WHEEL", "REL_HWHEEL")
 # The *_HI_RES twins (±120 per detent on newer kernels) are not here: one of each pair is enough.
@@ -19,14 +22,14 @@ class Wheels:
     silence from the ring (the counter may be 0 too, and then the report is empty).
     """
 
-    def __init__(self, shuttle=False, idle_s=SHUTTLE_IDLE_S):
+    def __init__(self, shuttle: bool = False, idle_s: float = SHUTTLE_IDLE_S) -> None:
         self.shuttle, self._idle_s = shuttle, idle_s
         self.position = 0
-        self._counter = None
+        self._counter: int | None = None
         self._ring_at = 0.0
         self._frame_dial = self._frame_ring = False
 
-    def rel(self, code, value, now):
+    def rel(self, code: int, value: int, now: float) -> list[Step]:
         """One EV_REL event."""
         source = _CODES.get(code)
         if source is None:
@@ -41,26 +44,27 @@ class Wheels:
             return self._ring(value, now)
         return [("rotary", source, now, value, None)] if value else []
 
-    def report(self, now):
+    def report(self, now: float) -> list[Step]:
         """The end of a report (SYN_REPORT)."""
         back = self._frame_dial and not self._frame_ring
         self._frame_dial = self._frame_ring = False
         return self._ring(0, now) if back else []
 
-    def dropped(self):
+    def dropped(self) -> None:
         """SYN_DROPPED: counts went with the lost reports; the next counter only sets a new baseline."""
         self._counter = None
         self._frame_dial = self._frame_ring = False
 
-    def due(self):
+    def due(self) -> float | None:
         """When the ring counts as back at 0 for silence, or None."""
         return self._ring_at + self._idle_s if self.shuttle and self.position else None
 
-    def expire(self):
+    def expire(self) -> list[Step]:
         """The silence timer ran out: the ring is back at 0."""
-        return self._ring(0, self.due())
+        due = self.due()
+        return self._ring(0, due) if due is not None else []
 
-    def _ring(self, position, now):
+    def _ring(self, position: int, now: float) -> list[Step]:
         if position == self.position:
             return []
         steps, self.position = position - self.position, position

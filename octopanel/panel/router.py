@@ -2,6 +2,8 @@
 
 import logging
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from octopanel.actions.invoke import invoke
 from octopanel.cli.fast import TIMEOUT_S
@@ -9,6 +11,14 @@ from octopanel.daemon import protocol
 from octopanel.daemon.backlog import axes_of
 from octopanel.daemon.executor import Job
 from octopanel.errors import OctopanelError, UsageError
+
+if TYPE_CHECKING:
+    from octopanel.actions.invoke import Context
+    from octopanel.actions.registry import Call, Registry
+    from octopanel.daemon.executor import Executor
+    from octopanel.panel.gestures import Gesture
+    from octopanel.panel.keymap import Binding, Keymap
+    from octopanel.panel.keymap_checks import Mode
 
 log = logging.getLogger("octopanel.panel.router")
 LED_ORDER = ("NUML", "CAPSL", "SCROLLL")
@@ -29,12 +39,12 @@ SOCKET_MAX_AGE_S = TIMEOUT_S - 5.0
 class Panel:
     """The panel's own state: the current value of each mode and the shift layer being held."""
 
-    def __init__(self, modes):
+    def __init__(self, modes: "dict[str, Mode]") -> None:
         self.modes = {name: mode.default for name, mode in modes.items()}
         self.values = {name: list(mode.values) for name, mode in modes.items()}
         self.layer = ""
 
-    def set_mode(self, name, value):
+    def set_mode(self, name: str, value: object) -> Any:
         values = self.values[name]
         index = values.index(self.modes[name])
         if value == "next":
@@ -46,7 +56,7 @@ class Panel:
         self.modes[name] = values[index]
         return self.modes[name]
 
-    def leds(self):
+    def leds(self) -> dict[str, bool]:
         """LEDs lit for the first mode: none for its first value, then NumLock, Caps Lock, Scroll Lock."""
         if not self.modes:
             return {}
@@ -58,17 +68,27 @@ class Panel:
 class Dispatcher:
     """Turns each gesture or socket line into a Job; runs panel-only actions (modes) at once."""
 
-    def __init__(self, keymap, registry, ctx, executor, clock=time.monotonic, on_panel_change=None):
+    def __init__(
+        self,
+        keymap: "Keymap",
+        registry: "Registry",
+        ctx: "Context",
+        executor: "Executor",
+        clock: Callable[[], float] = time.monotonic,
+        on_panel_change: Callable[[], None] | None = None,
+    ) -> None:
         self.keymap, self.registry, self.ctx, self.executor = keymap, registry, ctx, executor
         self.clock = clock
         self.panel = Panel(keymap.modes)
         self.ctx.panel = self.panel
         self.on_panel_change = on_panel_change or (lambda: None)
-        self.repeat_units = {}  # (device, key) -> units sent by repeat during the current hold
-        self.trace = None  # --dry-run: trace(text) shows gesture → action
-        self._calls = {}  # rendered binding line -> its Call (see call())
+        self.repeat_units: dict[
+            tuple[str, str], int
+        ] = {}  # (device, key) -> units sent by repeat during the current hold
+        self.trace: Callable[[str], None] | None = None  # --dry-run: trace(text) shows gesture → action
+        self._calls: dict[str, Call] = {}  # rendered binding line -> its Call (see call())
 
-    def replace_keymap(self, keymap):
+    def replace_keymap(self, keymap: "Keymap") -> None:
         """After a reload: keep the current mode values that still exist."""
         old = self.panel.modes
         self.keymap = keymap
@@ -80,7 +100,7 @@ class Dispatcher:
         self.repeat_units.clear()
         self._calls.clear()
 
-    def call(self, line):
+    def call(self, line: str) -> "Call":
         """The Call of a rendered binding line. Parsed once: a key press would otherwise parse it twice (here
         and on the worker), ~40 µs each, and a line always parses the same way (nothing mutates a Call)."""
         call = self._calls.get(line)
@@ -88,7 +108,7 @@ class Dispatcher:
             call = self._calls[line] = self.registry.parse_line(line, self.ctx.limits)
         return call
 
-    def device_lost(self, device):
+    def device_lost(self, device: str) -> None:
         """Unplug: queued motion from the device is dropped and a held shift is released."""
         dropped = self.executor.discard(device)
         self.panel.layer = ""
@@ -96,11 +116,12 @@ class Dispatcher:
         if dropped:
             log.info("%s lost: %d queued action(s) dropped", device, dropped)
 
-    def gesture(self, g):
+    def gesture(self, g: "Gesture") -> None:
         km = self.keymap
         if g.key in km.shifts and g.kind in ("press", "release"):
             self.panel.layer = km.shifts[g.key] if g.kind == "press" else ""
             return
+        lookup: Callable[[str | None], Binding | None]
         if g.kind in ("rotary", "shuttle"):
             bindings = km.rotary.get(g.key, ())
             lookup = lambda state: km.lookup_rotary(g.key, state)  # noqa: E731
@@ -111,7 +132,7 @@ class Dispatcher:
             bindings = (km.bindings.get((layer, g.key, g.kind), ()) if layer else ()) or km.bindings.get(
                 ("", g.key, g.kind), ()
             )
-            lookup = lambda state, layer=layer: km.lookup(layer, g.key, g.kind, state)  # noqa: E731
+            lookup = lambda state, layer=layer: km.lookup(layer, g.key, g.kind, state)  # type: ignore[misc]  # noqa: E731  (a lambda with a default)
             units = 1
             merge_base = (layer, g.key)
             if g.kind in ("press", "double", "hold"):
@@ -131,8 +152,8 @@ class Dispatcher:
             origin=g.device,
             needs_state=km.needs_state(bindings) or first.action.reads_state_first,
         )
-        # Merge only when every alternative adds up (jog, ex): three babystep presses must stay three.
-        if all(b.action.mergeable for b in bindings):
+        # Merge only when every alternative adds up (jog, ex, a +5 step): three `g M290` presses must stay three.
+        if all(b.mergeable for b in bindings):
             unit_axes = unit_distance(first)
             unit_mm = max(unit_axes.values(), default=0.0)
             if g.kind == "repeat":
@@ -147,14 +168,22 @@ class Dispatcher:
             job.retry_until = g.time + km.settings["pause_deadline_s"]
         self.executor.submit(job)
 
-    def resolve(self, lookup, state, modes, label):
+    def resolve(
+        self, lookup: "Callable[[str | None], Binding | None]", state: str | None, modes: dict[str, Any], label: str
+    ) -> "Call | None":
         binding = lookup(state)
         call = None if binding is None else self.call(binding.render(modes))
         if self.trace is not None and call is None:
             self.trace(f"{label} → (nothing bound while {state})")
         return call
 
-    def request(self, kind, payload, reply, wanted=None):
+    def request(
+        self,
+        kind: str,
+        payload: Any,
+        reply: Callable[[dict[str, Any]], None],
+        wanted: Callable[[], bool] | None = None,
+    ) -> None:
         """A control-socket request (protocol.parse_request): parsed now (errors answered at once), run in order
         with the panel's jobs. `kind` "line": an action line (`jog z=1`); ARGV: the fast CLI's [name, *words].
         `wanted()` says whether the client still waits: checked right before sending, so a line whose client
@@ -213,7 +242,7 @@ class Dispatcher:
             )
         )
 
-    def run_now(self, call):
+    def run_now(self, call: "Call") -> dict[str, Any]:
         try:
             result = invoke(call, self.ctx)
         except OctopanelError as exc:
@@ -223,12 +252,12 @@ class Dispatcher:
         self.on_panel_change()
         return protocol.done(call.action.name, False, result.text)
 
-    def refused(self, job, error):
+    def refused(self, job: Job, error: Exception) -> None:
         if job.label != "feedback":
             log.warning("%s: %s", job.label, error)
             self.feedback(FEEDBACK_REFUSED)
 
-    def feedback(self, beep_line, message=None):
+    def feedback(self, beep_line: str, message: str | None = None) -> None:
         """Optional beep and display message, queued behind the action they answer; the executor drops them
         rather than let them hold up a later action, or wait on an OctoPrint that does not answer."""
         fb = self.keymap.feedback
@@ -238,7 +267,7 @@ class Dispatcher:
         for call in calls:
             self.executor.submit(
                 Job(
-                    resolve=lambda state, c=call: c,
+                    resolve=lambda state, c=call: c,  # type: ignore[misc]  # mypy cannot infer a lambda with a default
                     created=self.clock(),
                     label="feedback",
                     needs_state=False,
@@ -248,6 +277,6 @@ class Dispatcher:
             )
 
 
-def unit_distance(call):
+def unit_distance(call: "Call") -> dict[str, float]:
     """{axis: mm} of one unit of a mergeable call (x, y, z; e for ex), for the physical backlog cap."""
     return {axis: abs(mm) for axis, mm in axes_of(call).items()}

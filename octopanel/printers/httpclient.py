@@ -5,6 +5,8 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import requests
 import urllib3
@@ -24,7 +26,16 @@ class HttpClient:
 
     server_name = "the server"  # in messages: "cannot reach OctoPrint at ..." (a subclass names itself)
 
-    def __init__(self, url, api_key, connect_timeout=5.0, read_timeout=10.0, verbose=0, log=None, now=time.monotonic):
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        verbose: int = 0,
+        log: TextIO | None = None,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base = url.rstrip("/") + "/"
         self.api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
@@ -35,16 +46,20 @@ class HttpClient:
         if api_key:
             self.session.headers["X-Api-Key"] = api_key
         self._now = now
-        self._profile, self._profile_at = None, None
 
-    def close(self):
+    def close(self) -> None:
         self.session.close()
 
-    # -- plumbing -------------------------------------------------------------------------
-
     def send(
-        self, method, path, json_body=None, max_bytes=JSON_MAX_BYTES, deadline_after_send=False, read_s=None, **kwargs
-    ):
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        max_bytes: int = JSON_MAX_BYTES,
+        deadline_after_send: bool = False,
+        read_s: float | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         """Send one request and return the response, its body read, whatever its status.
 
         The whole exchange has one deadline, read_timeout seconds (read_s for a request known to take longer;
@@ -86,16 +101,16 @@ class HttpClient:
             self._deadlines.at = self._deadlines.after_send_s = None
         return resp
 
-    def show_exchange(self, resp):
+    def show_exchange(self, resp: requests.Response) -> None:
         print(f"< {resp.status_code} {resp.reason}", file=self.log)
         if self.verbose > 1:
             for key, value in resp.request.headers.items():
-                shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # basic auth
+                shown = REDACTED if key.lower() == "authorization" else self.redact(value)  # type: ignore[arg-type]  # basic auth; we set str headers only
                 print(f">> {key}: {shown}", file=self.log)
             for key, value in resp.headers.items():
                 print(f"<< {key}: {self.redact(value)}", file=self.log)
 
-    def refuse_redirect(self, what, resp):
+    def refuse_redirect(self, what: str, resp: requests.Response) -> None:
         """A 3xx is an error naming the new place: following it would carry the key to another host."""
         if 300 <= resp.status_code < 400 and resp.status_code != 304:
             resp.close()
@@ -108,13 +123,13 @@ class HttpClient:
                 location,
             )
 
-    def request(self, method, path, json_body=None, **kwargs):
+    def request(self, method: str, path: str, json_body: Any = None, **kwargs: Any) -> Any:
         """Send one request; return parsed JSON (or None for an empty body); raise typed errors."""
         resp = self.send(method, path, json_body, **kwargs)
         self.raise_for_status(method, path, resp)
         return parse_json(method, path, resp)
 
-    def redact(self, text):
+    def redact(self, text: str) -> str:
         """Mask URL credentials and the API key; a short key only as a whole token, not inside words."""
         text = mask_url(text)
         if not self.api_key:
@@ -123,14 +138,17 @@ class HttpClient:
             return text.replace(self.api_key, REDACTED)
         return re.sub(r"(?<![\w-])" + re.escape(self.api_key) + r"(?![\w-])", REDACTED, text)
 
-    def get(self, path):
+    def get(self, path: str) -> Any:
         return self.request("GET", path)
 
-    def post(self, path, body):
+    def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, body)
 
+    def raise_for_status(self, method: str, path: str, resp: requests.Response) -> None:
+        raise NotImplementedError  # each server's own statuses and words
 
-def environment_session(base):
+
+def environment_session(base: str) -> requests.Session:
     """A Session that read the environment once, for `base`: proxies (with NO_PROXY), ~/.netrc, CA bundle.
 
     With requests' default trust_env, every request scans os.environ twice for proxies and looks for
@@ -146,6 +164,6 @@ def environment_session(base):
     return session
 
 
-def mask_url(text):
+def mask_url(text: str) -> str:
     """`text` with the user:password of any URL in it masked."""
     return URL_CREDENTIALS.sub(r"\1" + REDACTED + "@", str(text))

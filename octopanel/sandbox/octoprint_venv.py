@@ -20,12 +20,12 @@ class VirtualPrinterError(RuntimeError):
     """OctoPrint could not be installed, started or driven; the message carries the log tail."""
 
 
-def cache_root():
+def cache_root() -> Path:
     """$OCTOPANEL_CACHE, else ~/.cache/octopanel; the venv is its octoprint-1.11.8 subdirectory."""
     return Path(os.environ.get("OCTOPANEL_CACHE") or Path.home() / ".cache" / "octopanel")
 
 
-def ensure_venv(cache_dir=None):
+def ensure_venv(cache_dir: "str | os.PathLike[str] | None" = None) -> Path:
     """Return the venv holding OctoPrint 1.11.8 under cache_dir, installing it once (~15 s) if needed."""
     venv = Path(cache_dir or cache_root()) / f"octoprint-{OCTOPRINT_VERSION}"
     if (venv / READY_MARKER).exists():
@@ -66,7 +66,7 @@ def ensure_venv(cache_dir=None):
     return venv
 
 
-def _is_working_venv(venv):
+def _is_working_venv(venv: Path) -> bool:
     exe = venv / "bin" / "octoprint"
     if not exe.exists():
         return False
@@ -74,7 +74,7 @@ def _is_working_venv(venv):
     return done.returncode == 0 and done.stdout.strip().endswith(OCTOPRINT_VERSION)
 
 
-def admin_template(venv):
+def admin_template(venv: Path) -> tuple[str, str]:
     """Return (users.yaml text, password) of a prepared admin user, made once per venv.
 
     `octoprint user add` costs ~0.8 s (argon2 hashing plus startup), so its output is cached."""
@@ -112,5 +112,5 @@ def admin_template(venv):
     return users, (template / "password").read_text()
 
 
-def tail(text, lines=40):
+def tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])

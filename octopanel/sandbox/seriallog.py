@@ -5,6 +5,8 @@ Needs `serial.log: true` and a serial.log that never rotates (VirtualPrinter see
 
 import re
 import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 POLL_S = 0.02
 
@@ -16,11 +18,11 @@ SEND_LINE = re.compile(r"^\S+ \S+ - Send: (.*)$")
 NUMBERED = re.compile(r"^N\d+ +(.*?)\*\d+$")
 
 
-def _matches(expected, line):
+def _matches(expected: "str | re.Pattern[str]", line: str) -> bool:
     return expected.fullmatch(line) is not None if isinstance(expected, re.Pattern) else expected == line
 
 
-def _in_order(expected, sent):
+def _in_order(expected: "Iterable[str | re.Pattern[str]]", sent: list[str]) -> bool:
     """True if every expected item (a str, or a compiled regex to fullmatch) appears in sent, in order."""
     it = iter(sent)
     return all(any(_matches(e, line) for line in it) for e in expected)
@@ -29,17 +31,17 @@ def _in_order(expected, sent):
 class SerialLog:
     """Reads one serial.log; marks are byte offsets into it."""
 
-    def __init__(self, path):
+    def __init__(self, path: Path) -> None:
         self.path = path
 
-    def mark(self):
+    def mark(self) -> int:
         """The log's current size in bytes: the point from which sent_since() and the waits look."""
         try:
             return self.path.stat().st_size
         except FileNotFoundError:
             return 0
 
-    def sent_since(self, mark, raw=False):
+    def sent_since(self, mark: int, raw: bool = False) -> list[str]:
         """G-code lines sent to the printer after mark, without line numbers, checksums and NOISE."""
         try:
             with open(self.path, "rb") as f:
@@ -59,7 +61,9 @@ class SerialLog:
                 sent.append(code)
         return sent
 
-    def wait_sent(self, mark, expected, timeout=5):
+    def wait_sent(
+        self, mark: int, expected: "Iterable[str | re.Pattern[str]] | Callable[[list[str]], bool]", timeout: float = 5
+    ) -> list[str]:
         """Poll until expected (a predicate on the list, or lines/regexes in order) was sent; return all sent."""
         check = expected if callable(expected) else lambda sent: _in_order(expected, sent)
         deadline = time.monotonic() + timeout
@@ -71,7 +75,7 @@ class SerialLog:
                 raise TimeoutError(f"after {timeout} s the printer received {sent}, expected {expected}")
             time.sleep(POLL_S)
 
-    def settle(self, mark, quiet=0.2, timeout=3):
+    def settle(self, mark: int, quiet: float = 0.2, timeout: float = 3) -> list[str]:
         """Wait until nothing new was sent for quiet seconds (or timeout); return what was sent since mark.
 
         For when the expected lines are unknown, e.g. to show what a command sent or that it sent nothing."""

@@ -17,7 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -69,7 +71,7 @@ QUIET_CONFIG = {
 LOGGING_CONFIG = {"handlers": {"serialFile": {"class": "logging.handlers.RotatingFileHandler"}}}
 
 
-def _die_with_parent():
+def _die_with_parent() -> None:
     """Runs in the child before exec: Linux sends it SIGTERM when the thread that started it dies.
 
     Covers a test run killed with SIGKILL, where neither fixtures nor atexit run. (A caveat of
@@ -78,7 +80,7 @@ def _die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def free_port():
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -87,35 +89,46 @@ def free_port():
 class VirtualPrinter:
     """One OctoPrint server with the Virtual Printer; a context manager. See start() and stop()."""
 
-    def __init__(self, basedir=None, cache_dir=None):
+    url: str  # these five are set by start()
+    api_key: str
+    admin_key: str
+    password: str
+    port: int
+
+    def __init__(
+        self, basedir: "str | os.PathLike[str] | None" = None, cache_dir: "str | os.PathLike[str] | None" = None
+    ) -> None:
         self.cache_dir = cache_dir
-        self.basedir = Path(basedir) if basedir is not None else None
+        self.basedir: Path | None = Path(basedir) if basedir is not None else None
         self._own_basedir = basedir is None
-        self.url = self.api_key = self.admin_key = self.password = self.port = None
-        self.process = None
+        self.url = self.api_key = self.admin_key = self.password = self.port = None  # type: ignore[assignment]  # until start()
+        self.process: subprocess.Popen[bytes] | None = None
         self.session = requests.Session()
         self._uploads = 0  # print_file() names
 
     @property
-    def serial_log(self):
+    def serial_log(self) -> Path:
+        assert self.basedir is not None, "start() first"
         return self.basedir / "logs" / "serial.log"
 
     @property
-    def server_log(self):
+    def server_log(self) -> Path:
+        assert self.basedir is not None, "start() first"
         return self.basedir / "serve.log"
 
-    def __enter__(self):
+    def __enter__(self) -> "VirtualPrinter":
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self):
+    def start(self) -> "VirtualPrinter":
         """Write a fresh basedir, start `octoprint serve` on a free port and wait until it answers."""
         venv = ensure_venv(self.cache_dir)
         users, self.password = admin_template(venv)
         if self._own_basedir:
             self.basedir = Path(tempfile.mkdtemp(prefix="octopanel-octoprint-"))
+        assert self.basedir is not None  # given, or made just now
         (self.basedir / "data" / "appkeys").mkdir(parents=True, exist_ok=True)
         self.admin_key, self.api_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         # JSON is YAML, so no YAML library is needed; OctoPrint rewrites these files as YAML itself.
@@ -156,7 +169,8 @@ class VirtualPrinter:
             raise
         return self
 
-    def _wait_until_up(self):
+    def _wait_until_up(self) -> None:
+        assert self.process is not None  # start() launched it
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -169,13 +183,13 @@ class VirtualPrinter:
             time.sleep(0.05)
         raise VirtualPrinterError(f"OctoPrint did not answer within {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
 
-    def log_tail(self, lines=40):
+    def log_tail(self, lines: int = 40) -> str:
         try:
             return tail(self.server_log.read_text(errors="replace"), lines)
         except OSError as exc:
             return f"(no log: {exc})"
 
-    def stop(self):
+    def stop(self) -> None:
         """Terminate the process group (kill it after STOP_TIMEOUT_S), then remove a temporary basedir."""
         atexit.unregister(self.stop)
         if self.process is not None and self.process.poll() is None:
@@ -196,22 +210,22 @@ class VirtualPrinter:
 
     # -- talking to it ------------------------------------------------------------------------
 
-    def request(self, method, path, **kwargs):
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One API call with the app key; returns the Response whatever its status."""
         kwargs.setdefault("timeout", 10)
         return self.session.request(method, self.url + path, **kwargs)
 
-    def _ok(self, method, path, **kwargs):
+    def _ok(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         response = self.request(method, path, **kwargs)
         if response.status_code >= 400:
             raise VirtualPrinterError(f"{method} {path}: {response.status_code} {response.text.strip()}")
         return response
 
-    def command(self, *lines):
+    def command(self, *lines: str) -> None:
         """Send raw G-code lines (or Virtual Printer `!!DEBUG:` commands) via POST /api/printer/command."""
         self._ok("POST", "/api/printer/command", json={"commands": list(lines)})
 
-    def flags(self):
+    def flags(self) -> set[str]:
         """The set of true state.flags; empty while disconnected (/api/printer answers 409 then)."""
         response = self.request("GET", "/api/printer", params={"exclude": "temperature,sd"})
         if response.status_code == 409:
@@ -219,7 +233,7 @@ class VirtualPrinter:
         response.raise_for_status()
         return {name for name, on in response.json()["state"]["flags"].items() if on}
 
-    def wait_state(self, names, timeout=10, absent=()):
+    def wait_state(self, names: str | Iterable[str], timeout: float = 10, absent: str | Iterable[str] = ()) -> set[str]:
         """Poll until every flag in names is true and every flag in absent is false; return the flags."""
         names = {names} if isinstance(names, str) else set(names)
         absent = {absent} if isinstance(absent, str) else set(absent)
@@ -234,7 +248,7 @@ class VirtualPrinter:
                 )
             time.sleep(POLL_S)
 
-    def connect(self, timeout=20):
+    def connect(self, timeout: float = 20) -> None:
         """Connect to the Virtual Printer; return once it is operational and has reported temperatures."""
         mark = self.mark()
         self._ok("POST", "/api/connection", json={"command": "connect", "port": "VIRTUAL"})
@@ -247,7 +261,7 @@ class VirtualPrinter:
         self.command("M105")
         self.wait_temperatures(timeout)
 
-    def wait_temperatures(self, timeout=5):
+    def wait_temperatures(self, timeout: float = 5) -> None:
         """Poll until OctoPrint has a hotend reading: /api/printer/tool is {} until the first report."""
         deadline = time.monotonic() + timeout
         while "tool0" not in self._ok("GET", "/api/printer/tool").json():
@@ -255,7 +269,7 @@ class VirtualPrinter:
                 raise TimeoutError(f"no temperature report within {timeout} s")
             time.sleep(POLL_S)
 
-    def disconnect(self, timeout=10):
+    def disconnect(self, timeout: float = 10) -> None:
         self._ok("POST", "/api/connection", json={"command": "disconnect"})
         deadline = time.monotonic() + timeout
         while self._ok("GET", "/api/connection").json()["current"]["state"] != "Closed":
@@ -266,25 +280,27 @@ class VirtualPrinter:
     # -- what the printer received ------------------------------------------------------------
 
     @property
-    def serial(self):
+    def serial(self) -> SerialLog:
         return SerialLog(self.serial_log)
 
-    def mark(self):
+    def mark(self) -> int:
         """The current size of serial.log; pass it to sent_since(), wait_sent() or settle()."""
         return self.serial.mark()
 
-    def sent_since(self, mark, raw=False):
+    def sent_since(self, mark: int, raw: bool = False) -> list[str]:
         return self.serial.sent_since(mark, raw)
 
-    def wait_sent(self, mark, expected, timeout=5):
+    def wait_sent(
+        self, mark: int, expected: "Iterable[str | re.Pattern[str]] | Callable[[list[str]], bool]", timeout: float = 5
+    ) -> list[str]:
         return self.serial.wait_sent(mark, expected, timeout)
 
-    def settle(self, mark, quiet=0.2, timeout=3):
+    def settle(self, mark: int, quiet: float = 0.2, timeout: float = 3) -> list[str]:
         return self.serial.settle(mark, quiet, timeout)
 
     # -- scenarios ------------------------------------------------------------------------------
 
-    def print_file(self, n_moves=300, name=None):
+    def print_file(self, n_moves: int = 300, name: str | None = None) -> set[str]:
         """Upload n_moves G1 X180/X20 F3000 moves (300 print for ~48 s), start them, return the flags.
 
         Returns once the first move was sent, so a mark() taken next sees only moves. Each upload gets its
@@ -306,7 +322,7 @@ class VirtualPrinter:
         self.wait_sent(mark, lines[:2])
         return flags
 
-    def heat_tool(self, target=200, at_least=170, timeout=40):
+    def heat_tool(self, target: float = 200, at_least: float = 170, timeout: float = 40) -> float:
         """Set the hotend target and wait until its actual temperature reaches at_least (~15 s for 170)."""
         self._ok("POST", "/api/printer/tool", json={"command": "target", "targets": {"tool0": target}})
         deadline = time.monotonic() + timeout
@@ -316,7 +332,7 @@ class VirtualPrinter:
             time.sleep(0.2)
         return actual
 
-    def set_ambient(self, celsius):
+    def set_ambient(self, celsius: float) -> None:
         """Make the Virtual Printer start at celsius (hotend and bed) at once, via its settings and a reconnect.
 
         The quick way to a hot nozzle; it stays there while the targets are 0. reset() undoes it."""
@@ -324,7 +340,7 @@ class VirtualPrinter:
         self.disconnect()
         self.connect()
 
-    def reset(self):
+    def reset(self) -> None:
         """Return to a clean idle state: no job, a fresh connection, factors 100 %, targets 0, ambient temps.
 
         Reconnecting also drops the Virtual Printer's injected faults (sleep, go_awol…) and the selected file."""

@@ -55,48 +55,34 @@ PRINTER_URL = os.environ.get("KERNEL_PRINTER_URL")
 KNOB = "Virtual Events Knob"  # for `octopanel events`: no daemon here reads (and grabs) it
 
 
-def make_devices():
-    keypad = UInput(
-        {e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML, e.LED_CAPSL, e.LED_SCROLLL]},
-        name=KEYPAD,
-        vendor=0x1234,
-        product=0x5678,
-        bustype=e.BUS_USB,
-        phys="uinput-keypad/input0",
-    )
-    shuttle = UInput(
+# name, capabilities, USB vendor and product, phys: the keypad, shuttle, macro pad, printer pad and knob.
+DEVICES = (
+    (KEYPAD, {e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML, e.LED_CAPSL, e.LED_SCROLLL]}, 0x1234, 0x5678, "keypad"),
+    (
+        SHUTTLE,
         {e.EV_KEY: [e.BTN_4, e.BTN_5, e.BTN_6, e.BTN_7, e.BTN_8], e.EV_REL: [e.REL_DIAL, e.REL_WHEEL]},
-        name=SHUTTLE,
-        vendor=0x0B33,
-        product=0x0020,
-        bustype=e.BUS_USB,
-        phys="uinput-shuttle/input0",
-    )
-    macro = UInput(
+        0x0B33,
+        0x0020,
+        "shuttle",
+    ),
+    (
+        MACRO,
         {e.EV_KEY: [e.KEY_1, e.KEY_2, e.KEY_3, e.KEY_VOLUMEUP, e.KEY_VOLUMEDOWN, e.KEY_MUTE]},
-        name=MACRO,
-        vendor=0x1189,
-        product=0x8890,
-        bustype=e.BUS_USB,
-        phys="uinput-macro/input0",
+        0x1189,
+        0x8890,
+        "macro",
+    ),
+    (PRINTER_PAD, {e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML]}, 0x1234, 0x9999, "printer"),
+    (KNOB, {e.EV_KEY: [e.KEY_KP8, e.KEY_UP], e.EV_REL: [e.REL_DIAL]}, 0x1234, 0x7777, "knob"),
+)
+
+
+def make_devices():
+    """The DEVICES as uinput devices on the USB bus, in that order."""
+    return tuple(
+        UInput(caps, name=name, vendor=vendor, product=product, bustype=e.BUS_USB, phys=f"uinput-{phys}/input0")
+        for name, caps, vendor, product, phys in DEVICES
     )
-    pad = UInput(
-        {e.EV_KEY: KEYPAD_KEYS, e.EV_LED: [e.LED_NUML]},
-        name=PRINTER_PAD,
-        vendor=0x1234,
-        product=0x9999,
-        bustype=e.BUS_USB,
-        phys="uinput-printer/input0",
-    )
-    knob = UInput(
-        {e.EV_KEY: [e.KEY_KP8, e.KEY_UP], e.EV_REL: [e.REL_DIAL]},
-        name=KNOB,
-        vendor=0x1234,
-        product=0x7777,
-        bustype=e.BUS_USB,
-        phys="uinput-knob/input0",
-    )
-    return keypad, shuttle, macro, pad, knob
 
 
 def node_facts(dev):

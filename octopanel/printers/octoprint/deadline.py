@@ -9,24 +9,26 @@ import io
 import socket
 import threading
 import time
+from typing import Any
 
+import requests
 from requests.adapters import HTTPAdapter
 
 
 class Deadlines(threading.local):
     """This thread's current request: `at` (a monotonic time), else `after_send_s` from when the body went out."""
 
-    at = None
-    after_send_s = None
+    at: float | None = None
+    after_send_s: float | None = None
 
 
 class DeadlineSocket:
     """A socket whose reads end by `deadline`; everything else goes to the real socket."""
 
-    def __init__(self, sock, deadline):
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
         self._sock, self._deadline = sock, deadline
 
-    def recv_into(self, buffer, nbytes=0, flags=0):
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the answer did not arrive by its deadline")
@@ -37,21 +39,23 @@ class DeadlineSocket:
         finally:
             self._sock.settimeout(per_read)
 
-    def makefile(self, mode="rb", buffering=-1, **_):
+    def makefile(self, mode: str = "rb", buffering: int | None = -1, **_: Any) -> io.BufferedReader:
         # http.client reads the answer through this file: it must call our recv_into, not the socket's.
-        self._sock._io_refs += 1  # as socket.makefile does: SocketIO.close() gives the reference back
-        raw = socket.SocketIO(self, "rb")
+        self._sock._io_refs += 1  # type: ignore[attr-defined]  # as socket.makefile does: SocketIO.close() gives the reference back
+        raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]  # duck-typed: SocketIO only calls recv_into
         return io.BufferedReader(raw, io.DEFAULT_BUFFER_SIZE if buffering in (-1, None) else buffering)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
 
-def with_deadline(connection_cls, deadlines):
+def with_deadline(connection_cls: type[Any], deadlines: Deadlines) -> type[Any]:
     """A subclass of urllib3's `connection_cls` that reads each answer under `deadlines`."""
 
-    class DeadlineConnection(connection_cls):
-        def getresponse(self, *args, **kwargs):
+    class DeadlineConnection(connection_cls):  # a base chosen at run time (type[Any])
+        sock: Any  # urllib3's connection sets it
+
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
             deadline = deadlines.at
             if deadline is None and deadlines.after_send_s is not None:
                 deadline = time.monotonic() + deadlines.after_send_s
@@ -71,17 +75,18 @@ def with_deadline(connection_cls, deadlines):
 class DeadlineAdapter(HTTPAdapter):
     """requests' adapter, with every pool it hands out making DeadlineConnections."""
 
-    def __init__(self, deadlines, **kwargs):
-        self.deadlines, self._classes = deadlines, {}
+    def __init__(self, deadlines: Deadlines, **kwargs: Any) -> None:
+        self.deadlines = deadlines
+        self._classes: dict[type[Any], type[Any]] = {}
         super().__init__(**kwargs)
 
-    def get_connection_with_tls_context(self, *args, **kwargs):
+    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> Any:
         return self._watched(super().get_connection_with_tls_context(*args, **kwargs))
 
-    def get_connection(self, *args, **kwargs):  # requests before 2.32
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:  # requests before 2.32
         return self._watched(super().get_connection(*args, **kwargs))
 
-    def _watched(self, pool):
+    def _watched(self, pool: Any) -> Any:
         base = pool.ConnectionCls
         if not getattr(base, "_octopanel_deadline", False):
             if base not in self._classes:
@@ -91,7 +96,7 @@ class DeadlineAdapter(HTTPAdapter):
         return pool
 
 
-def install(session):
+def install(session: requests.Session) -> Deadlines:
     """Mount a DeadlineAdapter on `session` for http and https; return the Deadlines the caller sets."""
     deadlines = Deadlines()
     adapter = DeadlineAdapter(deadlines)

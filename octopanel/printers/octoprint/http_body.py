@@ -5,6 +5,8 @@ import http.client
 import re
 import socket
 import time
+from collections.abc import Callable
+from typing import Any
 
 import requests
 import urllib3.exceptions as u3
@@ -18,7 +20,9 @@ CHUNK = 64 * 1024
 TOO_DEEP = object()
 
 
-def read_body(resp, deadline, limit, what, now=time.monotonic):
+def read_body(
+    resp: requests.Response, deadline: float, limit: int, what: str, now: Callable[[], float] = time.monotonic
+) -> bytes:
     """All of `resp`'s (stream=True) body as bytes, by `deadline` (a `now()` value) and at most `limit` bytes.
 
     requests' read timeout applies to each socket read, so a server dripping a byte a second never times
@@ -31,7 +35,8 @@ def read_body(resp, deadline, limit, what, now=time.monotonic):
         )
     raw = resp.raw
     read = getattr(raw, "read1", None) or raw.read  # read1 returns what has arrived (urllib3 >= 2)
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     try:
         while True:
             remaining = deadline - now()
@@ -51,14 +56,14 @@ def read_body(resp, deadline, limit, what, now=time.monotonic):
         raise
 
 
-def set_socket_timeout(raw, seconds):
+def set_socket_timeout(raw: object, seconds: float) -> None:
     """Shorten the next socket read to what is left of the deadline (when urllib3 exposes the connection)."""
     sock = getattr(getattr(raw, "connection", None), "sock", None)
     if sock is not None:
         sock.settimeout(max(seconds, 0.001))  # urllib3 sets it afresh when it reuses the connection
 
 
-def parse_json(method, path, resp):
+def parse_json(method: str, path: str, resp: requests.Response) -> Any:
     """The reply's JSON (None for an empty body); ServerError for anything that is not plain, shallow JSON."""
     if resp.status_code == 204 or not resp.content:
         return None
@@ -80,7 +85,7 @@ def parse_json(method, path, resp):
     return data
 
 
-def too_deep(data, limit=JSON_MAX_DEPTH):
+def too_deep(data: object, limit: int = JSON_MAX_DEPTH) -> bool:
     """Whether `data` nests lists and dicts more than `limit` deep (checked without recursion)."""
     stack = [(data, 1)]
     while stack:
@@ -93,7 +98,7 @@ def too_deep(data, limit=JSON_MAX_DEPTH):
     return False
 
 
-def error_json(resp):
+def error_json(resp: requests.Response) -> Any:
     """The reply's JSON for an error message, or None when it is not (or not readable) JSON."""
     try:
         return resp.json()
@@ -101,7 +106,7 @@ def error_json(resp):
         return None
 
 
-def error_message(resp):
+def error_message(resp: requests.Response) -> str:
     """OctoPrint's own words from an error response (JSON 'error' field or a short text body)."""
     data = error_json(resp)
     if isinstance(data, dict) and data.get("error"):
@@ -136,9 +141,10 @@ REASONS = (  # (exception types, words), most specific first: judged by type, as
 )
 
 
-def causes(exc):
+def causes(exc: BaseException) -> list[BaseException]:
     """`exc` and every exception inside it: urllib3's `reason`, exception arguments, __cause__, __context__."""
-    found, todo = [], [exc]
+    found: list[BaseException] = []
+    todo: list[object] = [exc]
     while todo:
         e = todo.pop(0)
         if not isinstance(e, BaseException) or any(e is f for f in found):
@@ -148,7 +154,7 @@ def causes(exc):
     return found
 
 
-def short_reason(exc):
+def short_reason(exc: BaseException) -> str:
     """A plain-words reason for a network failure, never a Python repr: decided by the types of its causes,
     not by their messages (which change between urllib3 releases and OS locales)."""
     chain = causes(exc)

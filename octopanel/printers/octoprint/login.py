@@ -6,6 +6,8 @@ Workflow: https://docs.octoprint.org/en/master/bundledplugins/appkeys.html
 import argparse
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import TextIO
 from urllib.parse import quote
 
 from octopanel import settings
@@ -18,7 +20,7 @@ APP_NAME = "octopanel"
 POLL_S = 1.0
 
 
-def parse_args(argv):
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="octopanel login", description=__doc__.splitlines()[0])
     parser.add_argument("url", help="OctoPrint's base URL, e.g. http://octopi.local")
     parser.add_argument("--user", help="OctoPrint user to ask a key for (default: whoever approves)")
@@ -28,12 +30,18 @@ def parse_args(argv):
     return parse(parser, argv)
 
 
-def obtain_key(client, user=None, timeout=300.0, out=sys.stderr, sleep=time.sleep):
+def obtain_key(
+    client: Client,
+    user: str | None = None,
+    timeout: float = 300.0,
+    out: TextIO = sys.stderr,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """Run the workflow; return the approved API key."""
     probe = client.send("GET", "plugin/appkeys/probe")
     if probe.status_code != 204:
         raise PrinterError("this OctoPrint does not offer the app-keys workflow (is the appkeys plugin enabled?)")
-    body = {"app": APP_NAME}
+    body: dict[str, str] = {"app": APP_NAME}
     if user:
         body["user"] = user
     token = (client.request("POST", "plugin/appkeys/request", body) or {}).get("app_token")
@@ -57,7 +65,7 @@ def obtain_key(client, user=None, timeout=300.0, out=sys.stderr, sleep=time.slee
     raise PrinterError(f"nobody approved the access request within {timeout:g} s")
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         url = settings.checked_url(args.url, "the URL argument")  # before it is used or saved

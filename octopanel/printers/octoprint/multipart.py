@@ -4,13 +4,15 @@ import os
 import stat
 import tempfile
 import uuid
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
 
 from octopanel.errors import UsageError
 
 CHUNK = 64 * 1024
 
 
-def open_regular(path):
+def open_regular(path: str) -> BinaryIO:
     """A binary file object for `path`, refused (UsageError) unless it is a regular file.
 
     Opened non-blocking first: a plain open() of a FIFO waits for a writer, before any check could run."""
@@ -26,7 +28,7 @@ def open_regular(path):
     return os.fdopen(fd, "rb")
 
 
-def not_regular(mode, path):
+def not_regular(mode: int, path: str) -> str | None:
     """Why a file of this st_mode cannot be uploaded, or None for a regular file."""
     if stat.S_ISREG(mode):
         return None
@@ -34,7 +36,7 @@ def not_regular(mode, path):
     return f"cannot upload {path}: it is {kind}; give a G-code file (or - for stdin); nothing sent"
 
 
-def spool(stream):
+def spool(stream: BinaryIO) -> BinaryIO:
     """stdin copied to an anonymous temporary file, so that its length is known before sending."""
     spooled = tempfile.TemporaryFile()
     while True:
@@ -51,7 +53,13 @@ class MultipartBody:
 
     `progress(sent, total)` is called as the body goes out."""
 
-    def __init__(self, fields, filename, handle, progress=None):
+    def __init__(
+        self,
+        fields: Iterable[tuple[str, str]],
+        filename: str,
+        handle: BinaryIO,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         boundary = "octopanel-" + uuid.uuid4().hex
         self.content_type = f"multipart/form-data; boundary={boundary}"
         head = b"".join(
@@ -65,14 +73,18 @@ class MultipartBody:
         ).encode()
         self.handle, self.progress = handle, progress
         self.file_size = os.fstat(handle.fileno()).st_size - handle.tell()
-        self.parts = [head, None, f"\r\n--{boundary}--\r\n".encode()]  # None: the file, read as it goes
-        self.total = len(head) + self.file_size + len(self.parts[2])
+        self.parts: list[bytes | None] = [
+            head,
+            None,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]  # None: the file, read as it goes
+        self.total = len(head) + self.file_size + len(self.parts[2] or b"")
         self.sent, self.file_left = 0, self.file_size
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.total
 
-    def read(self, size=-1):
+    def read(self, size: int | None = -1) -> bytes:
         size = CHUNK if size is None or size < 0 else min(size, CHUNK)
         chunk = b""
         while self.parts and not chunk:

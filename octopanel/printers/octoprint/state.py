@@ -1,9 +1,11 @@
 """OctoPrint's state.flags → the backend-neutral PrinterState (printers/backend.py)."""
 
+from typing import Any
+
 from octopanel.printers.backend import PrinterState
 
 
-def from_flags(flags, text=""):
+def from_flags(flags: dict[str, Any] | None, text: str = "") -> PrinterState:
     """The printer's state, derived from OctoPrint's state.flags (never from the translated text)."""
     on = {k for k, v in (flags or {}).items() if v}
     if not on & {"operational", "printing", "paused", "pausing", "cancelling"}:

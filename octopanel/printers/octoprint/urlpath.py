@@ -5,7 +5,7 @@ from urllib.parse import quote, unquote
 from octopanel.errors import UsageError
 
 
-def segment_problem(segment):
+def segment_problem(segment: str) -> str | None:
     """Why `segment` cannot be one path segment, or None. Judged after percent-decoding, as servers route."""
     decoded = unquote(segment)
     if decoded == "":
@@ -19,7 +19,7 @@ def segment_problem(segment):
     return None
 
 
-def file_path(name):
+def file_path(name: object) -> str:
     """`name` if it is a relative OctoPrint file path (folder/file.gcode); ValueError saying why not."""
     name = str(name)
     if name.startswith(("/", "\\")):
@@ -33,7 +33,7 @@ def file_path(name):
     return name
 
 
-def segment(name):
+def segment(name: object) -> str:
     """`name` if it is usable as a single path segment (a system command's name); ValueError saying why not."""
     name = str(name)
     problem = segment_problem(name)
@@ -42,7 +42,7 @@ def segment(name):
     return name
 
 
-def quote_segment(name):
+def quote_segment(name: object) -> str:
     """One checked segment, quoted whole ('/', '?', '#', '%' included)."""
     try:
         return quote(segment(name), safe="")
@@ -50,7 +50,7 @@ def quote_segment(name):
         raise UsageError(str(exc)) from None
 
 
-def quote_file_path(name):
+def quote_file_path(name: object) -> str:
     """A checked file path, each segment quoted separately."""
     try:
         return "/".join(quote(part, safe="") for part in file_path(name).split("/"))

@@ -19,7 +19,7 @@ from octopanel.sandbox.klipper.config import MIN_EXTRUDE_TEMP_C, print_gcode
 from octopanel.sandbox.klipper.venvs import KlipperSimError
 
 POLL_S = 0.05
-HTTP_ERROR = re.compile(r"^tornado\.web\.HTTPError: HTTP \d+: ")
+HTTP_ERROR = re.compile(r"^tornado\.web\.HTTPError: HTTP \d+: ", re.MULTILINE)
 COMMAND_ERROR = "CommandError: "  # klippy.gcode.CommandError (Kalico), gcode.CommandError (Klipper)
 HTTP_TIMEOUT_S = 10.0
 ACTIVE = ("printing", "paused")  # print_stats states with a job loaded that cancel ends
@@ -37,7 +37,7 @@ def error_text(response: requests.Response) -> str:
     """Klipper's message from a Moonraker error reply.
 
     Moonraker puts "Unknown" in place of a message holding a newline (it cannot go in an HTTP status line);
-    the text is then the traceback's last line, after "tornado.web.HTTPError: HTTP 400: ". A macro's
+    the text is then at the traceback's end, after "tornado.web.HTTPError: HTTP 400: ". A macro's
     action_raise_error always arrives that way, wrapped: "Error evaluating 'gcode_macro NAME:gcode':
     klippy.gcode.CommandError: <the macro's text>"; this returns the macro's text alone."""
     try:
@@ -46,7 +46,7 @@ def error_text(response: requests.Response) -> str:
         return response.text.strip()
     message = str(error.get("message", ""))
     if message == "Unknown" and error.get("traceback"):
-        message = HTTP_ERROR.sub("", str(error["traceback"]).strip().splitlines()[-1])
+        message = HTTP_ERROR.split(str(error["traceback"]))[-1].strip()
     return message.rpartition(COMMAND_ERROR)[2]
 
 
@@ -119,6 +119,11 @@ class SimControl:
         x, y, z, e = self.query("toolhead")["toolhead"]["position"]
         return x, y, z, e
 
+    def live_position(self) -> tuple[float, float, float, float]:
+        """motion_report.live_position: where the head is now, between the queued moves' ends."""
+        x, y, z, e = self.query("motion_report")["motion_report"]["live_position"]
+        return x, y, z, e
+
     def state(self) -> str:
         return self.query("print_stats")["print_stats"]["state"]
 
@@ -145,15 +150,17 @@ class SimControl:
         if homed_axes != "xyz":
             self.script("G28")
 
-    def start_print(self, n_moves: int = 120, name: str = "octopanel-test.gcode") -> str:
-        """Upload a job of n_moves 1-second moves on X (config.print_gcode), start it; return once printing.
+    def start_print(self, n_moves: int = 120, name: str = "octopanel-test.gcode", gcode: str | None = None) -> str:
+        """Upload a job of n_moves 1-second moves on X (config.print_gcode), or gcode, start it; return the state
+        once printing. Homes first if needed (the job does not). Y and Z stay at config.PRINT_Y and PRINT_Z.
 
-        Homes first if needed (the job does not). Y and Z stay at config.PRINT_Y and PRINT_Z throughout."""
+        print_stats says "complete" as soon as klippy has read the last line, with up to 2 s of moves still
+        queued, so a job of a few moves may be "complete" by the first look; a job failing at once, "error"."""
         self.home()
-        files = {"file": (name, print_gcode(n_moves))}
+        files = {"file": (name, print_gcode(n_moves) if gcode is None else gcode)}
         self._ok("POST", "/server/files/upload", files=files, data={"root": "gcodes"})
         self._ok("POST", "/printer/print/start", params={"filename": name})
-        return self.wait_state("printing")
+        return self.wait_state(("printing", "complete", "error"))
 
     def heat_extruder(self, target: float = 200.0, at_least: float = MIN_EXTRUDE_TEMP_C + 5) -> float:
         """M104 to target, then wait until the extruder reads at_least (about 6 s to 175 °C); return it."""

@@ -112,6 +112,12 @@ class KlipperSim(SimControl):
         self._spawn("moonraker", argv + ["-l", str(self.logs / "moonraker.log")], "moonraker.out")
         self.wait_ready(timeout)
 
+    def reset(self, home: bool = True) -> None:
+        """SimControl.reset(), after starting Moonraker again if a test stopped it and failed before restarting."""
+        if "moonraker" not in self.procs:
+            self.start_moonraker()
+        super().reset(home)
+
     def stop_moonraker(self) -> None:
         """Stop Moonraker only; klippy keeps running (and printing). start_moonraker() brings it back."""
         self._stop("moonraker")
