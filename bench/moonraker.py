@@ -15,7 +15,8 @@ from pathlib import Path
 
 import benchenv
 from benchenv import ms
-from daemon import KINDS, STEP_MM, PanelDaemon, burst, latency, latency_table, summarize_latency
+from burst import STEP_MM, burst
+from daemon import KINDS, PanelDaemon, latency, latency_table, summarize_latency
 from flavours import MoonrakerJog
 from timing import Recorder
 
