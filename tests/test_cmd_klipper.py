@@ -96,10 +96,18 @@ def test_motion_and_factors_reach_klipper(klipper, tmp_path, run):
     ok(run(klipper, tmp_path, "octopanel", "jog", "z=-0.5"))
     ok(run(klipper, tmp_path, "8g0", "X25"))
     assert klipper.position()[0] == 25 and round(klipper.position()[2] - start[2], 3) == 0.5
+    # A jog Klipper refuses ends its script before RESTORE_GCODE_STATE: octopanel restores it, so the next
+    # move is not relative (before: G91 stayed on)
+    refused(run(klipper, tmp_path, "8jog", 300, 0, 0), 1, "Klipper refused it: Move out of range")
+    assert klipper.query("gcode_move")["gcode_move"]["absolute_coordinates"] is True
     ok(run(klipper, tmp_path, "8speed", 150))
     ok(run(klipper, tmp_path, "8feed", 90))
+    ok(run(klipper, tmp_path, "8speed", "+10"))  # a step counts from what Klipper reports (tuning())
+    ok(run(klipper, tmp_path, "8babystep", 0.02))  # Klipper has no M290: SET_GCODE_OFFSET ... MOVE=1
     move = klipper.query("gcode_move")["gcode_move"]
-    assert (move["speed_factor"], round(move["extrude_factor"], 3)) == (1.5, 0.9)
+    assert (move["speed_factor"], round(move["extrude_factor"], 3)) == (1.6, 0.9)
+    assert round(move["homing_origin"][2], 3) == 0.02
+    klipper.script("SET_GCODE_OFFSET Z=0 MOVE=1")
     mark = klipper.mark()
     ok(run(klipper, tmp_path, "8getpos"))
     ok(run(klipper, tmp_path, "8stepoff"))
@@ -109,7 +117,8 @@ def test_motion_and_factors_reach_klipper(klipper, tmp_path, run):
 
 
 def test_temperatures_fan_messages_and_dwell(klipper, tmp_path, run):
-    ok(run(klipper, tmp_path, "8settemp", 50))
+    ok(run(klipper, tmp_path, "8settemp", 45))
+    ok(run(klipper, tmp_path, "8settemp", "+5"))
     ok(run(klipper, tmp_path, "8setbed", 40))
     status = klipper.query("extruder", "heater_bed")
     assert (status["extruder"]["target"], status["heater_bed"]["target"]) == (50, 40)
@@ -159,6 +168,8 @@ def test_extrusion_is_refused_cold_and_works_hot(klipper, tmp_path, run):
     assert round(klipper.position()[3] - e0, 3) == 2.5
     # eject's 800 mm pull is longer than Klipper's max_extrude_only_distance: Klipper's own words say so
     refused(run(klipper, tmp_path, "8eject"), 1, "Klipper refused it: Extrude only move too long")
+    move = klipper.query("gcode_move")["gcode_move"]  # its G91 was undone although its G90 never ran
+    assert move["absolute_coordinates"] is True and move["absolute_extrude"] is True
 
 
 def test_files_and_a_job_from_select_to_cancel(klipper, tmp_path, run):

@@ -109,8 +109,15 @@ def test_a_jog_is_one_script_that_restores_the_gcode_state():
         "G1 X10 Z0.3 F6000",
         "RESTORE_GCODE_STATE NAME=octopanel_move",
     ]
-    assert scripts.jog({"y": -1.5}, 200, macro=True) == "OCTOPANEL_JOG Y=-1.5 F=200"
+    assert scripts.jog({"y": -1.5}, 200, macro=True).splitlines()[1] == "OCTOPANEL_JOG Y=-1.5 F=200"
     assert scripts.extrude(5, 300, macro=False).splitlines()[1:3] == ["M83", "G1 E5 F300"]
+    assert [scripts.changes_mode(line) for line in ("G91", "g90", "M83", "G1 X1", "M117 G91")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
     assert scripts.home(("x", "y"), macro=False) == "G28 X Y"
 
 

@@ -117,16 +117,21 @@ def flowrate(ctx: Context, percent: int) -> Result:
     return Result(f"flow rate {percent} %")
 
 
-def babystep(ctx: Context, z: float) -> Result:
+def babystep(ctx: Context, z: float, line: str = "M290 Z{}") -> Result:
     """M290 Z: a merged run of presses goes out whole, in lines of at most BABYSTEP_MM each (policy's cap)."""
     left, cap, lines = Decimal(repr(float(z))), Decimal(repr(BABYSTEP_MM)), []
     while left:
         part = max(-cap, min(cap, left))
-        lines.append(f"M290 Z{gnum(str(part))}")
+        lines.append(line.format(gnum(str(part))))
         left -= part
     ctx.client.gcode(lines)
-    split = f" ({len(lines)} M290 lines of at most {BABYSTEP_MM:g} mm)" if len(lines) > 1 else ""
+    split = f" ({len(lines)} lines of at most {BABYSTEP_MM:g} mm)" if len(lines) > 1 else ""
     return Result(f"babystepped z {fmt(z)} mm{split}")
+
+
+def babystep_klipper(ctx: Context, z: float) -> Result:
+    """Klipper has no M290: its babystep is a G-code offset applied with a move, as Mainsail and Fluidd send."""
+    return babystep(ctx, z, "SET_GCODE_OFFSET Z_ADJUST={} MOVE=1")
 
 
 FACTOR_HELP = (
@@ -224,5 +229,6 @@ def register(reg: Registry) -> None:
                 Param("z", relative(to_fixed, always=True), minval=-BABYSTEP_MM, maxval=BABYSTEP_MM, help=BABY_HELP),
             ),
             steps=("z",),
+            variants=(("moonraker", babystep_klipper),),
         )
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from octopanel.errors import BadRequest, ServerError, UsageError
+from octopanel.errors import BadRequest, PrinterError, ServerError, UsageError
 from octopanel.printers.backend import PrinterState
 from octopanel.printers.moonraker import replies, scripts
 from octopanel.printers.moonraker.session import LONG_READ_S, MoonrakerSession
@@ -172,6 +172,18 @@ class MoonrakerClient(MoonrakerSession):
             raise UsageError(f"the job command {command!r} {NO_KLIPPER_MEANING}")
         return self.call("POST", path, read_s=LONG_READ_S)
 
+    def guarded(self, text: str, state_name: str = scripts.STATE_NAME) -> Any:
+        """A script that saved the G-code state first: if Klipper refuses a line of it (out of range, too cold,
+        the guard macro), the rest never ran, the restore included; restore it now, then report the refusal."""
+        try:
+            return self.script(text)
+        except BadRequest:
+            try:
+                self.script(f"RESTORE_GCODE_STATE NAME={state_name}")
+            except PrinterError:
+                pass  # the refusal below is what the user needs to hear
+            raise
+
     def start(self, name: str) -> Any:
         return self.call("POST", "printer/print/start?filename=" + quote(file_path(name)), read_s=LONG_READ_S)
 
@@ -179,7 +191,12 @@ class MoonrakerClient(MoonrakerSession):
         """Raw lines as one script. Klipper answers 200 to a command it does not know and only says so on its
         console ('// Unknown command:"M300"'): that is read back, so that it is not reported as done."""
         text = "\n".join(lines)
-        result = self.script(text)
+        if any(scripts.changes_mode(line) for line in lines):
+            # A refused line ends the script: the G90 after a G91 would never run, and the next move would be
+            # relative. Save the state first and restore it if Klipper refuses a line.
+            result = self.guarded(f"SAVE_GCODE_STATE NAME={scripts.RAW_STATE_NAME}\n{text}", scripts.RAW_STATE_NAME)
+        else:
+            result = self.script(text)
         unknown = replies.unknown_commands(self.call("GET", f"server/gcode_store?count={GCODE_STORE_READ}"), text)
         if unknown:
             raise BadRequest(
@@ -196,7 +213,7 @@ class MoonrakerClient(MoonrakerSession):
         if not axes:
             raise ValueError("jog needs at least one axis")
         feed = speed if speed is not None else min(self.profile()["axes"][a]["speed"] for a in axes)
-        return self.script(scripts.jog(axes, feed, scripts.MACROS["jog"] in self.macros()))
+        return self.guarded(scripts.jog(axes, feed, scripts.MACROS["jog"] in self.macros()))
 
     def home(self, axes: Iterable[str] = ("x", "y", "z")) -> Any:
         return self.script(scripts.home(tuple(axes), scripts.MACROS["home"] in self.macros()))
@@ -219,7 +236,7 @@ class MoonrakerClient(MoonrakerSession):
 
     def extrude(self, amount: float, speed: int | None = None) -> Any:
         feed = speed if speed is not None else self.profile()["axes"]["e"]["speed"]
-        return self.script(scripts.extrude(amount, feed, scripts.MACROS["extrude"] in self.macros()))
+        return self.guarded(scripts.extrude(amount, feed, scripts.MACROS["extrude"] in self.macros()))
 
     def select_file(self, name: str, print_: bool = False) -> Any:
         if print_:

@@ -5,17 +5,21 @@ Klipper slots a script between a job's lines, so a bare `G91` would turn the job
 and Fluidd send it, or a call of octopanel's guard macro, which Klipper runs only when no job is printing.
 """
 
+from octopanel.gcode import parse as gcode_parse
 from octopanel.printers.octoprint.client import plain
 
 STATE_NAME = "octopanel_move"
+RESTORE = f"RESTORE_GCODE_STATE NAME={STATE_NAME}"
+RAW_STATE_NAME = "octopanel_raw"  # raw G-code that changes modes: restored if Klipper refuses a line of it
+MODE_CODES = frozenset({"G90", "G91", "M82", "M83"})
 MACROS = {"jog": "OCTOPANEL_JOG", "home": "OCTOPANEL_HOME", "extrude": "OCTOPANEL_EXTRUDE"}
 
 
-def wrapped(*moves: str, extrude_relative: bool = False) -> str:
-    """`moves` in relative mode, between SAVE_GCODE_STATE and RESTORE_GCODE_STATE, as one script."""
-    mode = ["M83"] if extrude_relative else ["G91"]
-    lines = [f"SAVE_GCODE_STATE NAME={STATE_NAME}", *mode, *moves, f"RESTORE_GCODE_STATE NAME={STATE_NAME}"]
-    return "\n".join(lines)
+def wrapped(*lines: str, mode: str | None = "G91") -> str:
+    """`lines` (in relative `mode`) between SAVE_GCODE_STATE and RESTORE_GCODE_STATE, as one script. A line
+    Klipper refuses ends the script before the restore: the caller then sends RESTORE (client.guarded)."""
+    body = [*([mode] if mode else []), *lines]
+    return "\n".join([f"SAVE_GCODE_STATE NAME={STATE_NAME}", *body, RESTORE])
 
 
 def words(axes: dict[str, float]) -> str:
@@ -24,7 +28,8 @@ def words(axes: dict[str, float]) -> str:
 
 def jog(axes: dict[str, float], feed: float, macro: bool) -> str:
     if macro:
-        return f"{MACROS['jog']} " + " ".join(f"{a.upper()}={plain(v)}" for a, v in axes.items()) + f" F={plain(feed)}"
+        params = " ".join(f"{a.upper()}={plain(v)}" for a, v in axes.items())
+        return wrapped(f"{MACROS['jog']} {params} F={plain(feed)}", mode=None)
     return wrapped(f"G1 {words(axes)} F{plain(feed)}")
 
 
@@ -37,5 +42,14 @@ def home(axes: tuple[str, ...], macro: bool) -> str:
 
 def extrude(amount: float, feed: float, macro: bool) -> str:
     if macro:
-        return f"{MACROS['extrude']} E={plain(amount)} F={plain(feed)}"
-    return wrapped(f"G1 E{plain(amount)} F{plain(feed)}", extrude_relative=True)
+        return wrapped(f"{MACROS['extrude']} E={plain(amount)} F={plain(feed)}", mode=None)
+    return wrapped(f"G1 E{plain(amount)} F{plain(feed)}", mode="M83")
+
+
+def changes_mode(line: str) -> bool:
+    """Whether a raw line switches absolute/relative mode (G90, G91, M82, M83), read by gcode/parse.py."""
+    try:
+        command = gcode_parse.parse(line)
+    except ValueError:
+        return False
+    return command is not None and command.code in MODE_CODES
