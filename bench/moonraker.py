@@ -196,7 +196,10 @@ def report(result):
             f"(KlipperSim, the shipped guard macros included); load average (1, 5, 15 min) "
             f"{result['load'][0]} before / {result['load'][1]} after.",
             latency_table([result]),
-            ratios(result) + f" The jog script (y=0.1): `{result['script']}`.",
+            ratios(result)
+            + " The jog script (y=0.1): "
+            + " ⏎ ".join(f"`{x}`" for x in result["script"].splitlines())
+            + ".",
             "#### Jog-wheel bursts on Klipper: 1,000 detents at 500 Hz",
             burst_table(result),
         ]
