@@ -49,7 +49,10 @@ NOTES = """\
   it answered at once, the motion having ended before); M400 checks every 0.1 s (`klippy/toolhead.py`,
   `wait_moves`), so the motion may have ended up to 0.1 s earlier. Klipper schedules a move into an empty
   queue at least 0.25 s ahead (`BUFFER_TIME_START`, same file); the backlog model assumes 0.1 s
-  (OctoPrint's serial queue), and the state read before each jog, up to 0.25 s, comes on top.
+  (OctoPrint's serial queue), and the state read before each jog, up to 0.25 s, comes on top: the capped
+  stop is about that read (the last jog arrives ~0.26 s after the last detent) + cap ÷ speed (1.5 s) +
+  Klipper's 0.25 s. The same read paces the worker: one jog per status tick, about 4 a second, each
+  carrying the detents merged meanwhile (9 jog requests and 9 reads for the uncapped 1,000 detents).
 """
 
 
