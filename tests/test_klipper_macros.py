@@ -134,6 +134,22 @@ def test_extrude_is_refused_cold_and_runs_hot_in_relative_e_only(klipper):
     assert klipper.query("gcode_move")["gcode_move"]["absolute_extrude"] is True
 
 
+@pytest.mark.parametrize("own_klipper", [{"klippy": "klipper"}], indirect=True)
+def test_on_klippers_own_klippy_the_guards_work_the_same(own_klipper):
+    """Most people run Klipper, not Kalico: its klippy renders the macros and parses their parameters too."""
+    assert "app" not in own_klipper._ok("GET", "/printer/info")  # Kalico says app: Kalico
+    own_klipper.home()
+    own_klipper.script("G90\nG1 X10 Y10 Z10 F6000")
+    own_klipper.script("OCTOPANEL_JOG X=5 Y=-3.25 Z=1.5 F=3000")
+    assert own_klipper.position()[:3] == pytest.approx((15, 6.75, 11.5))
+    assert own_klipper.query("gcode_move")["gcode_move"]["absolute_coordinates"] is True
+    assert refusal(own_klipper, "OCTOPANEL_JOG X=abc") == "octopanel: jog refused: X=abc is not a distance in mm"
+    assert refusal(own_klipper, "OCTOPANEL_EXTRUDE E=5").startswith("octopanel: extrude refused: extruder is at ")
+    own_klipper.start_print()
+    assert refusal(own_klipper, "OCTOPANEL_JOG Z=1") == "octopanel: jog refused: printer is printing"
+    assert own_klipper.position()[1:3] == (PRINT_Y, PRINT_Z)
+
+
 # -- octopanel install --klipper-macros -----------------------------------------------------------
 
 

