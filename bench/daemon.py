@@ -17,17 +17,17 @@ import struct
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import benchenv
 from benchenv import median, ms, pct
+from burst import burst
+from flavours import OCTOPRINT
 from timing import Recorder
 
 FMT = "llHHi"  # native struct input_event
 EV_SYN, EV_KEY, EV_REL = 0, 1, 2
 SYN_REPORT, KEY_KP8, KEY_KP2, REL_DIAL = 0, 72, 80, 7
-STEP_MM = Decimal("0.1")
 KEYMAP = """\
 feedback: {beep: false, message: false, leds: "off"}
 settings: {max_outstanding_mm: 1000}
@@ -40,11 +40,6 @@ rotary:
 WARMUP = 10
 GAP_S = (0.02, 0.04)  # idle time between trials, random so that nothing periodic locks onto them
 KINDS = ("daemon", "bare", "curl")
-JOG_PATH = "/api/printer/printhead"
-
-
-def is_jog(record):
-    return record["m"] == "POST" and record["p"].startswith(JOG_PATH)
 
 
 def event(type_, code, value):
@@ -56,13 +51,14 @@ def event(type_, code, value):
 class PanelDaemon:
     """`octopanel run --replay FIFO --live` from the bench venv, and the FIFO's write end: a keypad."""
 
-    def __init__(self, venv, url, api_key, workdir, keymap=KEYMAP):
+    def __init__(self, venv, url, api_key, workdir, keymap=KEYMAP, **env_extra):
         self.workdir = Path(workdir)
         self.fifo = self.workdir / "keys.fifo"
         os.mkfifo(self.fifo)
         (self.workdir / "keymap.yaml").write_text(keymap)
         self.log = open(self.workdir / "daemon.log", "w+")  # noqa: SIM115 (open for the daemon's life)
-        env = benchenv.clean_env(self.workdir, OCTOPRINT_URL=url, OCTOPRINT_API_KEY=api_key)
+        # env_extra: e.g. OCTOPANEL_BACKEND="moonraker"; a None value (api_key too) is left out.
+        env = benchenv.clean_env(self.workdir, OCTOPRINT_URL=url, OCTOPRINT_API_KEY=api_key, **env_extra)
         # --live: the loop reads the FIFO itself, as it reads a keypad's event node. A plain replay would put
         # a pacing thread between the two, which a real keypad does not have.
         self.proc = subprocess.Popen(
@@ -103,8 +99,8 @@ class PanelDaemon:
     def key(self, code, value):
         return self.write(event(EV_KEY, code, value) + event(EV_SYN, SYN_REPORT, 0))
 
-    def dial(self, steps):
-        return self.write(event(EV_REL, REL_DIAL, steps) + event(EV_SYN, SYN_REPORT, 0))
+    def dial(self, steps, code=REL_DIAL):
+        return self.write(event(EV_REL, code, steps) + event(EV_SYN, SYN_REPORT, 0))
 
     def output(self):
         self.log.flush()
@@ -140,33 +136,37 @@ def g0_logged_at(serial_log, mark, y, timeout=0.5):
     return None
 
 
-def trial(kind, recorder, daemon, session, api_key, sign):
+def press(recorder, daemon, sign, flavour=OCTOPRINT):
+    """One key press on the daemon's FIFO: t0, the first request it sent and its jog request."""
+    code = KEY_KP8 if sign > 0 else KEY_KP2
+    t0 = daemon.key(code, 1)
+    first = recorder.wait_for(lambda r: True)
+    jog = first if flavour.is_jog(first) else recorder.wait_for(flavour.is_jog)
+    daemon.key(code, 0)
+    return t0, first, jog
+
+
+def trial(kind, recorder, daemon, session, api_key, sign, flavour=OCTOPRINT):
     """One key press (or its bare equivalent): t0 and {measure: seconds from t0 to the server's stamps}."""
     y = "0.1" if sign > 0 else "-0.1"
     recorder.drain()
     if kind == "daemon":
-        code = KEY_KP8 if sign > 0 else KEY_KP2
-        t0 = daemon.key(code, 1)
-        first = recorder.wait_for(lambda r: True)
-        jog = first if is_jog(first) else recorder.wait_for(is_jog)
-        daemon.key(code, 0)
+        t0, first, jog = press(recorder, daemon, sign, flavour)
         return t0, {"first": first["t"] - t0, "jog": jog["t"] - t0, "done": jog["done"] - t0}
     if kind == "bare":
         t0 = time.monotonic()
-        session.post(recorder.url + JOG_PATH, json={"command": "jog", "y": float(y)}, timeout=5)
+        session.post(recorder.url + flavour.path, json=flavour.body("y", y), timeout=5)
     else:  # one curl per key press through /bin/sh -c, as actkbd's system() runs a command
-        body = json.dumps({"command": "jog", "y": float(y)})
-        command = (
-            f"curl -s -H 'X-Api-Key: {api_key}' -H 'Content-Type: application/json' -X POST "
-            f"-d '{body}' {recorder.url}{JOG_PATH}"
-        )
+        body = json.dumps(flavour.body("y", y))
+        key = f"-H 'X-Api-Key: {api_key}' " if api_key else ""
+        command = f"curl -s {key}-H 'Content-Type: application/json' -X POST -d '{body}' {recorder.url}{flavour.path}"
         t0 = time.monotonic()
         subprocess.run(["/bin/sh", "-c", command], stdout=subprocess.DEVNULL, check=False)
-    jog = recorder.wait_for(is_jog)
+    jog = recorder.wait_for(flavour.is_jog)
     return t0, {"first": jog["t"] - t0, "jog": jog["t"] - t0, "done": jog["done"] - t0}
 
 
-def latency(recorder, daemon, api_key, trials, kinds=KINDS, serial_log=None, seed=1):
+def latency(recorder, daemon, api_key, trials, kinds=KINDS, serial_log=None, seed=1, flavour=OCTOPRINT):
     """Interleaved trials of each kind; returns {kind: {measure: [seconds]}} (+ "serial" to serial.log)."""
     from octopanel.printers.httpclient import environment_session
 
@@ -174,7 +174,13 @@ def latency(recorder, daemon, api_key, trials, kinds=KINDS, serial_log=None, see
     # Set up as the daemon's own session (environment read once, not per request): what is compared is the
     # daemon's path, not a requests setting worth ~0.1 ms a request.
     session = environment_session(recorder.url)
-    session.headers["X-Api-Key"] = api_key
+    if api_key:
+        session.headers["X-Api-Key"] = api_key
+    if flavour.learns:  # one press each way first: the bare senders then send the daemon's own jog
+        for sign, y in ((1, "0.1"), (-1, "-0.1")):
+            recorder.drain()
+            flavour.learn("y", y, press(recorder, daemon, sign, flavour)[2]["b"])
+            time.sleep(GAP_S[1])
     out = {kind: {"first": [], "jog": [], "done": [], "serial": []} for kind in kinds}
     count = 0
     for i in range(WARMUP + trials):
@@ -185,7 +191,7 @@ def latency(recorder, daemon, api_key, trials, kinds=KINDS, serial_log=None, see
             count += 1
             mark = os.path.getsize(serial_log) if serial_log else None
             offset = time.time() - time.monotonic()  # wall clock minus monotonic, for serial.log's stamps
-            t0, result = trial(kind, recorder, daemon, session, api_key, sign)
+            t0, result = trial(kind, recorder, daemon, session, api_key, sign, flavour)
             if serial_log:
                 logged = g0_logged_at(serial_log, mark, "0.1" if sign > 0 else "-0.1")
                 result["serial"] = None if logged is None else logged - (t0 + offset)
@@ -211,61 +217,6 @@ def summarize_latency(raw):
             for m in ("first", "jog")
         }
     return s
-
-
-# -- the jog-wheel burst ------------------------------------------------------------------------------------------
-
-
-def z_total(bodies):
-    return sum((json.loads(b, parse_float=Decimal).get("z", 0) for b in bodies), Decimal(0))
-
-
-def serial_z(vp, mark):
-    return [Decimal(m.group(1)) for line in vp.sent_since(mark) if (m := re.match(r"G0 Z(-?[\d.]+)", line))]
-
-
-def burst(recorder, daemon, detents=1000, hz=500, vp=None):
-    """`detents` REL_DIAL +1 events at `hz`; what reached the server, its exactness and its lag."""
-    expected = STEP_MM * detents
-    recorder.drain()
-    mark = vp.mark() if vp is not None else None
-    period = 1 / hz
-    start = time.monotonic()
-    first = last = None
-    for k in range(detents):
-        delay = start + k * period - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        last = daemon.dial(1)
-        first = first if first is not None else last
-    records, quiet_s = [], 2.0
-    while True:
-        try:
-            records.append(recorder.wait_for(lambda r: True, timeout=quiet_s))
-        except TimeoutError:
-            break
-        if z_total(r["b"] for r in records if is_jog(r)) >= expected:
-            quiet_s = 0.3  # the total is there: wait only briefly for anything extra
-    jogs = [r for r in records if is_jog(r)]
-    total = z_total(r["b"] for r in jogs)
-    result = {
-        "detents": detents,
-        "rate_hz": (detents - 1) / (last - first),
-        "jog_requests": len(jogs),
-        "other_requests": len(records) - len(jogs),
-        "expected_mm": expected,
-        "received_mm": total,
-        "error_mm": total - expected,
-        "lag_arrival": jogs[-1]["t"] - last if jogs else None,
-        "lag_done": jogs[-1]["done"] - last if jogs else None,
-    }
-    if vp is not None:
-        deadline = time.monotonic() + 5
-        while sum(serial_z(vp, mark)) != total and time.monotonic() < deadline:
-            time.sleep(0.05)
-        moves = serial_z(vp, mark)
-        result.update(serial_moves=len(moves), serial_mm=sum(moves), serial_error_mm=sum(moves) - expected)
-    return result
 
 
 # -- one target, and the whole run --------------------------------------------------------------------------------

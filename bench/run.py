@@ -1,4 +1,4 @@
-"""Runs both benchmarks (bench/daemon.py, bench/cli.py) against one OctoPrint and writes bench/RESULTS.md.
+"""Runs the benchmarks (bench/daemon.py, cli.py against one OctoPrint; moonraker.py) and writes bench/RESULTS.md.
 
 Usage: python bench/run.py [--quick] [--out FILE]
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 import benchenv
 import cli as cli_bench
 import daemon as daemon_bench
+import moonraker as moonraker_bench
 
 NOTES = """\
 ## How to read these figures
@@ -96,18 +97,20 @@ def loadavg():
     return Path("/proc/loadavg").read_text().split()[:3]
 
 
-def verdicts(daemon_results, cli_result):
+def verdicts(daemon_results, cli_result, klipper_result):
     lines = []
-    for text, met in cli_bench.targets_met(cli_result) + daemon_bench.targets_met(daemon_results):
+    met_list = cli_bench.targets_met(cli_result) + daemon_bench.targets_met(daemon_results)
+    for text, met in met_list + moonraker_bench.targets_met(klipper_result):
         lines.append(f"* {'✅ met' if met else '❌ **not met**'}: {text}")
     return "\n".join(lines)
 
 
-def render(info, daemon_results, cli_result, quick, loads):
+def render(info, daemon_results, cli_result, klipper_result, quick, loads):
     machine = (
         f"| CPU | {info['cpu']} |\n|---|---|\n| cores | {info['cores']} |\n| memory | {info['memory']} |\n"
         f"| kernel | {info['kernel']} |\n| Python (bench venv) | {info['python']} |\n"
         f"| OctoPrint | {info['octoprint']} with its Virtual Printer, on 127.0.0.1 |\n"
+        f"| Klipper | {klipper_result['versions']} on a simulated MCU (KlipperSim), on 127.0.0.1 |\n"
         f"| input devices | {info['input']} |\n| date | {info['date']} |\n"
         f"| load average (1, 5, 15 min) at start / end | {' '.join(loads[0])} / {' '.join(loads[1])} |\n"
         f"| run | `python bench/run.py{' --quick' if quick else ''}` |"
@@ -121,7 +124,7 @@ def render(info, daemon_results, cli_result, quick, loads):
                 "## Machine",
                 machine,
                 "## Targets",
-                verdicts(daemon_results, cli_result),
+                verdicts(daemon_results, cli_result, klipper_result),
                 "## Figures",
                 cli_bench.report(cli_result, ["wall", "breakdown"]),
                 f"### Key press → request, both servers ({trials} interleaved presses per sender)",
@@ -129,8 +132,10 @@ def render(info, daemon_results, cli_result, quick, loads):
                 cli_bench.report(cli_result, ["overhead"]),
                 "### Jog-wheel burst: 1,000 detents at 500 Hz",
                 daemon_bench.burst_table(daemon_results),
+                "### Key press → request on Klipper (Moonraker), beside a bare client",
+                moonraker_bench.report(klipper_result),
                 cli_bench.report(cli_result, ["idle", "imports_fast", "imports_inproc"]),
-                NOTES,
+                NOTES.replace("\n## Where", moonraker_bench.NOTES + "\n## Where", 1),
             ]
         )
         + "\n"
@@ -151,7 +156,9 @@ def main(argv=None):
         vp.connect()
         daemon_results = daemon_bench.collect(venv, vp, 100 if args.quick else 400)
         cli_result = cli_bench.collect(venv, vp, args.quick, latency_result=daemon_results[1])
-    text = render(info, daemon_results, cli_result, args.quick, (load_start, loadavg()))
+    # After OctoPrint has stopped: the two servers never share the machine's two cores.
+    klipper_result = moonraker_bench.run(venv, 100 if args.quick else 400)
+    text = render(info, daemon_results, cli_result, klipper_result, args.quick, (load_start, loadavg()))
     Path(args.out).write_text(text)
     print(text)
     print(f"bench: wrote {args.out}", file=sys.stderr)
