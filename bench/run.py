@@ -25,7 +25,7 @@ NOTES = """\
   in its handler (the whole request read); for OctoPrint, in a small TCP proxy in front of it (first byte
   of the request), which also stamps when the answer went back ("answered"). The bare client is a
   keep-alive `requests.Session` in the benchmark process sending the same jog; t0 just before `post()`.
-  It is set up as the daemon's session is (`transport.environment_session`: proxies, NO_PROXY and ~/.netrc
+  It is set up as the daemon's session is (`printers.httpclient.environment_session`: proxies, NO_PROXY and ~/.netrc
   read once, not on every request, which saves requests ~0.1 ms a request), so that only the paths differ.
   `sh -c curl` is one curl spawned per key press, as actkbd's `system()` runs a command.
   *daemon − bare* is the difference of the percentiles.
