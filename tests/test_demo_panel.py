@@ -7,7 +7,7 @@ import pytest
 from conftest import BIN
 from daemonproc import clean_env
 
-from octopanel.cli.demo_panel import STEPS, Outcome, held_key_repeats, moved, received, refused_while_printing
+from octopanel.cli.demo_steps import STEPS, Outcome, held_key_repeats, moved, received, refused_while_printing
 from octopanel.cli.softpanel import Report, parse_report
 from octopanel.sandbox.octoprint_venv import cache_root
 

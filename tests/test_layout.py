@@ -62,7 +62,12 @@ def test_the_product_never_imports_the_sandbox():
         for name, targets in edges.items()
         if not name.startswith("octopanel.sandbox") and any(t.startswith("octopanel.sandbox") for t in targets)
     )
-    assert users == ["octopanel.cli.demo", "octopanel.cli.demo_panel", "octopanel.cli.keypad"]
+    assert users == [
+        "octopanel.cli.demo",
+        "octopanel.cli.demo_klipper",
+        "octopanel.cli.demo_printer",
+        "octopanel.cli.keypad",
+    ]
 
 
 def unannotated(tree, where):

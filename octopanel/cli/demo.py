@@ -1,4 +1,4 @@
-"""`octopanel demo`: a guided tour of the 8xxx commands, then of the panel, against a local Virtual Printer."""
+"""`octopanel demo`: a guided tour of the 8xxx commands, then of the panel, on a local OctoPrint or Klipper."""
 
 import argparse
 import os
@@ -9,41 +9,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from octopanel.cli.demo_printer import ENV_KEYS, CliStep, DemoPrinter, OctoPrintDemo
 from octopanel.cli.softpanel import SoftPanelError
-from octopanel.sandbox.virtualprinter import VirtualPrinter, VirtualPrinterError
+from octopanel.sandbox.klipper import KlipperSimError
+from octopanel.sandbox.virtualprinter import VirtualPrinterError
 
-
-def connected(vp: VirtualPrinter) -> None:
-    # `8connect` only asks OctoPrint to connect; the first temperature report follows 2 s later, and
-    # until then OctoPrint has no readings (8gettemp would say "unknown"). A person typing waits too.
-    vp.wait_state({"operational", "ready"}, timeout=20)
-    vp.wait_temperatures(timeout=10)
-
-
-def disconnected(vp: VirtualPrinter, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while vp.flags() and time.monotonic() < deadline:  # no flags at all: /api/printer answers 409
-        time.sleep(0.05)
-
-
-# (command words, what to wait for afterwards). Each step runs exactly as `8<command>` would.
-TOUR = (
-    (["connect"], connected),
-    (["status"], None),
-    (["home"], None),
-    (["settemp", "200"], None),
-    (["setbed", "60"], None),
-    (["alarm", "t", "60"], None),  # the Virtual Printer heats at 10 °C/s: a few seconds
-    (["gettemp"], None),
-    (["jog", "10", "-5", "1"], None),
-    (["fan", "on"], None),
-    (["fan", "off"], None),
-    (["msg", "Hello from octopanel"], None),
-    (["beep"], None),
-    (["settemp", "0"], None),
-    (["setbed", "0"], None),
-    (["disconnect"], disconnected),
-)
 INTERRUPTED = 130  # cli.main's exit code after Ctrl-C; it swallows the KeyboardInterrupt itself
 
 
@@ -51,8 +21,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="octopanel demo",
         description=(
-            "Start a throw-away OctoPrint 1.11.8 with its Virtual Printer on 127.0.0.1 and run a short "
-            "tour of octopanel commands, showing the G-code each one made the printer receive."
+            "Start a throw-away OctoPrint 1.11.8 with its Virtual Printer (or Moonraker and Klipper on a "
+            "simulated printer) on 127.0.0.1 and run a short tour of octopanel commands, then of the panel, "
+            "showing the G-code each one made the printer receive."
         ),
     )
     parser.add_argument(
@@ -65,6 +36,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="which tour: the 8xxx commands (cli), the panel daemon driven by a software keypad (panel), or both",
     )
     parser.add_argument(
+        "--backend",
+        choices=tuple(PRINTERS),
+        default="octoprint",
+        help="which printer to start: OctoPrint's Virtual Printer (default) or Klipper behind Moonraker",
+    )
+    parser.add_argument(
         "--keypad",
         action="store_true",
         help="no tour: this terminal becomes the panel, on the Virtual Printer (octopanel keypad --virtual)",
@@ -72,58 +49,51 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_step(
-    vp: VirtualPrinter,
-    main: Callable[..., int],
-    words: Sequence[str],
-    after: Callable[[VirtualPrinter], None] | None,
-) -> int:
-    """Run one command in-process and print it, its output and the G-code it caused; return its exit code."""
-    print(f"$ 8{shlex.join(words)}", flush=True)
-    mark = vp.mark()
-    code = main(list(words), prog="octopanel")
+def run_step(printer: DemoPrinter, main: Callable[..., int], step: CliStep) -> str | None:
+    """Run one command in-process and print it, its output, what the printer received and the verdict; return
+    what went wrong (None: it worked)."""
+    print(f"$ 8{shlex.join(step.words)}", flush=True)
+    mark = printer.mark()
+    code = main(list(step.words), prog="octopanel")
     sys.stdout.flush()
     if code == INTERRUPTED:
         raise KeyboardInterrupt
-    if code == 0 and after is not None:
-        after(vp)
-    sent = vp.settle(mark)
-    print(
-        f"  → printer received: {' | '.join(sent) if sent else '(nothing)'}"
-        + ("" if code == 0 else f"   [exit code {code}]")
-    )
-    print()
-    return code
+    if code == 0 and step.after is not None:
+        step.after()
+    sent = printer.settle(mark)
+    problem = f"exit code {code}" if code != 0 else step.expect(sent) if step.expect is not None else None
+    print(f"  → printer received: {printer.shown(sent)}")
+    status = printer.status()  # after expect(), which waits for a slow effect
+    if status is not None:
+        print(f"  → printer state: {status}")
+    print(f"  ✗ {problem}\n" if problem else "  ✓\n", flush=True)
+    return problem
 
 
-def tour(vp: VirtualPrinter) -> int:
+def tour(printer: DemoPrinter) -> int:
     from octopanel.cli import main  # imported late: the demo module must load even while the CLI is broken
 
     print("=== The commands: each step runs exactly as 8<command> would ===\n", flush=True)
-    failed = [shlex.join(words) for words, after in TOUR if run_step(vp, main, words, after) != 0]
+    steps = printer.cli_tour()
+    failed = [shlex.join(s.words) for s in steps if run_step(printer, main, s) is not None]
     if failed:
-        print(f"{len(failed)} of {len(TOUR)} steps failed: " + ", ".join(failed), file=sys.stderr)
+        print(f"{len(failed)} of {len(steps)} steps failed: " + ", ".join(failed), file=sys.stderr)
     else:
-        print(f"All {len(TOUR)} steps worked.")
+        print(f"All {len(steps)} steps worked.")
     return 1 if failed else 0
 
 
-def keep_running(vp: VirtualPrinter) -> None:
-    if not vp.flags():  # the CLI tour ends disconnected, the panel tour connected
-        vp.connect()
-    print(
-        f"""
-OctoPrint keeps running with its Virtual Printer connected. In another shell:
+def klipper() -> DemoPrinter:
+    from octopanel.cli.demo_klipper import KlipperDemo
 
-    export OCTOPRINT_URL={vp.url}
-    export OCTOPRINT_API_KEY={vp.api_key}
-    8status; 8jog 0 0 5; octopanel help
+    return KlipperDemo()
 
-Web interface: {vp.url} (user admin, password {vp.password})
-serial log:    {vp.serial_log}
-Press Ctrl-C to stop it and delete its files.""",
-        flush=True,
-    )
+
+PRINTERS: dict[str, Callable[[], DemoPrinter]] = {"octoprint": OctoPrintDemo, "moonraker": klipper}
+
+
+def keep_running(printer: DemoPrinter) -> None:
+    print("\n" + printer.keep_text() + "\nPress Ctrl-C to stop it and delete its files.", flush=True)
     while True:
         time.sleep(3600)
 
@@ -133,39 +103,48 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the tour; 0 if every step worked, 1 if one failed or OctoPrint would not start, 130 on Ctrl-C."""
+    """Run the tour; 0 if every step worked, 1 if one failed or the printer would not start, 130 on Ctrl-C."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.keypad:
         from octopanel.cli import keypad
 
         return keypad.main(["--virtual"])
-    saved_env = {k: os.environ.get(k) for k in ("OCTOPRINT_URL", "OCTOPRINT_API_KEY")}
+    saved_env = {k: os.environ.get(k) for k in ENV_KEYS}
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal() works only there
     previous_handler = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
-    vp = VirtualPrinter()
+    printer = PRINTERS[args.backend]()
     try:
-        print("Starting a local OctoPrint 1.11.8 with its Virtual Printer…", flush=True)
+        print(f"Starting a local {printer.title}…", flush=True)
         started = time.monotonic()
-        vp.start()
-        print(f"OctoPrint is up at {vp.url} ({time.monotonic() - started:.1f} s).\n", flush=True)
-        os.environ["OCTOPRINT_URL"], os.environ["OCTOPRINT_API_KEY"] = vp.url, vp.api_key
-        code = tour(vp) if args.tour in ("all", "cli") else 0
+        printer.start()
+        print(f"It is up at {printer.url} ({time.monotonic() - started:.1f} s).\n", flush=True)
+        for key, value in printer.env().items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        code = tour(printer) if args.tour in ("all", "cli") else 0
         if args.tour in ("all", "panel"):
             from octopanel.cli import demo_panel
 
             print(flush=True)
-            code = demo_panel.tour(vp) or code
+            code = demo_panel.tour(printer) or code
         if args.keep:
-            keep_running(vp)
+            keep_running(printer)
         return code
-    except (VirtualPrinterError, SoftPanelError, OSError) as exc:  # OSError includes TimeoutError and requests' errors
+    except (
+        VirtualPrinterError,
+        KlipperSimError,
+        SoftPanelError,
+        OSError,
+    ) as exc:  # OSError includes TimeoutError and requests' errors
         print(f"octopanel demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return INTERRUPTED
     finally:
-        vp.stop()
+        printer.stop()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_handler)
         for key, value in saved_env.items():
