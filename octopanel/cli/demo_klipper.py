@@ -54,13 +54,15 @@ class KlipperDemo:
 
     title = "Moonraker and Klipper on a simulated printer"
 
-    def __init__(self) -> None:
-        self.sim = KlipperSim(macros=True)
-        self.url = ""
+    def __init__(self, sim: KlipperSim | None = None, effect_timeout: float = EFFECT_TIMEOUT_S) -> None:
+        self.sim = KlipperSim(macros=True) if sim is None else sim  # one started already: start() leaves it be
+        self.url = self.sim.url
+        self.effect_timeout = effect_timeout
         self.before: Snapshot = {}
 
     def start(self) -> None:
-        self.sim.start()
+        if self.sim.run is None:
+            self.sim.start()
         self.url = self.sim.url
 
     def stop(self) -> None:
@@ -88,7 +90,7 @@ class KlipperDemo:
 
     def becomes(self, key: str, value: Any) -> Callable[[list[str]], str | None]:
         def expect(sent: list[str]) -> str | None:
-            deadline = time.monotonic() + EFFECT_TIMEOUT_S
+            deadline = time.monotonic() + self.effect_timeout
             while (now := snapshot(self.sim)[key]) != value and time.monotonic() < deadline:
                 time.sleep(POLL_S)
             return (
