@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install octopanel (Debian packages it builds against, a venv) and run its guided demo against a local
-# OctoPrint Virtual Printer: no printer needed. Usage: ./demo.sh [--keep]
+# OctoPrint Virtual Printer: no printer needed. Usage: ./demo.sh [--keep] [--backend moonraker]
 set -eu
 cd "$(dirname "$0")"
 . scripts/deps.sh
