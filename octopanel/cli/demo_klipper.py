@@ -14,6 +14,7 @@ from octopanel.sandbox.klipper import KlipperSim
 
 PRINT_MOVES = 60  # 1-second moves: the panel steps that need a running print take ~8 s of them
 STILL_S = 0.5
+PANEL_START = (50.0, 50.0, 10.0)
 POLL_S = 0.1
 EFFECT_TIMEOUT_S = 10.0  # a fan or heater change waits behind the moves queued before it (a slow Z jog: ~4 s)
 Snapshot = dict[str, Any]
@@ -32,7 +33,8 @@ def snapshot(sim: KlipperSim) -> Snapshot:
     head = status["toolhead"]
     return {
         "job": status["print_stats"]["state"],
-        "position": tuple(round(v, 3) for v in head["position"][:3]),
+        # to 0.01 mm: homing leaves Z a few µm off 0 (-0.0025), and -0.0 + 0.0 is 0.0
+        "position": tuple(round(v, 2) + 0.0 for v in head["position"][:3]),
         "homed": head["homed_axes"] or "none",
         "extruder": status["extruder"]["target"],
         "bed": status["heater_bed"]["target"],
@@ -104,13 +106,19 @@ class KlipperDemo:
     def moved_by(self, delta: tuple[float, float, float]) -> Callable[[list[str]], str | None]:
         def expect(sent: list[str]) -> str | None:
             start, now = self.before["position"], snapshot(self.sim)["position"]
-            moved = tuple(round(b - a, 3) for a, b in zip(start, now, strict=True))
+            moved = tuple(round(b - a, 2) + 0.0 for a, b in zip(start, now, strict=True))
             return None if moved == delta else f"expected the toolhead to move by {delta}, it moved by {moved}"
 
         return expect
 
     def connect(self) -> None:
-        self.sim.home()  # Klipper's host is always connected; a fresh one is not homed
+        # Klipper's host is always connected; a fresh one is not homed, and at the origin a jog of -1 mm
+        # is out of range: start the panel tour homed with the head clear of the axes' ends.
+        self.sim.home()
+        self.sim.script(f"G90\nG0 X{PANEL_START[0]:g} Y{PANEL_START[1]:g} Z{PANEL_START[2]:g} F6000\nM400")
+        print(
+            f"(the head goes to X{PANEL_START[0]:g} Y{PANEL_START[1]:g} Z{PANEL_START[2]:g}, clear of the axes' ends)\n"
+        )
 
     def mark(self) -> float:
         self.before = snapshot(self.sim)
