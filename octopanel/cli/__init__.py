@@ -40,9 +40,9 @@ META = {
     "login": ("octopanel.printers.octoprint.login", "get an API key from OctoPrint's app-keys workflow and save it"),
     "run": ("octopanel.cli.panel", "run the control panel daemon (keypads, jog wheels, control socket)"),
     "check": ("octopanel.cli.panel", "validate a keymap file"),
-    "devices": ("octopanel.cli.panel", "list input devices"),
-    "events": ("octopanel.cli.panel", "print input events live as keymap lines"),
-    "record": ("octopanel.cli.panel", "record raw input events to a file, for --replay"),
+    "devices": ("octopanel.cli.inputs", "list input devices"),
+    "events": ("octopanel.cli.inputs", "print input events live as keymap lines"),
+    "record": ("octopanel.cli.inputs", "record raw input events to a file, for --replay"),
     "chart": ("octopanel.cli.chart", "draw a keymap on its keys as an SVG, to print at actual size"),
     "install": ("octopanel.cli.install", "install the systemd service: user, /etc/octopanel, unit, udev rule"),
     "uninstall": ("octopanel.cli.install", "remove the service (--purge: /etc/octopanel too)"),
@@ -271,7 +271,11 @@ def meta_main(name: str, argv: list[str]) -> int:
     import importlib
 
     module = importlib.import_module(META[name][0])
-    multi = ("octopanel.cli.panel", "octopanel.cli.install")  # modules serving several commands take the name
+    multi = (
+        "octopanel.cli.panel",
+        "octopanel.cli.inputs",
+        "octopanel.cli.install",
+    )  # modules serving several commands take the name
     return module.main(name, argv) if META[name][0] in multi else module.main(argv)
 
 

@@ -297,7 +297,7 @@ def parse(argv: Sequence[str] | None, name: str) -> argparse.Namespace:
 
 
 def main(name: str, argv: Sequence[str] | None, sysroot: str = "/") -> int:
-    """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as cli/panel.py serves run/check/...).
+    """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as cli/panel.py serves run and check).
 
     `sysroot` is for tests only: neither the command line nor the environment sets it."""
     try:
