@@ -305,7 +305,8 @@ def full_help(registry: Registry) -> str:
 
 
 def command_help(action: Action) -> str:
-    from octopanel.actions.registry import ANY, REQUIRED, usage
+    from octopanel.actions.parser import REQUIRED, usage
+    from octopanel.actions.registry import ANY
 
     lines = [
         f"usage: {usage(action)}",
