@@ -2,6 +2,7 @@
 under the daemon, a pause waiting behind a long move, and the jog cap. (Klipper shut down and restarted
 under a daemon: test_cmd_klipper.py, with the 8xxx commands that do it.)"""
 
+import threading
 import time
 from pathlib import Path
 
@@ -153,6 +154,47 @@ def test_a_fast_wheel_burst_is_capped_by_the_physical_backlog(klipper, tmp_path)
         assert klipper.position()[2] == pytest.approx(z + 2)
         assert ex.motion.peak_mm["z"] <= 2 + 1e-9 and ex.stats.capped_units == 28
         assert client.profile()["axes"]["z"]["speed"] == 200
+    finally:
+        ex.stop()
+        client.close()
+        klipper.wait_idle()
+
+
+def turn(dispatch, detents, interval_s):
+    """A wheel turned steadily: one detent every interval_s, stamped as it is turned."""
+    start = time.monotonic()
+    for k in range(detents):
+        time.sleep(max(0.0, start + k * interval_s - time.monotonic()))
+        dispatch.gesture(Gesture("rotary", "REL_DIAL", time.monotonic(), "wheel", 1))
+
+
+def test_a_sustained_wheel_stream_keeps_the_real_backlog_within_the_cap(klipper, tmp_path):
+    """Physical, not logical: while detents keep coming for 3 s, what Klipper was sent and has not done yet
+    (toolhead.position, the end of the queued moves, minus motion_report.live_position) stays within the cap.
+    The cap's model, not the answers, decides: Klipper answers each script at once and cannot cancel it."""
+    cap = 2.0
+    path = tmp_path / "keymap.yaml"
+    path.write_text(
+        'feedback: {beep: false, message: false, leds: "off"}\n'
+        f"settings: {{max_outstanding_mm: {cap}, stale_s: 10}}\nrotary:\n  REL_DIAL: jog z=0.5\n"
+    )
+    registry, limits = build_registry(), settings.load(env={})
+    km = keymap.load(path, registry, limits.limits)
+    client = MoonrakerClient(klipper.url, None)
+    ex = Executor(Context(client=client, settings=limits), km.settings["stale_s"], km.settings["max_outstanding_mm"])
+    dispatch = Dispatcher(km, registry, ex.ctx, ex)
+    ex.start()
+    outstanding = []
+    try:
+        assert wait_idle(ex, 5)
+        wheel = threading.Thread(target=turn, args=(dispatch, 150, 0.02))  # 50 detents a second for 3 s
+        wheel.start()
+        while wheel.is_alive():
+            status = klipper.query("toolhead", "motion_report")  # one snapshot of both (at Klipper's tick)
+            outstanding.append(status["toolhead"]["position"][2] - status["motion_report"]["live_position"][2])
+        assert wait_idle(ex, 10)
+        assert len(outstanding) >= 8 and max(outstanding) > cap / 2, outstanding  # the stream kept it busy
+        assert max(outstanding) <= cap + 0.1, outstanding
     finally:
         ex.stop()
         client.close()
