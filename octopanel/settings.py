@@ -2,7 +2,6 @@
 
 import json
 import os
-import stat
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from octopanel import settings_sources
 from octopanel import values as values_mod
+from octopanel.credentials import check_header_text, checked_url, read_secret, warn_if_readable
 from octopanel.errors import ConfigError
 from octopanel.filecap import read_text_capped
 from octopanel.settings_sources import CREDENTIAL_NAME, OCTOCMD_FILES
@@ -54,7 +54,6 @@ LIMIT_NAMES = (
     "max_jog",
     "max_extrude",
 )
-MAX_KEY_BYTES = 4096  # an OctoPrint key is 43 characters; a larger "key file" is the wrong file
 MAX_CONFIG_BYTES = 1 << 20
 API_KEY_FLAG_WARNING = (
     "--api-key on the command line is visible to every user through ps; prefer api_key_file: in "
@@ -183,38 +182,6 @@ def load(
     return settings
 
 
-def checked_url(url: str, source: str) -> str:
-    """The URL with http:// added to a bare host:port; ConfigError unless it is one line of http(s)."""
-    if "://" not in url:
-        url = "http://" + url  # octocmd.conf files often hold a bare host:port
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in ("http", "https"):  # the scheme alone: the rest may carry credentials
-        raise ConfigError(f"url must start with http:// or https://, got '{scheme}://...'", source)
-    check_header_text("url", url, source)
-    return url
-
-
-def check_header_text(name: str, value: str | None, source: str) -> None:
-    """Refuse what requests would fail on mid-request: the URL and the key travel in the request line and headers."""
-    if value is None:
-        return
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ConfigError(
-            f"{name} holds a control character (a line break?); nothing was sent. "
-            "Write it on one line, without CR, LF or tabs",
-            source,
-        )
-    if name == "api_key":
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ConfigError(
-                "api_key holds a character an HTTP header cannot carry (only Latin-1 can; an "
-                "OctoPrint key is letters, digits, - and _); nothing was sent",
-                source,
-            ) from None
-
-
 def read_yaml_config(path: Path, settings: Settings) -> dict[str, Any]:
     from octopanel import lineyaml  # PyYAML costs ~10 ms to import: only when a YAML file is read
 
@@ -274,30 +241,6 @@ def octocmd_layers(settings: Settings, files: Iterable[str] = OCTOCMD_FILES) -> 
             warn_if_readable(path, settings)
         return [(str(path), values)]
     return []
-
-
-def read_secret(path: "str | os.PathLike[str]", settings: Settings, warn: bool = True) -> str:
-    secret = read_text_capped(path, MAX_KEY_BYTES, "the API key")[0].strip()
-    check_header_text("api_key", secret, str(path))
-    if warn:
-        warn_if_readable(path, settings)
-    return secret
-
-
-def warn_if_readable(path: "str | os.PathLike[str]", settings: Settings) -> None:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
-        settings.warnings.append(f"{path} holds the API key and is readable by others; run: chmod 600 {path}")
-
-
-def mask(secret: str | None) -> str:
-    """Show enough of a key to recognise it, never enough to use it."""
-    if not secret:
-        return "(none)"
-    return secret[:2] + "…" + secret[-2:] if len(secret) > 8 else "****"
 
 
 def write_user_config(values: Mapping[str, Any], path: "str | os.PathLike[str] | None" = None) -> Path:

@@ -96,9 +96,8 @@ def test_motion_and_factors_reach_klipper(klipper, tmp_path, run):
     ok(run(klipper, tmp_path, "octopanel", "jog", "z=-0.5"))
     ok(run(klipper, tmp_path, "8g0", "X25"))
     assert klipper.position()[0] == 25 and round(klipper.position()[2] - start[2], 3) == 0.5
-    # A jog Klipper refuses ends its script before RESTORE_GCODE_STATE: octopanel restores it, so the next
-    # move is not relative (before: G91 stayed on)
-    refused(run(klipper, tmp_path, "8jog", 300, 0, 0), 1, "Klipper refused it: Move out of range")
+    # Out of range: the guard macro refuses it before G91 (without the macros, see the test below)
+    refused(run(klipper, tmp_path, "8jog", 300, 0, 0), 1, "Klipper refused it: octopanel: jog refused: X would go to")
     assert klipper.query("gcode_move")["gcode_move"]["absolute_coordinates"] is True
     ok(run(klipper, tmp_path, "8speed", 150))
     ok(run(klipper, tmp_path, "8feed", 90))
@@ -283,7 +282,7 @@ def test_a_wrong_backend_setting_is_a_clear_error(klipper, tmp_path, run):
 
 def test_emergency_stop_reset_and_reconnect_also_under_a_daemon(klipper, tmp_path, run):
     """Klipper shut down and restarted twice (8reset, then 8reconnect), with a daemon running meanwhile: its
-    state follows (a jog refused in the error state, then Klipper's own 'Must home axis first')."""
+    state follows (a jog refused in the error state, then one refused as not homed after the restart)."""
     (tmp_path / "d").mkdir()
     daemon = DaemonProc(tmp_path / "d", env={"OCTOPRINT_URL": klipper.url})
     try:
@@ -297,7 +296,7 @@ def test_emergency_stop_reset_and_reconnect_also_under_a_daemon(klipper, tmp_pat
         time.sleep(0.5)  # Moonraker answers before Klipper's host has left "ready"
         back_ready(klipper)
         reply = daemon.ask("jog y=1")
-        assert not reply["ok"] and "Must home axis first" in reply["error"], reply  # Klipper's own words
+        assert not reply["ok"] and "jog refused: Y is not homed" in reply["error"], reply
         assert klipper.query("toolhead")["toolhead"]["homed_axes"] == ""
         klipper.script("SET_KINEMATIC_POSITION X=1 Y=1 Z=1")  # homed by decree, so the restart shows
         ok(run(klipper, tmp_path, "8reset"))
@@ -308,7 +307,9 @@ def test_emergency_stop_reset_and_reconnect_also_under_a_daemon(klipper, tmp_pat
         ok(run(klipper, tmp_path, "8reconnect"))
         time.sleep(0.5)
         back_ready(klipper)
-        refused(run(klipper, tmp_path, "8jog", 0, 0, 1), 1, "Klipper refused it: Must home axis first")
+        refused(
+            run(klipper, tmp_path, "8jog", 0, 0, 1), 1, "Klipper refused it: octopanel: jog refused: Z is not homed"
+        )
         mark = klipper.mark()
         ok(run(klipper, tmp_path, "8home"))  # (the next test needs it homed anyway)
         assert klipper.query("toolhead")["toolhead"]["homed_axes"] == "xyz"
@@ -326,3 +327,26 @@ def test_auto_detection_tells_both_backends_apart(klipper, octoprint):
         assert detect(settings) == expected
     settings = settings_mod.load({"url": klipper.url, "api_key": "a-wrong-key-0123"}, env={})
     assert detect(settings) == "moonraker"  # Moonraker's 401 to a wrong key, even from a trusted address
+
+
+@pytest.mark.parametrize("own_klipper", [{"macros": False}], indirect=True)
+def test_without_the_guard_macros_moves_are_plain_scripts_and_a_refusal_restores_the_mode(own_klipper, tmp_path, run):
+    """No [include octopanel.cfg]: 8checkcfg says so, a jog is SAVE_GCODE_STATE / G91 / G1 / RESTORE as one
+    script, and Klipper's own refusal of the G1 (which ends the script before RESTORE) is followed by
+    octopanel's own restore, so the next move is not relative (before: G91 stayed on)."""
+    env = {"OCTOPRINT_URL": own_klipper.url}
+    checked = ok(run(own_klipper, tmp_path, "8checkcfg", env=env))
+    assert "warning: Klipper lacks octopanel's guard macros" in checked, checked
+    refused(run(own_klipper, tmp_path, "8jog", 0, 0, 1, env=env), 1, "Klipper refused it: Must home axis first")
+    assert own_klipper.query("gcode_move")["gcode_move"]["absolute_coordinates"] is True
+    own_klipper.home()
+    own_klipper.script("G90\nG1 X10 Y10 Z10 F6000")
+    mark = own_klipper.mark()
+    ok(run(own_klipper, tmp_path, "8jog", 5, 0, 1, env=env))
+    assert own_klipper.position()[:3] == pytest.approx((15, 10, 11))
+    sent = own_klipper.sent_since(mark)
+    assert not [line for line in sent if "OCTOPANEL_JOG" in line], sent
+    refused(run(own_klipper, tmp_path, "8jog", 300, 0, 0, env=env), 1, "Klipper refused it: Move out of range")
+    assert own_klipper.query("gcode_move")["gcode_move"]["absolute_coordinates"] is True
+    own_klipper.script("G1 X20 Y20 Z5")
+    assert own_klipper.position()[:3] == pytest.approx((20, 20, 5))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from octopanel import credentials
 from octopanel import settings as settings_mod
 from octopanel.errors import ConfigError
 
@@ -303,9 +304,9 @@ def test_an_unreadable_key_file_is_a_config_error(home, tmp_path):
 
 
 def test_mask_never_shows_a_usable_key():
-    assert settings_mod.mask("TESTKEY1234567890") == "TE…90"
-    assert settings_mod.mask("short") == "****"
-    assert settings_mod.mask(None) == "(none)" and settings_mod.mask("") == "(none)"
+    assert credentials.mask("TESTKEY1234567890") == "TE…90"
+    assert credentials.mask("short") == "****"
+    assert credentials.mask(None) == "(none)" and credentials.mask("") == "(none)"
 
 
 def test_write_user_config_merges_and_is_private(home):
@@ -343,7 +344,7 @@ def test_checkcfg_reports_each_layer(run8, printer, tmp_path):
     assert (data["url"], data["sources"]["url"]) == ("http://flag:5000", "command line")
     assert data["sources"]["api_key"] == "environment"
     assert printer.api_key not in proc.stdout + proc.stderr
-    assert data["api_key"] == settings_mod.mask(printer.api_key)
+    assert data["api_key"] == credentials.mask(printer.api_key)
 
     data, _ = checkcfg(run8)
     assert (data["url"], data["sources"]["url"]) == (printer.url, "environment")

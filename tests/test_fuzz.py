@@ -47,7 +47,8 @@ from octopanel import cli, values
 from octopanel import settings as settings_mod
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
-from octopanel.actions.registry import REQUIRED, resolve_limit
+from octopanel.actions.parser import REQUIRED
+from octopanel.actions.registry import resolve_limit
 from octopanel.daemon.control import MAX_LINE
 from octopanel.daemon.loop import Daemon
 from octopanel.daemon.notify import Notifier

@@ -97,6 +97,17 @@ def test_idle_jog_moves_exactly_that_far_and_restores_absolute_mode(klipper):
     assert klipper.position()[:3] == pytest.approx((50, 40, 5))
 
 
+def test_a_jog_out_of_range_is_refused_before_it_changes_the_mode(klipper):
+    """Before: the macro's G1 failed after its G91 ("Move out of range"), and the console stayed relative."""
+    klipper.script("G90\nG1 X10 Y10 Z10 F6000")
+    high = klipper.query("toolhead")["toolhead"]["axis_maximum"][2]
+    assert refusal(klipper, f"OCTOPANEL_JOG Z={high}") == (
+        f"octopanel: jog refused: Z would go to {10 + high:.3f}, outside 0.000..{high:.3f}"
+    )
+    assert klipper.position()[:3] == (10, 10, 10)
+    assert klipper.query("gcode_move")["gcode_move"]["absolute_coordinates"] is True
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

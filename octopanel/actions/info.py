@@ -2,9 +2,9 @@
 
 from urllib.parse import urlsplit
 
-from octopanel import settings
 from octopanel.actions.invoke import Context, Result, dump
 from octopanel.actions.registry import Action, Param, Registry
+from octopanel.credentials import mask
 from octopanel.printers.httpclient import mask_url
 from octopanel.values import to_bool
 
@@ -15,7 +15,7 @@ def checkcfg(ctx: Context) -> Result:
     s = ctx.settings
     lines = [
         f"Printer URL:   {mask_url(s.url) if s.url else '(none)'}  [from {s.sources['url']}]",
-        f"API key:       {settings.mask(s.api_key)}  [from {s.sources['api_key']}]",
+        f"API key:       {mask(s.api_key)}  [from {s.sources['api_key']}]",
         f"Jog direction: {s.jog_direction}  [from {s.sources['jog_direction']}]",
         "Limits:        " + ", ".join(f"{k}={v}" for k, v in s.limits.items()),
     ]
@@ -25,7 +25,7 @@ def checkcfg(ctx: Context) -> Result:
     lines += [f"warning: {w}" for w in s.warnings]
     data = {
         "url": mask_url(s.url) if s.url else s.url,
-        "api_key": settings.mask(s.api_key),
+        "api_key": mask(s.api_key),
         "backend": s.backend,
         "sources": dict(s.sources),
         "limits": s.limits,

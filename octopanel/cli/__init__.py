@@ -12,26 +12,7 @@ if TYPE_CHECKING:
 
     from _typeshed import SupportsWrite
 
-    from octopanel.actions.registry import Action, Registry
-
-GLOBAL_HELP = """\
-global options (anywhere on the line):
-  -h, --help          this help; `COMMAND -h` shows one command
-  -v, -vv             print each request; -vv adds status and headers (the API key is redacted)
-  --json              print the parsed JSON (data commands) or a JSON result
-  --url URL           OctoPrint's or Moonraker's base URL (default: environment, config files)
-  --backend NAME      octoprint, moonraker (Klipper) or auto: ask the URL (default; OCTOPANEL_BACKEND,
-                      backend: in config.yaml)
-  --api-key KEY       OctoPrint API key; every user sees it through ps: prefer api_key_file: in
-                      ~/.config/octopanel/config.yaml, OCTOPRINT_API_KEY, or the systemd credential
-                      octoprint-api-key (LoadCredential=)
-  --config FILE       octopanel config file
-exit codes: 0 ok, 1 printer refused / unreachable / key rejected, 2 usage or config error"""
-
-COMMAND_GLOBALS = """\
-global options: -v, -vv, --json, --url URL, --backend NAME, --api-key KEY, --config FILE (octopanel -h: more).
-  --api-key is visible to every user through ps; prefer api_key_file: in ~/.config/octopanel/config.yaml,
-  OCTOPRINT_API_KEY, or the systemd credential octoprint-api-key (LoadCredential=)"""
+    from octopanel.actions.registry import Registry
 
 # Commands that are not printer actions; each is a module with main(argv) -> int, imported only when used.
 META = {
@@ -40,9 +21,9 @@ META = {
     "login": ("octopanel.printers.octoprint.login", "get an API key from OctoPrint's app-keys workflow and save it"),
     "run": ("octopanel.cli.panel", "run the control panel daemon (keypads, jog wheels, control socket)"),
     "check": ("octopanel.cli.panel", "validate a keymap file"),
-    "devices": ("octopanel.cli.panel", "list input devices"),
-    "events": ("octopanel.cli.panel", "print input events live as keymap lines"),
-    "record": ("octopanel.cli.panel", "record raw input events to a file, for --replay"),
+    "devices": ("octopanel.cli.inputs", "list input devices"),
+    "events": ("octopanel.cli.inputs", "print input events live as keymap lines"),
+    "record": ("octopanel.cli.inputs", "record raw input events to a file, for --replay"),
     "chart": ("octopanel.cli.chart", "draw a keymap on its keys as an SVG, to print at actual size"),
     "install": ("octopanel.cli.install", "install the systemd service: user, /etc/octopanel, unit, udev rule"),
     "uninstall": ("octopanel.cli.install", "remove the service (--purge: /etc/octopanel too)"),
@@ -189,6 +170,7 @@ def run(argv: list[str], prog: str) -> int:
     name, rest, meta = split_command(argv, prog)
     if name is None:
         from octopanel.actions import build_registry
+        from octopanel.cli.helptext import full_help
 
         opts, _ = split_globals(argv)
         print(full_help(build_registry()), file=sys.stdout if opts["help"] else sys.stderr)
@@ -202,6 +184,7 @@ def run(argv: list[str], prog: str) -> int:
         if code is not None:
             return code
     from octopanel.actions import build_registry
+    from octopanel.cli.helptext import command_help, full_help
 
     opts, words = split_globals(rest)
     registry = build_registry()
@@ -271,55 +254,6 @@ def meta_main(name: str, argv: list[str]) -> int:
     import importlib
 
     module = importlib.import_module(META[name][0])
-    multi = ("octopanel.cli.panel", "octopanel.cli.install")  # modules serving several commands take the name
+    # Modules serving several commands take the name.
+    multi = ("octopanel.cli.panel", "octopanel.cli.inputs", "octopanel.cli.install")
     return module.main(name, argv) if META[name][0] in multi else module.main(argv)
-
-
-def full_help(registry: Registry) -> str:
-    from octopanel.actions.registry import BACKENDS, EVERY_BACKEND
-
-    lines = ["usage: octopanel [options] ACTION [ARGS | key=value ...]   or   8ACTION [ARGS]", ""]
-    groups: dict[str, list[Action]] = {}
-    for action in (a for a in registry if a.cli):
-        groups.setdefault(action.group, []).append(action)
-    for group, actions in groups.items():
-        lines.append(f"{group}:")
-        for action in actions:
-            names = " ".join("8" + c for c in action.command_names)
-            only = (
-                ""
-                if action.backends == EVERY_BACKEND
-                else f" [{' and '.join(BACKENDS[k] for k in sorted(action.backends))} only]"
-            )
-            lines.append(f"  {names:<24} {action.help}{only}")
-        lines.append("")
-    lines.append("octopanel only:")
-    for name, (_module, help_) in META.items():
-        lines.append(f"  octopanel {name:<14} {help_}")
-    lines += ["", GLOBAL_HELP]
-    return "\n".join(lines)
-
-
-def command_help(action: Action) -> str:
-    from octopanel.actions.registry import ANY, REQUIRED, usage
-
-    lines = [
-        f"usage: {usage(action)}",
-        f"       octopanel {action.name} " + " ".join(f"{p.name}=…" for p in action.params),
-        "",
-        action.help,
-    ]
-    if action.params:
-        lines.append("")
-    for p in action.params:
-        bounds = []
-        if p.minval is not None or p.maxval is not None:
-            bounds.append(f"{p.minval if p.minval is not None else ''}..{p.maxval if p.maxval is not None else ''}")
-        if p.default is not REQUIRED and p.default is not None:
-            bounds.append(f"default {p.default}")
-        extra = f" ({', '.join(bounds)})" if bounds else ""
-        lines.append(f"  {p.flag or p.name:<12} {p.help}{extra}")
-    if action.states != ANY:
-        lines += ["", "runs only when the printer is " + " or ".join(sorted(action.states))]
-    lines += ["", COMMAND_GLOBALS]
-    return "\n".join(lines)

@@ -9,15 +9,13 @@ import grp
 import os
 import pwd
 import shutil
-import stat
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 from octopanel.cli import install_klipper
 from octopanel.cli.install_checks import SERVICE_USER, check_service_paths
+from octopanel.cli.installer import Installer
 from octopanel.cli.panel import parse as parse_args
 from octopanel.datafiles import shipped_path
 from octopanel.errors import OctopanelError, UsageError
@@ -33,13 +31,6 @@ FILES = (
     ("etc/keymap.yaml", "etc/octopanel/keymap.yaml", 0o640, False),
     ("systemd/octopanel.service", "etc/systemd/system/octopanel.service", 0o644, True),
     ("udev/70-octopanel.rules", "etc/udev/rules.d/70-octopanel.rules", 0o644, True),
-)
-# What systemctl and udevadm say on a machine (a container, a chroot) where systemd or udevd is not running.
-NO_SYSTEMD = (
-    "System has not been booted with systemd",
-    "Failed to connect to bus",
-    "Failed to send reload request: No such file or directory",
-    "Failed to send reload request: Connection refused",
 )
 
 
@@ -101,78 +92,6 @@ def service_paths(binary: Path, package: Path | None) -> list[tuple[str, Path, s
         ("Python interpreter", interpreter(binary), "exec"),
     ]
     return paths + ([("octopanel package directory", package, "dir")] if package is not None else [])
-
-
-class Installer:
-    """Writes under `root` ("/" or --destdir); runs commands only when `live`, else prints them."""
-
-    def __init__(self, root: "str | os.PathLike[str]", live: bool, out: TextIO | None = None) -> None:
-        self.root, self.live, self.out = Path(root), live, out or sys.stdout
-        self.failed = False
-
-    def path(self, rel: str) -> Path:
-        return self.root / rel
-
-    def say(self, verb: str, what: object, note: str = "") -> None:
-        print(f"{verb:<10}{what}{f'  ({note})' if note else ''}", file=self.out)
-
-    def run(self, *cmd: str) -> bool:
-        """Run a system command; a missing tool or a machine without systemd is reported, not fatal."""
-        line = " ".join(cmd)
-        if not self.live:
-            self.say("would run", line)
-            return True
-        if shutil.which(cmd[0]) is None:
-            self.say("skipped", line, f"{cmd[0]} not found: run it yourself where it exists")
-            return False
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode == 0:
-            self.say("ran", line)
-            return True
-        err = (proc.stderr or proc.stdout).strip()
-        if any(marker in err for marker in NO_SYSTEMD):
-            self.say("skipped", line, "systemd is not running here; run it on the Pi after boot")
-        else:
-            self.say("failed", line, err or f"exit {proc.returncode}")
-            self.failed = True
-        return False
-
-    def owner(self, path: Path, group: str) -> None:
-        """root:group when installing for real; staged files keep the caller's ownership."""
-        if self.live:
-            os.chown(path, 0, grp.getgrnam(group).gr_gid if group != "root" else 0)
-
-    def directory(self, rel: str, mode: int, group: str) -> None:
-        path = self.path(rel)
-        if path.is_dir():
-            self.say("kept", f"{path}/")
-        else:
-            path.mkdir(parents=True)
-            self.say("created", f"{path}/", f"mode {mode:04o}")
-        self.owner(path, group)
-        if stat.S_IMODE(path.stat().st_mode) != mode:
-            path.chmod(mode)
-
-    def file(self, rel: str, data: bytes, mode: int, replace: bool, group: str = "root") -> str:
-        """Write `data` unless the file exists (kept) or, when `replace`, has the same bytes. Returns the verb."""
-        path = self.path(rel)
-        if path.exists() and (not replace or path.read_bytes() == data):
-            verb = "kept"
-            note = "up to date" if replace else "yours: never overwritten"
-        else:
-            verb = "updated" if path.exists() else "created"
-            note = f"mode {mode:04o}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".octopanel-new")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)  # never a half-written unit or keymap
-        self.owner(path, group)
-        if stat.S_IMODE(path.stat().st_mode) != mode:
-            path.chmod(mode)
-        self.say(verb, str(path), note)
-        return verb
 
 
 def ensure_user(inst: Installer) -> None:
@@ -297,7 +216,7 @@ def parse(argv: Sequence[str] | None, name: str) -> argparse.Namespace:
 
 
 def main(name: str, argv: Sequence[str] | None, sysroot: str = "/") -> int:
-    """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as cli/panel.py serves run/check/...).
+    """`octopanel install ARGS` or `octopanel uninstall ARGS` (one module, as cli/panel.py serves run and check).
 
     `sysroot` is for tests only: neither the command line nor the environment sets it."""
     try:

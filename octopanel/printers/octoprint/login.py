@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from octopanel import settings
 from octopanel.cli.panel import parse
+from octopanel.credentials import checked_url
 from octopanel.errors import KeyRejected, OctopanelError, PrinterError, ServerError
 from octopanel.printers.octoprint.client import Client
 from octopanel.printers.octoprint.http_body import error_message
@@ -69,7 +70,7 @@ def obtain_key(
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(argv)
-        url = settings.checked_url(args.url, "the URL argument")  # before it is used or saved
+        url = checked_url(args.url, "the URL argument")  # before it is used or saved
         client = Client(url, None, verbose=args.verbose)
         key = obtain_key(client, args.user, args.timeout)
         path = settings.write_user_config({"url": url, "api_key": key}, args.config)
