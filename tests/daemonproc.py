@@ -51,6 +51,21 @@ def replay(recording, keymap, *args, env, timeout=30, speed="0", **popen):
     )
 
 
+def run_demo(tmp_path, *args, timeout):
+    """`octopanel demo ARGS` with the suite's cached OctoPrint and Klipper venvs (installed once), no stdin;
+    the finished process, output as text."""
+    from octopanel.sandbox.octoprint_venv import cache_root
+
+    return subprocess.run(
+        [str(BIN / "octopanel"), "demo", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp_path, OCTOPANEL_CACHE=str(cache_root())),
+        timeout=timeout,
+    )
+
+
 def rec(t, type_, code, value):
     sec = int(t)
     return struct.pack(FMT, sec, int((t - sec) * 1e6), type_, code, value)

@@ -2,6 +2,7 @@
 under the daemon, a pause waiting behind a long move, and the jog cap. (Klipper shut down and restarted
 under a daemon: test_cmd_klipper.py, with the 8xxx commands that do it.)"""
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -128,13 +129,14 @@ def test_a_pause_behind_a_long_move_is_honoured_and_a_jog_meanwhile_dropped(klip
     assert not [line for line in klipper.responses_since(mark) if "already paused" in line]
 
 
-def test_a_fast_wheel_burst_is_capped_by_the_physical_backlog(klipper, tmp_path):
-    """Cap 2 mm, step 1: 30 detents in 0.15 s move Z by 2 mm (Z at 200 mm/min, capped by the toolhead's
-    max_z_velocity), not 30: Klipper accepts every script at once and cannot cancel a queued move."""
+@contextlib.contextmanager
+def wheel_panel(klipper, tmp_path, cap, step):
+    """An executor and dispatcher on the Klipper sim for a keymap with one wheel (jog z=step), the physical
+    jog cap at `cap` mm: yields (executor, dispatcher, client) once the start-up state read is done."""
     path = tmp_path / "keymap.yaml"
     path.write_text(
         'feedback: {beep: false, message: false, leds: "off"}\n'
-        "settings: {max_outstanding_mm: 2, stale_s: 10}\nrotary:\n  REL_DIAL: jog z=1\n"
+        f"settings: {{max_outstanding_mm: {cap}, stale_s: 10}}\nrotary:\n  REL_DIAL: jog z={step}\n"
     )
     registry, limits = build_registry(), settings.load(env={})
     km = keymap.load(path, registry, limits.limits)
@@ -144,16 +146,8 @@ def test_a_fast_wheel_burst_is_capped_by_the_physical_backlog(klipper, tmp_path)
     ex.start()
     try:
         assert wait_idle(ex, 5)
-        z = klipper.position()[2]
-        start = time.monotonic()
-        for k in range(30):
-            while time.monotonic() < start + k * 0.005:
-                time.sleep(0.001)
-            dispatch.gesture(Gesture("rotary", "REL_DIAL", time.monotonic(), "wheel", 1))
+        yield ex, dispatch, client
         assert wait_idle(ex, 10)
-        assert klipper.position()[2] == pytest.approx(z + 2)
-        assert ex.motion.peak_mm["z"] <= 2 + 1e-9 and ex.stats.capped_units == 28
-        assert client.profile()["axes"]["z"]["speed"] == 200
     finally:
         ex.stop()
         client.close()
@@ -168,34 +162,29 @@ def turn(dispatch, detents, interval_s):
         dispatch.gesture(Gesture("rotary", "REL_DIAL", time.monotonic(), "wheel", 1))
 
 
+def test_a_fast_wheel_burst_is_capped_by_the_physical_backlog(klipper, tmp_path):
+    """Cap 2 mm, step 1: 30 detents in 0.15 s move Z by 2 mm (Z at 200 mm/min, capped by the toolhead's
+    max_z_velocity), not 30: Klipper accepts every script at once and cannot cancel a queued move."""
+    with wheel_panel(klipper, tmp_path, cap=2, step=1) as (ex, dispatch, client):
+        z = klipper.position()[2]
+        turn(dispatch, 30, 0.005)
+        assert wait_idle(ex, 10)
+        assert klipper.position()[2] == pytest.approx(z + 2)
+        assert ex.motion.peak_mm["z"] <= 2 + 1e-9 and ex.stats.capped_units == 28
+        assert client.profile()["axes"]["z"]["speed"] == 200
+
+
 def test_a_sustained_wheel_stream_keeps_the_real_backlog_within_the_cap(klipper, tmp_path):
     """Physical, not logical: while detents keep coming for 3 s, what Klipper was sent and has not done yet
     (toolhead.position, the end of the queued moves, minus motion_report.live_position) stays within the cap.
     The cap's model, not the answers, decides: Klipper answers each script at once and cannot cancel it."""
     cap = 2.0
-    path = tmp_path / "keymap.yaml"
-    path.write_text(
-        'feedback: {beep: false, message: false, leds: "off"}\n'
-        f"settings: {{max_outstanding_mm: {cap}, stale_s: 10}}\nrotary:\n  REL_DIAL: jog z=0.5\n"
-    )
-    registry, limits = build_registry(), settings.load(env={})
-    km = keymap.load(path, registry, limits.limits)
-    client = MoonrakerClient(klipper.url, None)
-    ex = Executor(Context(client=client, settings=limits), km.settings["stale_s"], km.settings["max_outstanding_mm"])
-    dispatch = Dispatcher(km, registry, ex.ctx, ex)
-    ex.start()
     outstanding = []
-    try:
-        assert wait_idle(ex, 5)
+    with wheel_panel(klipper, tmp_path, cap=cap, step=0.5) as (ex, dispatch, _client):
         wheel = threading.Thread(target=turn, args=(dispatch, 150, 0.02))  # 50 detents a second for 3 s
         wheel.start()
         while wheel.is_alive():
             status = klipper.query("toolhead", "motion_report")  # one snapshot of both (at Klipper's tick)
             outstanding.append(status["toolhead"]["position"][2] - status["motion_report"]["live_position"][2])
-        assert wait_idle(ex, 10)
-        assert len(outstanding) >= 8 and max(outstanding) > cap / 2, outstanding  # the stream kept it busy
-        assert max(outstanding) <= cap + 0.1, outstanding
-    finally:
-        ex.stop()
-        client.close()
-        klipper.wait_idle()
+    assert len(outstanding) >= 8 and max(outstanding) > cap / 2, outstanding  # the stream kept it busy
+    assert max(outstanding) <= cap + 0.1, outstanding

@@ -1,32 +1,20 @@
 """`octopanel demo --backend moonraker`: both tours end to end on their own KlipperSim, and its judges failing a
 step whose effect is missing on the real Klipper."""
 
-import subprocess
-
 import pytest
-from conftest import BIN
-from daemonproc import clean_env
+from daemonproc import run_demo
 
 from octopanel.cli import demo
 from octopanel.cli.demo_klipper import KlipperDemo
 from octopanel.cli.demo_printer import CliStep
 from octopanel.cli.demo_steps import STEPS, Outcome, moved
-from octopanel.sandbox.octoprint_venv import cache_root
 
 DEMO_TIMEOUT_S = 150
 
 
 @pytest.mark.klipper  # its own, started by the demo
 def test_the_klipper_tour_runs_every_step_and_says_what_klipper_received(tmp_path):
-    env = clean_env(tmp_path, OCTOPANEL_CACHE=str(cache_root()))  # the suite's Klipper venvs, installed once
-    result = subprocess.run(
-        [str(BIN / "octopanel"), "demo", "--backend", "moonraker"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=DEMO_TIMEOUT_S,
-    )
+    result = run_demo(tmp_path, "--backend", "moonraker", timeout=DEMO_TIMEOUT_S)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "Moonraker and Klipper on a simulated printer" in out

@@ -1,30 +1,19 @@
 """`octopanel demo`'s panel tour: run end to end against its own Virtual Printer, and its judges on their own."""
 
 import re
-import subprocess
 
 import pytest
-from conftest import BIN
-from daemonproc import clean_env
+from daemonproc import run_demo
 
 from octopanel.cli.demo_steps import STEPS, Outcome, held_key_repeats, moved, received, refused_while_printing
 from octopanel.cli.softpanel import Report, parse_report
-from octopanel.sandbox.octoprint_venv import cache_root
 
 DEMO_TIMEOUT_S = 120
 
 
 @pytest.mark.octoprint  # its own, started by the demo
 def test_the_panel_tour_runs_every_step_and_says_what_the_printer_received(tmp_path):
-    env = clean_env(tmp_path, OCTOPANEL_CACHE=str(cache_root()))  # the suite's OctoPrint, installed once
-    result = subprocess.run(
-        [str(BIN / "octopanel"), "demo", "--tour", "panel"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=DEMO_TIMEOUT_S,
-    )
+    result = run_demo(tmp_path, "--tour", "panel", timeout=DEMO_TIMEOUT_S)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert out.rstrip().endswith(f"All {STEPS} panel steps worked."), out
