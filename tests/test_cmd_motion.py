@@ -244,7 +244,8 @@ def test_jog_and_extrude_are_allowed_while_paused(run8, printer):
 
 def test_the_profile_is_read_again_after_its_ttl(printer, inverted_x):
     """A daemon runs for months: an axis changed in OctoPrint meanwhile is followed within PROFILE_TTL_S."""
-    from octopanel.printers.octoprint.client import PROFILE_TTL_S, Client
+    from octopanel.printers.httpclient import PROFILE_TTL_S
+    from octopanel.printers.octoprint.client import Client
 
     clock = [1000.0]
     client = Client(printer.url, printer.api_key, now=lambda: clock[0])

@@ -11,11 +11,11 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from octopanel.printers.backend import DEFAULT_SPEEDS
+
 if TYPE_CHECKING:
     from octopanel.actions.registry import Call
 
-# OctoPrint's default profile (mm/min), for a profile that says nothing: x and y 6000, z 200, e 300.
-DEFAULT_SPEEDS = {"x": 6000.0, "y": 6000.0, "z": 200.0, "e": 300.0}
 MOVE_START_LAG_S = 0.1  # a move starts at the earliest this long after OctoPrint answered its request
 EPSILON_MM = 1e-9
 

@@ -9,10 +9,10 @@ from typing import Any
 from octopanel.actions.invoke import Context, Result, invoke
 from octopanel.actions.registry import Call
 from octopanel.daemon import protocol
-from octopanel.daemon.backlog import DEFAULT_SPEEDS, Motion, axes_of, feed_of
+from octopanel.daemon.backlog import Motion, axes_of, feed_of
 from octopanel.daemon.jobs import Job, Stats, is_stale, scale, stale_error
 from octopanel.errors import OctopanelError, SafetyError, Unreachable
-from octopanel.printers.backend import PrinterState
+from octopanel.printers.backend import DEFAULT_SPEEDS, PrinterState
 
 PAUSE_RETRY_S = 0.5
 

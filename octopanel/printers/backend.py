@@ -8,6 +8,9 @@ Moonraker, is printers/moonraker/client.py; printers/select.py picks one.
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
+# OctoPrint's default profile (mm/min), which every backend's profile() starts from: x and y 6000, z 200, e 300.
+DEFAULT_SPEEDS = {"x": 6000.0, "y": 6000.0, "z": 200.0, "e": 300.0}
+
 
 class PrinterState(NamedTuple):
     """The printer's state in octopanel's words, whatever the backend: `name` is one of actions.registry.STATES

@@ -17,6 +17,9 @@ from octopanel.printers.octoprint.http_body import ERROR_MAX_BYTES, JSON_MAX_BYT
 
 REDACTED = "***"
 MIN_KEY_IN_WORDS = 8  # a shorter key masked inside words would mangle them ("e***ception")
+# How long either backend keeps the printer's profile (feed rates, inverted axes): a daemon runs for months and
+# someone may change it meanwhile, but a jog burst should not fetch it for every detent.
+PROFILE_TTL_S = 60.0
 URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # http://user:pw@host -> http://***@host
 
 
@@ -46,6 +49,21 @@ class HttpClient:
         if api_key:
             self.session.headers["X-Api-Key"] = api_key
         self._now = now
+        self._profile: dict[str, Any] | None = None
+        self._profile_at = 0.0  # when _profile was fetched
+
+    def profile_due(self) -> bool:
+        """Whether the cached printer profile is missing or older than PROFILE_TTL_S."""
+        return self._profile is None or self._now() - self._profile_at >= PROFILE_TTL_S
+
+    def keep_profile(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """Cache a freshly read profile, and return it."""
+        self._profile, self._profile_at = profile, self._now()
+        return profile
+
+    def cached_profile(self) -> dict[str, Any]:
+        assert self._profile is not None  # profile_due() said so
+        return self._profile
 
     def close(self) -> None:
         self.session.close()

@@ -10,18 +10,15 @@ from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from octopanel.errors import BadRequest, PrinterError, ServerError, UsageError
-from octopanel.printers.backend import PrinterState
+from octopanel.printers.backend import DEFAULT_SPEEDS, PrinterState
 from octopanel.printers.moonraker import replies, scripts
 from octopanel.printers.moonraker.session import LONG_READ_S, MoonrakerSession
 from octopanel.printers.octoprint.multipart import MultipartBody
 from octopanel.printers.octoprint.urlpath import file_path
 
-PROFILE_TTL_S = 60.0
 # Klipper answers a query on its next status tick (0.25 s while Moonraker is subscribed): the temperatures a
 # state read just fetched serve a tool() or bed() read this soon after (8ex reads the state, then the hotend).
 STATUS_REUSE_S = 1.0
-# OctoPrint's default jog and extrusion speeds (mm/min), capped by the toolhead's own limits.
-DEFAULT_SPEEDS = {"x": 6000.0, "y": 6000.0, "z": 200.0, "e": 300.0}
 GCODE_STORE_READ = 100  # console entries read back after raw G-code: the script's own and what followed
 NO_KLIPPER_MEANING = "has no meaning on Klipper through Moonraker (an OctoPrint command); nothing sent"
 
@@ -37,7 +34,7 @@ class MoonrakerClient(MoonrakerSession):
     def state(self) -> PrinterState:
         """Always read afresh (every move is judged on it); the first read also fetches the limits for
         profile(), in the same query."""
-        profile_due = self._profile is None or self._now() - self._profile_at >= PROFILE_TTL_S
+        profile_due = self.profile_due()
         try:
             status = self.query(*replies.STATE_OBJECTS, *(["configfile=settings"] if profile_due else []))
             self._status, self._status_at = status, self._now()
@@ -52,9 +49,9 @@ class MoonrakerClient(MoonrakerSession):
     def profile(self) -> dict[str, Any]:
         """Feed rates per axis (mm/min) in OctoPrint's profile shape, from Klipper's limits: the jog speed
         and the backlog model's. Cached for PROFILE_TTL_S."""
-        if self._profile is None or self._now() - self._profile_at >= PROFILE_TTL_S:
+        if self.profile_due():
             return self._set_profile(self.query("configfile=settings"))
-        return self._profile
+        return self.cached_profile()
 
     def _set_profile(self, status: dict[str, Any]) -> dict[str, Any]:
         settings = (status.get("configfile") or {}).get("settings") or {}
@@ -70,8 +67,7 @@ class MoonrakerClient(MoonrakerSession):
             limit = limits[axis]
             speed = min(default, float(limit) * 60) if isinstance(limit, (int, float)) and limit > 0 else default
             axes[axis] = {"speed": speed, "inverted": False}
-        self._profile, self._profile_at = {"axes": axes}, self._now()
-        return self._profile
+        return self.keep_profile({"axes": axes})
 
     def version(self) -> dict[str, Any]:
         server = self.call("GET", "server/info") or {}

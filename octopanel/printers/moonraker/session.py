@@ -39,8 +39,6 @@ class MoonrakerSession(HttpClient):
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(url, api_key or None, connect_timeout, read_timeout, verbose, log, now)
-        self._profile: dict[str, Any] | None = None
-        self._profile_at = 0.0
         self._macros: frozenset[str] | None = None  # the guard macros Klipper has, read once
         self._status: dict[str, Any] = {}
         self._status_at = float("-inf")

@@ -22,8 +22,6 @@ from octopanel.values import GCODE_DECIMALS
 if TYPE_CHECKING:
     from octopanel.settings import Settings
 
-PROFILE_TTL_S = 60.0
-
 
 class Client(HttpClient):
     """One method per OctoPrint endpoint used; all requests share one requests.Session. A printers.backend."""
@@ -43,8 +41,6 @@ class Client(HttpClient):
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(url, api_key, connect_timeout, read_timeout, verbose, log, now)
-        self._profile: dict[str, Any] | None = None
-        self._profile_at = 0.0  # when _profile was fetched
         self._tuning = Tuning(now)
 
     @classmethod
@@ -128,12 +124,12 @@ class Client(HttpClient):
     def profile(self) -> dict[str, Any]:
         """The active printer profile, cached for PROFILE_TTL_S: a daemon runs for months, and someone may
         invert an axis in OctoPrint meanwhile; a jog burst should not fetch it for every detent."""
-        if self._profile is None or self._now() - self._profile_at >= PROFILE_TTL_S:
+        if self.profile_due():
             profiles = self.get("api/printerprofiles").get("profiles", {})
             chosen = next((p for p in profiles.values() if p.get("current")), None)
             chosen = chosen or next((p for p in profiles.values() if p.get("default")), None)
-            self._profile, self._profile_at = chosen or {}, self._now()
-        return self._profile
+            return self.keep_profile(chosen or {})
+        return self.cached_profile()
 
     # -- commands -------------------------------------------------------------------------
 
