@@ -146,12 +146,18 @@ def test_the_command_refuses_a_home_or_tmp_prefix_with_exit_2(tmp_path, prefix):
     not os.path.realpath(sys.executable).startswith(("/root/", "/home/")),
     reason="this test venv's Python is not under a home directory",
 )
-def test_this_test_venv_whose_python_lives_under_a_home_is_refused(tmp_path):
-    """The issue's report as it happens on this machine: .venv/bin/python -> /root/.pyenv/.../python3.11."""
-    out = octopanel("install", "--destdir", tmp_path / "dest")
-    assert out.returncode == 2
-    home = "/" + Path(os.path.realpath(sys.executable)).parts[1]
-    assert f"(it resolves to {os.path.realpath(sys.executable)}); on the way, {home} is a home directory" in out.stderr
+def test_a_venv_on_this_machines_python_which_lives_under_a_home_is_refused(tree, tmp_path):
+    """The issue's report as it happens on this machine: .venv/bin/python -> /root/.pyenv/.../python3.11.
+
+    The venv is the crafted tree's, linked to the real interpreter, so that wherever this checkout was cloned
+    (a 0700 mktemp directory, say) the interpreter's own path is what gets refused."""
+    real = os.path.realpath(sys.executable)
+    home = "/" + Path(real).parts[1]
+    assert home in ("/root", "/home"), f"this test needs the interpreter under a home directory, not {real}"
+    (tree.prefix / "bin/python3").unlink()
+    (tree.prefix / "bin/python3").symlink_to(real)
+    message = refused(tree, tmp_path / "dest")
+    assert f"(it resolves to {real}); on the way, {home} is a home directory" in message, message
 
 
 def test_a_file_where_a_directory_belongs_is_refused(tree, tmp_path):

@@ -67,6 +67,25 @@ def add_service_user():
             ],
             check=True,
         )
+    let_service_user_through()
+
+
+def let_service_user_through():
+    """Give others search permission (x only) on each directory above the checkout and the venv's python.
+
+    A checkout cloned into a 0700 directory (`git clone . "$(mktemp -d)/c"`) hides the venv from the service
+    user: every daemon fails with "Permission denied". Inside the VM each top-level directory is an overlay
+    whose writes are discarded, so this changes nothing on the host."""
+    for start in (REPO, os.path.realpath(sys.executable)):
+        path = os.path.dirname(start) if os.path.isfile(start) else start
+        while True:
+            mode = os.stat(path).st_mode
+            if not mode & 0o001:
+                log(f"chmod o+x {path} (was {mode & 0o7777:04o})")
+                os.chmod(path, mode & 0o7777 | 0o001)
+            if path == "/":
+                break
+            path = os.path.dirname(path)
 
 
 def as_user(argv, groups="input"):
