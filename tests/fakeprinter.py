@@ -15,6 +15,7 @@ class FakePrinter:
 
     refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
     kind = "octoprint"
+    server = "OctoPrint"
 
     def __init__(self, state="idle", hotend=210.0, delay_s=0.0):
         self.state_name, self.hotend, self.delay_s = state, hotend, delay_s
@@ -67,6 +68,9 @@ class FakePrinter:
     def gcode(self, lines):
         self._call()
         self.sent.append(("gcode", *lines))
+
+    def beep(self, ms, hz):
+        self.gcode([f"M300 P{ms} S{hz}"])  # as OctoPrint's client sends it
 
     # The rest of printers.backend.Backend: each call recorded as it would reach the printer, reads answered
     # with a fixed idle printer (tests/test_backend.py checks this fake covers the protocol).
@@ -183,6 +187,7 @@ class FakeOctoPrint:
 
     refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
     kind = "octoprint"
+    server = "OctoPrint"
 
     def __init__(self, state="idle", hotend=AMBIENT_C, bed=AMBIENT_C, rng=None, chaos=0.0, file="part.gcode"):
         self.state_name, self.hotend, self.bed_temp = state, float(hotend), float(bed)
@@ -346,6 +351,9 @@ class FakeOctoPrint:
     def bed_target(self, target):
         self._receive("bed_target", target)
         self.bed_target_c = float(target)
+
+    def beep(self, ms, hz):
+        self.gcode([f"M300 P{ms} S{hz}"])
 
     def gcode(self, lines):
         self._receive("gcode", *lines)

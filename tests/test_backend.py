@@ -31,8 +31,9 @@ def parameters(function):
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=lambda c: c.__name__)
 def test_every_backend_covers_the_protocol_with_its_signatures(implementation):
     """The fakes the tests drive and the real clients offer the same methods, taking the same parameters."""
-    assert ATTRIBUTES == ["kind", "refuses_motion_when_busy"]
+    assert ATTRIBUTES == ["kind", "refuses_motion_when_busy", "server"]
     assert isinstance(getattr(implementation, "refuses_motion_when_busy", None), bool)
+    assert isinstance(getattr(implementation, "server", None), str)
     assert getattr(implementation, "kind", None) in BACKENDS
     missing = [m for m in MEMBERS if not callable(getattr(implementation, m, None))]
     assert not missing, f"{implementation.__name__} lacks {missing}"
@@ -91,3 +92,11 @@ def test_moonraker_does_not_refuse_motion_so_every_move_reads_the_state_first():
     would skip the state read for jog and home."""
     assert MoonrakerClient.refuses_motion_when_busy is False
     assert MoonrakerClient.kind == "moonraker" and Client.kind == "octoprint"
+
+
+def test_an_auto_backend_not_yet_detected_is_named_without_a_request():
+    """The status line names the server while it is unreachable: that must not start a detection request
+    (settings None: any attempt to detect would raise)."""
+    from octopanel.printers.select import AutoBackend
+
+    assert AutoBackend(None).server == "the printer's server"

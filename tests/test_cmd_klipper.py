@@ -151,6 +151,26 @@ def test_temperatures_fan_messages_and_dwell(klipper, tmp_path, run):
     ok(run(klipper, tmp_path, "8fan", "off"))
 
 
+def test_without_an_m300_macro_a_beep_sends_nothing(klipper, tmp_path, run):
+    """Klipper would answer 200 and log 'Unknown command' at every beep (each panel key's feedback)."""
+    mark = klipper.mark()
+    refused(run(klipper, tmp_path, "8beep", 10), 1, "Klipper does not know M300")
+    refused(run(klipper, tmp_path, "8alarm", "t", 1, "--interval", 0.05), 1, "; nothing sent")
+    assert klipper.sent_since(mark) == [] and klipper.responses_since(mark) == []
+
+
+M300_MACRO = "\n[gcode_macro M300]\ngcode:\n  M117 beep {params.P|default(100)} {params.S|default(1000)}\n"
+
+
+@pytest.mark.parametrize("own_klipper", [{"extra_cfg": M300_MACRO}], indirect=True)
+def test_a_printer_cfg_m300_macro_makes_the_beep_work(own_klipper, tmp_path, run):
+    mark = own_klipper.mark()
+    env = {"OCTOPRINT_URL": own_klipper.url}
+    assert ok(run(own_klipper, tmp_path, "8beep", 100, 440, env=env)) == "M300 P100 S440 sent\n"
+    assert own_klipper.sent_since(mark)[0] == "M300 P100 S440"
+    assert own_klipper.query("display_status")["display_status"]["message"] == "beep 100 440"
+
+
 def test_extrusion_is_refused_cold_and_works_hot(klipper, tmp_path, run):
     mark = klipper.mark()
     for command, args in (("8ex", [5]), ("8extrude", [5]), ("8fex", [5]), ("8eject", [])):

@@ -102,6 +102,9 @@ def test_moonraker_stopped_and_started_under_the_daemon(klipper, panel):
     until(lambda: klipper.position()[1] == y + 1, "the jog after the outage")
     assert p.close() == 0, p.output()
     assert klipper.position()[1] == y + 1
+    out = p.output()
+    # at the start and once more after the outage, naming the server it talks to (it said "OctoPrint")
+    assert out.count("Moonraker answers; the printer is idle") == 2 and "OctoPrint" not in out, out
 
 
 def test_a_pause_behind_a_long_move_is_honoured_and_a_jog_meanwhile_dropped(klipper, panel, tmp_path):

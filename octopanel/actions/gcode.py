@@ -17,6 +17,11 @@ def send(ctx: Context, *lines: str) -> Result:
     return Result(" | ".join(lines) + " sent")
 
 
+def beep(ctx: Context, ms: int, hz: int) -> Result:
+    ctx.client.beep(ms, hz)
+    return Result(f"M300 P{ms} S{hz} sent")
+
+
 def hotend_temp(ctx: Context) -> float | None:
     return (ctx.client.tool().get("tool0") or {}).get("actual")
 
@@ -100,7 +105,7 @@ def register(reg: Registry) -> None:
     reg.register(
         Action(
             "beep",
-            lambda ctx, ms, hz: send(ctx, f"M300 P{ms} S{hz}"),
+            beep,
             "beep (M300)",
             GROUP,
             params=(

@@ -108,7 +108,7 @@ def alarm_action(beep: bool) -> Callable[..., Result]:
     ) -> Result:
         actual = wait_for_temperature(ctx, heater, target, falling, timeout, interval)
         if beep:
-            ctx.client.gcode(["M300 P500 S2000"])
+            ctx.client.beep(500, 2000)
         return Result(f"{heater} reached {actual:.1f} °C", sent=beep)
 
     return run

@@ -74,8 +74,8 @@ class KlipperDemo:
         return {"OCTOPRINT_URL": self.sim.url, "OCTOPRINT_API_KEY": None, "OCTOPANEL_BACKEND": "moonraker"}
 
     def cli_tour(self) -> tuple[CliStep, ...]:
-        # No 8connect/8disconnect (Klipper's host owns the board's connection) and no 8beep or 8alarm (they
-        # end in M300, which Klipper does not know): README, "Klipper (Moonraker)".
+        # No 8connect/8disconnect (Klipper's host owns the board's connection) and no 8beep or 8alarm (M300 is
+        # a macro this printer.cfg does not define): README, "Klipper (Moonraker)".
         return (
             CliStep(("status",)),
             CliStep(("home",), expect=self.becomes("homed", "xyz")),

@@ -65,7 +65,7 @@ def panel_session(path: Path, steps: Sequence[Step], printer: DemoPrinter) -> li
     keymap = load_keymap(str(path))[0]
     print(f"--- octopanel run --keymap {path.name}, a software keypad writing to its input FIFO ---\n", flush=True)
     with SoftPanel(path) as panel:
-        panel.wait_line(lambda line: "OctoPrint answers" in line, REPORT_TIMEOUT_S)
+        panel.wait_line(lambda line: " answers; the printer is " in line, REPORT_TIMEOUT_S)
         return [f"{s.shown} ({s.key} {s.gesture})" for s in steps if run_step(panel, keymap, printer, s) is not None]
 
 

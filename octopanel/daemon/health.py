@@ -2,11 +2,12 @@
 
 A server that drips a byte now and then defeats a per-read timeout, so the worker can hang while the loop
 stays healthy and would keep pinging systemd. The loop asks this module each turn instead: past SLOW the
-status line says OctoPrint is unreachable; past HUNG the daemon stops pinging the watchdog (systemd then
+status line says the server is unreachable; past HUNG the daemon stops pinging the watchdog (systemd then
 restarts it, with WatchdogSec=) and says so in the log.
 """
 
 import logging
+from collections.abc import Callable
 
 log = logging.getLogger("octopanel.daemon.loop")
 MARGIN_S = 5.0  # slack over the configured timeouts: DNS, TLS set-up, a busy Pi
@@ -18,11 +19,12 @@ REQUESTS_PER_ATTEMPT = 3
 class WorkerHealth:
     """Judges executor.running() against bounds derived from the client's timeouts."""
 
-    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(self, connect_timeout: float, read_timeout: float, server: Callable[[], str]) -> None:
         request_s = connect_timeout + read_timeout
         self.slow_after_s = request_s + MARGIN_S
         self.hung_after_s = REQUESTS_PER_ATTEMPT * request_s + MARGIN_S
         self.hung = False
+        self.server = server  # its name, for messages
 
     def check(self, running: tuple[str, float] | None) -> str | None:
         """`running`: (label, seconds) or None. Returns the status line's printer part, or None if all is well;
@@ -32,9 +34,10 @@ class WorkerHealth:
         if hung and not self.hung:
             assert running is not None  # hung implies seconds > 0, so a running attempt
             log.error(
-                "the worker has waited %.0f s for OctoPrint (%s), past %.0f s: no longer pinging the "
+                "the worker has waited %.0f s for %s (%s), past %.0f s: no longer pinging the "
                 "systemd watchdog, so that systemd restarts octopanel",
                 seconds,
+                self.server(),
                 running[0],
                 self.hung_after_s,
             )
@@ -44,7 +47,7 @@ class WorkerHealth:
         if seconds <= self.slow_after_s:
             return None
         assert running is not None  # slow implies seconds > 0
-        return f"OctoPrint unreachable: no answer for {seconds:.0f} s ({running[0]})" + (
+        return f"{self.server()} unreachable: no answer for {seconds:.0f} s ({running[0]})" + (
             ", worker stuck, watchdog stopped" if hung else ""
         )
 

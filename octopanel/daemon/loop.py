@@ -65,7 +65,7 @@ class Daemon:
         self.executor = Executor(
             ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"], clock=clock, on_done=self._done
         )
-        self.health = WorkerHealth(ctx.settings.connect_timeout, ctx.settings.read_timeout)
+        self.health = WorkerHealth(ctx.settings.connect_timeout, ctx.settings.read_timeout, lambda: ctx.client.server)
         self._health_note: str | None = None  # the status line's word on a worker hung in a request, if any
         self.dispatch = Dispatcher(keymap, registry, ctx, self.executor, clock, on_panel_change=self._wake)
         self.selector = selectors.DefaultSelector()
@@ -238,10 +238,11 @@ class Daemon:
 
     def _done(self, job: "Job | None", call: "Call | None", outcome: "Result | Exception | None") -> None:
         """Called on the worker thread after every job (job None: the worker read the state on its own, at its
-        start or when OctoPrint answers again after an outage)."""
+        start or when the server answers again after an outage)."""
         if job is None:
             state = self.executor.last_state
-            log.info("OctoPrint answers; the printer is %s", state.name if state else "in an unknown state")
+            name = state.name if state else "in an unknown state"
+            log.info("%s answers; the printer is %s", self.ctx.client.server, name)
         elif isinstance(outcome, Exception):
             self.dispatch.refused(job, outcome)
         elif outcome is not None and outcome.text and job.label != "feedback":  # (None only with job None)

@@ -72,6 +72,11 @@ class AutoBackend:
         return self.resolve().kind
 
     @property
+    def server(self) -> str:
+        # Named in status lines and logs, which must not wait on a detection request to an absent server.
+        return self._client.server if self._client is not None else "the printer's server"
+
+    @property
     def refuses_motion_when_busy(self) -> bool:
         return self.resolve().refuses_motion_when_busy
 

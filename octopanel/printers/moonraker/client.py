@@ -27,6 +27,7 @@ class MoonrakerClient(MoonrakerSession):
     """One method per Moonraker endpoint used; a printers.backend."""
 
     kind = "moonraker"
+    server = "Moonraker"
     refuses_motion_when_busy = False  # Klipper accepts a jog mid-print and slots it between the job's moves
 
     # -- information ----------------------------------------------------------------------
@@ -201,6 +202,15 @@ class MoonrakerClient(MoonrakerSession):
                 200,
             )
         return result
+
+    def beep(self, ms: int, hz: int) -> Any:
+        """M300 is Marlin's: Klipper knows it only as a macro printer.cfg may define. Without one nothing is
+        sent, so a panel's feedback beep leaves no "Unknown command" on the console at every key."""
+        if "M300" not in self.macros():
+            raise BadRequest(
+                "Klipper does not know M300 (a [gcode_macro M300] in printer.cfg can define it); nothing sent", 200
+            )
+        return self.script(f"M300 P{ms} S{hz}")
 
     def jog(
         self, x: float | None = None, y: float | None = None, z: float | None = None, speed: int | None = None

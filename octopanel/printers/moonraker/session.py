@@ -39,7 +39,7 @@ class MoonrakerSession(HttpClient):
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(url, api_key or None, connect_timeout, read_timeout, verbose, log, now)
-        self._macros: frozenset[str] | None = None  # the guard macros Klipper has, read once
+        self._macros: frozenset[str] | None = None  # Klipper's G-code macros, read once
         self._status: dict[str, Any] = {}
         self._status_at = float("-inf")
 
@@ -80,11 +80,13 @@ class MoonrakerSession(HttpClient):
         return self.call("POST", "printer/gcode/script", {"script": text}, read_s=LONG_READ_S)
 
     def macros(self) -> frozenset[str]:
-        """Which of octopanel's guard macros Klipper has (read once: they come from its config file)."""
+        """The names (upper case) of Klipper's G-code macros: octopanel's guards, an M300 printer.cfg may define
+        (read once: they come from its config file)."""
         if self._macros is None:
             objects = (self.call("GET", "printer/objects/list") or {}).get("objects") or []
-            names = {str(o).split(" ", 1)[1].upper() for o in objects if str(o).startswith("gcode_macro ")}
-            self._macros = frozenset(m for m in scripts.MACROS.values() if m in names)
+            self._macros = frozenset(
+                str(o).split(" ", 1)[1].upper() for o in objects if str(o).startswith("gcode_macro ")
+            )
         return self._macros
 
     def macro_version(self) -> Any:

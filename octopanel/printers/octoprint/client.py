@@ -28,6 +28,7 @@ class Client(HttpClient):
 
     server_name = "OctoPrint"
     kind = "octoprint"
+    server = "OctoPrint"
     refuses_motion_when_busy = True  # POST /api/printer/printhead: 409 unless operational and not printing
 
     def __init__(
@@ -149,6 +150,9 @@ class Client(HttpClient):
         answer = self.post("api/printer/command", {"commands": list(lines)})
         self._tuning.sent_gcode(lines)
         return answer
+
+    def beep(self, ms: int, hz: int) -> Any:
+        return self.gcode([f"M300 P{ms} S{hz}"])
 
     def jog(
         self, x: float | None = None, y: float | None = None, z: float | None = None, speed: int | None = None

@@ -39,12 +39,16 @@ class KlipperSim(SimControl):
     """A real Moonraker and Klipper host on a simulated printer; a context manager. See start() and close().
 
     macros: include the shipped guard macros (etc/klipper/octopanel.cfg) in printer.cfg, as a user would.
-    klippy: "kalico" (Kalico's klippy, the default) or "klipper" (Klipper's own, venvs.KLIPPER)."""
+    klippy: "kalico" (Kalico's klippy, the default) or "klipper" (Klipper's own, venvs.KLIPPER).
+    extra_cfg: sections appended to printer.cfg (a user's own macros)."""
 
-    def __init__(self, macros: bool = True, cache_dir: Path | None = None, klippy: str = "kalico") -> None:
+    def __init__(
+        self, macros: bool = True, cache_dir: Path | None = None, klippy: str = "kalico", extra_cfg: str = ""
+    ) -> None:
         if klippy not in KLIPPY:
             raise KlipperSimError(f"klippy={klippy!r}: expected one of {', '.join(KLIPPY)}")
         self.macros = macros
+        self.extra_cfg = extra_cfg
         self.klippy = klippy
         self.cache_dir = cache_dir
         self.run: Path | None = None
@@ -78,7 +82,7 @@ class KlipperSim(SimControl):
                 raise KlipperSimError(f"{MACROS} is missing from this octopanel installation")
             shutil.copyfile(source, self.run / "config" / "octopanel.cfg")
             include = "octopanel.cfg"
-        (self.run / "config" / "printer.cfg").write_text(printer_cfg(self.run, self.link, include))
+        (self.run / "config" / "printer.cfg").write_text(printer_cfg(self.run, self.link, include) + self.extra_cfg)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (self.run / "config" / "moonraker.conf").write_text(moonraker_conf(self.run, self.port))
