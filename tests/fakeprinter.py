@@ -16,6 +16,7 @@ class FakePrinter:
     refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
     kind = "octoprint"
     server = "OctoPrint"
+    move_start_lag_s = 0.1
 
     def __init__(self, state="idle", hotend=210.0, delay_s=0.0):
         self.state_name, self.hotend, self.delay_s = state, hotend, delay_s
@@ -188,6 +189,7 @@ class FakeOctoPrint:
     refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
     kind = "octoprint"
     server = "OctoPrint"
+    move_start_lag_s = 0.1
 
     def __init__(self, state="idle", hotend=AMBIENT_C, bed=AMBIENT_C, rng=None, chaos=0.0, file="part.gcode"):
         self.state_name, self.hotend, self.bed_temp = state, float(hotend), float(bed)

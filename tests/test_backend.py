@@ -31,7 +31,8 @@ def parameters(function):
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=lambda c: c.__name__)
 def test_every_backend_covers_the_protocol_with_its_signatures(implementation):
     """The fakes the tests drive and the real clients offer the same methods, taking the same parameters."""
-    assert ATTRIBUTES == ["kind", "refuses_motion_when_busy", "server"]
+    assert ATTRIBUTES == ["kind", "move_start_lag_s", "refuses_motion_when_busy", "server"]
+    assert isinstance(getattr(implementation, "move_start_lag_s", None), float)
     assert isinstance(getattr(implementation, "refuses_motion_when_busy", None), bool)
     assert isinstance(getattr(implementation, "server", None), str)
     assert getattr(implementation, "kind", None) in BACKENDS

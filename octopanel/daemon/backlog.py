@@ -1,10 +1,11 @@
 """The printer's physical jog backlog: a model of the moves it was sent and has not finished yet.
 
-OctoPrint answers a jog as soon as it is queued, so an unanswered request says nothing about motion still to
-come. Each jog or extrusion is modelled as taking its length at its feed rate (OctoPrint's own choice: the
-request's speed, else the slowest profile speed of the axes moved), and the printer runs its moves one
-after another, whatever the axis, as the firmware's planner does. Acceleration is ignored, so a real move
-is a little slower than modelled; MOVE_START_LAG_S covers OctoPrint's serial queue before the move begins.
+OctoPrint and Klipper answer a jog as soon as it is queued, so an unanswered request says nothing about motion
+still to come. Each jog or extrusion is modelled as taking its length at its feed rate (the backend's own
+choice: the request's speed, else the slowest profile speed of the axes moved), and the printer runs its moves
+one after another, whatever the axis, as the firmware's planner does. Acceleration is ignored, so a real move
+is a little slower than modelled; the backend's move_start_lag_s covers the time before a move into an empty
+queue begins (OctoPrint's serial queue, Klipper's scheduling ahead).
 """
 
 import math
@@ -16,7 +17,6 @@ from octopanel.printers.backend import DEFAULT_SPEEDS
 if TYPE_CHECKING:
     from octopanel.actions.registry import Call
 
-MOVE_START_LAG_S = 0.1  # a move starts at the earliest this long after OctoPrint answered its request
 EPSILON_MM = 1e-9
 
 
@@ -40,17 +40,17 @@ def feed_of(call: "Call", axes: dict[str, float], profile: dict[str, Any] | None
 class Motion:
     """The modelled timeline: moves (start, end, {axis: mm}) queued one after the other."""
 
-    def __init__(self, start_lag_s: float = MOVE_START_LAG_S) -> None:
-        self.start_lag_s = start_lag_s
+    def __init__(self) -> None:
         self._moves: deque[tuple[float, float, dict[str, float]]] = deque()
         self.peak_mm: dict[str, float] = {}  # the largest backlog seen per axis, right after a move was added
 
-    def add(self, now: float, axes: dict[str, float], feed_mm_min: float) -> float:
-        """A move the printer got at `now`: it starts once the previous ones are done. Returns its end."""
+    def add(self, now: float, axes: dict[str, float], feed_mm_min: float, start_lag_s: float) -> float:
+        """A move the printer got at `now`: it starts once the previous ones are done, and into an empty queue
+        `start_lag_s` later. Returns its end."""
         length = math.sqrt(sum(d * d for d in axes.values()))
         if length <= EPSILON_MM:
             return now
-        start = max(now + self.start_lag_s, self.busy_until(now))
+        start = max(now + start_lag_s, self.busy_until(now))
         end = start + length / (feed_mm_min / 60.0)
         self._moves.append((start, end, {a: abs(d) for a, d in axes.items()}))
         for axis in axes:

@@ -139,7 +139,8 @@ class Runner:
         """Put a sent move on the modelled timeline (feed None: unknown, the slowest default), in the same
         step as it stops counting as in flight, so that submit() never sees it twice or not at all."""
         with self._cond:
-            self.motion.add(self.clock(), axes, feed or min(DEFAULT_SPEEDS[a] for a in axes))
+            feed = feed or min(DEFAULT_SPEEDS[a] for a in axes)
+            self.motion.add(self.clock(), axes, feed, self.ctx.client.move_start_lag_s)
             self._inflight = None
 
     def _finish(self, job: Job, call: Call | None, outcome: Result | Exception) -> None:

@@ -33,6 +33,9 @@ class Backend(Protocol):
     # Which backend it is, one of actions.registry.BACKENDS: an action with no meaning there (Action.backends)
     # is refused before anything is sent.
     kind: str
+    # Seconds from the answer to a move's request to the start of its motion, when nothing else is queued:
+    # until the printer has done a move, it counts in the jog backlog (daemon/backlog.py).
+    move_start_lag_s: float
     # The server octopanel talks to, for messages: "OctoPrint answers", "Moonraker unreachable".
     server: str
 

@@ -77,6 +77,10 @@ class AutoBackend:
         return self._client.server if self._client is not None else "the printer's server"
 
     @property
+    def move_start_lag_s(self) -> float:
+        return self.resolve().move_start_lag_s
+
+    @property
     def refuses_motion_when_busy(self) -> bool:
         return self.resolve().refuses_motion_when_busy
 
