@@ -15,7 +15,7 @@ class FakePrinter:
 
     refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
     kind = "octoprint"
-    server = "OctoPrint"
+    server_name = "OctoPrint"
     move_start_lag_s = 0.1
 
     def __init__(self, state="idle", hotend=210.0, delay_s=0.0):
@@ -188,7 +188,7 @@ class FakeOctoPrint:
 
     refuses_motion_when_busy = True  # as OctoPrint: jog and home refused (409) unless idle or paused
     kind = "octoprint"
-    server = "OctoPrint"
+    server_name = "OctoPrint"
     move_start_lag_s = 0.1
 
     def __init__(self, state="idle", hotend=AMBIENT_C, bed=AMBIENT_C, rng=None, chaos=0.0, file="part.gcode"):

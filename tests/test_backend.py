@@ -31,10 +31,10 @@ def parameters(function):
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=lambda c: c.__name__)
 def test_every_backend_covers_the_protocol_with_its_signatures(implementation):
     """The fakes the tests drive and the real clients offer the same methods, taking the same parameters."""
-    assert ATTRIBUTES == ["kind", "move_start_lag_s", "refuses_motion_when_busy", "server"]
+    assert ATTRIBUTES == ["kind", "move_start_lag_s", "refuses_motion_when_busy", "server_name"]
     assert isinstance(getattr(implementation, "move_start_lag_s", None), float)
     assert isinstance(getattr(implementation, "refuses_motion_when_busy", None), bool)
-    assert isinstance(getattr(implementation, "server", None), str)
+    assert isinstance(getattr(implementation, "server_name", None), str)
     assert getattr(implementation, "kind", None) in BACKENDS
     missing = [m for m in MEMBERS if not callable(getattr(implementation, m, None))]
     assert not missing, f"{implementation.__name__} lacks {missing}"
@@ -100,4 +100,4 @@ def test_an_auto_backend_not_yet_detected_is_named_without_a_request():
     (settings None: any attempt to detect would raise)."""
     from octopanel.printers.select import AutoBackend
 
-    assert AutoBackend(None).server == "the printer's server"
+    assert AutoBackend(None).server_name == "the printer's server"

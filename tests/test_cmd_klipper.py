@@ -4,6 +4,7 @@ received (toolhead position, heater targets, print_stats, the G-code log), what 
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -347,6 +348,19 @@ def test_auto_detection_tells_both_backends_apart(klipper, octoprint):
         assert detect(settings) == expected
     settings = settings_mod.load({"url": klipper.url, "api_key": "a-wrong-key-0123"}, env={})
     assert detect(settings) == "moonraker"  # Moonraker's 401 to a wrong key, even from a trusted address
+
+
+def test_a_command_auto_detecting_octoprint_never_loads_the_moonraker_client(octoprint, tmp_path):
+    """The probe is a bare HTTP client: on OctoPrint, the Moonraker modules (a daemon's resident memory) stay
+    unloaded, and the command still works."""
+    code = (
+        "import sys\nfrom octopanel.cli import main\ncode = main(['status'])\n"
+        "print(code, sorted(m for m in sys.modules if 'moonraker' in m))"
+    )
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "OCTOPRINT_URL": octoprint.url}
+    env["OCTOPRINT_API_KEY"] = octoprint.api_key
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines()[-1] == "0 []", out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("own_klipper", [{"macros": False}], indirect=True)

@@ -65,7 +65,9 @@ class Daemon:
         self.executor = Executor(
             ctx, keymap.settings["stale_s"], keymap.settings["max_outstanding_mm"], clock=clock, on_done=self._done
         )
-        self.health = WorkerHealth(ctx.settings.connect_timeout, ctx.settings.read_timeout, lambda: ctx.client.server)
+        self.health = WorkerHealth(
+            ctx.settings.connect_timeout, ctx.settings.read_timeout, lambda: ctx.client.server_name
+        )
         self._health_note: str | None = None  # the status line's word on a worker hung in a request, if any
         self.dispatch = Dispatcher(keymap, registry, ctx, self.executor, clock, on_panel_change=self._wake)
         self.selector = selectors.DefaultSelector()
@@ -242,7 +244,7 @@ class Daemon:
         if job is None:
             state = self.executor.last_state
             name = state.name if state else "in an unknown state"
-            log.info("%s answers; the printer is %s", self.ctx.client.server, name)
+            log.info("%s answers; the printer is %s", self.ctx.client.server_name, name)
         elif isinstance(outcome, Exception):
             self.dispatch.refused(job, outcome)
         elif outcome is not None and outcome.text and job.label != "feedback":  # (None only with job None)

@@ -18,7 +18,7 @@ def status_line(connected: int, health_note: str | None, executor: "Executor", p
     if health_note is not None:
         printer = health_note
     elif executor.unreachable:
-        printer = f"{executor.ctx.client.server} unreachable, retrying"
+        printer = f"{executor.ctx.client.server_name} unreachable, retrying"
     else:
         state = executor.last_state
         printer = f"printer: {state.name if state else 'unknown'}"

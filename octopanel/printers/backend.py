@@ -37,7 +37,7 @@ class Backend(Protocol):
     # until the printer has done a move, it counts in the jog backlog (daemon/backlog.py).
     move_start_lag_s: float
     # The server octopanel talks to, for messages: "OctoPrint answers", "Moonraker unreachable".
-    server: str
+    server_name: str
 
     def state(self) -> PrinterState: ...
     def profile(self) -> dict[str, Any]: ...

@@ -6,8 +6,10 @@ octoprint_compat serves it too.)
 
 from typing import Any, cast
 
-from octopanel.errors import ConfigError, KeyRejected, PrinterError, Unreachable
+from octopanel.errors import ConfigError, PrinterError, Unreachable
 from octopanel.printers.backend import Backend
+from octopanel.printers.httpclient import HttpClient
+from octopanel.printers.octoprint.http_body import parse_json
 
 
 def client_for(kind: str, settings: Any, verbose: int = 0) -> Backend:
@@ -33,21 +35,22 @@ def make_client(settings: Any, verbose: int = 0) -> Backend:
 def detect(settings: Any) -> str:
     """ "moonraker" if settings.url answers GET /server/info as Moonraker does (or with Moonraker's 401 to a
     wrong key), else "octoprint" (a 404 there, or anything else: OctoPrint's own errors then say what is
-    wrong); Unreachable when it does not answer."""
-    from octopanel.printers.moonraker.client import MoonrakerClient
-
-    probe = MoonrakerClient(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout)
+    wrong); Unreachable when it does not answer. A bare HttpClient asks: on OctoPrint the daemon then never
+    loads the Moonraker client's modules (about 1 MB of its resident memory)."""
+    probe = HttpClient(settings.url, settings.api_key, settings.connect_timeout, settings.read_timeout)
     probe.server_name = "OctoPrint or Moonraker"  # not known yet: that is the question
     try:
-        info = probe.call("GET", "server/info")
-    except KeyRejected as exc:
-        return "moonraker" if exc.status == 401 else "octoprint"  # OctoPrint refuses a key with 403
+        resp = probe.send("GET", "server/info")
+        if resp.status_code != 200:
+            return "moonraker" if resp.status_code == 401 else "octoprint"  # OctoPrint refuses a key with 403
+        body = parse_json("GET", "server/info", resp)
     except Unreachable:
         raise
     except PrinterError:
         return "octoprint"
     finally:
         probe.close()
+    info = body.get("result") if isinstance(body, dict) else None
     return (
         "moonraker"
         if isinstance(info, dict) and ("klippy_state" in info or "moonraker_version" in info)
@@ -72,9 +75,9 @@ class AutoBackend:
         return self.resolve().kind
 
     @property
-    def server(self) -> str:
+    def server_name(self) -> str:
         # Named in status lines and logs, which must not wait on a detection request to an absent server.
-        return self._client.server if self._client is not None else "the printer's server"
+        return self._client.server_name if self._client is not None else "the printer's server"
 
     @property
     def move_start_lag_s(self) -> float:

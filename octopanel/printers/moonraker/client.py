@@ -27,7 +27,6 @@ class MoonrakerClient(MoonrakerSession):
     """One method per Moonraker endpoint used; a printers.backend."""
 
     kind = "moonraker"
-    server = "Moonraker"
     # Klipper schedules a move into an empty queue BUFFER_TIME_START (0.25 s) ahead, after its lookahead flush:
     # measured on KlipperSim, Z moves began 0.37 s after their script was answered (15 of 15 samples).
     move_start_lag_s = 0.37

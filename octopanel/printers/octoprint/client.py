@@ -28,7 +28,6 @@ class Client(HttpClient):
 
     server_name = "OctoPrint"
     kind = "octoprint"
-    server = "OctoPrint"
     move_start_lag_s = 0.1  # OctoPrint's serial queue, then the firmware's planner
     refuses_motion_when_busy = True  # POST /api/printer/printhead: 409 unless operational and not printing
 
