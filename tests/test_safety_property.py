@@ -32,7 +32,6 @@ from fakeprinter import STATES_ALL, FakeOctoPrint
 from octopanel import settings
 from octopanel.actions import build_registry
 from octopanel.actions.invoke import Context
-from octopanel.actions.registry import BUSY_STATES
 from octopanel.daemon.executor import Executor
 from octopanel.daemon.loop import NO_TIMING
 from octopanel.input.keynames import key_code
@@ -40,6 +39,7 @@ from octopanel.panel import keymap
 from octopanel.panel.gesture_config import RotaryConfig
 from octopanel.panel.gestures import GestureEngine
 from octopanel.panel.router import Dispatcher
+from octopanel.printers.backend import BUSY_STATES
 from octopanel.printers.octoprint.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent

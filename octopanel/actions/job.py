@@ -4,9 +4,9 @@ import time
 from collections.abc import Callable
 
 from octopanel.actions.invoke import Context, Result
-from octopanel.actions.registry import BUSY_STATES, OCTOPRINT_ONLY, Action, Param, Registry
+from octopanel.actions.registry import OCTOPRINT_ONLY, Action, Param, Registry
 from octopanel.errors import Busy, PrinterError, SafetyError
-from octopanel.printers.backend import PrinterState
+from octopanel.printers.backend import BUSY_STATES, PrinterState
 from octopanel.values import to_float
 
 GROUP = "Job"

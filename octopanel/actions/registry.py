@@ -7,13 +7,8 @@ from typing import Any, NamedTuple
 from octopanel import values
 from octopanel.actions.parser import REQUIRED, parse_args
 from octopanel.errors import UsageError
+from octopanel.printers.backend import STATES
 
-# Fine-grained printer states, as derived from OctoPrint's state.flags (see client.PrinterState).
-STATES = frozenset(
-    {"disconnected", "error", "idle", "printing", "pausing", "paused", "resuming", "cancelling", "finishing"}
-)
-# Any state in which the print head may move on its own: jog, home and extrude are refused there.
-BUSY_STATES = frozenset({"printing", "pausing", "resuming", "cancelling", "finishing"})
 CONNECTED = STATES - {"disconnected", "error"}
 MOTION_OK = frozenset({"idle", "paused"})
 ANY = STATES

@@ -8,9 +8,9 @@ raise UsageError (exit 2); a refusal for the printer's state or a cold hotend ra
 
 from collections.abc import Callable, Iterable
 
-from octopanel.actions.registry import BUSY_STATES
 from octopanel.errors import SafetyError, UsageError
 from octopanel.gcode.parse import Command, GcodeError, parse
+from octopanel.printers.backend import BUSY_STATES
 
 # While a print runs, only these may go: none can move the head, extrude, change coordinates or modes,
 # or weaken a protection (their values are bounded below). M112 stops everything, which is always safe.

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from octopanel import lineyaml
 from octopanel import values as values_mod
-from octopanel.actions.registry import ANY, BUSY_STATES
+from octopanel.actions.registry import ANY
 from octopanel.errors import ConfigError
 from octopanel.input import keynames
 from octopanel.panel import gesture_config, rotary
+from octopanel.printers.backend import BUSY_STATES
 
 if TYPE_CHECKING:
     from octopanel.input.devicespec import DeviceSpec

@@ -8,12 +8,18 @@ Moonraker, is printers/moonraker/client.py; printers/select.py picks one.
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
+# Fine-grained printer states, whatever the backend (PrinterState.name).
+STATES = frozenset(
+    {"disconnected", "error", "idle", "printing", "pausing", "paused", "resuming", "cancelling", "finishing"}
+)
+# Any state in which the print head may move on its own: jog, home and extrude are refused there.
+BUSY_STATES = frozenset({"printing", "pausing", "resuming", "cancelling", "finishing"})
 # OctoPrint's default profile (mm/min), which every backend's profile() starts from: x and y 6000, z 200, e 300.
 DEFAULT_SPEEDS = {"x": 6000.0, "y": 6000.0, "z": 200.0, "e": 300.0}
 
 
 class PrinterState(NamedTuple):
-    """The printer's state in octopanel's words, whatever the backend: `name` is one of actions.registry.STATES
+    """The printer's state in octopanel's words, whatever the backend: `name` is one of STATES
     (disconnected, error, idle, printing, pausing, paused, resuming, cancelling, finishing); `text` is the
     backend's own description, for people; `flags` whatever the backend derived it from."""
 
