@@ -172,6 +172,43 @@ def test_a_printer_cfg_m300_macro_makes_the_beep_work(own_klipper, tmp_path, run
     assert own_klipper.query("display_status")["display_status"]["message"] == "beep 100 440"
 
 
+MACROS_CFG = M300_MACRO + "\n[gcode_macro LOAD_FILAMENT]\ngcode:\n  M117 loading {params.LENGTH|default(50)}\n"
+
+
+@pytest.mark.parametrize("own_klipper", [{"extra_cfg": MACROS_CFG}], indirect=True)
+def test_klippers_own_commands_and_a_printer_cfg_macro_through_8g(own_klipper, tmp_path, run):
+    """Mainsail #1186's keyboard macros: idle, a macro and Klipper's commands run, as Klipper reads them; the
+    caps hold; while printing only the allow list goes (a babystep does), and nothing else reaches Klipper."""
+    env = {"OCTOPRINT_URL": own_klipper.url}
+    ok(run(own_klipper, tmp_path, "8g", "load_filament length=80", env=env))
+    assert own_klipper.query("display_status")["display_status"]["message"] == "loading 80"
+    ok(run(own_klipper, tmp_path, "8g", "SET_HEATER_TEMPERATURE HEATER=extruder TARGET=50", env=env))
+    assert own_klipper.query("extruder")["extruder"]["target"] == 50
+    mark = own_klipper.mark()
+    refused(run(own_klipper, tmp_path, "8g", "SET_HEATER_TEMPERATURE HEATER=extruder TARGET=400", env=env), 2, "above")
+    refused(run(own_klipper, tmp_path, "8g", "MY_2ND_MACRO", env=env), 2, "digits only at its end")
+    assert own_klipper.sent_since(mark) == []
+    refused(run(own_klipper, tmp_path, "8g", "NO_SUCH_MACRO", env=env), 1, "Klipper does not know NO_SUCH_MACRO")
+    own_klipper.start_print()
+    mark = own_klipper.mark()
+    refused(run(own_klipper, tmp_path, "8g", "LOAD_FILAMENT", env=env), 1, "refused while it is printing")
+    refused(run(own_klipper, tmp_path, "8g", "SET_GCODE_OFFSET Z=1", env=env), 1, "may carry only MOVE, Z_ADJUST")
+    ok(run(own_klipper, tmp_path, "8g", "SET_GCODE_OFFSET Z_ADJUST=0.05 MOVE=1", env=env))
+    assert own_klipper.query("gcode_move")["gcode_move"]["homing_origin"][2] == pytest.approx(0.05)
+    sent = [line for line in own_klipper.sent_since(mark) if not line.startswith("G1 X")]  # the job's own moves
+    assert sent == ["SET_GCODE_OFFSET Z_ADJUST=0.05 MOVE=1"], sent
+
+
+def test_klipper_commands_are_refused_on_octoprint(octoprint, tmp_path):
+    """OctoPrint's printer runs Marlin, which would not know them: exit 2, nothing sent."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "OCTOPRINT_URL": octoprint.url}
+    env["OCTOPRINT_API_KEY"] = octoprint.api_key
+    mark = octoprint.mark()
+    out = subprocess.run([str(BIN / "8g"), "SET_FAN_SPEED FAN=part SPEED=1"], env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and "is a Klipper command" in out.stderr, out.stderr
+    assert octoprint.sent_since(mark) == []
+
+
 def test_extrusion_is_refused_cold_and_works_hot(klipper, tmp_path, run):
     mark = klipper.mark()
     for command, args in (("8ex", [5]), ("8extrude", [5]), ("8fex", [5]), ("8eject", [])):

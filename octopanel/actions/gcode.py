@@ -5,7 +5,7 @@ from typing import Any
 from octopanel.actions.invoke import Context, Result, gcode_line, gcode_lines
 from octopanel.actions.registry import MOTION_OK, OCTOPRINT_ONLY, Action, Param, Registry
 from octopanel.errors import UsageError
-from octopanel.gcode import policy
+from octopanel.gcode import parse, policy
 from octopanel.values import gnum, show, to_bool, to_fixed, to_int
 
 GROUP = "G-code"
@@ -26,10 +26,23 @@ def hotend_temp(ctx: Context) -> float | None:
     return (ctx.client.tool().get("tool0") or {}).get("actual")
 
 
+def shouted(line: str) -> str:
+    """8control upper-cases a raw line; a Klipper command keeps its values as typed (Klipper reads fan, heater
+    and LED names case-sensitively; gcode.parse upper-cases its name and keys)."""
+    return line if parse.names_klipper_command(line) else line.upper()
+
+
 def send_raw(ctx: Context, lines: list[str], force: bool = False) -> Result:
     """Raw G-code, judged line by line as the firmware reads it (gcode.policy): the allow list while busy,
     caps and protections always, extrusion only when hot; --force lifts only the busy and cold rules."""
-    judged = policy.check(lines, ctx.limits, lambda: ctx.client.state().name, lambda: hotend_temp(ctx), force)
+    judged = policy.check(
+        lines,
+        ctx.limits,
+        lambda: ctx.client.state().name,
+        lambda: hotend_temp(ctx),
+        force,
+        klipper_commands=ctx.client.kind == "moonraker",
+    )
     if not judged:
         raise UsageError("no G-code to send: only comments or empty lines; nothing sent")
     return send(ctx, *judged)
@@ -61,8 +74,8 @@ def register(reg: Registry) -> None:
     reg.register(
         Action(
             "g",
-            lambda ctx, code, force=False: send_raw(ctx, [code.upper()], force),
-            "send one G-code line (upper-cased)",
+            lambda ctx, code, force=False: send_raw(ctx, [shouted(code)], force),
+            "send one G-code line (upper-cased), or on Klipper one of its commands or macros",
             GROUP,
             params=(Param("code", gcode_line, rest=True), force),
             commands=("g", "gcode"),
@@ -85,7 +98,7 @@ def register(reg: Registry) -> None:
     reg.register(
         Action(
             "gmulti",
-            lambda ctx, commands, force=False: send_raw(ctx, [c.upper() for c in commands], force),
+            lambda ctx, commands, force=False: send_raw(ctx, [shouted(c) for c in commands], force),
             "send several G-code lines in one request",
             GROUP,
             params=(Param("commands", gcode_lines), force),

@@ -9,6 +9,7 @@ raise UsageError (exit 2); a refusal for the printer's state or a cold hotend ra
 from collections.abc import Callable, Iterable
 
 from octopanel.errors import SafetyError, UsageError
+from octopanel.gcode import klipper
 from octopanel.gcode.parse import Command, GcodeError, parse
 from octopanel.printers.backend import BUSY_STATES
 
@@ -89,8 +90,9 @@ def commands(lines: str | Iterable[str]) -> list[Command]:
 def dangerous(code_lines: str | Iterable[str]) -> str | None:
     """Why these G-code lines need a confirming gesture, or None; GcodeError if a line cannot be read."""
     for command in commands(code_lines):
-        if command.base in DANGEROUS:
-            return f"{command.code} {DANGEROUS[command.base]}"
+        table = DANGEROUS if command.params is None else klipper.DANGEROUS
+        if command.base in table:
+            return f"{command.code} {table[command.base]}"
     return None
 
 
@@ -147,32 +149,52 @@ def extrudes(command: Command) -> bool:
     return command.base in FILAMENT or (command.base in MOVES and "E" in command.words)
 
 
+def busy_refusal(command: Command) -> str | None:
+    """Why a line may not go while a job prints, or None if it may."""
+    if command.params is not None:
+        return klipper.busy_refusal(command, BABYSTEP_MM)
+    if command.base in ALLOWED_WHILE_BUSY:
+        return None
+    allowed = ", ".join(sorted(ALLOWED_WHILE_BUSY, key=lambda c: int(c[1:])))
+    return f"{command.code} is not allowed while printing. Allowed while printing: {allowed}"
+
+
 def check(
     lines: str | Iterable[str],
     limits: dict[str, float],
     state: Callable[[], str],
     hotend_temp: Callable[[], float | None],
     force: bool = False,
+    klipper_commands: bool = False,
 ) -> list[str]:
     """The lines to send (each as judged), or UsageError/SafetyError with nothing sent.
 
     state() returns the printer's state name and hotend_temp() the hotend's temperature (None if
-    unknown); each is called only when a line needs it."""
+    unknown); each is called only when a line needs it. klipper_commands: the printer is Klipper, which
+    also runs its own commands (gcode.klipper); elsewhere they are refused."""
     try:
         parsed = commands(lines)
     except GcodeError as exc:
         raise UsageError(f"{exc}; nothing sent") from None
     for command in parsed:
-        check_always(command, limits)
+        if command.params is None:
+            check_always(command, limits)
+        elif not klipper_commands:
+            raise UsageError(
+                f"'{command.text}': {command.code} is a Klipper command, which this printer's firmware does not "
+                "know; nothing sent"
+            )
+        else:
+            klipper.check_always(command, limits)
     if not force:
-        others = [command for command in parsed if command.base not in ALLOWED_WHILE_BUSY]
-        if others:
+        refusals = [(command, why) for command in parsed if (why := busy_refusal(command))]
+        if refusals:
             name = state()
             if name in BUSY_STATES:
-                allowed = ", ".join(sorted(ALLOWED_WHILE_BUSY, key=lambda c: int(c[1:])))
+                command, why = refusals[0]
                 raise SafetyError(
-                    f"'{others[0].text}': {others[0].code} refused while it is {name} "
-                    f"(--force overrides); nothing sent. Allowed while printing: {allowed}"
+                    f"'{command.text}': {command.code} refused while it is {name} (--force overrides); "
+                    f"nothing sent. {why}"
                 )
         if any(extrudes(command) for command in parsed):
             actual, minimum = hotend_temp(), limits["min_extrude_temp"]
