@@ -216,3 +216,14 @@ def test_the_backlog_model_counts_a_klipper_move_until_its_motion_is_done(klippe
     # acceleration makes the real move a little slower than modelled: 0.1 mm of slack, not the 0.9 mm of before
     assert all(modelled >= real - 0.1 for real, modelled in samples), samples
     assert all(modelled <= real + 0.25 for real, modelled in moving), samples  # and not wildly over
+
+
+def test_a_key_bound_to_a_klipper_command_runs_it_through_the_daemon(klipper, panel):
+    """keymap.yaml lines may be Klipper's own commands: loaded, judged and sent as 8g's (values keep their case)."""
+    p = panel(
+        'feedback: {beep: false, message: false, leds: "off"}\n'
+        'keys:\n  KEY_KP1: {press: "g SET_HEATER_TEMPERATURE HEATER=extruder TARGET=40"}\n'
+    )
+    p.tap(e.KEY_KP1)
+    until(lambda: klipper.query("extruder")["extruder"]["target"] == 40, "the key's heater target")
+    assert p.close() == 0, p.output()
