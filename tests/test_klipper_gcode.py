@@ -116,6 +116,7 @@ def test_the_allow_list_runs_while_printing(line):
     ("line", "why"),
     [
         ("LOAD_FILAMENT", "not one of the commands allowed while printing"),
+        ("QUERY_PROBE", "not one of the commands allowed while printing"),
         ("SET_KINEMATIC_POSITION Z=0", "not one of the commands allowed while printing"),
         ("SET_GCODE_OFFSET Z=1", "may carry only MOVE, Z_ADJUST while printing, not Z"),
         ("SET_GCODE_OFFSET Z_ADJUST=0.5 MOVE=1", "Z_ADJUST within ±0.2 mm"),

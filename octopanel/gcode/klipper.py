@@ -21,9 +21,7 @@ ALLOWED_WHILE_BUSY: dict[str, frozenset[str]] = {
     "STATUS": frozenset(),
     "HELP": frozenset(),
     "GET_POSITION": frozenset(),
-    "QUERY_ENDSTOPS": frozenset(),
-    "QUERY_PROBE": frozenset(),
-}
+}  # not QUERY_PROBE or QUERY_ENDSTOPS: on some probes (BLTouch) a query may deploy the pin into the print
 RESPOND_TYPES = frozenset({"echo", "echo_no_space", "error"})  # not `command`: a host action command
 
 # Refused in any state: what they would do cannot be judged from the line.
