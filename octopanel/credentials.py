@@ -21,7 +21,43 @@ def checked_url(url: str, source: str) -> str:
     if scheme not in ("http", "https"):  # the scheme alone: the rest may carry credentials
         raise ConfigError(f"url must start with http:// or https://, got '{scheme}://...'", source)
     check_header_text("url", url, source)
+    check_host(url, source)
     return url
+
+
+def check_host(url: str, source: str) -> None:
+    """Refuse, at load, a host and port that requests or the resolver would refuse at the first request (which
+    reported a config mistake as 'cannot reach', exit 1). The library's own words are not repeated: they hold
+    the URL with its credentials, which are masked here."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    from requests.exceptions import InvalidURL
+    from requests.models import PreparedRequest
+
+    from octopanel.printers.httpclient import mask_url
+
+    reason = None
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        reason = "its port is not a number from 1 to 65535"
+    host = parts.hostname or ""
+    if reason is None and not host:
+        reason = "it names no host"
+    if reason is None:
+        try:
+            PreparedRequest().prepare_url(url, None)  # requests' IDNA (UTS 46) check of a non-ASCII host
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                host.encode("idna")  # the resolver's: no empty label, none over 63 characters
+        except (InvalidURL, UnicodeError):
+            reason = "its host name is not a valid DNS name (an empty label, one over 63 characters, or a "
+            reason += "character IDNA does not allow)"
+    if reason is not None:
+        raise ConfigError(f"url {mask_url(url)} is not usable: {reason}; nothing was sent", source)
 
 
 def check_header_text(name: str, value: str | None, source: str) -> None:

@@ -186,3 +186,23 @@ def test_login_checks_its_url_before_using_or_saving_it(url, problem, tmp_path):
     done = run(tmp_path, ("octopanel", "login", url, "--timeout", "1"), {})
     failed(done, 2, f"the URL argument: {problem}")
     assert not (tmp_path / ".config").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://" + "a" * 70 + ".local", "its host name is not a valid DNS name"),
+        ("http://octopi..local", "its host name is not a valid DNS name"),
+        ("http://\u2488.local", "its host name is not a valid DNS name"),
+        ("http://pi:secret-pw@octopi.local:99999", "its port is not a number from 1 to 65535"),
+        ("http://:5000", "it names no host"),
+    ],
+    ids=["long label", "empty label", "IDNA", "port", "no host"],
+)
+def test_a_url_no_request_could_use_is_a_config_error_at_load(url, problem, tmp_path):
+    """Exit 2 and the reason, before any request (it was 'cannot reach ...: the URL is not valid', exit 1, as if
+    the printer were down); the URL's password is not repeated."""
+    for argv in (("8status",), ("octopanel", "run", "--dry-run")):
+        done = run(tmp_path, argv, {"OCTOPRINT_URL": url, "OCTOPRINT_API_KEY": "k" * 32})
+        failed(done, 2, f" is not usable: {problem}", "nothing was sent")
+        assert "secret-pw" not in done.stderr and "cannot reach" not in done.stderr

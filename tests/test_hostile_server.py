@@ -254,3 +254,25 @@ def test_network_failures_are_named_by_the_type_of_their_cause_not_its_text():
         short_reason(requests.ConnectionError("Connection refused, says the text only"))
         == "no connection could be made"
     )  # text alone decides nothing
+
+
+def test_verbose_output_escapes_what_the_server_sends_in_its_status_line_and_headers(tmp_path):
+    """-vv prints the server's reason phrase and headers: an escape sequence there must not reach the terminal
+    (clear the screen, retitle the window, hide what came before); it is shown as \\x1b."""
+
+    def write(wfile, closing):
+        body = b'{"api": "0.1", "server": "1.11.8", "text": "OctoPrint 1.11.8"}'
+        wfile.write(
+            b"HTTP/1.1 200 OK\x1b]0;owned\x07\r\nContent-Type: application/json\r\nX-Evil: \x1b[2Jgone\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        wfile.flush()
+
+    routes = idle_octoprint_routes()
+    routes[("GET", "/api/version")] = Reply(raw=write)
+    with StubServer(routes) as server:
+        out = run_bounded(tmp_path, "8apiver", "-vv", config=config(server))
+    assert out.returncode == 0, out.stderr
+    assert "<< X-Evil: \\x1b[2Jgone" in out.stderr and "OK\\x1b]0;owned\\x07" in out.stderr, out.stderr
+    assert "\x1b" not in out.stderr + out.stdout and "\x07" not in out.stderr

@@ -360,5 +360,6 @@ def test_reconnect_without_a_reset_command_skips_it(stub, tmp_path):
 
 
 def test_an_invalid_url_is_named_in_the_message(tmp_path):
+    """A port out of range is a config error (exit 2) at load, not 'cannot reach' (exit 1)."""
     proc = run_cli(tmp_path, "8status", "--url", "http://127.0.0.1:99999", "--api-key", KEY)
-    assert_clean_failure(proc, 1, "http://127.0.0.1:99999")
+    assert_clean_failure(proc, 2, "url http://127.0.0.1:99999 is not usable: its port is not a number")

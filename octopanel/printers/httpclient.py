@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import requests
 import urllib3
 
+from octopanel.cli import Escaped
 from octopanel.errors import PrinterError, Unreachable
 from octopanel.printers.octoprint.deadline import install as install_deadlines
 from octopanel.printers.octoprint.http_body import ERROR_MAX_BYTES, JSON_MAX_BYTES, parse_json, read_body, short_reason
@@ -43,7 +44,8 @@ class HttpClient:
         self.api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
         self.verbose = verbose
-        self.log = log or sys.stderr
+        # -v shows the server's reason phrase and headers: its control characters are written escaped
+        self.log = log or Escaped(sys.stderr)
         self.session = environment_session(self.base)
         self._deadlines = install_deadlines(self.session)
         if api_key:
