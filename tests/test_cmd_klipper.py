@@ -167,6 +167,7 @@ M300_MACRO = "\n[gcode_macro M300]\ngcode:\n  M117 beep {params.P|default(100)} 
 def test_a_printer_cfg_m300_macro_makes_the_beep_work(own_klipper, tmp_path, run):
     mark = own_klipper.mark()
     env = {"OCTOPRINT_URL": own_klipper.url}
+    assert "Beep:" not in ok(run(own_klipper, tmp_path, "8checkcfg", env=env))
     assert ok(run(own_klipper, tmp_path, "8beep", 100, 440, env=env)) == "M300 P100 S440 sent\n"
     assert own_klipper.sent_since(mark)[0] == "M300 P100 S440"
     assert own_klipper.query("display_status")["display_status"]["message"] == "beep 100 440"
@@ -327,6 +328,7 @@ def test_info_commands_and_help_name_the_backend(klipper, tmp_path, run):
         assert json.loads(ok(run(klipper, tmp_path, command)))["klippy_state"] == "ready"
     checked = ok(run(klipper, tmp_path, "8checkcfg"))
     assert "Backend:       moonraker (auto" in checked and "Guard macros:  present (version 1)" in checked
+    assert "Beep:          none: printer.cfg has no [gcode_macro M300]" in checked
     forced = ok(run(klipper, tmp_path, "8checkcfg", "--backend", "moonraker"))
     assert "Backend:       moonraker  [from command line]" in forced
     helped = ok(run(klipper, tmp_path, "octopanel", "-h"))

@@ -125,6 +125,11 @@ def describe(settings: Any) -> list[str]:
                 )
             else:
                 lines.append(f"Guard macros:  present (version {version})")
+            if "M300" not in have:
+                lines.append(
+                    "Beep:          none: printer.cfg has no [gcode_macro M300], so 8beep, 8alarm and the panel's "
+                    "feedback beep send nothing"
+                )
     except (PrinterError, ConfigError) as exc:
         lines.append(f"Backend:       {kind} (could not ask the printer: {exc})")
     return lines
