@@ -12,6 +12,7 @@ from octopanel import values as values_mod
 from octopanel.credentials import check_header_text, checked_url, read_secret, warn_if_readable
 from octopanel.errors import ConfigError
 from octopanel.filecap import read_text_capped
+from octopanel.gcode import klipper as klipper_rules
 from octopanel.settings_sources import CREDENTIAL_NAME, OCTOCMD_FILES
 
 if TYPE_CHECKING:
@@ -40,6 +41,13 @@ OPTIONS = {
     "max_factor": (values_mod.to_int, 500, 1, 1000, "highest speed or flow factor (%)"),
     "max_jog": (values_mod.to_float, 300.0, 0.1, 2000.0, "longest single jog (mm)"),
     "max_extrude": (values_mod.to_float, 1000.0, 0.1, 5000.0, "longest single extrusion (mm)"),
+    "klipper_allowed_while_printing": (
+        klipper_rules.command_names,
+        (),
+        None,
+        None,
+        "Klipper macros (names) that 8g and g keys may run while a job prints, beside the built-in allow list",
+    ),
 }
 JOG_DIRECTIONS = ("profile", "8control", "raw")
 CHOICES = {"jog_direction": JOG_DIRECTIONS, "backend": ("auto", "octoprint", "moonraker")}
@@ -89,6 +97,7 @@ class Settings:
     max_factor = Option[int]()
     max_jog = Option[float]()
     max_extrude = Option[float]()
+    klipper_allowed_while_printing = Option[tuple[str, ...]]()
 
     def __init__(
         self,

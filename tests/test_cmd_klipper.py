@@ -198,6 +198,15 @@ def test_klippers_own_commands_and_a_printer_cfg_macro_through_8g(own_klipper, t
     assert own_klipper.query("gcode_move")["gcode_move"]["homing_origin"][2] == pytest.approx(0.05)
     sent = [line for line in own_klipper.sent_since(mark) if not line.startswith("G1 X")]  # the job's own moves
     assert sent == ["SET_GCODE_OFFSET Z_ADJUST=0.05 MOVE=1"], sent
+    # a macro the user vouches for mid-print, in config.yaml
+    config = tmp_path / "home" / ".config" / "octopanel" / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("klipper_allowed_while_printing: [load_filament]\n")
+    config.chmod(0o600)
+    assert "Mid-print:     LOAD_FILAMENT (Klipper)  [from " in ok(run(own_klipper, tmp_path, "8checkcfg", env=env))
+    ok(run(own_klipper, tmp_path, "8g", "LOAD_FILAMENT LENGTH=5", env=env))
+    assert own_klipper.query("display_status")["display_status"]["message"] == "loading 5"
+    assert own_klipper.query("print_stats")["print_stats"]["state"] == "printing"
 
 
 def test_klipper_commands_are_refused_on_octoprint(octoprint, tmp_path):

@@ -154,3 +154,39 @@ def test_restarts_need_a_confirming_gesture_on_the_panel():
     assert policy.dangerous(["SAVE_CONFIG"]) == "SAVE_CONFIG rewrites printer.cfg and restarts Klipper"
     assert policy.dangerous(["FIRMWARE_RESTART"]).startswith("FIRMWARE_RESTART restarts Klipper")
     assert policy.dangerous(["LOAD_FILAMENT"]) is None
+
+
+def test_a_macro_the_user_vouches_for_runs_while_printing_and_nothing_else_changes():
+    """klipper_allowed_while_printing adds names to the allow list; caps and the never-allowed stay."""
+    also = ("LIGHTS_ON", "SET_HEATER_TEMPERATURE")
+    run = lambda line: policy.check(  # noqa: E731
+        [line], LIMITS, lambda: "printing", lambda: 200.0, klipper_commands=True, klipper_also_allowed=also
+    )
+    assert run("lights_on level=3") == ["LIGHTS_ON LEVEL=3"]
+    assert run("SET_HEATER_TEMPERATURE HEATER=extruder TARGET=200 EXTRA=1") == [
+        "SET_HEATER_TEMPERATURE HEATER=extruder TARGET=200 EXTRA=1"
+    ]
+    with pytest.raises(UsageError, match="above max_tool_temp"):
+        run("SET_HEATER_TEMPERATURE HEATER=extruder TARGET=300")
+    with pytest.raises(SafetyError, match="klipper_allowed_while_printing"):
+        judge("LIGHTS_ON", "printing")  # without the setting
+
+
+def test_the_setting_takes_names_klipper_reads_as_written(tmp_path):
+    from octopanel import settings
+    from octopanel.errors import ConfigError
+    from octopanel.gcode.klipper import command_names
+
+    assert command_names(["lights_on", "PARK_HEAD"]) == ("LIGHTS_ON", "PARK_HEAD")
+    assert command_names("A_B, C_D") == ("A_B", "C_D") and command_names(None) == ()
+    for bad, why in (("MY_2ND", "Klipper command names"), ("G28", "Klipper command names"), ("X=1", "names")):
+        with pytest.raises(ValueError, match=why):
+            command_names([bad])
+    with pytest.raises(ValueError, match="FORCE_MOVE moves a stepper .*: it is never allowed"):
+        command_names(["force_move"])
+    path = tmp_path / "config.yaml"
+    path.write_text("url: http://127.0.0.1:9\nklipper_allowed_while_printing:\n  - LIGHTS_ON\n  - run_shell_command\n")
+    with pytest.raises(ConfigError, match="klipper_allowed_while_printing: RUN_SHELL_COMMAND runs a command"):
+        settings.load(config_path=path, env={})
+    path.write_text("url: http://127.0.0.1:9\nklipper_allowed_while_printing: [lights_on]\n")
+    assert settings.load(config_path=path, env={}).klipper_allowed_while_printing == ("LIGHTS_ON",)

@@ -42,6 +42,7 @@ def send_raw(ctx: Context, lines: list[str], force: bool = False) -> Result:
         lambda: hotend_temp(ctx),
         force,
         klipper_commands=ctx.client.kind == "moonraker",
+        klipper_also_allowed=ctx.settings.klipper_allowed_while_printing or (),
     )
     if not judged:
         raise UsageError("no G-code to send: only comments or empty lines; nothing sent")

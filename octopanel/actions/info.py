@@ -19,6 +19,9 @@ def checkcfg(ctx: Context) -> Result:
         f"Jog direction: {s.jog_direction}  [from {s.sources['jog_direction']}]",
         "Limits:        " + ", ".join(f"{k}={v}" for k, v in s.limits.items()),
     ]
+    if s.klipper_allowed_while_printing:
+        names = ", ".join(s.klipper_allowed_while_printing)
+        lines.append(f"Mid-print:     {names} (Klipper)  [from {s.sources['klipper_allowed_while_printing']}]")
     from octopanel.printers.select import describe  # asks the printer which it is, for backend: auto
 
     lines[1:1] = describe(s)

@@ -8,7 +8,7 @@ its name and parameters, not its body, and Klipper's own limits (max_temp, min_e
 """
 
 from octopanel.errors import UsageError
-from octopanel.gcode.parse import Command
+from octopanel.gcode.parse import Command, GcodeError, extended
 
 # Allowed while printing: command -> the parameters it may carry there.
 ALLOWED_WHILE_BUSY: dict[str, frozenset[str]] = {
@@ -63,12 +63,36 @@ def check_always(command: Command, limits: dict[str, float]) -> None:
             raise UsageError(f"'{command.text}': {target:g} °C is above {limit} {limits[limit]:g}; nothing sent")
 
 
-def busy_refusal(command: Command, babystep_mm: float) -> str | None:
-    """Why this command may not run while a job prints, or None if it may."""
+def command_names(raw: object) -> tuple[str, ...]:
+    """The setting `klipper_allowed_while_printing`: a list of Klipper command or macro names (upper-cased), each
+    one Klipper would read as written; ValueError otherwise."""
+    items = raw if isinstance(raw, (list, tuple)) else [] if raw in (None, "") else str(raw).split(",")
+    names = []
+    for item in items:
+        try:
+            command = extended(str(item).strip())
+        except GcodeError:
+            command = None
+        if command is None or command.params:
+            raise ValueError(f"expected Klipper command names such as LIGHTS_ON, got {str(item)!r}")
+        if command.code in UNJUDGED:
+            raise ValueError(f"{command.code} {UNJUDGED[command.code]}: it is never allowed")
+        names.append(command.code)
+    return tuple(names)
+
+
+def busy_refusal(command: Command, babystep_mm: float, also: tuple[str, ...] = ()) -> str | None:
+    """Why this command may not run while a job prints, or None if it may (`also`: names the user's setting
+    klipper_allowed_while_printing vouches for, with any parameters)."""
     code, params = command.code, command.params or {}
+    if code in also:
+        return None
     allowed = ALLOWED_WHILE_BUSY.get(code)
     if allowed is None:
-        return f"{code} is not one of the commands allowed while printing ({', '.join(ALLOWED_WHILE_BUSY)})"
+        return (
+            f"{code} is not one of the commands allowed while printing ({', '.join(ALLOWED_WHILE_BUSY)}; a "
+            "printer.cfg macro you know to be harmless mid-print can be added with klipper_allowed_while_printing)"
+        )
     extra = sorted(set(params) - allowed)
     if extra:
         return f"{code} may carry only {', '.join(sorted(allowed)) or 'no parameters'} while printing, not {extra[0]}"

@@ -149,10 +149,10 @@ def extrudes(command: Command) -> bool:
     return command.base in FILAMENT or (command.base in MOVES and "E" in command.words)
 
 
-def busy_refusal(command: Command) -> str | None:
-    """Why a line may not go while a job prints, or None if it may."""
+def busy_refusal(command: Command, also: tuple[str, ...] = ()) -> str | None:
+    """Why a line may not go while a job prints, or None if it may (`also`: Klipper commands the user allows)."""
     if command.params is not None:
-        return klipper.busy_refusal(command, BABYSTEP_MM)
+        return klipper.busy_refusal(command, BABYSTEP_MM, also)
     if command.base in ALLOWED_WHILE_BUSY:
         return None
     allowed = ", ".join(sorted(ALLOWED_WHILE_BUSY, key=lambda c: int(c[1:])))
@@ -166,12 +166,14 @@ def check(
     hotend_temp: Callable[[], float | None],
     force: bool = False,
     klipper_commands: bool = False,
+    klipper_also_allowed: tuple[str, ...] = (),
 ) -> list[str]:
     """The lines to send (each as judged), or UsageError/SafetyError with nothing sent.
 
     state() returns the printer's state name and hotend_temp() the hotend's temperature (None if
     unknown); each is called only when a line needs it. klipper_commands: the printer is Klipper, which
-    also runs its own commands (gcode.klipper); elsewhere they are refused."""
+    also runs its own commands (gcode.klipper); elsewhere they are refused. klipper_also_allowed: more of them
+    that may run while printing (the setting klipper_allowed_while_printing)."""
     try:
         parsed = commands(lines)
     except GcodeError as exc:
@@ -187,7 +189,7 @@ def check(
         else:
             klipper.check_always(command, limits)
     if not force:
-        refusals = [(command, why) for command in parsed if (why := busy_refusal(command))]
+        refusals = [(command, why) for command in parsed if (why := busy_refusal(command, klipper_also_allowed))]
         if refusals:
             name = state()
             if name in BUSY_STATES:
