@@ -9,7 +9,7 @@ import time
 
 import pytest
 from conftest import BIN, LEAKY_PREFIXES
-from daemonproc import DaemonProc
+from daemonproc import DaemonProc, clean_env
 
 from octopanel import settings as settings_mod
 from octopanel.cli import main
@@ -211,8 +211,7 @@ def test_klippers_own_commands_and_a_printer_cfg_macro_through_8g(own_klipper, t
 
 def test_klipper_commands_are_refused_on_octoprint(octoprint, tmp_path):
     """OctoPrint's printer runs Marlin, which would not know them: exit 2, nothing sent."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "OCTOPRINT_URL": octoprint.url}
-    env["OCTOPRINT_API_KEY"] = octoprint.api_key
+    env = clean_env(tmp_path, OCTOPRINT_URL=octoprint.url, OCTOPRINT_API_KEY=octoprint.api_key)
     mark = octoprint.mark()
     out = subprocess.run([str(BIN / "8g"), "SET_FAN_SPEED FAN=part SPEED=1"], env=env, capture_output=True, text=True)
     assert out.returncode == 2 and "is a Klipper command" in out.stderr, out.stderr
@@ -405,8 +404,7 @@ def test_a_command_auto_detecting_octoprint_never_loads_the_moonraker_client(oct
         "import sys\nfrom octopanel.cli import main\ncode = main(['status'])\n"
         "print(code, sorted(m for m in sys.modules if 'moonraker' in m))"
     )
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "OCTOPRINT_URL": octoprint.url}
-    env["OCTOPRINT_API_KEY"] = octoprint.api_key
+    env = clean_env(tmp_path, OCTOPRINT_URL=octoprint.url, OCTOPRINT_API_KEY=octoprint.api_key)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.splitlines()[-1] == "0 []", out.stdout + out.stderr
 

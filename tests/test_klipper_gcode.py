@@ -83,8 +83,8 @@ def test_each_accepted_line_is_read_by_klipper_as_octopanel_read_it(venv):
         assert (ran, params) == (command.code, command.params), (command.text, command.line(), ran, params)
 
 
-def judge(line, state="idle", klipper=True, hot=200.0):
-    return policy.check([line], LIMITS, lambda: state, lambda: hot, klipper_commands=klipper)
+def judge(line, state="idle", klipper=True, hot=200.0, also=()):
+    return policy.check([line], LIMITS, lambda: state, lambda: hot, klipper_commands=klipper, klipper_also_allowed=also)
 
 
 def test_klipper_commands_go_only_to_klipper():
@@ -159,9 +159,10 @@ def test_restarts_need_a_confirming_gesture_on_the_panel():
 def test_a_macro_the_user_vouches_for_runs_while_printing_and_nothing_else_changes():
     """klipper_allowed_while_printing adds names to the allow list; caps and the never-allowed stay."""
     also = ("LIGHTS_ON", "SET_HEATER_TEMPERATURE")
-    run = lambda line: policy.check(  # noqa: E731
-        [line], LIMITS, lambda: "printing", lambda: 200.0, klipper_commands=True, klipper_also_allowed=also
-    )
+
+    def run(line):
+        return judge(line, "printing", also=also)
+
     assert run("lights_on level=3") == ["LIGHTS_ON LEVEL=3"]
     assert run("SET_HEATER_TEMPERATURE HEATER=extruder TARGET=200 EXTRA=1") == [
         "SET_HEATER_TEMPERATURE HEATER=extruder TARGET=200 EXTRA=1"
