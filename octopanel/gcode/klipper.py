@@ -9,6 +9,7 @@ its name and parameters, not its body, and Klipper's own limits (max_temp, min_e
 
 from octopanel.errors import UsageError
 from octopanel.gcode.parse import Command, GcodeError, extended
+from octopanel.values import to_float
 
 # Allowed while printing: command -> the parameters it may carry there.
 ALLOWED_WHILE_BUSY: dict[str, frozenset[str]] = {
@@ -44,11 +45,12 @@ def heater_limit(heater: str) -> str:
 
 
 def number(command: Command, key: str) -> float:
+    """A parameter as a finite number (values.to_float: `nan` compares false with every cap, so it is refused)."""
     value = (command.params or {}).get(key, "")
     try:
-        return float(value)
+        return to_float(value)
     except ValueError:
-        raise UsageError(f"'{command.text}': {key}={value} is not a number; nothing sent") from None
+        raise UsageError(f"'{command.text}': {key}={value} is not a finite number; nothing sent") from None
 
 
 def check_always(command: Command, limits: dict[str, float]) -> None:
